@@ -1,0 +1,126 @@
+"""Candidate nodes: naming, parsing and election order. Pure logic, no I/O.
+
+Node names follow Apache Curator LeaderLatch so that Java services on Curator and
+Python services on zkelect can share one election path::
+
+    _c_<uuid4 with dashes>-latch-<sequence, at least 10 digits>
+
+ZooKeeper appends the sequence: the parent's child counter, a *signed* 32-bit
+integer printed with ``%010d``. It wraps from 2147483647 to -2147483648, after
+which string order (what Curator and kazoo use) puts the newest node first. We
+parse it as an integer and order with serial-number arithmetic (RFC 1982), which
+is correct as long as the live candidates span fewer than 2**31 sequence numbers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "LATCH_MARKER",
+    "CandidateNode",
+    "LeaderInfo",
+    "election_order",
+    "new_node_prefix",
+    "parse_node",
+    "predecessor_of",
+]
+
+LATCH_MARKER = "-latch-"
+_PROTECTED_PREFIX = "_c_"
+_SEQ_SPACE = 1 << 32
+_HALF_SPACE = 1 << 31
+
+# Curator's protected name: "_c_" + 36-char UUID + "-" + name ("latch-") + sequence.
+_NODE_RE = re.compile(
+    r"^(?:_c_(?P<guid>[0-9a-fA-F-]{36})-)?(?P<stem>.*?)latch-(?P<seq>-?\d{1,11})$"
+)
+
+
+@dataclass(frozen=True, order=False)
+class CandidateNode:
+    """One contender's znode name, parsed."""
+
+    name: str
+    sequence: int
+    guid: str | None
+
+    @property
+    def unsigned_sequence(self) -> int:
+        """The sequence as ZooKeeper's counter sees it, in [0, 2**32)."""
+        return self.sequence % _SEQ_SPACE
+
+
+def new_node_prefix(guid: str | None = None) -> str:
+    """The name to create (ZooKeeper appends the sequence): ``_c_<guid>-latch-``.
+
+    The GUID lets a candidate find its own node again after a create whose reply
+    was lost (R1): one GUID per creation attempt, reused across its retries.
+    """
+    return f"{_PROTECTED_PREFIX}{guid or uuid.uuid4()}{LATCH_MARKER}"
+
+
+def parse_node(name: str) -> CandidateNode | None:
+    """Parse a child name; None for children that are not candidate nodes."""
+    match = _NODE_RE.match(name)
+    if match is None:
+        return None
+    sequence = int(match.group("seq"))
+    if not -_HALF_SPACE <= sequence < _HALF_SPACE:
+        return None
+    return CandidateNode(name=name, sequence=sequence, guid=match.group("guid"))
+
+
+def election_order(children: Iterable[str]) -> list[CandidateNode]:
+    """Candidate nodes among ``children``, first (the leader) to last.
+
+    Foreign children are ignored. Ordering is by serial-number arithmetic: we find
+    the widest gap on the 32-bit circle of sequence numbers; the node just after it
+    is the oldest. Ties (impossible within one parent) fall back to the name.
+    """
+    nodes = [node for node in map(parse_node, children) if node is not None]
+    if len(nodes) < 2:
+        return nodes
+    points = sorted({node.unsigned_sequence for node in nodes})
+    start = points[0]
+    widest = (points[0] + _SEQ_SPACE) - points[-1]  # the gap that wraps around
+    for before, after in itertools.pairwise(points):
+        if after - before > widest:
+            widest, start = after - before, after
+    return sorted(nodes, key=lambda n: ((n.unsigned_sequence - start) % _SEQ_SPACE, n.name))
+
+
+def predecessor_of(order: Sequence[CandidateNode], name: str) -> CandidateNode | None:
+    """The node just before ``name`` in election order; None if it leads or is absent."""
+    for index, node in enumerate(order):
+        if node.name == name:
+            return order[index - 1] if index > 0 else None
+    return None
+
+
+@dataclass(frozen=True)
+class LeaderInfo:
+    """A contender as read from ZooKeeper: who, which node, which session, which epoch.
+
+    ``epoch`` is the czxid of the node: for the leader, its fencing epoch (R5).
+    """
+
+    candidate_id: str
+    epoch: int
+    node: str
+    session_id: int
+    sequence: int
+
+    @classmethod
+    def from_node(cls, node: CandidateNode, data: bytes, czxid: int, owner: int) -> LeaderInfo:
+        return cls(
+            candidate_id=data.decode("utf-8", errors="replace"),
+            epoch=czxid,
+            node=node.name,
+            session_id=owner,
+            sequence=node.sequence,
+        )

@@ -1,0 +1,223 @@
+"""Election configuration and input validation: checked once, when built (R11).
+
+Nothing here talks to ZooKeeper. Every check raises ``ConfigurationError`` with a
+message that names the bad value and says what would be accepted.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import socket
+from dataclasses import dataclass
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "MAX_CANDIDATE_ID_BYTES",
+    "ElectionConfig",
+    "SuspendedPolicy",
+    "default_candidate_id",
+    "split_connect_string",
+    "validate_candidate_id",
+    "validate_connect_string",
+    "validate_path",
+]
+
+# ZooKeeper drops the whole connection on a request over jute.maxbuffer (~1 MiB),
+# which would look like a network fault and flap leadership. Candidate ids are
+# identities shown to operators and stored once per election; 64 KiB is plenty.
+MAX_CANDIDATE_ID_BYTES = 64 * 1024
+_MAX_PATH_CHARS = 1024
+
+# Characters ZooKeeper's PathUtils rejects in a path.
+_BAD_PATH_CHARS = re.compile("[\u0000-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff]")
+_CONTROL_CHARS = re.compile("[\u0000-\u001f\u007f-\u009f]")
+
+
+class SuspendedPolicy(str, enum.Enum):
+    """What a leader does when its connection is SUSPENDED (R6).
+
+    ``REVOKE`` (default, safe): leadership is revoked at once, and regained on
+    reconnection if the node is still first. ``TOLERATE``: keep leading through a
+    suspension while the local lease lasts (fewer flaps on brief disconnects; a
+    wider window in which a partitioned leader still believes it leads).
+    """
+
+    REVOKE = "revoke"
+    TOLERATE = "tolerate"
+
+
+def _positive(name: str, value: float, *, unit: str = "seconds") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ConfigurationError(f"{name} must be a number of {unit}, got {value!r}")
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be > 0 {unit}, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ElectionConfig:
+    """Timeouts and policies for an Election. Frozen; validated when built.
+
+    All durations are in seconds.
+    """
+
+    #: Session timeout asked of ZooKeeper when zkelect owns the client; the server
+    #: negotiates it into [minSessionTimeout, maxSessionTimeout] (2..20 ticks by default).
+    session_timeout: float = 10.0
+    #: How long ``start()`` waits for a first connection when zkelect owns the client.
+    connect_timeout: float = 15.0
+    #: Upper bound on one ZooKeeper request; after it the outcome is unknown and retried.
+    request_timeout: float = 10.0
+    #: See SuspendedPolicy.
+    suspended_policy: SuspendedPolicy = SuspendedPolicy.REVOKE
+    #: The leader's lease ends this fraction of the negotiated session timeout before
+    #: the earliest moment the servers could expire the session (R7).
+    lease_margin_ratio: float = 0.2
+    #: A cheap request keeps the lease fresh this often; default: negotiated timeout / 4.
+    heartbeat_interval: float | None = None
+    #: First and largest delay between retries after a failed request.
+    retry_initial_delay: float = 0.05
+    retry_max_delay: float = 2.0
+    #: Threads that run election steps for all elections of one session.
+    worker_threads: int = 2
+
+    def __post_init__(self) -> None:
+        _positive("session_timeout", self.session_timeout)
+        _positive("connect_timeout", self.connect_timeout)
+        _positive("request_timeout", self.request_timeout)
+        _positive("retry_initial_delay", self.retry_initial_delay)
+        _positive("retry_max_delay", self.retry_max_delay)
+        if self.retry_max_delay < self.retry_initial_delay:
+            raise ConfigurationError(
+                f"retry_max_delay ({self.retry_max_delay}) must be >= retry_initial_delay "
+                f"({self.retry_initial_delay})"
+            )
+        if self.heartbeat_interval is not None:
+            _positive("heartbeat_interval", self.heartbeat_interval)
+            if self.heartbeat_interval >= self.session_timeout / 2:
+                raise ConfigurationError(
+                    f"heartbeat_interval ({self.heartbeat_interval}s) must be well below the "
+                    f"session timeout ({self.session_timeout}s); use at most a third of it"
+                )
+        ratio = self.lease_margin_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
+            raise ConfigurationError(
+                f"lease_margin_ratio must be a fraction in (0, 1), got {ratio!r}"
+            )
+        try:
+            policy = SuspendedPolicy(self.suspended_policy)
+        except ValueError:
+            names = ", ".join(repr(p.value) for p in SuspendedPolicy)
+            raise ConfigurationError(
+                f"suspended_policy must be one of {names}, got {self.suspended_policy!r}"
+            ) from None
+        object.__setattr__(self, "suspended_policy", policy)
+        workers = self.worker_threads
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+            raise ConfigurationError(f"worker_threads must be an int in 1..64, got {workers!r}")
+
+
+def validate_path(path: object, *, what: str = "election path") -> str:
+    """Return ``path`` if it is a valid absolute ZooKeeper path other than ``/``."""
+    if not isinstance(path, str):
+        raise ConfigurationError(f"{what} must be a str, got {type(path).__name__}")
+    if not path.startswith("/") or path == "/":
+        raise ConfigurationError(
+            f"{what} must be an absolute path below the root, like '/elections/controller'; "
+            f"got {path!r}"
+        )
+    if len(path) > _MAX_PATH_CHARS:
+        raise ConfigurationError(f"{what} is longer than {_MAX_PATH_CHARS} characters")
+    if path.endswith("/"):
+        raise ConfigurationError(f"{what} must not end with '/': {path!r}")
+    for part in path[1:].split("/"):
+        if part in ("", ".", ".."):
+            raise ConfigurationError(f"{what} has an empty, '.' or '..' component: {path!r}")
+    bad = _BAD_PATH_CHARS.search(path)
+    if bad is not None:
+        raise ConfigurationError(
+            f"{what} contains a character ZooKeeper rejects ({bad.group()!r}): {path!r}"
+        )
+    if path == "/zookeeper" or path.startswith("/zookeeper/"):
+        raise ConfigurationError(f"{what} must not be under /zookeeper (reserved by the server)")
+    return path
+
+
+def validate_candidate_id(candidate_id: object) -> bytes:
+    """Return the node data for ``candidate_id`` (UTF-8), or raise ConfigurationError."""
+    if not isinstance(candidate_id, str):
+        raise ConfigurationError(f"candidate_id must be a str, got {type(candidate_id).__name__}")
+    if not candidate_id.strip():
+        raise ConfigurationError("candidate_id must not be empty or blank")
+    bad = _CONTROL_CHARS.search(candidate_id)
+    if bad is not None:
+        raise ConfigurationError(
+            f"candidate_id must not contain control characters ({bad.group()!r}); "
+            "it is printed to operators"
+        )
+    try:
+        data = candidate_id.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigurationError(f"candidate_id is not valid UTF-8 text: {exc}") from None
+    if len(data) > MAX_CANDIDATE_ID_BYTES:
+        raise ConfigurationError(
+            f"candidate_id is {len(data)} bytes in UTF-8; the limit is {MAX_CANDIDATE_ID_BYTES} "
+            "(ZooKeeper drops the connection on requests over ~1 MiB)"
+        )
+    return data
+
+
+def default_candidate_id() -> str:
+    """``<hostname>-<pid>``: unique per process, readable for operators."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def split_connect_string(hosts: str) -> tuple[list[tuple[str, int]], str | None]:
+    """Split ``"h1:2181,h2:2182/chroot"`` into host/port pairs and the chroot (or None)."""
+    hosts = validate_connect_string(hosts)
+    servers, slash, chroot = hosts.partition("/")
+    pairs: list[tuple[str, int]] = []
+    for entry in servers.split(","):
+        entry = entry.strip()
+        if entry.startswith("["):  # [ipv6]:port
+            host, _, rest = entry[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else ""
+        else:
+            host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
+        pairs.append((host, int(port) if port else 2181))
+    return pairs, ("/" + chroot if slash and chroot else None)
+
+
+def validate_connect_string(hosts: object) -> str:
+    """Return ``hosts`` if it is a well-formed ZooKeeper connect string."""
+    if not isinstance(hosts, str) or not hosts.strip():
+        raise ConfigurationError(
+            f"connect string must be a non-empty str like 'h1:2181,h2:2181/chroot', got {hosts!r}"
+        )
+    servers, slash, chroot = hosts.partition("/")
+    if slash and chroot:
+        validate_path("/" + chroot, what="chroot")
+    for entry in servers.split(","):
+        entry = entry.strip()
+        if not entry:
+            raise ConfigurationError(f"connect string has an empty host entry: {hosts!r}")
+        port = ""
+        if entry.startswith("["):
+            host, _, rest = entry[1:].partition("]")
+            if rest and not rest.startswith(":"):
+                raise ConfigurationError(f"bad host entry {entry!r} in {hosts!r}")
+            port = rest[1:]
+        elif ":" in entry:
+            host, _, port = entry.rpartition(":")
+        else:
+            host = entry
+        if not host or any(c.isspace() for c in host):
+            raise ConfigurationError(f"bad host {host!r} in connect string {hosts!r}")
+        if port and (not port.isdigit() or not 0 < int(port) < 65536):
+            raise ConfigurationError(
+                f"bad port {port!r} in connect string {hosts!r}; expected 1..65535"
+            )
+    return hosts

@@ -1,0 +1,728 @@
+"""The Election state machine: join, watch the predecessor, lead, resign, rejoin.
+
+What it guarantees
+------------------
+* At most one candidate *per ZooKeeper's view* leads a path: the one whose
+  EPHEMERAL_SEQUENTIAL node is first in order (R4), owned by its current session (R2).
+* Each candidate holds exactly one watch: a follower on its immediate predecessor
+  (R3), the leader on its own node (so a forced resign is seen at once). Nobody
+  watches the children list, so a leader change wakes one candidate, not all.
+* ``Leadership.lost`` is set as soon as this process stops leading: its node went
+  away, the connection was suspended (default policy), the session was lost, or the
+  local lease ran out (R6, R7).
+
+What it does not guarantee
+--------------------------
+Leadership is advisory. A process paused longer than its session timeout wakes up
+believing it leads until it notices otherwise. Anything that matters must be fenced
+with the epoch where the write lands (``Leadership.transaction()``, fencing.py).
+
+Threads
+-------
+Election steps run on the session's small worker pool, one step at a time per
+election (an actor, see dispatch.py). ``on_elected``/``on_revoked``/``on_leader_change``
+run on the session's callback thread, in order; they must not block for long. Losing
+leadership (setting ``lost``) never waits for a callback or a pool thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import queue
+import random
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+from .candidate import LeaderInfo, election_order, new_node_prefix, parse_node
+from .clock import Clock, monotonic_clock
+from .config import (
+    ElectionConfig,
+    SuspendedPolicy,
+    default_candidate_id,
+    validate_candidate_id,
+    validate_path,
+)
+from .errors import (
+    ConfigurationError,
+    ConnectionFailedError,
+    ElectionStoppedError,
+    ElectionTimeoutError,
+    PermissionDeniedError,
+    ZkElectError,
+)
+from .fencing import FencingToken, Leadership
+from .metrics import MetricsRecorder, NoopRecorder
+from .session import (
+    ConnectionState,
+    NodeStat,
+    NoNode,
+    Retryable,
+    Session,
+    SessionGone,
+)
+
+__all__ = ["Election", "Lifecycle"]
+
+log = logging.getLogger("zkelect")
+
+_END = object()
+_MAX_PASSES = 16  # re-reads in one step before backing off (a churning election)
+
+
+class Lifecycle(str, enum.Enum):
+    LATENT = "latent"  # built, not started
+    STARTED = "started"  # a candidate (leading or not)
+    CLOSED = "closed"  # stopped, or failed with a terminal error
+
+
+class Election:
+    """Leader election on one ZooKeeper path. See the module docstring for guarantees.
+
+    ``client_or_hosts`` is a KazooClient (shared: many elections may use one session;
+    zkelect never starts or stops it) or a connect string (the election owns a client).
+
+    Callbacks run on zkelect's callback thread, never on kazoo's, in this order per
+    election: ``on_elected(leadership)`` then ``on_revoked(reason)`` before any new
+    ``on_elected``. ``on_leader_change(info | None)`` (opt-in: it costs one more watch,
+    on the current leader's node) reports every leader change, including others'.
+    """
+
+    def __init__(
+        self,
+        client_or_hosts: Any,
+        path: str,
+        *,
+        candidate_id: str | None = None,
+        config: ElectionConfig | None = None,
+        on_elected: Callable[[Leadership], None] | None = None,
+        on_revoked: Callable[[str], None] | None = None,
+        on_leader_change: Callable[[LeaderInfo | None], None] | None = None,
+        metrics: MetricsRecorder | None = None,
+        clock: Clock = monotonic_clock,
+    ) -> None:
+        self.path = validate_path(path)
+        self.candidate_id = default_candidate_id() if candidate_id is None else candidate_id
+        self._data = validate_candidate_id(self.candidate_id)
+        if config is not None and not isinstance(config, ElectionConfig):
+            raise ConfigurationError(f"config must be an ElectionConfig, got {config!r}")
+        self.config = config or ElectionConfig()
+        for name, callback in (
+            ("on_elected", on_elected),
+            ("on_revoked", on_revoked),
+            ("on_leader_change", on_leader_change),
+        ):
+            if callback is not None and not callable(callback):
+                raise ConfigurationError(f"{name} must be callable, got {callback!r}")
+        self._on_elected = on_elected
+        self._on_revoked = on_revoked
+        self._on_leader_change = on_leader_change
+        self._metrics: MetricsRecorder = metrics or NoopRecorder()
+        self._clock = clock
+        if isinstance(client_or_hosts, str):
+            self._session = Session.owned_by_election(client_or_hosts, self.config, clock)
+        else:
+            self._session = Session.for_client(client_or_hosts, self.config, clock)
+
+        # Shared with other threads; guarded by _cond.
+        self._cond = threading.Condition()
+        self._lifecycle = Lifecycle.LATENT
+        self._closing = False
+        self._failure: ZkElectError | None = None
+        self._leadership: Leadership | None = None
+        self._subscribers: list[queue.SimpleQueue[object]] = []
+
+        # Owned by the actor (one step at a time): no lock needed.
+        self._actor: Any = None
+        self._node: str | None = None  # our candidate node's name
+        self._node_stat: NodeStat | None = None
+        self._attempt_guid: str | None = None
+        self._create_uncertain = False
+        self._abandoned: list[str] = []  # our nodes still to delete (failed deletes)
+        self._watch_gen = 0
+        self._watched: str | None = None
+        self._waiting_since = 0.0
+        self._retry_pending = False
+        self._retry_delay = self.config.retry_initial_delay
+        self._observing = on_leader_change is not None
+        self._observe_gen = 0
+        self._observed: object = _END  # last LeaderInfo | None reported
+
+    # -- public API ---------------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        with self._cond:
+            return self._leadership is not None
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return self._lifecycle
+
+    @property
+    def session(self) -> Session:
+        return self._session
+
+    def start(self) -> Election:
+        """Join as a candidate. Returns after the first attempt to join.
+
+        Raises ConnectionFailedError / ChrootMissingError / PermissionDeniedError
+        (nothing is left behind); a connection problem after that is retried.
+        """
+        with self._cond:
+            if self._lifecycle is not Lifecycle.LATENT:
+                raise ElectionStoppedError(
+                    f"election {self.path} was already started; an Election starts once "
+                    "(build a new one to join again)"
+                )
+            self._lifecycle = Lifecycle.STARTED
+        try:
+            self._session.acquire()
+        except BaseException:
+            with self._cond:
+                self._lifecycle = Lifecycle.CLOSED
+                self._cond.notify_all()
+            raise
+        from .dispatch import Actor
+
+        self._actor = Actor(self._session.pool, self._handle)  # type: ignore[arg-type]
+        self._session.add_state_listener(self._on_session_state)
+        self._metrics.election_started(self.path)
+        first: Future[None] = Future()
+        self._post("start", first)
+        try:
+            first.result(timeout=self.config.request_timeout + self.config.connect_timeout)
+        except ZkElectError:
+            self.stop()
+            raise
+        except TimeoutError:
+            pass  # still trying in the background
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Leave the election: revoke (``on_revoked('stopped')``), delete our node,
+        release threads (and the client, if this election owns it). Idempotent."""
+        with self._cond:
+            if self._lifecycle is Lifecycle.LATENT:
+                self._lifecycle = Lifecycle.CLOSED
+                self._cond.notify_all()
+                return
+            if self._lifecycle is Lifecycle.CLOSED or self._closing:
+                return
+            self._closing = True
+        done: Future[None] = Future()
+        self._post("stop", done)
+        with contextlib.suppress(TimeoutError):
+            done.result(timeout=timeout if timeout is not None else self.config.request_timeout)
+        self._session.remove_state_listener(self._on_session_state)
+        self._set_leadership(False, "stopped")  # in case the actor never got to it
+        with self._cond:
+            self._lifecycle = Lifecycle.CLOSED
+            subscribers, self._subscribers = self._subscribers, []
+            self._cond.notify_all()
+        for subscriber in subscribers:
+            subscriber.put(_END)
+        self._metrics.election_stopped(self.path)
+        self._session.release()
+
+    def resign(self, timeout: float | None = None) -> bool:
+        """Give up leadership and stay a candidate, re-queued at the back.
+
+        Returns False if this candidate was not leading. ``lost`` is set before the
+        node is deleted, so leader-only work sees the loss first (R9).
+        """
+        self._require_started()
+        done: Future[bool] = Future()
+        self._post("resign", done)
+        return done.result(timeout=timeout if timeout is not None else self.config.request_timeout)
+
+    def wait_for_leadership(self, timeout: float | None = None) -> Leadership | None:
+        """Block until this candidate leads; its Leadership, or None on timeout."""
+        with self._cond:
+            if self._lifecycle is Lifecycle.LATENT:
+                raise ElectionStoppedError("call start() before waiting for leadership")
+            self._cond.wait_for(
+                lambda: (
+                    self._leadership is not None
+                    or self._failure is not None
+                    or self._lifecycle is Lifecycle.CLOSED
+                    or self._closing
+                ),
+                timeout,
+            )
+            if self._leadership is not None:
+                return self._leadership
+            if self._failure is not None:
+                raise self._failure
+            if self._lifecycle is Lifecycle.CLOSED or self._closing:
+                raise ElectionStoppedError(f"election {self.path} was stopped")
+            return None
+
+    @contextlib.contextmanager
+    def leadership(self, timeout: float | None = None) -> Iterator[Leadership]:
+        """Wait for leadership; give it up on exit.
+
+        If this call started the election, leaving the block stops it (the node is
+        deleted, nothing is left behind); otherwise leaving resigns and stays a candidate.
+        """
+        started_here = self._lifecycle is Lifecycle.LATENT
+        if started_here:
+            self.start()
+        try:
+            lead = self.wait_for_leadership(timeout)
+            if lead is None:
+                raise ElectionTimeoutError(f"not elected leader of {self.path} within {timeout}s")
+            yield lead
+        finally:
+            if started_here:
+                self.stop()
+            elif self._lifecycle is Lifecycle.STARTED and not self._closing:
+                self.resign()
+
+    def leader(self) -> LeaderInfo | None:
+        """The current leader, read now from ZooKeeper (None if there is none)."""
+        self._require_started()
+        for _ in range(_MAX_PASSES):
+            order = self._read_order()
+            if not order:
+                return None
+            first, paths = order[0], [self._child(order[0].name)]
+            got = self._guard(lambda: self._session.get_many(paths))[0]  # noqa: B023
+            if got is not None:
+                data, stat = got
+                return LeaderInfo.from_node(first, data, stat.czxid, stat.ephemeral_owner)
+        return None
+
+    def candidates(self) -> list[LeaderInfo]:
+        """Every contender, in election order (the leader first), read now."""
+        self._require_started()
+        order = self._read_order()
+        got = self._guard(lambda: self._session.get_many([self._child(n.name) for n in order]))
+        return [
+            LeaderInfo.from_node(node, data, stat.czxid, stat.ephemeral_owner)
+            for node, item in zip(order, got, strict=False)
+            if item is not None
+            for data, stat in [item]
+        ]
+
+    def observe(self) -> Iterator[LeaderInfo | None]:
+        """Yield the current leader (or None), then each change, until the election stops.
+
+        Costs one watch on the current leader's node while anyone observes.
+        """
+        self._require_started()
+        inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        with self._cond:
+            self._subscribers.append(inbox)
+        self._post("subscribe", inbox)
+        try:
+            while True:
+                item = inbox.get()
+                if item is _END:
+                    return
+                yield item  # type: ignore[misc]
+        finally:
+            with self._cond:
+                if inbox in self._subscribers:
+                    self._subscribers.remove(inbox)
+
+    def __enter__(self) -> Election:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        role = "leader" if self.is_leader else "candidate"
+        return f"<Election {self.path} id={self.candidate_id!r} {self._lifecycle.value} {role}>"
+
+    # -- helpers for the public API -------------------------------------------------------------
+
+    def _require_started(self) -> None:
+        if self._lifecycle is not Lifecycle.STARTED or self._closing:
+            raise ElectionStoppedError(
+                f"election {self.path} is {self._lifecycle.value}: call start() first "
+                "(a stopped election cannot be reused)"
+            )
+
+    def _child(self, name: str) -> str:
+        return f"{self.path}/{name}"
+
+    def _guard(self, request: Callable[[], Any]) -> Any:
+        try:
+            return request()
+        except (Retryable, SessionGone):
+            raise ConnectionFailedError(
+                f"ZooKeeper did not answer within {self.config.request_timeout:g}s "
+                f"(connection {self._session.state.value}); try again"
+            ) from None
+
+    def _read_order(self) -> list[Any]:
+        try:
+            children = self._guard(lambda: self._session.children(self.path))
+        except NoNode:
+            return []
+        return election_order(children)
+
+    def _post(self, kind: str, payload: object = None) -> None:
+        actor = self._actor
+        if actor is not None:
+            actor.post((kind, payload))
+
+    # -- the one place leadership changes -------------------------------------------------------
+
+    def _set_leadership(self, leading: bool, reason: str) -> None:
+        """Flip leadership; callbacks fire only on a flip. Safe from any thread."""
+        session = self._session
+        with self._cond:
+            current = self._leadership
+            if leading == (current is not None):
+                return
+            if leading:
+                stat = self._node_stat
+                node = self._node
+                if (
+                    self._closing
+                    or self._lifecycle is not Lifecycle.STARTED
+                    or stat is None
+                    or node is None
+                    or session.state is not ConnectionState.CONNECTED
+                    or session.session_id != stat.ephemeral_owner  # R2
+                    or session.lease_remaining() <= 0
+                ):
+                    return
+                token = FencingToken(stat.czxid, self.path, self.candidate_id, stat.ephemeral_owner)
+                lead = Leadership(token, self._child(node), stat.version, session, self._revoke)
+                self._leadership = lead
+                session.watch_lease(id(self), self._on_lease_expired)
+                notify = self._notify_elected(lead)
+            else:
+                assert current is not None
+                self._leadership = None
+                current._mark_lost(reason)
+                session.unwatch_lease(id(self))
+                notify = self._notify_revoked(reason)
+            notifier = session.notifier
+            if notifier is not None and notify is not None:
+                notifier.post(notify)  # posted under the lock: callbacks keep their order
+            self._cond.notify_all()
+        if leading:
+            self._metrics.leadership_acquired(
+                self.path,
+                self._leadership.epoch if self._leadership else 0,
+                max(0.0, self._clock() - self._waiting_since),
+            )
+        else:
+            self._metrics.leadership_lost(self.path, reason)
+
+    def _notify_elected(self, lead: Leadership) -> Callable[[], None] | None:
+        callback = self._on_elected
+        if callback is None:
+            return None
+        return lambda: callback(lead)
+
+    def _notify_revoked(self, reason: str) -> Callable[[], None] | None:
+        callback = self._on_revoked
+        if callback is None:
+            return None
+        return lambda: callback(reason)
+
+    def _revoke(self, reason: str) -> None:
+        self._set_leadership(False, reason)
+
+    def _on_lease_expired(self) -> None:
+        self._set_leadership(False, "lease_expired")
+
+    def _on_session_state(self, state: ConnectionState, session_id: int | None) -> None:
+        # kazoo's connection thread: revoke at once where the policy says so, then let
+        # the actor do any I/O.
+        if state is ConnectionState.LOST:
+            self._set_leadership(False, "session_lost")
+        elif (
+            state is ConnectionState.SUSPENDED
+            and self.config.suspended_policy is SuspendedPolicy.REVOKE
+        ):
+            self._set_leadership(False, "suspended")
+        self._post("state", state)
+
+    # -- the actor: every step below runs one at a time --------------------------------------
+
+    def _handle(self, message: tuple[str, Any]) -> None:
+        kind, payload = message
+        if kind == "stop":
+            self._step_stop(payload)
+            return
+        if self._closing or self._failure is not None:
+            if kind == "resign":
+                payload.set_result(False)
+            return
+        if kind == "start":
+            self._waiting_since = self._clock()
+            self._reconcile(first=payload)
+        elif kind == "watch":
+            if payload == self._watch_gen:
+                self._watched = None
+                self._waiting_since = self._clock()
+                self._reconcile()
+        elif kind == "retry":
+            self._retry_pending = False
+            self._reconcile()
+        elif kind == "state":
+            self._step_state(payload)
+        elif kind == "resign":
+            self._step_resign(payload)
+        elif kind == "subscribe":
+            if self._observed is not _END:
+                payload.put(self._observed)
+            self._observing = True
+            self._observe()
+        elif kind == "observe" and payload == self._observe_gen:
+            self._observe()
+
+    def _step_state(self, state: ConnectionState) -> None:
+        if state is ConnectionState.LOST:
+            # The old session's nodes are not ours any more, even while still visible (R2).
+            self._node = None
+            self._node_stat = None
+            self._attempt_guid = None
+            self._create_uncertain = False
+            self._abandoned.clear()
+            self._watched = None
+            self._watch_gen += 1
+            self._observe_gen += 1
+        elif state is ConnectionState.CONNECTED:
+            self._watched = None  # re-check: watches may have fired while we were away
+            self._reconcile()
+            self._observe()
+
+    def _step_resign(self, done: Future[bool]) -> None:
+        if self._leadership is None or self._node is None:
+            done.set_result(False)
+            return
+        self._set_leadership(False, "resigned")
+        self._abandoned.append(self._node)
+        self._forget_node()
+        self._reconcile()  # deletes the old node, then joins at the back
+        done.set_result(True)
+
+    def _step_stop(self, done: Future[None]) -> None:
+        self._set_leadership(False, "stopped")
+        if self._node is not None:
+            self._abandoned.append(self._node)
+            self._forget_node()
+        self._watch_gen += 1
+        self._observe_gen += 1
+        deadline = self._clock() + self.config.request_timeout
+        while self._session.state is ConnectionState.CONNECTED and self._clock() < deadline:
+            try:
+                self._delete_abandoned()
+                if self._create_uncertain:
+                    self._delete_uncertain_create()
+                break
+            except (Retryable, SessionGone):
+                continue
+            except ZkElectError:
+                break
+        done.set_result(None)
+
+    def _forget_node(self) -> None:
+        self._node = None
+        self._node_stat = None
+        self._watched = None
+        self._watch_gen += 1
+
+    def _reconcile(self, first: Future[None] | None = None) -> None:
+        """Bring our candidacy in line with ZooKeeper; schedule a retry on failure."""
+        try:
+            if self._session.state is ConnectionState.CONNECTED:
+                self._reconcile_once()
+                self._retry_delay = self.config.retry_initial_delay
+        except (Retryable, SessionGone) as exc:
+            log.debug("zkelect %s: will retry after %r", self.path, exc)
+            self._schedule_retry()
+        except ZkElectError as exc:  # terminal: permission denied, bad arguments
+            self._fail(exc)
+            if first is not None:
+                first.set_exception(exc)
+                return
+        if first is not None:
+            first.set_result(None)
+
+    def _reconcile_once(self) -> None:
+        self._delete_abandoned()
+        for _ in range(_MAX_PASSES):
+            if self._node is None:
+                self._join()
+            try:
+                children = self._session.children(self.path)
+            except NoNode:
+                children = []  # the election path itself was deleted (R10)
+            order = election_order(children)
+            self._metrics.candidates_seen(self.path, len(order))
+            names = [node.name for node in order]
+            if self._node not in names:
+                self._set_leadership(False, "node_deleted")
+                self._forget_node()
+                continue
+            index = names.index(self._node)
+            if index == 0:
+                stat = self._node_stat
+                if stat is None or stat.ephemeral_owner != self._session.session_id:
+                    self._set_leadership(False, "session_changed")  # R2: not our node now
+                    self._forget_node()
+                    continue
+                if not self._watch(self._node):  # the leader watches its own node
+                    continue
+                self._set_leadership(True, "elected")
+                return
+            self._set_leadership(False, "not_first")
+            if not self._watch(names[index - 1]):
+                continue  # the predecessor left meanwhile: read again (R3)
+            return
+        self._schedule_retry()
+
+    def _watch(self, name: str) -> bool:
+        """Leave our one watch on ``name`` (data watch: none is left if it is gone)."""
+        if self._watched == name:
+            return True
+        self._watch_gen += 1
+        generation = self._watch_gen
+        try:
+            self._session.get(self._child(name), watch=lambda: self._post("watch", generation))
+        except NoNode:
+            return False
+        self._watched = name
+        return True
+
+    def _join(self) -> None:
+        """Create our node, finding it again if a previous create's reply was lost (R1)."""
+        session_id = self._session.session_id
+        if self._attempt_guid is None:
+            self._attempt_guid = str(uuid.uuid4())
+            self._create_uncertain = False
+        prefix = new_node_prefix(self._attempt_guid)
+        if self._create_uncertain:
+            found = self._find_own(prefix, session_id)
+            if found is not None:
+                self._adopt(*found)
+                return
+        self._create_uncertain = True
+        created, stat = self._session.create_candidate(self._child(prefix), self._data)
+        self._adopt(created.rsplit("/", 1)[1], stat)
+
+    def _find_own(self, prefix: str, session_id: int | None) -> tuple[str, NodeStat] | None:
+        try:
+            children = self._session.children(self.path)
+        except NoNode:
+            return None
+        for name in children:
+            if name.startswith(prefix):
+                stat = self._session.exists(self._child(name))
+                if stat is not None and stat.ephemeral_owner == session_id:
+                    return name, stat
+        return None
+
+    def _adopt(self, name: str, stat: NodeStat) -> None:
+        self._node = name
+        self._node_stat = stat
+        self._attempt_guid = None
+        self._create_uncertain = False
+        self._watched = None
+        self._waiting_since = self._clock()
+
+    def _delete_abandoned(self) -> None:
+        while self._abandoned:
+            with contextlib.suppress(NoNode):
+                self._session.delete(self._child(self._abandoned[0]))
+            self._abandoned.pop(0)
+
+    def _delete_uncertain_create(self) -> None:
+        if self._attempt_guid is None:
+            return
+        found = self._find_own(new_node_prefix(self._attempt_guid), self._session.session_id)
+        if found is not None:
+            with contextlib.suppress(NoNode):
+                self._session.delete(self._child(found[0]))
+        self._create_uncertain = False
+        self._attempt_guid = None
+
+    def _schedule_retry(self) -> None:
+        timers = self._session.timers
+        if self._retry_pending or timers is None:
+            return
+        self._retry_pending = True
+        delay = self._retry_delay * random.uniform(0.5, 1.0)
+        self._retry_delay = min(self._retry_delay * 2, self.config.retry_max_delay)
+        timers.call_later(delay, lambda: self._post("retry"))
+
+    def _fail(self, error: ZkElectError) -> None:
+        log.error("zkelect %s: giving up: %s", self.path, error)
+        with self._cond:
+            self._failure = error
+            self._cond.notify_all()
+        self._set_leadership(False, "failed")
+        if isinstance(error, PermissionDeniedError):
+            return
+        if self._node is not None:
+            self._abandoned.append(self._node)
+            self._forget_node()
+        with contextlib.suppress(Exception):
+            self._delete_abandoned()
+
+    # -- observing the leader (opt-in) ---------------------------------------------------------
+
+    def _observe(self) -> None:
+        if not self._observing or self._session.state is not ConnectionState.CONNECTED:
+            return
+        self._observe_gen += 1
+        generation = self._observe_gen
+
+        def rewatch() -> None:
+            self._post("observe", generation)
+
+        try:
+            info = self._read_leader(rewatch)
+        except (Retryable, SessionGone):
+            timers = self._session.timers
+            if timers is not None:
+                timers.call_later(self.config.retry_initial_delay * 4, rewatch)
+            return
+        except ZkElectError as exc:
+            log.warning("zkelect %s: cannot observe the leader: %s", self.path, exc)
+            return
+        if info != self._observed:
+            self._observed = info
+            with self._cond:
+                subscribers = list(self._subscribers)
+            for subscriber in subscribers:
+                subscriber.put(info)
+            callback, notifier = self._on_leader_change, self._session.notifier
+            if callback is not None and notifier is not None:
+                notifier.post(lambda: callback(info))
+
+    def _read_leader(self, rewatch: Callable[[], None]) -> LeaderInfo | None:
+        """The leader, leaving one watch that fires when it changes."""
+        for _ in range(_MAX_PASSES):
+            try:
+                children = self._session.children(self.path)
+            except NoNode:
+                if self._session.exists(self.path, watch=rewatch) is None:
+                    return None
+                continue
+            order = election_order(children)
+            if not order:
+                # Nobody to watch: wait for the first candidate with a children watch.
+                children = self._session.children(self.path, watch=rewatch)
+                if any(parse_node(name) for name in children):
+                    continue
+                return None
+            try:
+                data, stat = self._session.get(self._child(order[0].name), watch=rewatch)
+            except NoNode:
+                continue
+            return LeaderInfo.from_node(order[0], data, stat.czxid, stat.ephemeral_owner)
+        raise Retryable("the election changed too fast to observe")

@@ -1,0 +1,75 @@
+"""One exception root and a short tree.
+
+::
+
+    ZkElectError
+    ├── ConfigurationError        bad input: caught before anything is sent to ZooKeeper
+    ├── ZooKeeperNotFoundError    no ZooKeeper installation to start local servers from
+    ├── ConnectionFailedError     could not reach a serving quorum in time
+    ├── PermissionDeniedError     ZooKeeper said NoAuth/AuthFailed (terminal, never retried)
+    ├── ChrootMissingError        the connect string's chroot does not exist
+    ├── ElectionStoppedError      the election is not running (not started, or stopped)
+    ├── ElectionTimeoutError      not elected within the time you gave
+    └── LeadershipLostError       this process does not (or no longer) lead
+        └── StaleEpochError       a fenced write carried an epoch lower than one already seen
+
+Every message says what went wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChrootMissingError",
+    "ConfigurationError",
+    "ConnectionFailedError",
+    "ElectionStoppedError",
+    "ElectionTimeoutError",
+    "LeadershipLostError",
+    "PermissionDeniedError",
+    "StaleEpochError",
+    "ZkElectError",
+    "ZooKeeperNotFoundError",
+]
+
+
+class ZkElectError(Exception):
+    """Root of every error zkelect raises on purpose."""
+
+
+class ConfigurationError(ZkElectError, ValueError):
+    """Invalid configuration or argument; raised before anything is sent to ZooKeeper."""
+
+
+class ZooKeeperNotFoundError(ZkElectError):
+    """No ZooKeeper distribution was found to start local servers from."""
+
+
+class ConnectionFailedError(ZkElectError):
+    """No serving ZooKeeper quorum could be reached in time."""
+
+
+class PermissionDeniedError(ZkElectError):
+    """ZooKeeper refused the request for lack of permission (NoAuth or AuthFailed).
+
+    Terminal: retrying with the same credentials cannot succeed.
+    """
+
+
+class ChrootMissingError(ZkElectError):
+    """The chroot named in the connect string does not exist on the ensemble."""
+
+
+class ElectionStoppedError(ZkElectError):
+    """The election was stopped (or never started) while a caller waited on it."""
+
+
+class ElectionTimeoutError(ZkElectError, TimeoutError):
+    """Leadership did not come within the timeout the caller gave."""
+
+
+class LeadershipLostError(ZkElectError):
+    """This candidate does not lead, or no longer leads; leader-only work must stop."""
+
+
+class StaleEpochError(LeadershipLostError):
+    """A write carried an epoch lower than the highest one the store has already accepted."""

@@ -1,0 +1,600 @@
+"""The one module that talks to kazoo (R6, R7).
+
+It gives the rest of zkelect a typed view of a ZooKeeper session:
+
+* ``ConnectionState`` instead of kazoo's string states, delivered to listeners;
+* typed requests (``create_candidate``, ``children``, ``get``, ``exists``, ...) with a
+  deadline each, and kazoo's exceptions turned into a few internal ones here and the
+  public ``PermissionDeniedError`` (NoAuth is terminal, not retried);
+* the local *lease*: the last moment this process may still assume its session is
+  alive on the servers. The servers cannot expire a session earlier than
+  ``t + negotiated timeout`` where ``t`` is the send time of any request they
+  answered, so ``lease deadline = newest such t + timeout - margin``. kazoo reports
+  LOST only after it reconnects, so a partitioned leader relies on this lease;
+* the few threads every election on this session shares (see dispatch.py).
+
+Many elections may share one session: ``Session.for_client`` returns the same object
+for the same KazooClient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import (
+    AuthFailedError,
+    BadArgumentsError,
+    BadVersionError,
+    ConnectionClosedError,
+    ConnectionLoss,
+    InvalidACLError,
+    NoAuthError,
+    NodeExistsError,
+    NoNodeError,
+    OperationTimeoutError,
+    RolledBackError,
+    SessionExpiredError,
+    SessionMovedError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.states import KazooState, WatchedEvent
+
+from .clock import Clock, monotonic_clock
+from .config import ElectionConfig, validate_connect_string
+from .dispatch import Notifier, Timers, WorkerPool
+from .errors import (
+    ChrootMissingError,
+    ConfigurationError,
+    ConnectionFailedError,
+    PermissionDeniedError,
+)
+
+__all__ = ["ConnectionState", "NodeStat", "Session"]
+
+log = logging.getLogger("zkelect")
+
+
+class ConnectionState(str, enum.Enum):
+    """The session as an election sees it."""
+
+    CONNECTED = "connected"  # requests flow; the session is alive
+    SUSPENDED = "suspended"  # connection lost; the session may or may not survive
+    LOST = "lost"  # the session ended (expired or closed); its ephemeral nodes are gone
+
+
+@dataclass(frozen=True)
+class NodeStat:
+    """The parts of a znode's Stat that zkelect uses."""
+
+    czxid: int
+    mzxid: int
+    version: int
+    ephemeral_owner: int
+
+
+class NoNode(Exception):
+    """The node (or a parent) does not exist."""
+
+
+class NodeExists(Exception):
+    """The node already exists."""
+
+
+class BadVersion(Exception):
+    """A version check failed."""
+
+
+class Retryable(Exception):
+    """The request's outcome is unknown (connection loss or timeout); try again later."""
+
+
+class SessionGone(Exception):
+    """The session expired or the client was closed."""
+
+
+_SessionListener = Callable[[ConnectionState, int | None], None]
+Watcher = Callable[[], None]
+
+
+def _stat(raw: Any) -> NodeStat:
+    return NodeStat(
+        czxid=int(raw.czxid),
+        mzxid=int(raw.mzxid),
+        version=int(raw.version),
+        ephemeral_owner=int(raw.ephemeralOwner),
+    )
+
+
+def translate(exc: BaseException) -> BaseException:
+    """Map a kazoo exception to zkelect's internal or public ones."""
+    if isinstance(exc, NoNodeError):
+        return NoNode(str(exc))
+    if isinstance(exc, NodeExistsError):
+        return NodeExists(str(exc))
+    if isinstance(exc, BadVersionError):
+        return BadVersion(str(exc))
+    if isinstance(exc, (NoAuthError, AuthFailedError, InvalidACLError)):
+        return PermissionDeniedError(
+            f"ZooKeeper refused the request ({type(exc).__name__}): check the ACL of the "
+            "election path and this client's credentials (add_auth); not retried"
+        )
+    if isinstance(exc, BadArgumentsError):
+        return ConfigurationError(f"ZooKeeper rejected the arguments: {exc!r}")
+    if isinstance(exc, (SessionExpiredError, ConnectionClosedError)):
+        return SessionGone(type(exc).__name__)
+    if isinstance(
+        exc, (ConnectionLoss, OperationTimeoutError, KazooTimeoutError, SessionMovedError)
+    ):
+        return Retryable(type(exc).__name__)
+    return exc
+
+
+class Lease:
+    """The local lease arithmetic, apart from threads and I/O so it can be unit-tested."""
+
+    def __init__(self, clock: Clock, margin_ratio: float) -> None:
+        self._clock = clock
+        self._margin_ratio = margin_ratio
+        self._lock = threading.Lock()
+        self._last_ack: float | None = None
+        self._session: int | None = None
+        self.timeout: float = 0.0
+
+    def reset(self, session_id: int | None, timeout: float) -> None:
+        """A new (or no) session: acknowledgements of the old one no longer count."""
+        with self._lock:
+            if session_id != self._session:
+                self._session = session_id
+                self._last_ack = None
+            self.timeout = timeout
+
+    def ack(self, sent_at: float, session_id: int | None) -> None:
+        """The server answered a request sent at ``sent_at`` on ``session_id``."""
+        with self._lock:
+            if session_id is None or session_id != self._session:
+                return
+            if self._last_ack is None or sent_at > self._last_ack:
+                self._last_ack = sent_at
+
+    def deadline(self) -> float | None:
+        with self._lock:
+            if self._last_ack is None or self.timeout <= 0:
+                return None
+            return self._last_ack + self.timeout * (1.0 - self._margin_ratio)
+
+    @property
+    def last_ack(self) -> float | None:
+        with self._lock:
+            return self._last_ack
+
+    def remaining(self) -> float:
+        deadline = self.deadline()
+        return 0.0 if deadline is None else max(0.0, deadline - self._clock())
+
+
+_registry: weakref.WeakKeyDictionary[Any, Session] = weakref.WeakKeyDictionary()
+_registry_lock = threading.Lock()
+
+
+class Session:
+    """A typed, shared view of one KazooClient; see the module docstring."""
+
+    def __init__(
+        self,
+        client: Any,
+        config: ElectionConfig,
+        *,
+        owned: bool,
+        clock: Clock = monotonic_clock,
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.owned = owned
+        self.clock = clock
+        self.lease = Lease(clock, config.lease_margin_ratio)
+        self._lock = threading.RLock()
+        self._refs = 0
+        self._listeners: list[_SessionListener] = []
+        self._lease_listeners: dict[int, Callable[[], None]] = {}
+        self._lease_timer: Any = None
+        self._heartbeat_timer: Any = None
+        self._negotiated_timeout: float | None = None
+        self._state = self._translate_state(client.state)
+        self._session_id: int | None = self._read_session_id()
+        self.pool: WorkerPool | None = None
+        self.timers: Timers | None = None
+        self.notifier: Notifier | None = None
+        self._hook_negotiated_timeout()
+        self.lease.reset(self._session_id, self.session_timeout)
+        client.add_listener(self._on_kazoo_state)
+
+    # -- construction and sharing ----------------------------------------------------------
+
+    @classmethod
+    def for_client(
+        cls, client: object, config: ElectionConfig, clock: Clock = monotonic_clock
+    ) -> Session:
+        """The shared Session of an existing KazooClient (created on first use)."""
+        if not isinstance(client, KazooClient):
+            raise ConfigurationError(
+                "client must be a kazoo.client.KazooClient or a connect string like "
+                f"'h1:2181,h2:2181/chroot'; got {type(client).__name__}"
+            )
+        with _registry_lock:
+            session = _registry.get(client)
+            if session is None:
+                session = cls(client, config, owned=False, clock=clock)
+                _registry[client] = session
+            return session
+
+    @classmethod
+    def owned_by_election(
+        cls, hosts: str, config: ElectionConfig, clock: Clock = monotonic_clock, **kazoo: Any
+    ) -> Session:
+        """A private client for one election, connected in ``acquire``."""
+        validate_connect_string(hosts)
+        client = KazooClient(hosts=hosts, timeout=config.session_timeout, **kazoo)
+        return cls(client, config, owned=True, clock=clock)
+
+    def acquire(self) -> None:
+        """Register one user (an election); connect and start threads on first use."""
+        with self._lock:
+            self._refs += 1
+            if self._refs > 1:
+                return
+            name = "zkelect"
+            self.pool = WorkerPool(self.config.worker_threads, name)
+            self.timers = Timers(name)
+            self.notifier = Notifier(name)
+        try:
+            if self.owned:
+                self._connect()
+            self._check_chroot()
+        except BaseException:
+            self.release()
+            raise
+        self._schedule_heartbeat()
+
+    def release(self) -> None:
+        """Unregister one user; the last one stops the threads (and an owned client)."""
+        with self._lock:
+            self._refs -= 1
+            if self._refs > 0:
+                return
+            pool, timers, notifier = self.pool, self.timers, self.notifier
+            self.pool = self.timers = self.notifier = None
+            self._lease_listeners.clear()
+        if self.owned:
+            try:
+                self.client.stop()
+                self.client.close()
+            except Exception:  # pragma: no cover - best effort at shutdown
+                log.exception("zkelect: error while closing the ZooKeeper client")
+        else:
+            with _registry_lock:
+                if _registry.get(self.client) is self:
+                    del _registry[self.client]
+            self.client.remove_listener(self._on_kazoo_state)
+        if timers is not None:
+            timers.shutdown()
+        if pool is not None:
+            pool.shutdown()
+        if notifier is not None:
+            notifier.shutdown()
+
+    def _connect(self) -> None:
+        try:
+            self.client.start(timeout=self.config.connect_timeout)
+        except KazooTimeoutError:
+            self.client.stop()
+            self.client.close()
+            raise ConnectionFailedError(
+                f"could not connect to ZooKeeper at {self.hosts!r} within "
+                f"{self.config.connect_timeout:g}s: check that a quorum is up and reachable "
+                "(and, for a TLS port, that use_ssl is set)"
+            ) from None
+
+    def _check_chroot(self) -> None:
+        chroot = self.client.chroot
+        if not chroot or not self.client.connected:
+            return
+        try:
+            present = self.exists("/")
+        except Retryable:
+            return  # cannot tell now; requests will fail and be retried
+        if present is None:
+            raise ChrootMissingError(
+                f"the chroot {chroot!r} of the connect string does not exist on the ensemble: "
+                "create it first (e.g. zkCli.sh create "
+                f"{chroot}) or drop it from the connect string"
+            )
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(f"{host}:{port}" for host, port in self.client.hosts) + (
+            self.client.chroot or ""
+        )
+
+    # -- state --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _translate_state(state: str) -> ConnectionState:
+        if state == KazooState.CONNECTED:
+            return ConnectionState.CONNECTED
+        if state == KazooState.SUSPENDED:
+            return ConnectionState.SUSPENDED
+        return ConnectionState.LOST
+
+    def _read_session_id(self) -> int | None:
+        client_id = self.client.client_id
+        return int(client_id[0]) if client_id else None
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def session_id(self) -> int | None:
+        return self._session_id
+
+    @property
+    def session_timeout(self) -> float:
+        """The negotiated session timeout in seconds (the requested one until known)."""
+        if self._negotiated_timeout is not None:
+            return self._negotiated_timeout
+        return float(self.client._session_timeout) / 1000.0
+
+    def _hook_negotiated_timeout(self) -> None:
+        # kazoo keeps the negotiated timeout in a local variable of its connection loop;
+        # its _connect returns read_timeout = negotiated * 2/3 (ms). Without the real value
+        # the lease could outlast the session when the server negotiates a shorter one.
+        connection = self.client._connection
+        original = connection._connect
+        if getattr(original, "_zkelect_hook", False):
+            return
+        session = self
+
+        def connect_and_record(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            session._negotiated_timeout = float(result[0]) * 1.5 / 1000.0
+            return result
+
+        connect_and_record._zkelect_hook = True  # type: ignore[attr-defined]
+        connection._connect = connect_and_record
+
+    def add_state_listener(self, listener: _SessionListener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_state_listener(self, listener: _SessionListener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _on_kazoo_state(self, kazoo_state: str) -> None:
+        # Runs on kazoo's connection thread: only bookkeeping and posting, never I/O.
+        state = self._translate_state(kazoo_state)
+        session_id = self._read_session_id() if state is ConnectionState.CONNECTED else None
+        if state is ConnectionState.SUSPENDED:
+            session_id = self._session_id
+        self._state = state
+        self._session_id = session_id
+        if state is not ConnectionState.SUSPENDED:
+            self.lease.reset(session_id, self.session_timeout)
+            self._rearm_lease_timer()  # a new session may have a different timeout
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(state, session_id)
+            except Exception:
+                log.exception("zkelect: session listener failed")
+
+    # -- the lease ------------------------------------------------------------------------------
+
+    def lease_remaining(self) -> float:
+        return self.lease.remaining()
+
+    def watch_lease(self, key: int, on_expiry: Callable[[], None]) -> None:
+        """Call ``on_expiry`` (from the timer thread) once the lease runs out."""
+        with self._lock:
+            self._lease_listeners[key] = on_expiry
+            armed = self._lease_timer is not None
+        if not armed:
+            self._arm_lease_timer()
+
+    def unwatch_lease(self, key: int) -> None:
+        with self._lock:
+            self._lease_listeners.pop(key, None)
+
+    def _rearm_lease_timer(self) -> None:
+        with self._lock:
+            if self._lease_timer is not None:
+                self._lease_timer.cancel()
+                self._lease_timer = None
+        self._arm_lease_timer()
+
+    def _arm_lease_timer(self) -> None:
+        timers = self.timers
+        if timers is None:
+            return
+        with self._lock:
+            if not self._lease_listeners:
+                self._lease_timer = None
+                return
+            delay = self.lease.remaining()
+            self._lease_timer = timers.call_later(delay, self._on_lease_timer)
+
+    def _on_lease_timer(self) -> None:
+        if self.lease.remaining() > 0:
+            self._arm_lease_timer()  # acknowledgements moved the deadline; look again then
+            return
+        with self._lock:
+            expired = list(self._lease_listeners.values())
+            self._lease_listeners.clear()
+            self._lease_timer = None
+        for on_expiry in expired:
+            try:
+                on_expiry()
+            except Exception:
+                log.exception("zkelect: lease expiry handler failed")
+
+    def _schedule_heartbeat(self) -> None:
+        timers = self.timers
+        if timers is None:
+            return
+        interval = self.config.heartbeat_interval or self.session_timeout / 4.0
+        self._heartbeat_timer = timers.call_later(interval, self._heartbeat)
+
+    def _heartbeat(self) -> None:
+        # A cheap read whose answer proves the servers heard from us at send time.
+        if self._state is ConnectionState.CONNECTED:
+            sent_at, session_id = self.clock(), self._session_id
+            try:
+                async_result = self.client.exists_async("/")
+            except Exception:
+                async_result = None
+            if async_result is not None:
+
+                def done(result: Any) -> None:
+                    if result.successful():
+                        self.lease.ack(sent_at, session_id)
+
+                async_result.rawlink(done)
+        self._schedule_heartbeat()
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _call(self, start: Callable[[], Any]) -> Any:
+        sent_at, session_id = self.clock(), self._session_id
+        try:
+            result = start().get(timeout=self.config.request_timeout)
+        except Exception as exc:
+            raise translate(exc) from exc
+        self.lease.ack(sent_at, session_id)
+        return result
+
+    def create_candidate(self, path: str, data: bytes) -> tuple[str, NodeStat]:
+        """Create an EPHEMERAL_SEQUENTIAL node (parents as needed); its full path and stat."""
+        created, raw = self._call(
+            lambda: self.client.create_async(
+                path, data, ephemeral=True, sequence=True, makepath=True, include_data=True
+            )
+        )
+        return str(created), _stat(raw)
+
+    def ensure_path(self, path: str) -> None:
+        with contextlib.suppress(NodeExists):
+            self._call(lambda: self.client.ensure_path_async(path))
+
+    def children(self, path: str, watch: Watcher | None = None) -> list[str]:
+        kazoo_watch = _wrap_watch(watch)
+        names = self._call(lambda: self.client.get_children_async(path, kazoo_watch))
+        return [str(name) for name in names]
+
+    def get(self, path: str, watch: Watcher | None = None) -> tuple[bytes, NodeStat]:
+        """Data and stat; with ``watch`` a data watch is left only if the node exists."""
+        data, raw = self._call(lambda: self.client.get_async(path, _wrap_watch(watch)))
+        return bytes(data or b""), _stat(raw)
+
+    def exists(self, path: str, watch: Watcher | None = None) -> NodeStat | None:
+        raw = self._call(lambda: self.client.exists_async(path, _wrap_watch(watch)))
+        return None if raw is None else _stat(raw)
+
+    def delete(self, path: str, version: int = -1) -> None:
+        self._call(lambda: self.client.delete_async(path, version))
+
+    def get_many(self, paths: list[str]) -> list[tuple[bytes, NodeStat] | None]:
+        """Data and stat of many nodes in one pipelined burst; None where a node is gone."""
+        sent_at, session_id = self.clock(), self._session_id
+        try:
+            pending = [self.client.get_async(path) for path in paths]
+        except Exception as exc:
+            raise translate(exc) from exc
+        results: list[tuple[bytes, NodeStat] | None] = []
+        for async_result in pending:
+            try:
+                data, raw = async_result.get(timeout=self.config.request_timeout)
+            except NoNodeError:
+                results.append(None)
+                continue
+            except Exception as exc:
+                raise translate(exc) from exc
+            results.append((bytes(data or b""), _stat(raw)))
+        self.lease.ack(sent_at, session_id)
+        return results
+
+    def transaction(self) -> Transaction:
+        return Transaction(self)
+
+
+def _wrap_watch(watch: Watcher | None) -> Callable[[WatchedEvent], None] | None:
+    if watch is None:
+        return None
+
+    def kazoo_watch(event: WatchedEvent) -> None:
+        watch()
+
+    return kazoo_watch
+
+
+class Transaction:
+    """A typed multi-op transaction: all operations commit together or none does."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._request = session.client.transaction()
+        self._ops: list[str] = []
+
+    def check(self, path: str, version: int) -> Transaction:
+        self._request.check(path, version)
+        self._ops.append(f"check {path}")
+        return self
+
+    def create(
+        self, path: str, value: bytes = b"", *, ephemeral: bool = False, sequence: bool = False
+    ) -> Transaction:
+        self._request.create(path, value, ephemeral=ephemeral, sequence=sequence)
+        self._ops.append(f"create {path}")
+        return self
+
+    def set_data(self, path: str, value: bytes, version: int = -1) -> Transaction:
+        self._request.set_data(path, value, version)
+        self._ops.append(f"set {path}")
+        return self
+
+    def delete(self, path: str, version: int = -1) -> Transaction:
+        self._request.delete(path, version)
+        self._ops.append(f"delete {path}")
+        return self
+
+    def commit(self) -> list[object]:
+        """Results per operation; raises ``TransactionFailed`` naming the failing op."""
+        results = cast(list[object], self._session._call(self._request.commit_async))
+        failures = [
+            (index, result)
+            for index, result in enumerate(results)
+            if isinstance(result, Exception) and not isinstance(result, RolledBackError)
+        ]
+        if failures:
+            index, error = failures[0]
+            raise TransactionFailed(index, self._ops[index], translate(error))
+        return results
+
+
+class TransactionFailed(Exception):
+    """Operation ``index`` of a transaction failed with ``error``; nothing was applied."""
+
+    def __init__(self, index: int, op: str, error: BaseException) -> None:
+        super().__init__(f"operation {index} ({op}) failed: {error!r}")
+        self.index = index
+        self.op = op
+        self.error = error
