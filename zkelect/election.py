@@ -160,6 +160,12 @@ class Election:
             return self._leadership is not None
 
     @property
+    def node(self) -> str | None:
+        """Full path of our candidate node, or None while we have none."""
+        name = self._node
+        return None if name is None else self._child(name)
+
+    @property
     def lifecycle(self) -> Lifecycle:
         return self._lifecycle
 
@@ -463,6 +469,7 @@ class Election:
         if kind == "start":
             self._waiting_since = self._clock()
             self._reconcile(first=payload)
+            self._observe()
         elif kind == "watch":
             if payload == self._watch_gen:
                 self._watched = None

@@ -66,7 +66,8 @@ class FencingToken:
             )
         _, epoch, session, ident, path = parts
         try:
-            candidate = base64.urlsafe_b64decode(ident + "=" * (-len(ident) % 4)).decode()
+            padded = ident + "=" * (-len(ident) % 4)
+            candidate = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
             token = cls(int(epoch), path, candidate, int(session, 16))
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise ConfigurationError(f"malformed fencing token: {text!r}") from None

@@ -23,6 +23,7 @@ import contextlib
 import enum
 import logging
 import threading
+import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -292,7 +293,10 @@ class Session:
 
     def _connect(self) -> None:
         try:
-            self.client.start(timeout=self.config.connect_timeout)
+            with warnings.catch_warnings():
+                # kazoo warns about a missing chroot; _check_chroot raises a clear error.
+                warnings.filterwarnings("ignore", message=".*chroot.*", category=UserWarning)
+                self.client.start(timeout=self.config.connect_timeout)
         except KazooTimeoutError:
             self.client.stop()
             self.client.close()

@@ -1,0 +1,49 @@
+"""Support for election tests: a fast config, callback recorders, candidate handles."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from zkelect import Election, ElectionConfig, Leadership
+
+# Short sessions keep failure tests fast; the test ensembles allow 400 ms .. 20 s.
+FAST = ElectionConfig(session_timeout=4.0, request_timeout=5.0, connect_timeout=20.0)
+
+
+@dataclass
+class Recorder:
+    """Collects an election's callbacks, with the time each one started."""
+
+    events: list[tuple[str, Any, float]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_elected(self, lead: Leadership) -> None:
+        with self.lock:
+            self.events.append(("elected", lead, time.monotonic()))
+
+    def on_revoked(self, reason: str) -> None:
+        with self.lock:
+            self.events.append(("revoked", reason, time.monotonic()))
+
+    def kinds(self) -> list[str]:
+        with self.lock:
+            return [kind for kind, _, _ in self.events]
+
+    def of(self, kind: str) -> list[Any]:
+        with self.lock:
+            return [value for k, value, _ in self.events if k == kind]
+
+    def time_of(self, kind: str, index: int = -1) -> float:
+        with self.lock:
+            return [t for k, _, t in self.events if k == kind][index]
+
+
+@dataclass
+class Candidate:
+    election: Election
+    recorder: Recorder
+
+

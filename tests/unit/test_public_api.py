@@ -1,0 +1,34 @@
+"""The public surface: __all__ is explicit, complete and importable."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import zkelect
+
+
+def test_all_names_exist() -> None:
+    for name in zkelect.__all__:
+        assert hasattr(zkelect, name), name
+
+
+def test_all_lists_every_public_name() -> None:
+    public = {
+        name
+        for name, value in vars(zkelect).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert public == set(zkelect.__all__) - {"__version__"}
+
+
+def test_errors_have_one_root() -> None:
+    for name in zkelect.__all__:
+        value = getattr(zkelect, name)
+        if inspect.isclass(value) and issubclass(value, Exception):
+            assert issubclass(value, zkelect.ZkElectError), name
+
+
+def test_package_is_typed() -> None:
+    assert (Path(zkelect.__file__).parent / "py.typed").exists()
+    assert zkelect.__version__.count(".") == 2

@@ -1,0 +1,571 @@
+"""LocalEnsemble: real ZooKeeper servers (1..N) on loopback, for dev, demo, tests and the CLI.
+
+Why real servers: election correctness rests on session expiry, ephemeral deletion and watch
+delivery, which only a real quorum reproduces; fakes hide exactly the bugs that matter. Each member
+is a plain ``QuorumPeerMain`` JVM with its own dataDir, myid, ports and logs, tracked by PID, so a
+test can SIGKILL, SIGSTOP or restart one member at a time. Members are indexed 0..size-1 (myid is
+index + 1).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import queue
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from xml.sax.saxutils import escape
+
+from kazoo.client import KazooClient
+
+from zkelect.errors import ConfigurationError, ConnectionFailedError, ZooKeeperNotFoundError
+
+__all__ = ["LocalEnsemble", "ZooKeeperInstall", "find_zookeeper"]
+
+_INSTALL_HINT = (
+    "apt-get install zookeeper (Debian/Ubuntu) or set ZOOKEEPER_HOME to an Apache ZooKeeper 3.5+ "
+    "distribution"
+)
+_DEBIAN_JAVA_DIR = Path("/usr/share/java")
+# Debian's /usr/share/java holds six SLF4J bindings plus log4j-over-slf4j. With "dir/*" the JVM
+# binds whichever comes first in directory order: slf4j-nop (no logs at all) or slf4j-log4j12 next
+# to log4j-over-slf4j (the server dies at start). So name the jars; zookeeper.jar's manifest
+# Class-Path brings the rest. Netty is listed for NettyServerCnxnFactory (TLS).
+_DEBIAN_JARS = ("zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-log4j12.jar",
+                "log4j-1.2.jar", *(f"netty-{n}.jar" for n in (
+                    "buffer", "codec", "common", "handler", "resolver", "transport",
+                    "transport-native-epoll", "transport-native-unix-common")))
+_LOG_NAMES = ("zookeeper.log", "console.log")  # log4j/logback's file; the JVM's stdout+stderr
+_MANAGED_KEYS = {"dataDir", "dataLogDir", "clientPort", "clientPortAddress", "dynamicConfigFile",
+                 "tickTime", "minSessionTimeout", "maxSessionTimeout", "standaloneEnabled"}
+_JVM_FLAGS = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-XX:-UsePerfData",
+              "-XX:+ExitOnOutOfMemoryError", "-Djava.net.preferIPv4Stack=true",
+              "-Dzookeeper.jmx.log4j.disable=true")
+_LOG4J = """log4j.rootLogger=INFO, FILE
+log4j.appender.FILE=org.apache.log4j.RollingFileAppender
+log4j.appender.FILE.File={log}
+log4j.appender.FILE.MaxFileSize=2MB
+log4j.appender.FILE.MaxBackupIndex=1
+log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
+log4j.appender.FILE.layout.ConversionPattern=%d{{ISO8601}} %-5p [%t] %c{{1}} - %m%n
+"""
+_LOGBACK = """<configuration>
+ <appender name="FILE" class="ch.qos.logback.core.rolling.RollingFileAppender">
+  <file>{log}</file>
+  <rollingPolicy class="ch.qos.logback.core.rolling.FixedWindowRollingPolicy">
+   <fileNamePattern>{log}.%i</fileNamePattern><minIndex>1</minIndex><maxIndex>1</maxIndex>
+  </rollingPolicy>
+  <triggeringPolicy class="ch.qos.logback.core.rolling.SizeBasedTriggeringPolicy">
+   <maxFileSize>2MB</maxFileSize></triggeringPolicy>
+  <encoder><pattern>%d{{ISO8601}} %-5p [%t] %c{{1}} - %m%n</pattern></encoder>
+ </appender>
+ <root level="INFO"><appender-ref ref="FILE"/></root>
+</configuration>
+"""
+
+
+@dataclass(frozen=True)
+class ZooKeeperInstall:
+    """Where the server classes come from (``classpath``), for humans (``description``), and the
+    ``java`` executable that runs them."""
+
+    classpath: str
+    description: str
+    java: str = "java"
+
+
+def _find_java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and os.access(Path(java_home, "bin", "java"), os.X_OK):
+        return str(Path(java_home, "bin", "java"))
+    found = shutil.which("java")
+    if found is None:
+        raise ZooKeeperNotFoundError(
+            "no Java runtime: 'java' is not on PATH and JAVA_HOME/bin/java does not exist; "
+            "apt-get install default-jre-headless (Debian/Ubuntu) or set JAVA_HOME to a JRE")
+    return found
+
+
+def _classpath_in(home: Path) -> str | None:
+    if (home / "zookeeper.jar").is_file():  # a distribution's shared jar dir, Debian-style
+        return ":".join(str(home / j) for j in _DEBIAN_JARS if (home / j).exists())
+    if any((home / "lib").glob("zookeeper*.jar")) or any(home.glob("zookeeper*.jar")):
+        return f"{home}/lib/*:{home}/*" if (home / "lib").is_dir() else f"{home}/*"
+    return None
+
+
+def find_zookeeper(zookeeper_home: str | None = None) -> ZooKeeperInstall:
+    """Locate ZooKeeper: the argument, else $ZOOKEEPER_HOME, else Debian's package; and java."""
+    home = zookeeper_home or os.environ.get("ZOOKEEPER_HOME")
+    if home:
+        classpath = _classpath_in(Path(home))
+        if classpath is None:
+            source = "zookeeper_home" if zookeeper_home else "ZOOKEEPER_HOME"
+            raise ZooKeeperNotFoundError(
+                f"{source}={home} holds no zookeeper*.jar (looked in it and its lib/): "
+                + _INSTALL_HINT)
+        description = f"ZooKeeper at {home}"
+    elif (_DEBIAN_JAVA_DIR / "zookeeper.jar").is_file():
+        classpath = _classpath_in(_DEBIAN_JAVA_DIR) or ""
+        description = f"Debian zookeeper package ({_DEBIAN_JAVA_DIR})"
+    else:
+        raise ZooKeeperNotFoundError(f"ZooKeeper is not installed: {_INSTALL_HINT}")
+    return ZooKeeperInstall(classpath=classpath, description=description, java=_find_java())
+
+
+def _free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports, below the kernel's ephemeral range when possible.
+
+    Why below: a port picked from the ephemeral range can be taken by any outgoing connection (a
+    kazoo client, say) between our check and the JVM's bind, or while a member is down before a
+    restart. SystemRandom, because tests may seed the global ``random``.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng, held, ports = random.SystemRandom(), list[socket.socket](), list[int]()
+    tries = 500 if low > 21_000 else 0  # then fall back to port 0: the kernel's choice
+    try:
+        for attempt in range(tries + count):
+            if len(ports) == count:
+                break
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(sock)  # held until the end: no duplicates, even for port 0
+            try:
+                sock.bind(("127.0.0.1", rng.randint(20_000, low - 1) if attempt < tries else 0))
+            except OSError:
+                continue
+            ports.append(int(sock.getsockname()[1]))
+    finally:
+        for sock in held:
+            sock.close()
+    return ports
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the forked child, before exec: have the kernel SIGKILL it when the parent dies, so a
+    SIGKILLed test run leaves no orphaned JVMs behind."""
+    if _PRCTL is not None:
+        _PRCTL(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+
+_SpawnJob = tuple[Callable[[], "subprocess.Popen[bytes]"], "Future[subprocess.Popen[bytes]]"]
+_spawn_jobs: queue.SimpleQueue[_SpawnJob] = queue.SimpleQueue()
+_spawner_lock = threading.Lock()
+_spawner: threading.Thread | None = None
+
+
+def _spawn(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """Fork every member from one daemon thread that lives as long as the process. Why: the
+    kernel fires PR_SET_PDEATHSIG when the *thread* that forked the child exits, so a member
+    restarted from a short-lived worker thread would otherwise die with that thread."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            def serve() -> None:
+                while True:
+                    job, result = _spawn_jobs.get()
+                    try:
+                        result.set_result(job())
+                    except BaseException as exc:  # handed to the caller
+                        result.set_exception(exc)
+            _spawner = threading.Thread(target=serve, name="zkelect-spawner", daemon=True)
+            _spawner.start()
+    result: Future[subprocess.Popen[bytes]] = Future()
+    _spawn_jobs.put((start, result))
+    return result.result()
+
+
+@dataclass
+class _Member:
+    index: int
+    dir: Path
+    client_port: int
+    peer_port: int
+    election_port: int
+    proc: subprocess.Popen[bytes] | None = None
+    paused: bool = False
+    log_offsets: tuple[int, int] = (0, 0)  # log sizes at launch: read only this run's lines
+
+    @property
+    def logs(self) -> str:
+        return ", ".join(str(self.dir / name) for name in _LOG_NAMES)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+_LIVE: set[LocalEnsemble] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for ensemble in list(_LIVE):
+        with contextlib.suppress(Exception):  # best effort at exit: keep stopping the others
+            ensemble.stop()
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigurationError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+    return value
+
+
+class LocalEnsemble:
+    """1..9 ZooKeeper members on 127.0.0.1; ``size == 1`` runs standalone.
+
+    ``start()`` returns once every member serves and a write commits; ``stop()`` ends them by PID
+    (SIGTERM, then SIGKILL) and is idempotent. Also a context manager. A temporary ``base_dir`` is
+    removed on stop, except after a failed start (its logs are named in the error).
+    """
+
+    def __init__(self, size: int = 3, *, base_dir: str | Path | None = None,
+                 tick_time_ms: int = 200, min_session_timeout_ms: int | None = None,
+                 max_session_timeout_ms: int | None = None, zookeeper_home: str | None = None,
+                 start_timeout: float = 60.0, extra_config: Mapping[str, str] | None = None,
+                 jvm_heap_mb: int = 128) -> None:
+        self._size = _check_int("size", size, 1, 9)
+        self._tick = _check_int("tick_time_ms", tick_time_ms, 1, 60_000)
+        self._min_st = _check_int("min_session_timeout_ms", 2 * self._tick
+                                  if min_session_timeout_ms is None else min_session_timeout_ms,
+                                  1, 2**31 - 1)
+        self._max_st = _check_int("max_session_timeout_ms", 20 * self._tick
+                                  if max_session_timeout_ms is None else max_session_timeout_ms,
+                                  self._min_st, 2**31 - 1)
+        self._heap = _check_int("jvm_heap_mb", jvm_heap_mb, 16, 65_536)
+        if isinstance(start_timeout, bool) or not isinstance(start_timeout, (int, float)) \
+                or not start_timeout > 0:
+            raise ConfigurationError(f"start_timeout must be > 0 seconds, got {start_timeout!r}")
+        self._start_timeout = float(start_timeout)
+        self._extra = dict(extra_config or {})
+        for key, value in self._extra.items():
+            if not isinstance(key, str) or not isinstance(value, str) or not key.strip() \
+                    or any(c in key for c in "=\n\r \t") or any(c in value for c in "\n\r"):
+                raise ConfigurationError(f"extra_config entry {key!r}={value!r} is not a valid "
+                                         "zoo.cfg line (str key without '='/blanks, one-line str)")
+            if key in _MANAGED_KEYS or key.startswith("server."):
+                raise ConfigurationError(f"extra_config may not set {key!r}: LocalEnsemble "
+                                         "manages it (ports, dirs, membership, or an argument)")
+        self._install = find_zookeeper(zookeeper_home)
+        self._base_arg = Path(base_dir) if base_dir is not None else None
+        self._base: Path | None = None
+        self._keep_base = False
+        self._members: list[_Member] = []
+        self._lock = threading.RLock()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> LocalEnsemble:
+        """Start all members concurrently; return once they serve and a write commits."""
+        with self._lock:
+            if self._members:
+                raise ConfigurationError("this LocalEnsemble is already started")
+            self._base = self._base_arg or Path(tempfile.mkdtemp(prefix="zkelect-ensemble-"))
+            self._keep_base = False
+            _LIVE.add(self)
+        deadline = time.monotonic() + self._start_timeout
+        for attempt in range(3):  # retry only if another process grabbed one of our ports
+            ports = _free_ports(3 * self._size)
+            self._members = [_Member(i, self._base / f"member-{i + 1}", ports[3 * i],
+                                     ports[3 * i + 1], ports[3 * i + 2])
+                             for i in range(self._size)]
+            try:
+                for m in self._members:
+                    self._write_config(m)
+                    self._launch(m)
+                self._wait(self._members, deadline, write=True)
+                return self
+            except BaseException as exc:  # also Ctrl-C: never leave members running
+                failed = isinstance(exc, ConnectionFailedError)
+                if failed and attempt < 2 and "Address already in use" in str(exc):
+                    self._stop_processes()
+                    continue
+                self._keep_base = failed  # keep the logs the error names
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        """Stop every member by PID: SIGCONT (if paused), SIGTERM, up to ~5 s, then SIGKILL."""
+        with self._lock:
+            self._stop_processes()
+            self._members = []
+            _LIVE.discard(self)
+            if self._base is not None and self._base_arg is None and not self._keep_base:
+                shutil.rmtree(self._base, ignore_errors=True)
+            self._base = None
+
+    def __enter__(self) -> LocalEnsemble:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- addresses --------------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def tick_time_ms(self) -> int:
+        return self._tick
+
+    @property
+    def min_session_timeout_ms(self) -> int:
+        return self._min_st
+
+    @property
+    def max_session_timeout_ms(self) -> int:
+        return self._max_st
+
+    @property
+    def install(self) -> ZooKeeperInstall:
+        return self._install
+
+    @property
+    def hosts(self) -> str:
+        """Connect string for the whole ensemble: ``127.0.0.1:p1,127.0.0.1:p2,...``."""
+        return ",".join(self.member_hosts(i) for i in range(self._size))
+
+    def member_hosts(self, i: int) -> str:
+        return f"127.0.0.1:{self.client_port(i)}"
+
+    def client_port(self, i: int) -> int:
+        return self._member(i).client_port
+
+    def member_dir(self, i: int) -> Path:
+        return self._member(i).dir
+
+    def pid(self, i: int) -> int | None:
+        """PID of member ``i``'s JVM, or None if it is not running (killed or stopped)."""
+        m = self._member(i)
+        return m.proc.pid if m.proc is not None and m.running() else None
+
+    # -- faults -----------------------------------------------------------------------------
+    def kill(self, i: int) -> None:
+        """SIGKILL member ``i`` and reap it: a crash, no goodbye to peers or clients."""
+        with self._lock:
+            m = self._member(i)
+            if m.proc is not None:
+                m.proc.kill()
+                m.proc.wait()
+            m.proc, m.paused = None, False
+
+    def pause(self, i: int) -> None:
+        """SIGSTOP member ``i``: it holds its sockets open but answers nothing (a GC pause)."""
+        self._signal(i, signal.SIGSTOP, paused=True)
+
+    def resume(self, i: int) -> None:
+        self._signal(i, signal.SIGCONT, paused=False)
+
+    def restart(self, i: int, timeout: float | None = None) -> None:
+        """Kill member ``i`` if running, start it on the same dataDir and ports, wait until it
+        serves (which needs a quorum of the others)."""
+        self.kill(i)
+        m = self._member(i)
+        self._launch(m)
+        self._wait([m], time.monotonic() + (timeout or self._start_timeout), write=False)
+
+    def wait_serving(self, timeout: float | None = None) -> None:
+        """Wait until every running, unpaused member serves and a write commits."""
+        live = [m for m in self._started() if m.running() and not m.paused]
+        if not live:
+            raise ConnectionFailedError("no ZooKeeper member is running (all killed or paused)")
+        self._wait(live, time.monotonic() + (timeout or self._start_timeout), write=True)
+
+    # -- inspection -------------------------------------------------------------------------
+    def four_letter(self, i: int, cmd: str, timeout: float = 5.0) -> str:
+        """Send a four-letter word (srvr, mntr, cons, ...) to member ``i``; return the reply."""
+        if len(cmd) != 4 or not cmd.isascii() or not cmd.isalpha():
+            raise ConfigurationError(f"not a four-letter word: {cmd!r}")
+        port, chunks = self.client_port(i), []
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+                sock.sendall(cmd.encode("ascii"))
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+        except OSError as exc:
+            raise ConnectionFailedError(
+                f"ZooKeeper member {i} (127.0.0.1:{port}) did not answer {cmd!r}: {exc}") from exc
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    def mode(self, i: int) -> str:
+        """"leader", "follower" or "standalone" per ``srvr``; "" if not serving (or paused)."""
+        m = self._member(i)
+        if not m.running() or m.paused:
+            return ""
+        try:
+            reply = self.four_letter(i, "srvr", timeout=2.0)
+        except ConnectionFailedError:
+            return ""
+        return next((ln.split(":", 1)[1].strip() for ln in reply.splitlines()
+                     if ln.startswith("Mode:")), "")
+
+    def leader_index(self) -> int | None:
+        """Index of the member that leads (a standalone member counts), or None."""
+        return next((i for i in range(self._size)
+                     if self.mode(i) in ("leader", "standalone")), None)
+
+    # -- internals --------------------------------------------------------------------------
+    def _started(self) -> list[_Member]:
+        if not self._members:
+            raise ConfigurationError("LocalEnsemble is not started: call start() or use `with`")
+        return self._members
+
+    def _member(self, i: int) -> _Member:
+        members = self._started()
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(members):
+            raise ConfigurationError(f"member index must be in 0..{len(members) - 1}, got {i!r}")
+        return members[i]
+
+    def _signal(self, i: int, sig: signal.Signals, *, paused: bool) -> None:
+        with self._lock:
+            m = self._member(i)
+            if m.proc is None or not m.running():
+                raise ConfigurationError(f"ZooKeeper member {i} is not running")
+            m.proc.send_signal(sig)
+            m.paused = paused
+            # A signal stops a multi-threaded JVM asynchronously: wait until the kernel shows
+            # it (stopped or not), so callers observe the state they asked for.
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                state = _proc_state(m.proc.pid)
+                if state is None or (state == "T") == paused:
+                    break
+                time.sleep(0.005)
+
+    def _write_config(self, m: _Member) -> None:
+        (m.dir / "data").mkdir(parents=True, exist_ok=True)
+        (m.dir / "conf").mkdir(exist_ok=True)
+        (m.dir / "data" / "myid").write_text(f"{m.index + 1}\n")
+        log = m.dir / "zookeeper.log"
+        (m.dir / "conf" / "log4j.properties").write_text(_LOG4J.format(log=log))
+        (m.dir / "conf" / "logback.xml").write_text(_LOGBACK.format(log=escape(str(log))))
+        cfg = {"tickTime": str(self._tick), "initLimit": "10", "syncLimit": "5",
+               "dataDir": str(m.dir / "data"), "clientPort": str(m.client_port),
+               "clientPortAddress": "127.0.0.1", "maxClientCnxns": "0",
+               "minSessionTimeout": str(self._min_st), "maxSessionTimeout": str(self._max_st),
+               "4lw.commands.whitelist": "*", "admin.enableServer": "false",
+               "reconfigEnabled": "false", "standaloneEnabled": str(self._size == 1).lower()}
+        if self._size > 1:
+            cfg.update({f"server.{p.index + 1}": f"127.0.0.1:{p.peer_port}:{p.election_port}"
+                        for p in self._members})
+        cfg.update(self._extra)
+        (m.dir / "zoo.cfg").write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
+
+    def _launch(self, m: _Member) -> None:
+        cmd = [self._install.java, f"-Xmx{self._heap}m", *_JVM_FLAGS, "-cp",
+               f"{m.dir / 'conf'}:{self._install.classpath}",
+               "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(m.dir / "zoo.cfg")]
+        parent = os.getpid()
+        m.log_offsets = tuple(  # type: ignore[assignment]
+            (m.dir / n).stat().st_size if (m.dir / n).exists() else 0 for n in _LOG_NAMES)
+        with open(m.dir / "console.log", "ab") as console:
+            m.proc = _spawn(lambda: subprocess.Popen(
+                cmd, cwd=m.dir, stdin=subprocess.DEVNULL, stdout=console,
+                stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=(lambda: _die_with_parent(parent)) if _PRCTL else None))
+        m.paused = False
+
+    def _wait(self, members: list[_Member], deadline: float, *, write: bool) -> None:
+        pending = list(members)
+        while pending:
+            for m in members:
+                if m.proc is None or m.proc.poll() is not None:
+                    code = None if m.proc is None else m.proc.returncode
+                    raise ConnectionFailedError(
+                        f"ZooKeeper member {m.index} exited (code {code}) before serving"
+                        f"{_why_exited(m)}; see {m.logs}")
+            pending = [m for m in pending if self.mode(m.index) == ""]
+            if pending and time.monotonic() > deadline:
+                raise ConnectionFailedError(
+                    "ZooKeeper did not serve in time; members not serving: "
+                    + "; ".join(f"{m.index} (logs: {m.logs})" for m in pending))
+            time.sleep(0.05 if pending else 0)
+        if write:
+            self._probe_write(",".join(self.member_hosts(m.index) for m in members), deadline)
+
+    def _probe_write(self, hosts: str, deadline: float) -> None:
+        """A write through a throwaway session proves the quorum commits, not just listens."""
+        error: Exception | None = None
+        while time.monotonic() < deadline or error is None:
+            client = KazooClient(hosts=hosts, timeout=max(self._min_st / 1000, 2.0))
+            try:
+                client.start(timeout=max(0.5, deadline - time.monotonic()))
+                client.create("/zkelect-ensemble-probe-", ephemeral=True, sequence=True)
+                return
+            except Exception as exc:  # any kazoo failure: retry until the deadline
+                error = exc
+                time.sleep(0.1)
+            finally:
+                client.stop()
+                client.close()
+        raise ConnectionFailedError(f"ZooKeeper members at {hosts} serve but a write did not "
+                                    f"commit in time ({error!r}); see logs under {self._base}")
+
+    def _stop_processes(self) -> None:
+        procs = [m.proc for m in self._members if m.proc is not None]
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+        deadline = time.monotonic() + 5.0
+        for proc in procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for m in self._members:
+            m.proc, m.paused = None, False
+
+
+def _proc_state(pid: int) -> str | None:
+    """The kernel's one-letter process state ("T" = stopped), or None without procfs."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _why_exited(m: _Member) -> str:
+    """The most telling line of a dead member's logs, so the error explains itself."""
+    text = ""
+    for name, offset in zip(_LOG_NAMES, m.log_offsets, strict=True):
+        with contextlib.suppress(OSError), open(m.dir / name, "rb") as log:
+            log.seek(offset)
+            text += log.read().decode(errors="replace")
+    if "Address already in use" in text:
+        return ": Address already in use"
+    errors = [ln.split(" - ", 1)[-1] for ln in text.splitlines() if " ERROR " in ln]
+    return f": {errors[0]}" if errors else ""
