@@ -488,8 +488,8 @@ class LocalEnsemble:
                f"{m.dir / 'conf'}:{self._install.classpath}",
                "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(m.dir / "zoo.cfg")]
         parent = os.getpid()
-        m.log_offsets = tuple(  # type: ignore[assignment]
-            (m.dir / n).stat().st_size if (m.dir / n).exists() else 0 for n in _LOG_NAMES)
+        sizes = [(m.dir / n).stat().st_size if (m.dir / n).exists() else 0 for n in _LOG_NAMES]
+        m.log_offsets = (sizes[0], sizes[1])
         with open(m.dir / "console.log", "ab") as console:
             m.proc = _spawn(lambda: subprocess.Popen(
                 cmd, cwd=m.dir, stdin=subprocess.DEVNULL, stdout=console,

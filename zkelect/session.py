@@ -139,23 +139,26 @@ def translate(exc: BaseException) -> BaseException:
 
 
 class Lease:
-    """The local lease arithmetic, apart from threads and I/O so it can be unit-tested."""
+    """The local lease arithmetic, apart from threads and I/O so it can be unit-tested.
 
-    def __init__(self, clock: Clock, margin_ratio: float) -> None:
+    ``timeout`` is read at each use: kazoo learns the negotiated session timeout only
+    while connecting, after the CONNECTED event has already been delivered.
+    """
+
+    def __init__(self, clock: Clock, margin_ratio: float, timeout: Callable[[], float]) -> None:
         self._clock = clock
         self._margin_ratio = margin_ratio
+        self._timeout = timeout
         self._lock = threading.Lock()
         self._last_ack: float | None = None
         self._session: int | None = None
-        self.timeout: float = 0.0
 
-    def reset(self, session_id: int | None, timeout: float) -> None:
+    def reset(self, session_id: int | None) -> None:
         """A new (or no) session: acknowledgements of the old one no longer count."""
         with self._lock:
             if session_id != self._session:
                 self._session = session_id
                 self._last_ack = None
-            self.timeout = timeout
 
     def ack(self, sent_at: float, session_id: int | None) -> None:
         """The server answered a request sent at ``sent_at`` on ``session_id``."""
@@ -166,10 +169,11 @@ class Lease:
                 self._last_ack = sent_at
 
     def deadline(self) -> float | None:
+        timeout = self._timeout()
         with self._lock:
-            if self._last_ack is None or self.timeout <= 0:
+            if self._last_ack is None or timeout <= 0:
                 return None
-            return self._last_ack + self.timeout * (1.0 - self._margin_ratio)
+            return self._last_ack + timeout * (1.0 - self._margin_ratio)
 
     @property
     def last_ack(self) -> float | None:
@@ -200,21 +204,21 @@ class Session:
         self.config = config
         self.owned = owned
         self.clock = clock
-        self.lease = Lease(clock, config.lease_margin_ratio)
+        self._negotiated_timeout: float | None = None
+        self.lease = Lease(clock, config.lease_margin_ratio, lambda: self.session_timeout)
         self._lock = threading.RLock()
         self._refs = 0
         self._listeners: list[_SessionListener] = []
         self._lease_listeners: dict[int, Callable[[], None]] = {}
         self._lease_timer: Any = None
         self._heartbeat_timer: Any = None
-        self._negotiated_timeout: float | None = None
         self._state = self._translate_state(client.state)
         self._session_id: int | None = self._read_session_id()
         self.pool: WorkerPool | None = None
         self.timers: Timers | None = None
         self.notifier: Notifier | None = None
         self._hook_negotiated_timeout()
-        self.lease.reset(self._session_id, self.session_timeout)
+        self.lease.reset(self._session_id)
         client.add_listener(self._on_kazoo_state)
 
     # -- construction and sharing ----------------------------------------------------------
@@ -392,7 +396,7 @@ class Session:
         self._state = state
         self._session_id = session_id
         if state is not ConnectionState.SUSPENDED:
-            self.lease.reset(session_id, self.session_timeout)
+            self.lease.reset(session_id)
             self._rearm_lease_timer()  # a new session may have a different timeout
         with self._lock:
             listeners = list(self._listeners)

@@ -10,8 +10,8 @@ from zkelect.session import Lease
 
 def test_lease_counts_from_the_send_time_of_the_last_answered_request() -> None:
     clock = ManualClock()
-    lease = Lease(clock, margin_ratio=0.2)
-    lease.reset(session_id=7, timeout=10.0)
+    lease = Lease(clock, margin_ratio=0.2, timeout=lambda: 10.0)
+    lease.reset(session_id=7)
     assert lease.remaining() == 0.0  # nothing answered yet: no lease
     sent = clock()
     clock.advance(1.0)  # the reply arrives a second later
@@ -25,8 +25,8 @@ def test_lease_counts_from_the_send_time_of_the_last_answered_request() -> None:
 
 def test_late_reply_to_an_old_request_does_not_move_the_lease_back() -> None:
     clock = ManualClock()
-    lease = Lease(clock, margin_ratio=0.25)
-    lease.reset(1, 4.0)
+    lease = Lease(clock, margin_ratio=0.25, timeout=lambda: 4.0)
+    lease.reset(1)
     first = clock()
     clock.advance(2.0)
     second = clock()
@@ -37,10 +37,10 @@ def test_late_reply_to_an_old_request_does_not_move_the_lease_back() -> None:
 
 def test_acks_of_another_session_do_not_count() -> None:
     clock = ManualClock()
-    lease = Lease(clock, margin_ratio=0.2)
-    lease.reset(1, 10.0)
+    lease = Lease(clock, margin_ratio=0.2, timeout=lambda: 10.0)
+    lease.reset(1)
     lease.ack(clock(), 1)
-    lease.reset(2, 10.0)  # session expired; a new one began
+    lease.reset(2)  # session expired; a new one began
     assert lease.remaining() == 0.0
     lease.ack(clock(), 1)  # a reply sent on the old session
     assert lease.remaining() == 0.0
@@ -64,3 +64,14 @@ def test_token_orders_by_epoch_and_round_trips() -> None:
 def test_malformed_tokens_are_rejected(text: str) -> None:
     with pytest.raises(ConfigurationError):
         FencingToken.parse(text)
+
+
+def test_lease_follows_the_negotiated_timeout_once_known() -> None:
+    clock = ManualClock()
+    timeout = [60.0]  # requested; the server will negotiate it down
+    lease = Lease(clock, margin_ratio=0.5, timeout=lambda: timeout[0])
+    lease.reset(1)
+    lease.ack(clock(), 1)
+    assert lease.remaining() == pytest.approx(30.0)
+    timeout[0] = 20.0
+    assert lease.remaining() == pytest.approx(10.0)
