@@ -83,12 +83,23 @@ class ElectionConfig:
     retry_max_delay: float = 2.0
     #: Threads that run election steps for all elections of one session.
     worker_threads: int = 2
+    #: After resign(), wait this long before re-joining at the back, so the successor's
+    #: reads do not compete with our create on the servers (0: re-join at once).
+    requeue_delay: float = 0.01
 
     def __post_init__(self) -> None:
         _positive("session_timeout", self.session_timeout)
         _positive("connect_timeout", self.connect_timeout)
         _positive("request_timeout", self.request_timeout)
         _positive("retry_initial_delay", self.retry_initial_delay)
+        if (
+            isinstance(self.requeue_delay, bool)
+            or not isinstance(self.requeue_delay, (int, float))
+            or not 0 <= self.requeue_delay <= 60
+        ):
+            raise ConfigurationError(
+                f"requeue_delay must be 0..60 seconds, got {self.requeue_delay!r}"
+            )
         _positive("retry_max_delay", self.retry_max_delay)
         if self.retry_max_delay < self.retry_initial_delay:
             raise ConfigurationError(

@@ -301,10 +301,10 @@ class Demo:
 
 
 def _run(console: Console, session_timeout: float) -> int:
-    console.step(1, "a local 3-member ZooKeeper ensemble (real servers on 127.0.0.1)")
-    ensemble = LocalEnsemble(
+    ensemble = LocalEnsemble(  # finds ZooKeeper and Java, or raises ZooKeeperNotFoundError
         3, tick_time_ms=200, min_session_timeout_ms=400, max_session_timeout_ms=10_000
     )
+    console.step(1, "a local 3-member ZooKeeper ensemble (real servers on 127.0.0.1)")
     demo = Demo(console, session_timeout)
     try:
         started = time.perf_counter()

@@ -61,6 +61,7 @@ from .session import (
     ConnectionState,
     NodeStat,
     NoNode,
+    Pending,
     Retryable,
     Session,
     SessionGone,
@@ -148,6 +149,7 @@ class Election:
         self._waiting_since = 0.0
         self._retry_pending = False
         self._retry_delay = self.config.retry_initial_delay
+        self._prefetched: Pending | None = None
         self._observing = on_leader_change is not None
         self._observe_gen = 0
         self._observed: object = _END  # last LeaderInfo | None reported
@@ -238,8 +240,9 @@ class Election:
     def resign(self, timeout: float | None = None) -> bool:
         """Give up leadership and stay a candidate, re-queued at the back.
 
-        Returns False if this candidate was not leading. ``lost`` is set before the
-        node is deleted, so leader-only work sees the loss first (R9).
+        Returns once our node is deleted (the candidate re-joins right after), or False
+        at once if this candidate was not leading. ``lost`` is set before the node is
+        deleted, so leader-only work sees the loss first (R9).
         """
         self._require_started()
         done: Future[bool] = Future()
@@ -471,13 +474,19 @@ class Election:
             self._reconcile(first=payload)
             self._observe()
         elif kind == "watch":
-            if payload == self._watch_gen:
+            generation, prefetched = payload
+            if generation == self._watch_gen:
                 self._watched = None
                 self._waiting_since = self._clock()
+                self._prefetched = prefetched
                 self._reconcile()
         elif kind == "retry":
             self._retry_pending = False
             self._reconcile()
+        elif kind == "rejoin":
+            self._reconcile()
+        elif kind == "own_watch":
+            self._step_own_watch(*payload)
         elif kind == "state":
             self._step_state(payload)
         elif kind == "resign":
@@ -491,6 +500,7 @@ class Election:
             self._observe()
 
     def _step_state(self, state: ConnectionState) -> None:
+        self._prefetched = None
         if state is ConnectionState.LOST:
             # The old session's nodes are not ours any more, even while still visible (R2).
             self._node = None
@@ -510,11 +520,19 @@ class Election:
         if self._leadership is None or self._node is None:
             done.set_result(False)
             return
-        self._set_leadership(False, "resigned")
+        self._set_leadership(False, "resigned")  # lost is set before the node goes (R9)
         self._abandoned.append(self._node)
         self._forget_node()
-        self._reconcile()  # deletes the old node, then joins at the back
+        with contextlib.suppress(Retryable, SessionGone):
+            self._delete_abandoned()  # if this fails, the re-join step deletes it first
         done.set_result(True)
+        # Re-join at the back in a step of its own, a moment later: resign() returns as soon
+        # as the node is gone, and the successor's reads do not compete with our create.
+        timers, delay = self._session.timers, self.config.requeue_delay
+        if delay > 0 and timers is not None:
+            timers.call_later(delay, lambda: self._post("rejoin"))
+        else:
+            self._post("rejoin")
 
     def _step_stop(self, done: Future[None]) -> None:
         self._set_leadership(False, "stopped")
@@ -565,7 +583,7 @@ class Election:
             if self._node is None:
                 self._join()
             try:
-                children = self._session.children(self.path)
+                children = self._read_children()
             except NoNode:
                 children = []  # the election path itself was deleted (R10)
             order = election_order(children)
@@ -582,9 +600,8 @@ class Election:
                     self._set_leadership(False, "session_changed")  # R2: not our node now
                     self._forget_node()
                     continue
-                if not self._watch(self._node):  # the leader watches its own node
-                    continue
                 self._set_leadership(True, "elected")
+                self._watch_own_node()
                 return
             self._set_leadership(False, "not_first")
             if not self._watch(names[index - 1]):
@@ -592,14 +609,65 @@ class Election:
             return
         self._schedule_retry()
 
+    def _watch_own_node(self) -> None:
+        """The leader's one watch is on its own node, so a forced resign is seen at once.
+
+        Sent without waiting: the flip to leader (and on_elected) need not wait a round
+        trip for it; if the node is already gone, the answer's step revokes.
+        """
+        node = self._node
+        if node is None or self._watched == node:
+            return
+        self._watch_gen += 1
+        generation = self._watch_gen
+
+        def fired() -> None:
+            if generation == self._watch_gen:
+                self._post("watch", (generation, self._session.send_children(self.path)))
+
+        pending = self._session.send_get(self._child(node), watch=fired)
+        self._watched = node
+        pending.when_done(lambda: self._post("own_watch", (generation, pending)))
+
+    def _step_own_watch(self, generation: int, pending: Pending) -> None:
+        if generation != self._watch_gen:
+            return
+        try:
+            pending.result()
+        except NoNode:
+            self._set_leadership(False, "node_deleted")
+            self._forget_node()
+            self._reconcile()
+        except (Retryable, SessionGone):
+            self._watched = None  # set it again on the next look
+            self._schedule_retry()
+        except ZkElectError as exc:
+            self._fail(exc)
+
+    def _read_children(self) -> list[str]:
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None:
+            return [str(name) for name in prefetched.result()]
+        return self._session.children(self.path)
+
     def _watch(self, name: str) -> bool:
         """Leave our one watch on ``name`` (data watch: none is left if it is gone)."""
         if self._watched == name:
             return True
         self._watch_gen += 1
         generation = self._watch_gen
+
+        def fired() -> None:
+            # kazoo's callback thread: send the re-read of the children right away, so the
+            # round trip overlaps the hop to a pool thread (the handover's critical path).
+            # A watch we already moved on from (our own node after resigning) sends nothing:
+            # that read would land on the servers just as the successor needs them.
+            if generation != self._watch_gen:
+                return
+            self._post("watch", (generation, self._session.send_children(self.path)))
+
         try:
-            self._session.get(self._child(name), watch=lambda: self._post("watch", generation))
+            self._session.get(self._child(name), watch=fired)
         except NoNode:
             return False
         self._watched = name

@@ -45,16 +45,47 @@ _DEBIAN_JAVA_DIR = Path("/usr/share/java")
 # binds whichever comes first in directory order: slf4j-nop (no logs at all) or slf4j-log4j12 next
 # to log4j-over-slf4j (the server dies at start). So name the jars; zookeeper.jar's manifest
 # Class-Path brings the rest. Netty is listed for NettyServerCnxnFactory (TLS).
-_DEBIAN_JARS = ("zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-log4j12.jar",
-                "log4j-1.2.jar", *(f"netty-{n}.jar" for n in (
-                    "buffer", "codec", "common", "handler", "resolver", "transport",
-                    "transport-native-epoll", "transport-native-unix-common")))
+_DEBIAN_JARS = (
+    "zookeeper.jar",
+    "zookeeper-jute.jar",
+    "slf4j-api.jar",
+    "slf4j-log4j12.jar",
+    "log4j-1.2.jar",
+    *(
+        f"netty-{n}.jar"
+        for n in (
+            "buffer",
+            "codec",
+            "common",
+            "handler",
+            "resolver",
+            "transport",
+            "transport-native-epoll",
+            "transport-native-unix-common",
+        )
+    ),
+)
 _LOG_NAMES = ("zookeeper.log", "console.log")  # log4j/logback's file; the JVM's stdout+stderr
-_MANAGED_KEYS = {"dataDir", "dataLogDir", "clientPort", "clientPortAddress", "dynamicConfigFile",
-                 "tickTime", "minSessionTimeout", "maxSessionTimeout", "standaloneEnabled"}
-_JVM_FLAGS = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-XX:-UsePerfData",
-              "-XX:+ExitOnOutOfMemoryError", "-Djava.net.preferIPv4Stack=true",
-              "-Dzookeeper.jmx.log4j.disable=true")
+_MANAGED_KEYS = {
+    "dataDir",
+    "dataLogDir",
+    "clientPort",
+    "clientPortAddress",
+    "dynamicConfigFile",
+    "tickTime",
+    "minSessionTimeout",
+    "maxSessionTimeout",
+    "standaloneEnabled",
+}
+_JVM_FLAGS = (
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Xshare:auto",
+    "-XX:-UsePerfData",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.net.preferIPv4Stack=true",
+    "-Dzookeeper.jmx.log4j.disable=true",
+)
 _LOG4J = """log4j.rootLogger=INFO, FILE
 log4j.appender.FILE=org.apache.log4j.RollingFileAppender
 log4j.appender.FILE.File={log}
@@ -96,7 +127,8 @@ def _find_java() -> str:
     if found is None:
         raise ZooKeeperNotFoundError(
             "no Java runtime: 'java' is not on PATH and JAVA_HOME/bin/java does not exist; "
-            "apt-get install default-jre-headless (Debian/Ubuntu) or set JAVA_HOME to a JRE")
+            "apt-get install default-jre-headless (Debian/Ubuntu) or set JAVA_HOME to a JRE"
+        )
     return found
 
 
@@ -117,7 +149,8 @@ def find_zookeeper(zookeeper_home: str | None = None) -> ZooKeeperInstall:
             source = "zookeeper_home" if zookeeper_home else "ZOOKEEPER_HOME"
             raise ZooKeeperNotFoundError(
                 f"{source}={home} holds no zookeeper*.jar (looked in it and its lib/): "
-                + _INSTALL_HINT)
+                + _INSTALL_HINT
+            )
         description = f"ZooKeeper at {home}"
     elif (_DEBIAN_JAVA_DIR / "zookeeper.jar").is_file():
         classpath = _classpath_in(_DEBIAN_JAVA_DIR) or ""
@@ -192,6 +225,7 @@ def _spawn(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[byt
     global _spawner
     with _spawner_lock:
         if _spawner is None:
+
             def serve() -> None:
                 while True:
                     job, result = _spawn_jobs.get()
@@ -199,6 +233,7 @@ def _spawn(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[byt
                         result.set_result(job())
                     except BaseException as exc:  # handed to the caller
                         result.set_exception(exc)
+
             _spawner = threading.Thread(target=serve, name="zkelect-spawner", daemon=True)
             _spawner.start()
     result: Future[subprocess.Popen[bytes]] = Future()
@@ -249,33 +284,59 @@ class LocalEnsemble:
     removed on stop, except after a failed start (its logs are named in the error).
     """
 
-    def __init__(self, size: int = 3, *, base_dir: str | Path | None = None,
-                 tick_time_ms: int = 200, min_session_timeout_ms: int | None = None,
-                 max_session_timeout_ms: int | None = None, zookeeper_home: str | None = None,
-                 start_timeout: float = 60.0, extra_config: Mapping[str, str] | None = None,
-                 jvm_heap_mb: int = 128) -> None:
+    def __init__(
+        self,
+        size: int = 3,
+        *,
+        base_dir: str | Path | None = None,
+        tick_time_ms: int = 200,
+        min_session_timeout_ms: int | None = None,
+        max_session_timeout_ms: int | None = None,
+        zookeeper_home: str | None = None,
+        start_timeout: float = 60.0,
+        extra_config: Mapping[str, str] | None = None,
+        jvm_heap_mb: int = 128,
+    ) -> None:
         self._size = _check_int("size", size, 1, 9)
         self._tick = _check_int("tick_time_ms", tick_time_ms, 1, 60_000)
-        self._min_st = _check_int("min_session_timeout_ms", 2 * self._tick
-                                  if min_session_timeout_ms is None else min_session_timeout_ms,
-                                  1, 2**31 - 1)
-        self._max_st = _check_int("max_session_timeout_ms", 20 * self._tick
-                                  if max_session_timeout_ms is None else max_session_timeout_ms,
-                                  self._min_st, 2**31 - 1)
+        self._min_st = _check_int(
+            "min_session_timeout_ms",
+            2 * self._tick if min_session_timeout_ms is None else min_session_timeout_ms,
+            1,
+            2**31 - 1,
+        )
+        self._max_st = _check_int(
+            "max_session_timeout_ms",
+            20 * self._tick if max_session_timeout_ms is None else max_session_timeout_ms,
+            self._min_st,
+            2**31 - 1,
+        )
         self._heap = _check_int("jvm_heap_mb", jvm_heap_mb, 16, 65_536)
-        if isinstance(start_timeout, bool) or not isinstance(start_timeout, (int, float)) \
-                or not start_timeout > 0:
+        if (
+            isinstance(start_timeout, bool)
+            or not isinstance(start_timeout, (int, float))
+            or not start_timeout > 0
+        ):
             raise ConfigurationError(f"start_timeout must be > 0 seconds, got {start_timeout!r}")
         self._start_timeout = float(start_timeout)
         self._extra = dict(extra_config or {})
         for key, value in self._extra.items():
-            if not isinstance(key, str) or not isinstance(value, str) or not key.strip() \
-                    or any(c in key for c in "=\n\r \t") or any(c in value for c in "\n\r"):
-                raise ConfigurationError(f"extra_config entry {key!r}={value!r} is not a valid "
-                                         "zoo.cfg line (str key without '='/blanks, one-line str)")
+            if (
+                not isinstance(key, str)
+                or not isinstance(value, str)
+                or not key.strip()
+                or any(c in key for c in "=\n\r \t")
+                or any(c in value for c in "\n\r")
+            ):
+                raise ConfigurationError(
+                    f"extra_config entry {key!r}={value!r} is not a valid "
+                    "zoo.cfg line (str key without '='/blanks, one-line str)"
+                )
             if key in _MANAGED_KEYS or key.startswith("server."):
-                raise ConfigurationError(f"extra_config may not set {key!r}: LocalEnsemble "
-                                         "manages it (ports, dirs, membership, or an argument)")
+                raise ConfigurationError(
+                    f"extra_config may not set {key!r}: LocalEnsemble "
+                    "manages it (ports, dirs, membership, or an argument)"
+                )
         self._install = find_zookeeper(zookeeper_home)
         self._base_arg = Path(base_dir) if base_dir is not None else None
         self._base: Path | None = None
@@ -295,9 +356,16 @@ class LocalEnsemble:
         deadline = time.monotonic() + self._start_timeout
         for attempt in range(3):  # retry only if another process grabbed one of our ports
             ports = _free_ports(3 * self._size)
-            self._members = [_Member(i, self._base / f"member-{i + 1}", ports[3 * i],
-                                     ports[3 * i + 1], ports[3 * i + 2])
-                             for i in range(self._size)]
+            self._members = [
+                _Member(
+                    i,
+                    self._base / f"member-{i + 1}",
+                    ports[3 * i],
+                    ports[3 * i + 1],
+                    ports[3 * i + 2],
+                )
+                for i in range(self._size)
+            ]
             try:
                 for m in self._members:
                     self._write_config(m)
@@ -327,8 +395,12 @@ class LocalEnsemble:
     def __enter__(self) -> LocalEnsemble:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     # -- addresses --------------------------------------------------------------------------
@@ -416,11 +488,12 @@ class LocalEnsemble:
                     chunks.append(chunk)
         except OSError as exc:
             raise ConnectionFailedError(
-                f"ZooKeeper member {i} (127.0.0.1:{port}) did not answer {cmd!r}: {exc}") from exc
+                f"ZooKeeper member {i} (127.0.0.1:{port}) did not answer {cmd!r}: {exc}"
+            ) from exc
         return b"".join(chunks).decode("utf-8", "replace")
 
     def mode(self, i: int) -> str:
-        """"leader", "follower" or "standalone" per ``srvr``; "" if not serving (or paused)."""
+        """ "leader", "follower" or "standalone" per ``srvr``; "" if not serving (or paused)."""
         m = self._member(i)
         if not m.running() or m.paused:
             return ""
@@ -428,13 +501,15 @@ class LocalEnsemble:
             reply = self.four_letter(i, "srvr", timeout=2.0)
         except ConnectionFailedError:
             return ""
-        return next((ln.split(":", 1)[1].strip() for ln in reply.splitlines()
-                     if ln.startswith("Mode:")), "")
+        return next(
+            (ln.split(":", 1)[1].strip() for ln in reply.splitlines() if ln.startswith("Mode:")), ""
+        )
 
     def leader_index(self) -> int | None:
         """Index of the member that leads (a standalone member counts), or None."""
-        return next((i for i in range(self._size)
-                     if self.mode(i) in ("leader", "standalone")), None)
+        return next(
+            (i for i in range(self._size) if self.mode(i) in ("leader", "standalone")), None
+        )
 
     # -- internals --------------------------------------------------------------------------
     def _started(self) -> list[_Member]:
@@ -471,30 +546,56 @@ class LocalEnsemble:
         log = m.dir / "zookeeper.log"
         (m.dir / "conf" / "log4j.properties").write_text(_LOG4J.format(log=log))
         (m.dir / "conf" / "logback.xml").write_text(_LOGBACK.format(log=escape(str(log))))
-        cfg = {"tickTime": str(self._tick), "initLimit": "10", "syncLimit": "5",
-               "dataDir": str(m.dir / "data"), "clientPort": str(m.client_port),
-               "clientPortAddress": "127.0.0.1", "maxClientCnxns": "0",
-               "minSessionTimeout": str(self._min_st), "maxSessionTimeout": str(self._max_st),
-               "4lw.commands.whitelist": "*", "admin.enableServer": "false",
-               "reconfigEnabled": "false", "standaloneEnabled": str(self._size == 1).lower()}
+        cfg = {
+            "tickTime": str(self._tick),
+            "initLimit": "10",
+            "syncLimit": "5",
+            "dataDir": str(m.dir / "data"),
+            "clientPort": str(m.client_port),
+            "clientPortAddress": "127.0.0.1",
+            "maxClientCnxns": "0",
+            "minSessionTimeout": str(self._min_st),
+            "maxSessionTimeout": str(self._max_st),
+            "4lw.commands.whitelist": "*",
+            "admin.enableServer": "false",
+            "reconfigEnabled": "false",
+            "standaloneEnabled": str(self._size == 1).lower(),
+        }
         if self._size > 1:
-            cfg.update({f"server.{p.index + 1}": f"127.0.0.1:{p.peer_port}:{p.election_port}"
-                        for p in self._members})
+            cfg.update(
+                {
+                    f"server.{p.index + 1}": f"127.0.0.1:{p.peer_port}:{p.election_port}"
+                    for p in self._members
+                }
+            )
         cfg.update(self._extra)
         (m.dir / "zoo.cfg").write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
 
     def _launch(self, m: _Member) -> None:
-        cmd = [self._install.java, f"-Xmx{self._heap}m", *_JVM_FLAGS, "-cp",
-               f"{m.dir / 'conf'}:{self._install.classpath}",
-               "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(m.dir / "zoo.cfg")]
+        cmd = [
+            self._install.java,
+            f"-Xmx{self._heap}m",
+            *_JVM_FLAGS,
+            "-cp",
+            f"{m.dir / 'conf'}:{self._install.classpath}",
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            str(m.dir / "zoo.cfg"),
+        ]
         parent = os.getpid()
         sizes = [(m.dir / n).stat().st_size if (m.dir / n).exists() else 0 for n in _LOG_NAMES]
         m.log_offsets = (sizes[0], sizes[1])
         with open(m.dir / "console.log", "ab") as console:
-            m.proc = _spawn(lambda: subprocess.Popen(
-                cmd, cwd=m.dir, stdin=subprocess.DEVNULL, stdout=console,
-                stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=(lambda: _die_with_parent(parent)) if _PRCTL else None))
+            m.proc = _spawn(
+                lambda: subprocess.Popen(
+                    cmd,
+                    cwd=m.dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=console,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=(lambda: _die_with_parent(parent)) if _PRCTL else None,
+                )
+            )
         m.paused = False
 
     def _wait(self, members: list[_Member], deadline: float, *, write: bool) -> None:
@@ -505,12 +606,14 @@ class LocalEnsemble:
                     code = None if m.proc is None else m.proc.returncode
                     raise ConnectionFailedError(
                         f"ZooKeeper member {m.index} exited (code {code}) before serving"
-                        f"{_why_exited(m)}; see {m.logs}")
+                        f"{_why_exited(m)}; see {m.logs}"
+                    )
             pending = [m for m in pending if self.mode(m.index) == ""]
             if pending and time.monotonic() > deadline:
                 raise ConnectionFailedError(
                     "ZooKeeper did not serve in time; members not serving: "
-                    + "; ".join(f"{m.index} (logs: {m.logs})" for m in pending))
+                    + "; ".join(f"{m.index} (logs: {m.logs})" for m in pending)
+                )
             time.sleep(0.05 if pending else 0)
         if write:
             self._probe_write(",".join(self.member_hosts(m.index) for m in members), deadline)
@@ -530,8 +633,10 @@ class LocalEnsemble:
             finally:
                 client.stop()
                 client.close()
-        raise ConnectionFailedError(f"ZooKeeper members at {hosts} serve but a write did not "
-                                    f"commit in time ({error!r}); see logs under {self._base}")
+        raise ConnectionFailedError(
+            f"ZooKeeper members at {hosts} serve but a write did not "
+            f"commit in time ({error!r}); see logs under {self._base}"
+        )
 
     def _stop_processes(self) -> None:
         procs = [m.proc for m in self._members if m.proc is not None]

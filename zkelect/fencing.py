@@ -121,11 +121,11 @@ class Leadership:
         """Raise LeadershipLostError unless ``is_valid()``."""
         if self.lost.is_set():
             raise LeadershipLostError(
-                f"leadership of {self.token.path} (epoch {self.epoch}) was lost: {self.reason}"
+                f"leadership of {self.token.path} (epoch {self.epoch:#x}) was lost: {self.reason}"
             )
         if self._session.lease_remaining() <= 0:
             raise LeadershipLostError(
-                f"the lease on {self.token.path} (epoch {self.epoch}) ran out: no answer from "
+                f"the lease on {self.token.path} (epoch {self.epoch:#x}) ran out: no answer from "
                 "ZooKeeper recently enough to be sure the session is alive"
             )
 
@@ -135,7 +135,7 @@ class Leadership:
 
     def __repr__(self) -> str:
         state = f"lost: {self.reason}" if self.lost.is_set() else "leading"
-        return f"<Leadership {self.token.path} epoch={self.epoch} {state}>"
+        return f"<Leadership {self.token.path} epoch={self.epoch:#x} {state}>"
 
 
 class FencedTransaction:
@@ -178,6 +178,6 @@ class FencedTransaction:
                 lead._revoke("fence_failed")
                 raise LeadershipLostError(
                     f"fenced write refused: the leader node {lead.node_path} is gone, so "
-                    f"epoch {lead.epoch} no longer leads {lead.token.path}"
+                    f"epoch {lead.epoch:#x} no longer leads {lead.token.path}"
                 ) from None
             raise failed.error from None

@@ -482,13 +482,19 @@ class Session:
     # -- requests -------------------------------------------------------------------------------
 
     def _call(self, start: Callable[[], Any]) -> Any:
-        sent_at, session_id = self.clock(), self._session_id
-        try:
-            result = start().get(timeout=self.config.request_timeout)
-        except Exception as exc:
-            raise translate(exc) from exc
-        self.lease.ack(sent_at, session_id)
-        return result
+        return self.send(start).result()
+
+    def send(self, start: Callable[[], Any]) -> Pending:
+        """Send a request now; wait for its answer later with ``Pending.result()``."""
+        return Pending(self, start)
+
+    def send_get(self, path: str, watch: Watcher | None = None) -> Pending:
+        """``get(path, watch)`` sent now; ``result()`` gives the raw (data, stat)."""
+        return self.send(lambda: self.client.get_async(path, _wrap_watch(watch)))
+
+    def send_children(self, path: str) -> Pending:
+        """``children(path)`` sent now, without a watch; ``result()`` gives the names."""
+        return self.send(lambda: self.client.get_children_async(path))
 
     def create_candidate(self, path: str, data: bytes) -> tuple[str, NodeStat]:
         """Create an EPHEMERAL_SEQUENTIAL node (parents as needed); its full path and stat."""
@@ -542,6 +548,38 @@ class Session:
 
     def transaction(self) -> Transaction:
         return Transaction(self)
+
+
+class Pending:
+    """A request in flight. Sending is separate from waiting so that a watch callback can
+    send the next read at once, while the step that needs it is still being scheduled."""
+
+    def __init__(self, session: Session, start: Callable[[], Any]) -> None:
+        self._session = session
+        self._sent_at, self._session_id = session.clock(), session.session_id
+        self._error: BaseException | None = None
+        self._async: Any = None
+        try:
+            self._async = start()
+        except Exception as exc:
+            self._error = translate(exc)
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from a kazoo thread; it must be quick) once answered."""
+        if self._async is None:
+            callback()
+        else:
+            self._async.rawlink(lambda _result: callback())
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        try:
+            value = self._async.get(timeout=self._session.config.request_timeout)
+        except Exception as exc:
+            raise translate(exc) from exc
+        self._session.lease.ack(self._sent_at, self._session_id)
+        return value
 
 
 def _wrap_watch(watch: Watcher | None) -> Callable[[WatchedEvent], None] | None:

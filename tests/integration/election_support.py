@@ -45,5 +45,3 @@ class Recorder:
 class Candidate:
     election: Election
     recorder: Recorder
-
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 
@@ -49,10 +50,15 @@ def test_lowest_sequence_leads_and_epoch_is_its_czxid(
     assert first.startswith("_c_") and "-latch-" in first
 
     info = cands[2].election.leader()
-    assert info == LeaderInfo(leader.election.candidate_id, stat.czxid, first,
-                              stat.ephemeralOwner, election_order(children)[0].sequence)
+    assert info == LeaderInfo(
+        leader.election.candidate_id,
+        stat.czxid,
+        first,
+        stat.ephemeralOwner,
+        election_order(children)[0].sequence,
+    )
     listed = cands[1].election.candidates()
-    assert [c.candidate_id for c in listed][0] == leader.election.candidate_id
+    assert listed[0].candidate_id == leader.election.candidate_id
     assert {c.candidate_id for c in listed} == {"node-0", "node-1", "node-2"}
 
 
@@ -95,10 +101,11 @@ def test_resign_requeues_at_the_back(
     assert first.recorder.of("revoked") == ["resigned"]
     second = leader_of(cands)
     assert second is not first
+    assert not kazoo_client.exists(old_node)  # resign() returns once the node is gone
+    wait_for(lambda: first.election.node is not None, 5, message="re-joined")
     order = [c.candidate_id for c in second.election.candidates()]
     assert order[-1] == first.election.candidate_id  # at the back of the queue
     assert first.election.node != old_node
-    assert not kazoo_client.exists(old_node)
     assert first.election.resign() is False  # not leading: nothing to give up
     assert len(kazoo_client.get_children(zk_path)) == 3
 
@@ -130,8 +137,12 @@ def test_callbacks_alternate_and_run_off_kazoo_threads(
 ) -> None:
     threads: list[str] = []
     a = candidates(ensemble.hosts, zk_path, "a")
-    b = candidates(ensemble.hosts, zk_path, "b",
-                   on_leader_change=lambda info: threads.append(threading.current_thread().name))
+    b = candidates(
+        ensemble.hosts,
+        zk_path,
+        "b",
+        on_leader_change=lambda info: threads.append(threading.current_thread().name),
+    )
     for _ in range(3):
         current = leader_of([a, b])
         current.election.resign()
@@ -140,7 +151,7 @@ def test_callbacks_alternate_and_run_off_kazoo_threads(
     for cand in (a, b):
         kinds = cand.recorder.kinds()
         assert kinds[0] == "elected"
-        assert all(x != y for x, y in zip(kinds, kinds[1:])), kinds  # strictly alternating
+        assert all(x != y for x, y in itertools.pairwise(kinds)), kinds  # strictly alternating
     assert threads and all(name.startswith("zkelect") for name in threads)
 
 
@@ -153,7 +164,7 @@ def test_leadership_context_manager_and_timeout(
     waiting = Election(ensemble.hosts, zk_path, candidate_id="waiting", config=FAST)
     with pytest.raises(ElectionTimeoutError), waiting.leadership(timeout=0.5):
         pass
-    assert [c for c in kazoo_client.get_children(zk_path)].__len__() == 1  # stopped: no node
+    assert len(kazoo_client.get_children(zk_path)) == 1  # the waiter stopped: no node left
 
     holder.election.stop()
     runner = Election(ensemble.hosts, zk_path, candidate_id="runner", config=FAST)
@@ -173,6 +184,7 @@ def test_observe_reports_every_leader_change(
     other = candidates(ensemble.hosts, zk_path, "other")
     watcher.election.resign()
     assert next(seen).candidate_id == "other"  # type: ignore[union-attr]
+    wait_for(lambda: watcher.election.node, 5, message="watcher re-joined")
     other.election.stop()
     assert next(seen).candidate_id == "watcher"  # type: ignore[union-attr]
     watcher.election.stop()

@@ -43,8 +43,7 @@ def test_fifty_candidates_hold_one_watch_each_and_a_change_wakes_one(
     watches_before = total_watches(ensemble.hosts)
     recorders = [CountingRecorder() for _ in range(N)]
     cands = [
-        candidates(ensemble.hosts, zk_path, f"node-{i:02d}", metrics=recorders[i])
-        for i in range(N)
+        candidates(ensemble.hosts, zk_path, f"node-{i:02d}", metrics=recorders[i]) for i in range(N)
     ]
     sessions = {c.election.session.session_id: c for c in cands}
     order = [n.name for n in election_order(kazoo_client.get_children(zk_path))]
@@ -79,7 +78,7 @@ def test_fifty_candidates_hold_one_watch_each_and_a_change_wakes_one(
     fired = fired_watch_counts(ensemble.hosts)
     woke = Counter(
         c.election.candidate_id
-        for c, r, before in zip(cands, recorders, looks_before)
+        for c, r, before in zip(cands, recorders, looks_before, strict=True)
         if r.looks != before and c is not leader
     )
     assert list(woke) == [successor.election.candidate_id]  # one candidate woken, not N-1

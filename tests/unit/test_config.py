@@ -48,8 +48,22 @@ def test_bad_config_is_rejected_when_built(kwargs: dict[str, object], fragment: 
 
 @pytest.mark.parametrize(
     "path",
-    ["", "/", "relative/path", "/trailing/", "/a//b", "/a/./b", "/a/../b", "/nul\x00",
-     "/zookeeper", "/zookeeper/quota", "/bad\ud800", 42, None, "/" + "x" * 2000],
+    [
+        "",
+        "/",
+        "relative/path",
+        "/trailing/",
+        "/a//b",
+        "/a/./b",
+        "/a/../b",
+        "/nul\x00",
+        "/zookeeper",
+        "/zookeeper/quota",
+        "/bad\ud800",
+        42,
+        None,
+        "/" + "x" * 2000,
+    ],
 )
 def test_invalid_paths(path: object) -> None:
     with pytest.raises(ConfigurationError):
@@ -82,8 +96,17 @@ def test_candidate_id_round_trips_utf8() -> None:
 
 @pytest.mark.parametrize(
     "hosts",
-    ["", " ", "host:notaport", "host:0", "host:70000", "a:1,,b:2", "a:1/", "a:1/bad//chroot",
-     "has space:1"],
+    [
+        "",
+        " ",
+        "host:notaport",
+        "host:0",
+        "host:70000",
+        "a:1,,b:2",
+        "a:1/",
+        "a:1/bad//chroot",
+        "has space:1",
+    ],
 )
 def test_invalid_connect_strings(hosts: str) -> None:
     if hosts == "a:1/":

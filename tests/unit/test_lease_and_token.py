@@ -58,8 +58,16 @@ def test_token_orders_by_epoch_and_round_trips() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "zk1:1:2:3", "zk2:1:a:bm9kZQ:/x", "zk1:x:a:bm9kZQ:/x", "zk1:5:zz:bm9kZQ:/x",
-     "zk1:5:a:bm9kZQ:relative", "zk1:0:a:bm9kZQ:/x", "zk1:5:a:%%%:/x"],
+    [
+        "",
+        "zk1:1:2:3",
+        "zk2:1:a:bm9kZQ:/x",
+        "zk1:x:a:bm9kZQ:/x",
+        "zk1:5:zz:bm9kZQ:/x",
+        "zk1:5:a:bm9kZQ:relative",
+        "zk1:0:a:bm9kZQ:/x",
+        "zk1:5:a:%%%:/x",
+    ],
 )
 def test_malformed_tokens_are_rejected(text: str) -> None:
     with pytest.raises(ConfigurationError):

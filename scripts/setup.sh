@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) set-up for developers and CI:
+#   1. a Python >= 3.10 virtualenv in .venv with zkelect installed editable plus its test tools;
+#   2. a ZooKeeper distribution and a Java runtime, which LocalEnsemble needs to start real servers.
+# Re-running is cheap: pip runs again only when pyproject.toml changed since the last install.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+die() { echo "setup: $*" >&2; exit 1; }
+HINT="apt-get install zookeeper default-jre-headless (Debian/Ubuntu) or set ZOOKEEPER_HOME to an Apache ZooKeeper 3.5+ distribution"
+
+# --- Python -------------------------------------------------------------------------------------
+find_python() {
+    local cand
+    for cand in ${PYTHON:-} python3 python3.13 python3.12 python3.11 python3.10; do
+        command -v "$cand" >/dev/null 2>&1 || continue
+        if "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1; then
+            echo "$cand"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1; then
+    py=$(find_python) || die "Python 3.10 or newer is required: install python3 (>= 3.10) or set PYTHON=/path/to/python3"
+    rm -rf .venv
+    if ! "$py" -m venv .venv >/dev/null 2>&1; then
+        # Debian and Ubuntu ship venv's pip bootstrap in a separate package.
+        venv_pkg="python$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')-venv"
+        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            echo "setup: installing ${venv_pkg} with apt-get" >&2
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$venv_pkg" >/dev/null \
+                || die "could not install ${venv_pkg}"
+            rm -rf .venv
+            "$py" -m venv .venv || die "'$py -m venv' failed even with ${venv_pkg} installed"
+        else
+            rm -rf .venv
+            die "'$py -m venv' failed: apt-get install ${venv_pkg} (Debian/Ubuntu)"
+        fi
+    fi
+fi
+
+stamp=.venv/.zkelect-setup-stamp
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $(.venv/bin/python -V 2>&1)"
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+    echo "$want" >"$stamp"
+fi
+
+# --- ZooKeeper and Java -------------------------------------------------------------------------
+have_java() { [[ -n "${JAVA_HOME:-}" && -x "${JAVA_HOME}/bin/java" ]] || command -v java >/dev/null 2>&1; }
+
+missing=()
+if [[ -n "${ZOOKEEPER_HOME:-}" ]]; then
+    compgen -G "${ZOOKEEPER_HOME}/lib/zookeeper*.jar" >/dev/null \
+        || compgen -G "${ZOOKEEPER_HOME}/zookeeper*.jar" >/dev/null \
+        || die "ZOOKEEPER_HOME=${ZOOKEEPER_HOME} holds no zookeeper*.jar (looked in it and its lib/): ${HINT}"
+elif [[ ! -f /usr/share/java/zookeeper.jar ]]; then
+    missing+=(zookeeper)
+fi
+have_java || missing+=(default-jre-headless)
+
+if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing ${missing[*]} with apt-get" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        die "missing ${missing[*]}: ${HINT}"
+    fi
+fi
+
+# The library's own lookup has the last word: it is what tests, demo and bench will use.
+.venv/bin/python -c 'from zkelect.ensemble import find_zookeeper as f; i = f(); print(f"setup: ok ({i.description}, java: {i.java})")' \
+    || die "ZooKeeper is still not usable: ${HINT}"
