@@ -200,6 +200,8 @@ class Election:
         self._actor = Actor(self._session.pool, self._handle)  # type: ignore[arg-type]
         self._session.add_state_listener(self._on_session_state)
         self._metrics.election_started(self.path)
+        self._metrics.session_state(self.path, self._session.state.value)
+        self._metrics.lease_source(self.path, self._lease_remaining)
         first: Future[None] = Future()
         self._post("start", first)
         try:
@@ -440,6 +442,10 @@ class Election:
             return None
         return lambda: callback(reason)
 
+    def _lease_remaining(self) -> float:
+        lead = self._leadership
+        return 0.0 if lead is None else lead.lease_remaining()
+
     def _revoke(self, reason: str) -> None:
         self._set_leadership(False, reason)
 
@@ -456,6 +462,7 @@ class Election:
             and self.config.suspended_policy is SuspendedPolicy.REVOKE
         ):
             self._set_leadership(False, "suspended")
+        self._metrics.session_state(self.path, state.value)
         self._post("state", state)
 
     # -- the actor: every step below runs one at a time --------------------------------------

@@ -7,6 +7,7 @@ tests pass their own recorder and lets a process choose Prometheus or nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 __all__ = ["MetricsRecorder", "NoopRecorder"]
@@ -30,8 +31,15 @@ class MetricsRecorder(Protocol):
     def fenced_write(self, election: str, result: str) -> None:
         """A fenced write finished with ``result``: 'accepted' or 'rejected'."""
 
+    def session_state(self, election: str, state: str) -> None:
+        """The session ``election`` runs on is now 'connected', 'suspended' or 'lost'."""
+
+    def lease_source(self, election: str, remaining: Callable[[], float]) -> None:
+        """``remaining()`` gives the seconds of lease left while leading (0 otherwise);
+        read it when metrics are collected."""
+
     def election_stopped(self, election: str) -> None:
-        """The candidate left ``election``."""
+        """The candidate left ``election``: drop or zero its series."""
 
 
 class NoopRecorder:
@@ -50,6 +58,12 @@ class NoopRecorder:
         pass
 
     def fenced_write(self, election: str, result: str) -> None:
+        pass
+
+    def session_state(self, election: str, state: str) -> None:
+        pass
+
+    def lease_source(self, election: str, remaining: Callable[[], float]) -> None:
         pass
 
     def election_stopped(self, election: str) -> None:

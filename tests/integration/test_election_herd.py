@@ -12,23 +12,18 @@ from election_support import Candidate
 from kazoo.client import KazooClient
 
 from zkelect.candidate import election_order
+from zkelect.metrics import NoopRecorder
 from zkelect.ensemble import LocalEnsemble
 from zkelect.testing import data_watches_by_session, fired_watch_counts, total_watches, wait_for
 
 N = 50
 
 
-class CountingRecorder:
+class CountingRecorder(NoopRecorder):
     """A metrics recorder counting how often an election looked at the path (woke up)."""
 
     def __init__(self) -> None:
         self.looks = 0
-
-    def election_started(self, election: str) -> None: ...
-    def leadership_acquired(self, election: str, epoch: int, waited_seconds: float) -> None: ...
-    def leadership_lost(self, election: str, reason: str) -> None: ...
-    def fenced_write(self, election: str, result: str) -> None: ...
-    def election_stopped(self, election: str) -> None: ...
 
     def candidates_seen(self, election: str, count: int) -> None:
         self.looks += 1
