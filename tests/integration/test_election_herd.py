@@ -12,8 +12,8 @@ from election_support import Candidate
 from kazoo.client import KazooClient
 
 from zkelect.candidate import election_order
-from zkelect.metrics import NoopRecorder
 from zkelect.ensemble import LocalEnsemble
+from zkelect.metrics import NoopRecorder
 from zkelect.testing import data_watches_by_session, fired_watch_counts, total_watches, wait_for
 
 N = 50
