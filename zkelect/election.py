@@ -33,6 +33,7 @@ import logging
 import queue
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -407,7 +408,16 @@ class Election:
                 ):
                     return
                 token = FencingToken(stat.czxid, self.path, self.candidate_id, stat.ephemeral_owner)
-                lead = Leadership(token, self._child(node), stat.version, session, self._revoke)
+                lead = Leadership(
+                    token,
+                    self._child(node),
+                    stat.version,
+                    session,
+                    self._revoke,
+                    self._current_leader_epoch,
+                    self._record_write,
+                    self._node_gone,
+                )
                 self._leadership = lead
                 session.watch_lease(id(self), self._on_lease_expired)
                 notify = self._notify_elected(lead)
@@ -441,6 +451,47 @@ class Election:
         if callback is None:
             return None
         return lambda: callback(reason)
+
+    def _current_leader_epoch(self) -> int | None:
+        """The epoch of whoever leads now, best effort (for error messages). Retries for
+        up to the request timeout: after a session expiry kazoo needs a moment to open a
+        new session before anything can be read."""
+        deadline = self._clock() + self.config.request_timeout
+        while True:
+            try:
+                order = election_order(self._session.children(self.path))
+                if not order:
+                    return None
+                got = self._session.get_many([self._child(order[0].name)])[0]
+                if got is not None:
+                    return got[1].czxid
+            except NoNode:
+                return None
+            except (Retryable, SessionGone):
+                pass
+            except ZkElectError:
+                return None
+            if self._clock() >= deadline or self._lifecycle is Lifecycle.CLOSED:
+                return None
+            time.sleep(0.05)
+
+    def _node_gone(self, node_path: str) -> bool | None:
+        """Whether ``node_path`` is gone, once ZooKeeper answers (None if it never does
+        within the request timeout)."""
+        deadline = self._clock() + self.config.request_timeout
+        while True:
+            try:
+                return self._session.exists(node_path) is None
+            except (Retryable, SessionGone):
+                pass
+            except ZkElectError:
+                return None
+            if self._clock() >= deadline or self._lifecycle is Lifecycle.CLOSED:
+                return None
+            time.sleep(0.05)
+
+    def _record_write(self, result: str) -> None:
+        self._metrics.fenced_write(self.path, result)
 
     def _lease_remaining(self) -> float:
         lead = self._leadership

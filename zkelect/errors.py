@@ -4,6 +4,7 @@
 
     ZkElectError
     ├── ConfigurationError        bad input: caught before anything is sent to ZooKeeper
+    │   └── InvalidTokenError     a fencing token that is missing or malformed
     ├── ZooKeeperNotFoundError    no ZooKeeper installation to start local servers from
     ├── ConnectionFailedError     could not reach a serving quorum in time
     ├── PermissionDeniedError     ZooKeeper said NoAuth/AuthFailed (terminal, never retried)
@@ -24,6 +25,7 @@ __all__ = [
     "ConnectionFailedError",
     "ElectionStoppedError",
     "ElectionTimeoutError",
+    "InvalidTokenError",
     "LeadershipLostError",
     "PermissionDeniedError",
     "StaleEpochError",
@@ -38,6 +40,10 @@ class ZkElectError(Exception):
 
 class ConfigurationError(ZkElectError, ValueError):
     """Invalid configuration or argument; raised before anything is sent to ZooKeeper."""
+
+
+class InvalidTokenError(ConfigurationError):
+    """A fencing token is missing or malformed (e.g. a bad ``Fencing-Token`` header)."""
 
 
 class ZooKeeperNotFoundError(ZkElectError):
@@ -72,4 +78,20 @@ class LeadershipLostError(ZkElectError):
 
 
 class StaleEpochError(LeadershipLostError):
-    """A write carried an epoch lower than the highest one the store has already accepted."""
+    """A write carried an epoch lower than the highest one the store has already accepted.
+
+    ``epoch`` is the writer's, ``current_epoch`` the highest known (None if unknown).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        resource: str = "",
+        epoch: int = 0,
+        current_epoch: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.resource = resource
+        self.epoch = epoch
+        self.current_epoch = current_epoch

@@ -1,9 +1,16 @@
 """Fencing: the epoch that every leader-only write carries (R8).
 
 Leadership is advisory: a process paused past its session timeout can wake up still
-believing it leads. ``Leadership`` is the handle a leader holds; its ``token`` travels
-with every write, and ``transaction()`` builds ZooKeeper writes that commit only while
-our candidate node exists, so a deposed leader's late write cannot land there.
+believing it leads, and write once before it notices. The defence is a token checked
+where the write lands:
+
+* ``FencingToken``: who led, with which epoch (the czxid of the leader's node). A later
+  leader's epoch is always higher. ``str(token)`` is a compact form for HTTP headers
+  and environment variables; ``FencingToken.parse`` reads it back.
+* ``Leadership.transaction()``: ZooKeeper writes that commit only while our candidate
+  node exists (a multi-op whose first operation checks it). The *server* decides, not
+  this process's belief, so a deposed leader's late write cannot land.
+* For other stores, see stores.py (SQL) and guard.py (HTTP receivers).
 """
 
 from __future__ import annotations
@@ -15,15 +22,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import ConfigurationError, LeadershipLostError
-from .session import BadVersion, NoNode, Transaction, TransactionFailed
+from .errors import ConnectionFailedError, InvalidTokenError, LeadershipLostError, StaleEpochError
+from .session import BadVersion, NoNode, Retryable, SessionGone, Transaction, TransactionFailed
 
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["FencedTransaction", "FencingToken", "Leadership"]
+__all__ = ["FencedTransaction", "FencingToken", "Leadership", "describe_epoch"]
 
 _TOKEN_VERSION = "zk1"
+
+
+def describe_epoch(epoch: int | None) -> str:
+    """Epochs are zxids: hex shows the ZooKeeper epoch (high 32 bits) and counter."""
+    return "unknown" if epoch is None else f"{epoch:#x}"
 
 
 @dataclass(frozen=True)
@@ -51,17 +63,17 @@ class FencingToken:
         return self.epoch >= other.epoch
 
     def __str__(self) -> str:
-        """Compact form for headers and environment variables; see ``parse``."""
+        """``zk1:<epoch>:<session hex>:<base64url id>:<path>``; see ``parse``."""
         ident = base64.urlsafe_b64encode(self.candidate_id.encode()).decode().rstrip("=")
         return f"{_TOKEN_VERSION}:{self.epoch}:{self.session_id:x}:{ident}:{self.path}"
 
     @classmethod
-    def parse(cls, text: str) -> FencingToken:
-        """The inverse of ``str(token)``; ConfigurationError on anything malformed."""
+    def parse(cls, text: object) -> FencingToken:
+        """The inverse of ``str(token)``; InvalidTokenError on anything malformed."""
         parts = text.split(":", 4) if isinstance(text, str) else []
         if len(parts) != 5 or parts[0] != _TOKEN_VERSION:
-            raise ConfigurationError(
-                f"not a zkelect fencing token (expected 'zk1:<epoch>:<session>:<id>:<path>'): "
+            raise InvalidTokenError(
+                "not a zkelect fencing token (expected 'zk1:<epoch>:<session>:<id>:<path>'): "
                 f"{text!r}"
             )
         _, epoch, session, ident, path = parts
@@ -70,9 +82,9 @@ class FencingToken:
             candidate = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
             token = cls(int(epoch), path, candidate, int(session, 16))
         except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise ConfigurationError(f"malformed fencing token: {text!r}") from None
+            raise InvalidTokenError(f"malformed fencing token: {text!r}") from None
         if token.epoch <= 0 or token.session_id < 0 or not path.startswith("/"):
-            raise ConfigurationError(f"malformed fencing token: {text!r}")
+            raise InvalidTokenError(f"malformed fencing token: {text!r}")
         return token
 
 
@@ -90,12 +102,18 @@ class Leadership:
         node_version: int,
         session: Session,
         revoke: Callable[[str], None],
+        current_epoch: Callable[[], int | None] = lambda: None,
+        record_write: Callable[[str], None] = lambda result: None,
+        node_gone: Callable[[str], bool | None] = lambda path: None,
     ) -> None:
         self.token = token
         self.node_path = node_path
         self._node_version = node_version
         self._session = session
         self._revoke = revoke
+        self._current_epoch = current_epoch
+        self._record_write = record_write
+        self._node_gone = node_gone
         self.lost = threading.Event()
         self.reason: str | None = None
 
@@ -118,30 +136,49 @@ class Leadership:
         return not self.lost.is_set() and self._session.lease_remaining() > 0
 
     def check(self) -> None:
-        """Raise LeadershipLostError unless ``is_valid()``."""
+        """Raise LeadershipLostError unless ``is_valid()``. A local check only: a pause
+        between it and a write can still let a stale write through; fence the write."""
+        path, epoch = self.token.path, describe_epoch(self.epoch)
         if self.lost.is_set():
             raise LeadershipLostError(
-                f"leadership of {self.token.path} (epoch {self.epoch:#x}) was lost: {self.reason}"
+                f"leadership of {path} (epoch {epoch}) was lost: {self.reason}"
             )
         if self._session.lease_remaining() <= 0:
             raise LeadershipLostError(
-                f"the lease on {self.token.path} (epoch {self.epoch:#x}) ran out: no answer from "
-                "ZooKeeper recently enough to be sure the session is alive"
+                f"the lease on {path} (epoch {epoch}) ran out: no answer from ZooKeeper "
+                "recently enough to be sure the session is alive"
             )
 
     def transaction(self) -> FencedTransaction:
         """A multi-op transaction that commits only while our candidate node exists."""
         return FencedTransaction(self)
 
+    def set_data(self, path: str, value: bytes, version: int = -1) -> None:
+        """Fenced ``set``: applied only while this leadership holds."""
+        self.transaction().set_data(path, value, version).commit()
+
+    def create(
+        self, path: str, value: bytes = b"", *, ephemeral: bool = False, sequence: bool = False
+    ) -> str:
+        """Fenced ``create``; returns the created path (with its sequence, if any)."""
+        results = self.transaction().create(path, value, ephemeral=ephemeral, sequence=sequence)
+        return str(results.commit()[0])
+
+    def delete(self, path: str, version: int = -1) -> None:
+        """Fenced ``delete``: applied only while this leadership holds."""
+        self.transaction().delete(path, version).commit()
+
     def __repr__(self) -> str:
         state = f"lost: {self.reason}" if self.lost.is_set() else "leading"
-        return f"<Leadership {self.token.path} epoch={self.epoch:#x} {state}>"
+        return f"<Leadership {self.token.path} epoch={describe_epoch(self.epoch)} {state}>"
 
 
 class FencedTransaction:
     """Operations committed together with a check that the leader's node still exists.
 
-    A failed fence raises LeadershipLostError and revokes local leadership.
+    The server decides: ``commit()`` does not consult this process's belief, it sends
+    the check with the writes. A failed fence raises StaleEpochError (naming our epoch
+    and the current leader's) and revokes local leadership.
     """
 
     def __init__(self, leadership: Leadership) -> None:
@@ -168,16 +205,48 @@ class FencedTransaction:
         return self
 
     def commit(self) -> list[object]:
-        """Apply every operation, or none; results exclude the fence check."""
+        """Apply every operation, or none; results exclude the fence check.
+
+        Raises StaleEpochError (fence failed: a newer leader exists or our node is gone),
+        LeadershipLostError (our session ended), ConnectionFailedError (no answer: the
+        outcome is unknown; check before retrying), or the failing operation's error.
+        """
         lead = self._leadership
-        lead.check()
         try:
-            return self._txn.commit()[1:]
+            results = self._txn.commit()[1:]
         except TransactionFailed as failed:
             if failed.index == 0 and isinstance(failed.error, (NoNode, BadVersion)):
-                lead._revoke("fence_failed")
-                raise LeadershipLostError(
-                    f"fenced write refused: the leader node {lead.node_path} is gone, so "
-                    f"epoch {lead.epoch:#x} no longer leads {lead.token.path}"
-                ) from None
+                raise self._rejected("fence_failed", "its candidate node is gone") from None
+            lead._record_write("rejected")
             raise failed.error from None
+        except SessionGone:
+            raise self._rejected("session_lost", "its ZooKeeper session ended") from None
+        except Retryable:
+            # The connection dropped with the write in flight. If our node is gone, we no
+            # longer lead: the write was refused, or landed while we still led.
+            if lead._node_gone(lead.node_path):
+                raise self._rejected(
+                    "session_lost",
+                    "its session ended while the write was in flight: the write was refused, "
+                    "or landed before that",
+                ) from None
+            raise ConnectionFailedError(
+                f"no answer to a fenced write for {lead.token.path} within the request timeout:"
+                " its outcome is unknown; read the data back before retrying"
+            ) from None
+        lead._record_write("accepted")
+        return results
+
+    def _rejected(self, reason: str, why: str) -> StaleEpochError:
+        lead = self._leadership
+        lead._record_write("rejected")
+        lead._revoke(reason)
+        current = lead._current_epoch()
+        return StaleEpochError(
+            f"fenced write refused: epoch {describe_epoch(lead.epoch)} no longer leads "
+            f"{lead.token.path} ({why}); current leader epoch {describe_epoch(current)}. "
+            "Stop leader-only work: this process was deposed.",
+            resource=lead.token.path,
+            epoch=lead.epoch,
+            current_epoch=current,
+        )

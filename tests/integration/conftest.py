@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from election_support import FAST, Candidate, Recorder
+from pg_support import LocalPostgres, PostgresUnavailable
 
 from zkelect import Election, ElectionConfig
 
@@ -49,3 +50,17 @@ def candidates() -> Iterator[Callable[..., Candidate]]:
         except Exception as exc:  # keep stopping the others
             errors.append(exc)
     assert not errors, errors
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server on loopback for the whole session; fails (not skips) when
+    PostgreSQL is not installed, with the install hint."""
+    try:
+        server = LocalPostgres().start()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,227 @@
+"""Fenced SQL stores: a write lands only if its epoch is not lower than any seen before.
+
+The store keeps, per *resource* (any name you choose: a table, a shard, a job), the
+highest epoch it has accepted. ``write(resource, token, action)`` runs ``action`` inside
+the same database transaction as the epoch check and the update of that high-water
+mark, so the check and the write cannot be separated by a pause, and two writers
+racing with different epochs are serialised by the database (a row lock in PostgreSQL,
+the write lock in SQLite): once epoch e2 has been accepted, no write with e1 < e2 can
+commit after it. An equal epoch is accepted (the same leader writing again).
+
+Schema (one table, created if missing; the name is configurable)::
+
+    CREATE TABLE zkelect_fence (
+        resource   TEXT PRIMARY KEY,
+        epoch      BIGINT NOT NULL,   -- highest accepted epoch (czxid of the leader's node)
+        holder     TEXT NOT NULL,     -- candidate id that wrote it
+        updated_at <timestamp>
+    );
+
+A store that does not check tokens cannot be protected: every writer must go through it.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from .errors import ConfigurationError, StaleEpochError
+from .fencing import FencingToken, describe_epoch
+from .metrics import MetricsRecorder, NoopRecorder
+
+__all__ = ["FencedStore", "PostgresFencedStore", "SQLiteFencedStore"]
+
+T = TypeVar("T")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_MAX_EPOCH = (1 << 63) - 1
+
+
+class FencedStore(Protocol):
+    """What every fenced store offers."""
+
+    def write(self, resource: str, token: FencingToken, action: Callable[[Any], T]) -> T:
+        """Run ``action(connection)`` in one transaction with the epoch check."""
+        ...
+
+    def highest_epoch(self, resource: str) -> int | None:
+        """The highest epoch accepted for ``resource`` (None if none yet)."""
+        ...
+
+
+def _table_name(table: str) -> str:
+    if not isinstance(table, str) or not _IDENTIFIER.match(table):
+        raise ConfigurationError(
+            f"table must be a plain SQL identifier (letters, digits, _), got {table!r}"
+        )
+    return table
+
+
+def _check_write_args(resource: object, token: object) -> FencingToken:
+    if not isinstance(resource, str) or not resource:
+        raise ConfigurationError(f"resource must be a non-empty str, got {resource!r}")
+    if not isinstance(token, FencingToken):
+        raise ConfigurationError(
+            f"token must be a FencingToken (lead.token or FencingToken.parse), got {token!r}"
+        )
+    if not 0 < token.epoch <= _MAX_EPOCH:
+        raise ConfigurationError(f"epoch out of range for a fenced store: {token.epoch}")
+    return token
+
+
+def _stale(resource: str, token: FencingToken, current: int) -> StaleEpochError:
+    return StaleEpochError(
+        f"stale write to {resource!r} refused: epoch {describe_epoch(token.epoch)} of "
+        f"{token.candidate_id!r} is lower than epoch {describe_epoch(current)} already "
+        "accepted (a newer leader wrote); stop leader-only work: this process was deposed",
+        resource=resource,
+        epoch=token.epoch,
+        current_epoch=current,
+    )
+
+
+class SQLiteFencedStore:
+    """A fenced store in a SQLite file (standard library; the embedded default).
+
+    Each write opens its own connection and takes SQLite's write lock first
+    (``BEGIN IMMEDIATE``), so concurrent writers from threads or processes are
+    serialised. ``action`` receives the ``sqlite3.Connection``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        table: str = "zkelect_fence",
+        busy_timeout: float = 30.0,
+        metrics: MetricsRecorder | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.table = _table_name(table)
+        self._busy_timeout = busy_timeout
+        self._metrics: MetricsRecorder = metrics or NoopRecorder()
+        with self._connect() as conn:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table} ("
+                "resource TEXT PRIMARY KEY, epoch INTEGER NOT NULL, holder TEXT NOT NULL, "
+                "updated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN ourselves, so the lock is taken up front.
+        return sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+
+    def write(self, resource: str, token: FencingToken, action: Callable[[Any], T]) -> T:
+        token = _check_write_args(resource, token)
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    f"SELECT epoch FROM {self.table} WHERE resource = ?", (resource,)
+                ).fetchone()
+                if row is not None and token.epoch < int(row[0]):
+                    raise _stale(resource, token, int(row[0]))
+                result = action(conn)
+                conn.execute(
+                    f"INSERT INTO {self.table} (resource, epoch, holder) VALUES (?, ?, ?) "
+                    "ON CONFLICT(resource) DO UPDATE SET epoch = excluded.epoch, "
+                    "holder = excluded.holder, updated_at = CURRENT_TIMESTAMP",
+                    (resource, token.epoch, token.candidate_id),
+                )
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                conn.execute("ROLLBACK")
+                if isinstance(exc, StaleEpochError):
+                    self._metrics.fenced_write(token.path, "rejected")
+                raise
+        finally:
+            conn.close()
+        self._metrics.fenced_write(token.path, "accepted")
+        return result
+
+    def highest_epoch(self, resource: str) -> int | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                f"SELECT epoch FROM {self.table} WHERE resource = ?", (resource,)
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+
+class PostgresFencedStore:
+    """A fenced store in PostgreSQL (psycopg 3: ``pip install 'zkelect[postgres]'``).
+
+    ``connect`` is a conninfo string or a callable returning a psycopg connection (e.g.
+    from your pool). The epoch row is locked ``FOR UPDATE`` for the transaction, so
+    racing writers are serialised by the database. ``action`` receives the connection.
+    """
+
+    def __init__(
+        self,
+        connect: str | Callable[[], AbstractContextManager[Any]],
+        *,
+        table: str = "zkelect_fence",
+        metrics: MetricsRecorder | None = None,
+    ) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise ConfigurationError(
+                "PostgresFencedStore needs psycopg 3: pip install 'zkelect[postgres]'"
+            ) from None
+        if isinstance(connect, str):
+            conninfo = connect
+            self._connect: Callable[[], AbstractContextManager[Any]] = lambda: psycopg.connect(
+                conninfo
+            )
+        elif callable(connect):
+            self._connect = connect
+        else:
+            raise ConfigurationError(f"connect must be a conninfo str or a callable: {connect!r}")
+        self.table = _table_name(table)
+        self._metrics: MetricsRecorder = metrics or NoopRecorder()
+        with self._connect() as conn, conn.transaction():
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table} ("
+                "resource TEXT PRIMARY KEY, epoch BIGINT NOT NULL, holder TEXT NOT NULL, "
+                "updated_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+
+    def write(self, resource: str, token: FencingToken, action: Callable[[Any], T]) -> T:
+        token = _check_write_args(resource, token)
+        try:
+            with self._connect() as conn, conn.transaction():
+                # Make sure the row exists, then lock it: concurrent writers queue here.
+                conn.execute(
+                    f"INSERT INTO {self.table} (resource, epoch, holder) VALUES (%s, 0, '') "
+                    "ON CONFLICT (resource) DO NOTHING",
+                    (resource,),
+                )
+                row = conn.execute(
+                    f"SELECT epoch FROM {self.table} WHERE resource = %s FOR UPDATE",
+                    (resource,),
+                ).fetchone()
+                current = int(row[0])
+                if token.epoch < current:
+                    raise _stale(resource, token, current)
+                result = action(conn)
+                conn.execute(
+                    f"UPDATE {self.table} SET epoch = %s, holder = %s, updated_at = now() "
+                    "WHERE resource = %s",
+                    (token.epoch, token.candidate_id, resource),
+                )
+        except StaleEpochError:
+            self._metrics.fenced_write(token.path, "rejected")
+            raise
+        self._metrics.fenced_write(token.path, "accepted")
+        return result
+
+    def highest_epoch(self, resource: str) -> int | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                f"SELECT epoch FROM {self.table} WHERE resource = %s", (resource,)
+            ).fetchone()
+        return None if row is None or int(row[0]) == 0 else int(row[0])
