@@ -6,6 +6,7 @@ PostgreSQL refuses to run as root, so when the tests run as root the server runs
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -100,10 +101,8 @@ class LocalPostgres:
     def stop(self) -> None:
         pid, self.pid = self.pid, None
         if pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGQUIT)  # immediate shutdown of the postmaster and children
-            except ProcessLookupError:
-                pass
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 try:
