@@ -17,17 +17,22 @@ from .errors import (
     ConnectionFailedError,
     ElectionStoppedError,
     ElectionTimeoutError,
+    InvalidTokenError,
     LeadershipLostError,
     PermissionDeniedError,
     StaleEpochError,
+    WriteFailedError,
     ZkElectError,
     ZooKeeperNotFoundError,
 )
 from .fencing import FencedTransaction, FencingToken, Leadership
+from .guard import FENCING_HEADER, FencingGuard, fencing_headers
 from .metrics import MetricsRecorder, NoopRecorder
 from .session import ConnectionState
+from .stores import FencedStore, PostgresFencedStore, SQLiteFencedStore
 
 __all__ = [
+    "FENCING_HEADER",
     "ChrootMissingError",
     "Clock",
     "ConfigurationError",
@@ -37,8 +42,11 @@ __all__ = [
     "ElectionConfig",
     "ElectionStoppedError",
     "ElectionTimeoutError",
+    "FencedStore",
     "FencedTransaction",
+    "FencingGuard",
     "FencingToken",
+    "InvalidTokenError",
     "LeaderInfo",
     "Leadership",
     "LeadershipLostError",
@@ -47,9 +55,13 @@ __all__ = [
     "MetricsRecorder",
     "NoopRecorder",
     "PermissionDeniedError",
+    "PostgresFencedStore",
+    "SQLiteFencedStore",
     "StaleEpochError",
     "SuspendedPolicy",
+    "WriteFailedError",
     "ZkElectError",
     "ZooKeeperNotFoundError",
     "__version__",
+    "fencing_headers",
 ]

@@ -34,7 +34,8 @@ from .config import ElectionConfig
 from .election import Election
 from .ensemble import LocalEnsemble
 from .errors import LeadershipLostError, StaleEpochError, ZkElectError
-from .fencing import Leadership
+from .fencing import FencingToken, Leadership
+from .guard import FencingGuard
 from .testing import expire_session
 
 __all__ = ["EpochStore", "main"]
@@ -57,24 +58,21 @@ class DemoError(Exception):
 
 
 class EpochStore:
-    """A downstream store that enforces fencing: it remembers the highest epoch it has
-    accepted and refuses writes stamped with a lower one (a deposed leader's)."""
+    """A downstream store that enforces fencing with zkelect's FencingGuard: it admits a
+    write only if its epoch is not lower than the highest it has accepted."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.highest = 0
+        self._guard = FencingGuard()
         self.records: list[tuple[int, str]] = []
         self.rejected = 0
 
-    def write(self, epoch: int, record: str) -> None:
-        with self._lock:
-            if epoch < self.highest:
-                self.rejected += 1
-                raise StaleEpochError(
-                    f"stale write rejected: epoch {hex_epoch(epoch)} < {hex_epoch(self.highest)}"
-                )
-            self.highest = epoch
-            self.records.append((epoch, record))
+    def write(self, token: FencingToken, record: str) -> None:
+        try:
+            with self._guard.admit("assignment", str(token)):
+                self.records.append((token.epoch, record))
+        except StaleEpochError:
+            self.rejected += 1
+            raise
 
 
 class Console:
@@ -149,7 +147,6 @@ class Outcome:
     second_id: str = ""
     second_epoch: int = 0
     failover_s: float = 0.0
-    refused_locally: int = 0  # fenced transactions refused by the Leadership handle
     fenced_zk_rejected: int = 0  # fenced transactions refused by the servers
     store: EpochStore = field(default_factory=EpochStore)
 
@@ -201,7 +198,7 @@ class Demo:
 
         console.step(4, f"{first.id} writes, every write stamped with its epoch")
         store = out.store
-        store.write(lead.epoch, f"assignment v1 by {first.id}")
+        store.write(lead.token, f"assignment v1 by {first.id}")
         console.event(f"store accepted {first.id}'s write at epoch {hex_epoch(lead.epoch)}")
         payload = f"written by {first.id} at epoch {hex_epoch(lead.epoch)}".encode()
         lead.transaction().create(STATE_PATH, payload).commit()
@@ -247,7 +244,7 @@ class Demo:
         console.line("candidates now:")
         self.show_candidates(second)
 
-        store.write(new_lead.epoch, f"assignment v2 by {second.id}")
+        store.write(new_lead.token, f"assignment v2 by {second.id}")
         console.event(f"store accepted {second.id}'s write at epoch {hex_epoch(new_lead.epoch)}")
         new_payload = f"written by {second.id} at epoch {hex_epoch(new_lead.epoch)}".encode()
         new_lead.transaction().set_data(STATE_PATH, new_payload).commit()
@@ -255,32 +252,20 @@ class Demo:
 
         console.line(f"{first.id} wakes up and writes with its old epoch {hex_epoch(lead.epoch)}:")
         try:
-            store.write(lead.epoch, f"assignment v2' by {first.id}")
+            store.write(lead.token, f"assignment v2' by {first.id}")
         except StaleEpochError as exc:
             console.event(str(exc))
         else:
             raise DemoError("the store accepted a write stamped with the old epoch")
         try:
+            # No local check: the servers refuse it, because the old leader's node is gone.
             lead.transaction().set_data(STATE_PATH, b"late write").commit()
         except LeadershipLostError as exc:
-            out.refused_locally += 1
+            out.fenced_zk_rejected += 1
             console.event(f"fenced ZooKeeper write with the old Leadership refused: {exc}")
         else:
             raise DemoError("a fenced transaction with the old Leadership committed")
-        # The same check done by the servers, not by the local flag: a process that was
-        # paused and never heard of its loss would still be refused here.
         client: Any = first.election.session.client
-        raw = client.transaction()  # kazoo's transaction methods do not chain
-        raw.check(lead.node_path, -1)  # -1: any version, but the node must exist
-        raw.set_data(STATE_PATH, b"late write")
-        results = raw.commit()
-        if not isinstance(results[0], Exception):
-            raise DemoError("ZooKeeper accepted a check on the deposed leader's node")
-        out.fenced_zk_rejected += 1
-        console.event(
-            f"and on the servers: check({lead.node_path.rsplit('/', 1)[1][-16:]}) -> "
-            f"{type(results[0]).__name__}, set_data rolled back"
-        )
         data, _stat = client.get(STATE_PATH)
         console.line(f"{STATE_PATH} = {bytes(data).decode()!r}")
 
@@ -327,8 +312,8 @@ def _run(console: Console, session_timeout: float) -> int:
     console.line(
         f"summary: {out.first_id} (epoch {hex_epoch(out.first_epoch)}) -> {out.second_id} "
         f"(epoch {hex_epoch(out.second_epoch)}) {out.failover_s:.2f}s after the session expiry; "
-        f"stale writes rejected: {out.store.rejected} by the store, {out.refused_locally} by "
-        f"the old Leadership handle, {out.fenced_zk_rejected} by the ZooKeeper servers; "
+        f"stale writes rejected: {out.store.rejected} by the fenced store, "
+        f"{out.fenced_zk_rejected} by the ZooKeeper servers; "
         "nothing left running"
     )
     return 0

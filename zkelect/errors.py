@@ -11,6 +11,7 @@
     ├── ChrootMissingError        the connect string's chroot does not exist
     ├── ElectionStoppedError      the election is not running (not started, or stopped)
     ├── ElectionTimeoutError      not elected within the time you gave
+    ├── WriteFailedError          an operation of a fenced write failed; nothing was applied
     └── LeadershipLostError       this process does not (or no longer) lead
         └── StaleEpochError       a fenced write carried an epoch lower than one already seen
 
@@ -29,6 +30,7 @@ __all__ = [
     "LeadershipLostError",
     "PermissionDeniedError",
     "StaleEpochError",
+    "WriteFailedError",
     "ZkElectError",
     "ZooKeeperNotFoundError",
 ]
@@ -71,6 +73,11 @@ class ElectionStoppedError(ZkElectError):
 
 class ElectionTimeoutError(ZkElectError, TimeoutError):
     """Leadership did not come within the timeout the caller gave."""
+
+
+class WriteFailedError(ZkElectError):
+    """One operation of a fenced ZooKeeper write failed (e.g. the node to set is missing,
+    or a version check failed); the fence held, and nothing was applied."""
 
 
 class LeadershipLostError(ZkElectError):

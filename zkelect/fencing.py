@@ -22,7 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import ConnectionFailedError, InvalidTokenError, LeadershipLostError, StaleEpochError
+from .errors import (
+    ConnectionFailedError,
+    InvalidTokenError,
+    LeadershipLostError,
+    StaleEpochError,
+    WriteFailedError,
+    ZkElectError,
+)
 from .session import BadVersion, NoNode, Retryable, SessionGone, Transaction, TransactionFailed
 
 if TYPE_CHECKING:
@@ -218,7 +225,12 @@ class FencedTransaction:
             if failed.index == 0 and isinstance(failed.error, (NoNode, BadVersion)):
                 raise self._rejected("fence_failed", "its candidate node is gone") from None
             lead._record_write("rejected")
-            raise failed.error from None
+            if isinstance(failed.error, ZkElectError):
+                raise failed.error from None
+            raise WriteFailedError(
+                f"fenced write to {lead.token.path}: operation {failed.index} ({failed.op}) "
+                f"failed with {type(failed.error).__name__}; nothing was applied"
+            ) from None
         except SessionGone:
             raise self._rejected("session_lost", "its ZooKeeper session ended") from None
         except Retryable:

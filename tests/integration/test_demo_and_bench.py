@@ -87,7 +87,11 @@ def test_demo_fails_over_to_a_higher_epoch_and_rejects_the_stale_write() -> None
     assert re.search(rf"\] {re.escape(first_id)} revoked  reason=\S+", output), output
     assert re.search(rf"\] {re.escape(new_id)} elected  epoch=0x{new_epoch:x}$", output, re.M)
 
-    stale = re.search(r"stale write rejected: epoch 0x([0-9a-f]+) < 0x([0-9a-f]+)", output)
+    stale = re.search(
+        r"stale request for 'assignment' refused: epoch 0x([0-9a-f]+) is lower than "
+        r"epoch 0x([0-9a-f]+)",
+        output,
+    )
     assert stale, output
     assert int(stale.group(1), 16) == first_epoch
     assert int(stale.group(2), 16) == new_epoch
