@@ -37,9 +37,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
-from .candidate import LeaderInfo, election_order, new_node_prefix, parse_node
+from .candidate import LeaderInfo, election_order, new_node_prefix
 from .clock import Clock, monotonic_clock
 from .config import (
     ElectionConfig,
@@ -58,6 +58,7 @@ from .errors import (
 )
 from .fencing import FencingToken, Leadership
 from .metrics import MetricsRecorder, NoopRecorder
+from .observer import UNSET, LeaderObserver
 from .session import (
     ConnectionState,
     NodeStat,
@@ -73,6 +74,7 @@ __all__ = ["Election", "Lifecycle"]
 log = logging.getLogger("zkelect")
 
 _END = object()
+_T = TypeVar("_T")
 _MAX_PASSES = 16  # re-reads in one step before backing off (a churning election)
 
 
@@ -152,8 +154,13 @@ class Election:
         self._retry_delay = self.config.retry_initial_delay
         self._prefetched: Pending | None = None
         self._observing = on_leader_change is not None
-        self._observe_gen = 0
-        self._observed: object = _END  # last LeaderInfo | None reported
+        self._observer = LeaderObserver(
+            self._session,
+            self.path,
+            lambda generation: self._post("observe", generation),
+            self._deliver_leader,
+            retry_delay=self.config.retry_initial_delay * 4,
+        )
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -453,35 +460,32 @@ class Election:
         return lambda: callback(reason)
 
     def _current_leader_epoch(self) -> int | None:
-        """The epoch of whoever leads now, best effort (for error messages). Retries for
-        up to the request timeout: after a session expiry kazoo needs a moment to open a
-        new session before anything can be read."""
-        deadline = self._clock() + self.config.request_timeout
-        while True:
+        """The epoch of whoever leads now, best effort (for error messages)."""
+
+        def read() -> int | None:
             try:
                 order = election_order(self._session.children(self.path))
-                if not order:
-                    return None
-                got = self._session.get_many([self._child(order[0].name)])[0]
-                if got is not None:
-                    return got[1].czxid
             except NoNode:
                 return None
-            except (Retryable, SessionGone):
-                pass
-            except ZkElectError:
+            if not order:
                 return None
-            if self._clock() >= deadline or self._lifecycle is Lifecycle.CLOSED:
-                return None
-            time.sleep(0.05)
+            got = self._session.get_many([self._child(order[0].name)])[0]
+            return None if got is None else got[1].czxid
+
+        return self._once_answered(read)
 
     def _node_gone(self, node_path: str) -> bool | None:
-        """Whether ``node_path`` is gone, once ZooKeeper answers (None if it never does
-        within the request timeout)."""
+        """Whether ``node_path`` is gone (None if ZooKeeper does not answer in time)."""
+        return self._once_answered(lambda: self._session.exists(node_path) is None)
+
+    def _once_answered(self, read: Callable[[], _T]) -> _T | None:
+        """``read()``, retried for up to the request timeout while ZooKeeper cannot answer:
+        after a session expiry kazoo needs a moment to open a new session. Runs on the
+        caller's thread (a fenced write's error path), never on the actor."""
         deadline = self._clock() + self.config.request_timeout
         while True:
             try:
-                return self._session.exists(node_path) is None
+                return read()
             except (Retryable, SessionGone):
                 pass
             except ZkElectError:
@@ -550,12 +554,12 @@ class Election:
         elif kind == "resign":
             self._step_resign(payload)
         elif kind == "subscribe":
-            if self._observed is not _END:
-                payload.put(self._observed)
+            if self._observer.last is not UNSET:
+                payload.put(self._observer.last)
             self._observing = True
             self._observe()
-        elif kind == "observe" and payload == self._observe_gen:
-            self._observe()
+        elif kind == "observe":
+            self._observer.on_fired(payload)
 
     def _step_state(self, state: ConnectionState) -> None:
         self._prefetched = None
@@ -568,7 +572,7 @@ class Election:
             self._abandoned.clear()
             self._watched = None
             self._watch_gen += 1
-            self._observe_gen += 1
+            self._observer.invalidate()
         elif state is ConnectionState.CONNECTED:
             self._watched = None  # re-check: watches may have fired while we were away
             self._reconcile()
@@ -598,7 +602,7 @@ class Election:
             self._abandoned.append(self._node)
             self._forget_node()
         self._watch_gen += 1
-        self._observe_gen += 1
+        self._observer.invalidate()
         deadline = self._clock() + self.config.request_timeout
         while self._session.state is ConnectionState.CONNECTED and self._clock() < deadline:
             try:
@@ -809,53 +813,14 @@ class Election:
     # -- observing the leader (opt-in) ---------------------------------------------------------
 
     def _observe(self) -> None:
-        if not self._observing or self._session.state is not ConnectionState.CONNECTED:
-            return
-        self._observe_gen += 1
-        generation = self._observe_gen
+        if self._observing:
+            self._observer.refresh()
 
-        def rewatch() -> None:
-            self._post("observe", generation)
-
-        try:
-            info = self._read_leader(rewatch)
-        except (Retryable, SessionGone):
-            timers = self._session.timers
-            if timers is not None:
-                timers.call_later(self.config.retry_initial_delay * 4, rewatch)
-            return
-        except ZkElectError as exc:
-            log.warning("zkelect %s: cannot observe the leader: %s", self.path, exc)
-            return
-        if info != self._observed:
-            self._observed = info
-            with self._cond:
-                subscribers = list(self._subscribers)
-            for subscriber in subscribers:
-                subscriber.put(info)
-            callback, notifier = self._on_leader_change, self._session.notifier
-            if callback is not None and notifier is not None:
-                notifier.post(lambda: callback(info))
-
-    def _read_leader(self, rewatch: Callable[[], None]) -> LeaderInfo | None:
-        """The leader, leaving one watch that fires when it changes."""
-        for _ in range(_MAX_PASSES):
-            try:
-                children = self._session.children(self.path)
-            except NoNode:
-                if self._session.exists(self.path, watch=rewatch) is None:
-                    return None
-                continue
-            order = election_order(children)
-            if not order:
-                # Nobody to watch: wait for the first candidate with a children watch.
-                children = self._session.children(self.path, watch=rewatch)
-                if any(parse_node(name) for name in children):
-                    continue
-                return None
-            try:
-                data, stat = self._session.get(self._child(order[0].name), watch=rewatch)
-            except NoNode:
-                continue
-            return LeaderInfo.from_node(order[0], data, stat.czxid, stat.ephemeral_owner)
-        raise Retryable("the election changed too fast to observe")
+    def _deliver_leader(self, info: LeaderInfo | None) -> None:
+        with self._cond:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            subscriber.put(info)
+        callback, notifier = self._on_leader_change, self._session.notifier
+        if callback is not None and notifier is not None:
+            notifier.post(lambda: callback(info))
