@@ -574,7 +574,8 @@ class Election:
             self._watch_gen += 1
             self._observer.invalidate()
         elif state is ConnectionState.CONNECTED:
-            self._watched = None  # re-check: watches may have fired while we were away
+            # Same session: kazoo re-registers our watch with the server (which fires it
+            # if the node changed meanwhile), so keep it; but read the children again.
             self._reconcile()
             self._observe()
 

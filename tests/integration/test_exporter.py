@@ -1,0 +1,582 @@
+"""The read-only exporter on real ZooKeeper, against real zkelect, kazoo and Apache Curator peers.
+
+Why each test exists:
+
+* the exporter must name the leader and its epoch exactly as the candidates see them, for the
+  three recipes operators actually run (zkelect, kazoo's Election, Curator's LeaderLatch from a
+  real JVM built here against Debian's Curator jars), and follow every change;
+* observing must not change anyone's election: no node is created, and the exporter's session
+  holds at most one watch per path, checked on the servers (``wchc`` and ``mntr``), not in the
+  client;
+* ``python -m zkelect.exporter`` is what operators deploy: it must serve the metrics, stop
+  cleanly on SIGTERM and fail with one line and the documented exit codes.
+
+Every process a test starts is stopped by PID in a ``finally``; waits have deadlines.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from election_support import Candidate
+from kazoo.client import KazooClient
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from zkelect.contenders import ContenderKind
+from zkelect.ensemble import LocalEnsemble, find_zookeeper
+from zkelect.exporter import ElectionExporter, ObservedElection
+from zkelect.proxy import FaultProxy
+from zkelect.testing import data_watches_by_session, expire_session, total_watches, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+LATCH_PEER_SOURCE = REPO / "tests" / "java" / "LatchPeer.java"
+JAVA_DIR = Path("/usr/share/java")
+CURATOR_JARS = ("curator-recipes.jar", "curator-framework.jar", "curator-client.jar", "guava.jar")
+CURATOR_HINT = "apt-get install libcurator-recipes-java (Debian's Apache Curator 5.x)"
+WAIT = 15.0  # generous deadline for anything that should take well under a second
+CURATOR_NODE = re.compile(r"^_c_[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}-latch-\d{10}$")
+KAZOO_NODE = re.compile(r"^[0-9a-f]{32}__lock__\d{10}$")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def exporters(ensemble: LocalEnsemble) -> Iterator[Callable[..., ElectionExporter]]:
+    """``exporters(paths, **kw)``: a started exporter on its own session and registry (so its
+    watches can be told apart on the servers); all are stopped and closed at teardown."""
+    made: list[tuple[ElectionExporter, KazooClient]] = []
+
+    def make(paths: list[str], **kw: Any) -> ElectionExporter:
+        client = KazooClient(hosts=ensemble.hosts, timeout=10.0)
+        client.start(timeout=30)
+        exporter = ElectionExporter(client, paths, CollectorRegistry(), **kw)
+        made.append((exporter, client))
+        return exporter.start()
+
+    yield make
+    for exporter, client in made:
+        exporter.stop()
+        client.stop()
+        client.close()
+
+
+def session_of(exporter: ElectionExporter) -> int:
+    client_id = exporter.client.client_id
+    assert client_id is not None
+    return int(client_id[0])
+
+
+def seen(exporter: ElectionExporter, path: str, **expected: object) -> ObservedElection:
+    """Wait until the exporter's view of ``path`` has the ``expected`` attribute values."""
+
+    def matches() -> ObservedElection | None:
+        view = exporter.snapshot()[path]
+        ok = all(getattr(view, name) == value for name, value in expected.items())
+        return view if ok else None
+
+    try:
+        return wait_for(matches, WAIT, message=f"exporter seeing {expected} at {path}")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; last view: {exporter.snapshot()[path]}") from None
+
+
+def samples(exporter: ElectionExporter, name: str) -> list[tuple[dict[str, str], float]]:
+    """The (labels, value) of every sample ``name`` in the exporter's registry, as scraped."""
+    text = generate_latest(exporter.registry).decode()
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+def reads_at_least(exporter: ElectionExporter, path: str, count: int) -> None:
+    wait_for(lambda: exporter.snapshot()[path].reads >= count, WAIT, message=f"{count} reads")
+
+
+def czxid(client: KazooClient, znode: str) -> int:
+    return int(client.get(znode)[1].czxid)
+
+
+class Lines:
+    """Lines of a child's stdout, read by a thread so that waits can have deadlines."""
+
+    def __init__(self, stream: Any) -> None:
+        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: Any) -> None:
+        for line in stream:
+            self._queue.put(line.rstrip("\n"))
+
+    def expect(self, prefix: str, timeout: float = WAIT) -> str:
+        try:
+            while True:
+                line = self._queue.get(timeout=timeout)
+                self.seen.append(line)
+                if line.startswith(prefix):
+                    return line
+        except queue.Empty:
+            message = f"no line starting {prefix!r} within {timeout}s; saw {self.seen}"
+        raise AssertionError(message)
+
+
+def stop_process(proc: subprocess.Popen[str], grace: float = 10.0) -> int:
+    """SIGTERM, wait, SIGKILL: by PID, whatever state the test left it in."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def _die_with_test() -> None:
+    """In the forked child: have the kernel SIGKILL it if this test process dies first."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+
+
+# --------------------------------------------------------------------------- 1. zkelect
+
+
+def test_follows_a_zkelect_election(
+    ensemble: LocalEnsemble,
+    kazoo_client: KazooClient,
+    candidates: Callable[..., Candidate],
+    exporters: Callable[..., ElectionExporter],
+    zk_path: str,
+) -> None:
+    a = candidates(ensemble.hosts, zk_path, "zk-a")
+    lead_a = a.election.wait_for_leadership(WAIT)
+    assert lead_a is not None
+    b = candidates(ensemble.hosts, zk_path, "zk-b")
+    exporter = exporters([zk_path], refresh_interval=0.3)
+
+    first = seen(exporter, zk_path, leader_id="zk-a", candidates=2)
+    assert a.election.node is not None
+    assert first.epoch == lead_a.epoch == czxid(kazoo_client, a.election.node)
+    assert first.kind is ContenderKind.LATCH and first.changes == 0
+    election = {"election": zk_path}
+    assert samples(exporter, "zkelect_observed_leader") == [({**election, "leader_id": "zk-a"}, 1)]
+    assert samples(exporter, "zkelect_observed_leader_epoch") == [(election, first.epoch)]
+    assert samples(exporter, "zkelect_observed_has_leader") == [(election, 1)]
+    assert samples(exporter, "zkelect_observed_candidates") == [(election, 2)]
+    assert samples(exporter, "zkelect_observed_leader_changes_total") == [(election, 0)]
+
+    # A resign hands over to zk-b: one change, a higher epoch, the old series gone.
+    assert a.election.resign(WAIT)
+    lead_b = b.election.wait_for_leadership(WAIT)
+    assert lead_b is not None
+    second = seen(exporter, zk_path, leader_id="zk-b", changes=1)
+    assert second.epoch == lead_b.epoch > lead_a.epoch
+    # One leader series at a time: the old leader's is gone.
+    assert samples(exporter, "zkelect_observed_leader") == [({**election, "leader_id": "zk-b"}, 1)]
+    assert samples(exporter, "zkelect_observed_leader_changes_total") == [(election, 1)]
+
+    # Stopping zk-b hands back to zk-a, which re-queued with a new node after resigning.
+    b.election.stop()
+    lead_a2 = a.election.wait_for_leadership(WAIT)
+    assert lead_a2 is not None
+    third = seen(exporter, zk_path, leader_id="zk-a", changes=2, candidates=1)
+    assert third.epoch == lead_a2.epoch > lead_b.epoch
+
+    # The last candidate leaves: no leader; the epoch metric keeps the last leader's.
+    a.election.stop()
+    gone = seen(exporter, zk_path, has_leader=False, candidates=0)
+    assert gone.changes == 2 and gone.last_epoch == lead_a2.epoch and gone.epoch is None
+    assert samples(exporter, "zkelect_observed_has_leader") == [(election, 0)]
+    assert samples(exporter, "zkelect_observed_leader") == []
+    assert samples(exporter, "zkelect_observed_leader_epoch") == [(election, lead_a2.epoch)]
+    assert samples(exporter, "zkelect_observer_connected") == [({}, 1)]
+
+
+# --------------------------------------------------------------------------- 2. kazoo
+
+
+def test_follows_a_kazoo_election(
+    kazoo_client: KazooClient,
+    exporters: Callable[..., ElectionExporter],
+    zk_path: str,
+) -> None:
+    leaders: queue.SimpleQueue[str] = queue.SimpleQueue()
+    releases = {name: threading.Event() for name in ("kazoo-a", "kazoo-b")}
+    elections = {name: kazoo_client.Election(zk_path, name) for name in releases}
+
+    def lead(name: str) -> None:
+        leaders.put(name)
+        releases[name].wait(60)  # the leader's work: until the test lets it return
+
+    threads = {
+        name: threading.Thread(target=election.run, args=(lead, name), daemon=True)
+        for name, election in elections.items()
+    }
+    try:
+        threads["kazoo-a"].start()
+        assert leaders.get(timeout=WAIT) == "kazoo-a"
+        threads["kazoo-b"].start()
+        wait_for(lambda: len(kazoo_client.get_children(zk_path)) == 2, WAIT)
+        exporter = exporters([zk_path], refresh_interval=0.3)
+
+        first = seen(exporter, zk_path, leader_id="kazoo-a", candidates=2)
+        assert first.node is not None and KAZOO_NODE.match(first.node)
+        assert first.kind is ContenderKind.KAZOO_LOCK
+        assert first.epoch == czxid(kazoo_client, f"{zk_path}/{first.node}")
+
+        releases["kazoo-a"].set()  # the leader's function returns: kazoo releases the lock
+        assert leaders.get(timeout=WAIT) == "kazoo-b"
+        second = seen(exporter, zk_path, leader_id="kazoo-b", changes=1)
+        assert second.node is not None and second.node != first.node
+        assert second.epoch == czxid(kazoo_client, f"{zk_path}/{second.node}")
+        assert second.epoch is not None and first.epoch is not None
+        assert second.epoch > first.epoch
+
+        releases["kazoo-b"].set()
+        seen(exporter, zk_path, has_leader=False, candidates=0, changes=1)
+    finally:
+        for name, election in elections.items():
+            releases[name].set()
+            election.cancel()
+        for thread in threads.values():
+            thread.join(WAIT)
+    assert not any(thread.is_alive() for thread in threads.values())
+
+
+# --------------------------------------------------------------------------- 3. Curator
+
+
+@pytest.fixture(scope="module")
+def latch_peer(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Compile LatchPeer.java against Debian's Curator and ZooKeeper jars; the java command.
+
+    Fails (never skips) without javac or Curator: the interoperability claim is only worth
+    something if it is tested on every run.
+    """
+    javac = shutil.which("javac")
+    if javac is None:
+        pytest.fail(
+            "javac is missing: apt-get install default-jdk-headless (the Curator "
+            "interoperability test compiles a Java peer)",
+            pytrace=False,
+        )
+    missing = [jar for jar in CURATOR_JARS if not (JAVA_DIR / jar).is_file()]
+    if missing:
+        pytest.fail(f"Curator jars missing from {JAVA_DIR}: {missing}; {CURATOR_HINT}", False)
+    out = tmp_path_factory.mktemp("latch-peer")
+    # Explicit jars only: "/usr/share/java/*" binds several SLF4J backends (see ensemble.py).
+    classpath = ":".join(
+        [*(str(JAVA_DIR / jar) for jar in CURATOR_JARS), find_zookeeper().classpath]
+    )
+    compiled = subprocess.run(
+        [javac, "-d", str(out), "-cp", classpath, str(LATCH_PEER_SOURCE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert compiled.returncode == 0, f"javac failed:\n{compiled.stderr}"
+    log4j = out / "log4j.properties"
+    log4j.write_text(
+        "log4j.rootLogger=WARN, ERR\n"
+        "log4j.appender.ERR=org.apache.log4j.ConsoleAppender\n"
+        "log4j.appender.ERR.Target=System.err\n"
+        "log4j.appender.ERR.layout=org.apache.log4j.PatternLayout\n"
+        "log4j.appender.ERR.layout.ConversionPattern=%d %-5p %c{1} - %m%n\n"
+    )
+    java = find_zookeeper().java
+    return [
+        java,
+        "-Xmx64m",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Xshare:auto",
+        f"-Dlog4j.configuration=file:{log4j}",
+        "-cp",
+        f"{out}:{classpath}",
+        "LatchPeer",
+    ]
+
+
+class Peer:
+    def __init__(self, command: list[str], log: Path) -> None:
+        self.log = log
+        with open(log, "w") as stderr:
+            # stdin is a pipe: if this test process dies, EOF makes the peer close and exit.
+            self.proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                preexec_fn=_die_with_test,
+            )
+        self.lines = Lines(self.proc.stdout)
+
+
+def test_follows_a_curator_leader_latch(
+    ensemble: LocalEnsemble,
+    kazoo_client: KazooClient,
+    exporters: Callable[..., ElectionExporter],
+    latch_peer: list[str],
+    zk_path: str,
+    tmp_path: Path,
+) -> None:
+    peers: list[Peer] = []
+    try:
+        a = Peer([*latch_peer, ensemble.hosts, zk_path, "curator-a"], tmp_path / "a.log")
+        peers.append(a)
+        a.lines.expect("STARTED curator-a")
+        a_node = a.lines.expect("LEADER curator-a").split()[2]
+        b = Peer([*latch_peer, ensemble.hosts, zk_path, "curator-b"], tmp_path / "b.log")
+        peers.append(b)
+        b.lines.expect("STARTED curator-b")
+        wait_for(lambda: len(kazoo_client.get_children(zk_path)) == 2, WAIT)
+        exporter = exporters([zk_path], refresh_interval=0.3)
+
+        first = seen(exporter, zk_path, leader_id="curator-a", candidates=2)
+        assert first.node == a_node.rsplit("/", 1)[1] and CURATOR_NODE.match(first.node)
+        assert first.kind is ContenderKind.LATCH
+        assert first.epoch == czxid(kazoo_client, a_node)
+        others = [n for n in kazoo_client.get_children(zk_path) if n != first.node]
+        print(f"\nCurator leader node {first.node} czxid {first.epoch:#x}; follower {others}")
+
+        assert stop_process(a.proc) in (0, 143)  # SIGTERM: the shutdown hook closes the latch
+        b_node = b.lines.expect("LEADER curator-b").split()[2]
+        second = seen(exporter, zk_path, leader_id="curator-b", changes=1)
+        assert second.node == b_node.rsplit("/", 1)[1]
+        assert second.epoch == czxid(kazoo_client, b_node)
+        assert second.epoch is not None and first.epoch is not None
+        assert second.epoch > first.epoch
+        print(f"Curator successor node {second.node} czxid {second.epoch:#x}")
+    finally:
+        codes = [stop_process(peer.proc) for peer in peers]
+        logs = {peer.log.name: peer.log.read_text()[-2000:] for peer in peers}
+    assert all(code in (0, 143) for code in codes), (codes, logs)
+
+
+# --------------------------------------------------------------------------- 4. read-only
+
+
+def test_observing_creates_nothing_and_holds_one_watch(
+    ensemble: LocalEnsemble,
+    kazoo_client: KazooClient,
+    candidates: Callable[..., Candidate],
+    exporters: Callable[..., ElectionExporter],
+    zk_path: str,
+) -> None:
+    hosts = ensemble.hosts
+    exporter = exporters([zk_path], refresh_interval=0.2)
+    session = session_of(exporter)
+
+    # A missing path: reported as no leader, watched with exists, and not created.
+    missing = seen(exporter, zk_path, path_exists=False, has_leader=False)
+    reads_at_least(exporter, zk_path, missing.reads + 3)  # periodic re-reads as well
+    assert kazoo_client.exists(zk_path) is None
+    assert data_watches_by_session(hosts).get(session) == [zk_path]
+
+    # Candidates arrive (zkelect creates the path): the one watch moves to the leader's node.
+    a = candidates(hosts, zk_path, "ro-a")
+    assert a.election.wait_for_leadership(WAIT) is not None
+    candidates(hosts, zk_path, "ro-b")
+    candidates(hosts, zk_path, "ro-c")
+    assert a.election.node is not None
+    leader_watch = [a.election.node]
+    wait_for(lambda: data_watches_by_session(hosts).get(session) == leader_watch, WAIT)
+    children = sorted(kazoo_client.get_children(zk_path))
+    view = seen(exporter, zk_path, leader_id="ro-a", candidates=3)
+
+    # Periodic re-reads add no watch and no node.
+    reads_at_least(exporter, zk_path, view.reads + 5)
+    assert sorted(kazoo_client.get_children(zk_path)) == children
+    assert data_watches_by_session(hosts).get(session) == leader_watch
+    with_exporter = total_watches(hosts)
+
+    # Close the exporter's session: the servers' watch count drops by that one data watch
+    # only, so it held no children watch while contenders existed.
+    exporter.stop()
+    exporter.client.stop()
+    wait_for(lambda: session not in data_watches_by_session(hosts), WAIT)
+    without = total_watches(hosts)
+    assert with_exporter - without == 1, (with_exporter, without)
+    assert sorted(kazoo_client.get_children(zk_path)) == children
+
+
+def test_empty_path_is_watched_with_one_children_watch_until_a_candidate_comes(
+    ensemble: LocalEnsemble,
+    kazoo_client: KazooClient,
+    candidates: Callable[..., Candidate],
+    exporters: Callable[..., ElectionExporter],
+    zk_path: str,
+) -> None:
+    hosts = ensemble.hosts
+    kazoo_client.ensure_path(zk_path)  # the test makes the path; the exporter never would
+    before = total_watches(hosts)
+    exporter = exporters([zk_path])  # the default 15 s refresh: the watch must do the work
+    session = session_of(exporter)
+    seen(exporter, zk_path, path_exists=True, has_leader=False)
+    # One watch, and not a data watch: the children watch (mntr is the only place it shows).
+    assert session not in data_watches_by_session(hosts)
+    assert total_watches(hosts) - before == 1
+
+    a = candidates(hosts, zk_path, "empty-a")
+    assert a.election.node is not None
+    seen(exporter, zk_path, leader_id="empty-a", changes=1, candidates=1)
+    wait_for(lambda: data_watches_by_session(hosts).get(session) == [a.election.node], WAIT)
+    assert kazoo_client.get_children(zk_path) == [a.election.node.rsplit("/", 1)[1]]
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_session_expiry_sets_the_watch_again_on_the_new_session(
+    ensemble: LocalEnsemble,
+    candidates: Callable[..., Candidate],
+    exporters: Callable[..., ElectionExporter],
+    zk_path: str,
+) -> None:
+    hosts = ensemble.hosts
+    a = candidates(hosts, zk_path, "exp-a")
+    assert a.election.wait_for_leadership(WAIT) is not None
+    b = candidates(hosts, zk_path, "exp-b")
+    exporter = exporters([zk_path], refresh_interval=600)  # only watches can tell it
+    seen(exporter, zk_path, leader_id="exp-a")
+    old = session_of(exporter)
+
+    expire_session(exporter.client)  # a real expiry, done by the server
+    new = session_of(exporter)
+    assert new != old
+    assert a.election.node is not None
+    wait_for(lambda: data_watches_by_session(hosts).get(new) == [a.election.node], WAIT)
+    assert old not in data_watches_by_session(hosts)
+
+    assert a.election.resign(WAIT)
+    assert b.election.wait_for_leadership(WAIT) is not None
+    seen(exporter, zk_path, leader_id="exp-b", changes=1)
+
+
+def test_connection_loss_is_followed_by_a_fresh_read(
+    ensemble: LocalEnsemble,
+    candidates: Callable[..., Candidate],
+    zk_path: str,
+) -> None:
+    hosts = ensemble.hosts
+    a = candidates(hosts, zk_path, "flap-a")
+    assert a.election.wait_for_leadership(WAIT) is not None
+    b = candidates(hosts, zk_path, "flap-b")
+    with FaultProxy(ensemble.member_hosts(0)) as proxy:
+        client = KazooClient(hosts=proxy.address, timeout=10.0)
+        client.start(timeout=30)
+        exporter = ElectionExporter(client, [zk_path], CollectorRegistry(), refresh_interval=600)
+        try:
+            exporter.start()
+            seen(exporter, zk_path, leader_id="flap-a")
+            session = session_of(exporter)
+            # The leader changes while the exporter's connection is cut: whether the
+            # notification is replayed on reconnect or not, the re-read on reconnect sees it.
+            assert proxy.drop_connections() >= 1
+            assert a.election.resign(WAIT)
+            assert b.election.wait_for_leadership(WAIT) is not None
+            wait_for(lambda: exporter.connected, WAIT)
+            view = seen(exporter, zk_path, leader_id="flap-b", changes=1)
+            assert session_of(exporter) == session  # a connection loss, not an expiry
+            node = f"{zk_path}/{view.node}"
+            wait_for(lambda: data_watches_by_session(hosts).get(session) == [node], WAIT)
+        finally:
+            exporter.stop()
+            client.stop()
+            client.close()
+
+
+# --------------------------------------------------------------------------- 5. the command
+
+
+def exporter_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "zkelect.exporter", *args]
+
+
+def child_env() -> dict[str, str]:
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
+
+
+def test_command_serves_metrics_and_stops_on_sigterm(
+    ensemble: LocalEnsemble,
+    candidates: Callable[..., Candidate],
+    zk_path: str,
+) -> None:
+    a = candidates(ensemble.hosts, zk_path, "cli-a")
+    assert a.election.wait_for_leadership(WAIT) is not None
+    proc = subprocess.Popen(
+        exporter_command("--hosts", ensemble.hosts, "--path", zk_path, "--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        preexec_fn=_die_with_test,
+    )
+    try:
+        line = Lines(proc.stdout).expect("listening on ", timeout=30)
+        url = line.split()[-1]
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url), line
+        expected = f'zkelect_observed_leader{{election="{zk_path}",leader_id="cli-a"}} 1.0'
+
+        def scrape() -> bool:
+            with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+                return expected in response.read().decode()
+
+        wait_for(scrape, WAIT, interval=0.05, message="the leader on /metrics")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(WAIT) == 0
+        assert proc.stderr is not None and proc.stderr.read() == ""
+    finally:
+        stop_process(proc)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (("--path", "relative", "--port", "0"), 2, "absolute path"),
+        (("--port", "0"), 2, "--path"),
+        (("--path", "/p", "--port", "many"), 2, "--port"),
+        (("--path", "/p", "--port", "0", "--refresh-interval", "0"), 2, "--refresh-interval"),
+        (("--path", "/p", "--port", "0", "--connect-timeout", "1"), 1, "could not connect"),
+    ],
+    ids=["relative-path", "no-path", "bad-port", "zero-interval", "unreachable"],
+)
+def test_command_errors_are_one_line(args: tuple[str, ...], code: int, says: str) -> None:
+    hosts = f"127.0.0.1:{free_port()}"  # nothing listens there
+    done = subprocess.run(
+        exporter_command("--hosts", hosts, *args),
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
+    assert done.returncode == code, done
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and says in done.stderr, done.stderr

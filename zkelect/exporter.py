@@ -1,0 +1,741 @@
+"""A read-only observer that exports who leads any election, as Prometheus metrics.
+
+Why it exists: operators need one dashboard and one set of alerts for every election on an
+ensemble, including those run by Java services on Apache Curator and Python services on plain
+kazoo, which export nothing of the kind. This observer reads the election path the way the
+candidates do (contenders.py parses the three recipes' node names and orders them exactly as
+zkelect's candidates do) and reports the leader's id, its epoch (the czxid of its node),
+the number of contenders and how often the leader changed.
+
+What it never does, so that observing cannot change anyone's election:
+
+* It creates nothing: not a node, not the election path. A missing path is reported as "no
+  leader" and watched with ``exists``.
+* It holds at most one watch per path: a data watch on the current leader's node, or, only
+  while the path has no contenders, one children watch on the path (or an ``exists`` watch
+  while the path is missing) to learn when one appears. A data watch on the leader wakes this
+  observer once per leader change, as every candidate's predecessor watch does; it does not
+  set a children watch while contenders exist, so candidates joining and leaving do not wake
+  it. Two races are left. If contenders join between its empty read and the read that sets
+  the children watch, that watch stays until the next change of the children (it fires once
+  and is not set again; likely when the first candidate creates the path and then its node).
+  If the path is created between a failed read and the ``exists`` that watches for it, that
+  ``exists`` watch stays on the path node until the path's data changes or the path is
+  deleted. Both cost the observer a wake-up, never anyone's election.
+* It never deletes or writes.
+
+The candidate count is read whenever the leader changes (a watch fires) and at a periodic
+refresh (``refresh_interval``, 15 s by default) that reads without setting watches; a count
+that changes without a leader change is therefore seen up to one interval late. That is the
+price of not holding a children watch, which would wake the observer on every join and leave.
+
+Connection loss: watches survive a short disconnection (kazoo sets them again when it
+reconnects within the session), and every path is re-read on reconnect anyway. When the
+session expires the watches are gone; they are set again, and every path re-read, as soon as
+kazoo has a new session. While disconnected the metrics keep the last observed values and
+``zkelect_observer_connected`` is 0.
+
+Run it as ``python -m zkelect.exporter --hosts H --path P [--path P2 ...] --port N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from http.server import ThreadingHTTPServer
+from typing import Any, NoReturn, TextIO
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError, NoNodeError
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.states import EventType, KazooState, WatchedEvent
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import MetricsHandler
+
+from .config import validate_connect_string, validate_path
+from .contenders import Contender, ContenderKind, contender_order
+from .errors import ConfigurationError
+
+__all__ = ["ElectionExporter", "ObservedElection", "main", "run"]
+
+log = logging.getLogger("zkelect.exporter")
+
+DEFAULT_REFRESH_INTERVAL = 15.0
+DEFAULT_REQUEST_TIMEOUT = 10.0
+MAX_LEADER_ID_CHARS = 256  # a label value, not a document: node data may be up to ~1 MiB
+
+_DATA, _CHILD = "data", "child"  # the two kinds of watch, as ZooKeeper keeps them apart
+_MAX_PASSES = 16  # re-reads in one refresh while the election churns, before backing off
+_RETRY_MIN, _RETRY_MAX = 0.2, 5.0
+
+
+@dataclass(frozen=True)
+class ObservedElection:
+    """What the observer last read for one election path.
+
+    ``epoch`` is the czxid of the current leader's node (None while there is none);
+    ``last_epoch`` keeps the last leader's (0 before any), which is what the epoch metric
+    shows while there is no leader, so that it never goes backwards. ``changes`` counts each
+    *new* leader observed after the first look (a leader node with a different czxid than
+    the previous leader's); changes that happen faster than the observer can read are not
+    all seen, so it is a lower bound. ``reads`` counts successful reads of the path (each
+    watch event, reconnect and periodic refresh makes one). ``error`` is the last read's
+    failure, None after a successful read.
+    """
+
+    path: str
+    leader_id: str | None = None
+    epoch: int | None = None
+    node: str | None = None
+    session_id: int | None = None
+    kind: ContenderKind | None = None
+    candidates: int = 0
+    changes: int = 0
+    last_epoch: int = 0
+    path_exists: bool = False
+    observed: bool = False
+    reads: int = 0
+    error: str | None = None
+
+    @property
+    def has_leader(self) -> bool:
+        return self.node is not None
+
+
+@dataclass
+class _PathState:
+    """The worker's bookkeeping for one path; guarded by the exporter's condition."""
+
+    view: ObservedElection
+    # Watches we hold, as (kind, znode). Recorded *before* the request that sets one is sent,
+    # because its event may arrive before the reply does.
+    armed: set[tuple[str, str]] = field(default_factory=set)
+    due: float = 0.0  # when to read this path next (monotonic clock)
+    failures: int = 0
+
+
+class ElectionExporter:
+    """Observe election paths read-only and export their leaders; see the module docstring.
+
+    ``client`` is a KazooClient that the caller starts and stops (the exporter never does);
+    it may be shared with elections. ``registry`` defaults to prometheus_client's global
+    REGISTRY; two exporters cannot share one registry (their metric names collide), so watch
+    several paths with one exporter instead. Metrics, all labelled ``election`` = the path:
+
+    * ``zkelect_observed_has_leader`` 1 while the path has a leader, else 0;
+    * ``zkelect_observed_leader{leader_id}`` 1, one series for the current leader only
+      (``leader_id`` is the leader node's data as UTF-8, cut at 256 characters);
+    * ``zkelect_observed_leader_epoch`` the czxid of the leader's node (of the last leader
+      while there is none; 0 before any);
+    * ``zkelect_observed_candidates`` the number of contenders;
+    * ``zkelect_observed_leader_changes_total`` new leaders seen since the exporter started;
+    * ``zkelect_observer_connected`` (no label) 1 while the exporter's session is connected.
+
+    Threads: one daemon worker thread reads ZooKeeper; kazoo's threads only record events.
+    """
+
+    def __init__(
+        self,
+        client: KazooClient,
+        paths: Iterable[str],
+        registry: CollectorRegistry | None = None,
+        *,
+        refresh_interval: float = DEFAULT_REFRESH_INTERVAL,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not isinstance(client, KazooClient):
+            raise ConfigurationError(
+                f"client must be a kazoo.client.KazooClient, got {type(client).__name__}"
+            )
+        if isinstance(paths, str):
+            raise ConfigurationError("paths must be a list of election paths, not one str")
+        checked = list(dict.fromkeys(validate_path(p) for p in paths))
+        if not checked:
+            raise ConfigurationError("give at least one election path to observe")
+        for name, value in (
+            ("refresh_interval", refresh_interval),
+            ("request_timeout", request_timeout),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}")
+        self._client = client
+        self._paths = checked
+        self._registry = REGISTRY if registry is None else registry
+        self._interval = float(refresh_interval)
+        self._request_timeout = float(request_timeout)
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._states = {p: _PathState(ObservedElection(p)) for p in checked}
+        self._connected = False
+        self._started = False
+        self._stopping = False
+        self._worker: threading.Thread | None = None
+        self._collector = _Collector(self)
+        self._watch = self._on_watch  # one callable, so kazoo keeps one watcher per znode
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def paths(self) -> list[str]:
+        return list(self._paths)
+
+    @property
+    def client(self) -> KazooClient:
+        """The caller's client the exporter reads through (its session holds the watches)."""
+        return self._client
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """Where the metrics are registered (serve it, or ``generate_latest`` it)."""
+        return self._registry
+
+    def start(self, timeout: float | None = None) -> ElectionExporter:
+        """Register the metrics and start observing.
+
+        Returns once every path has been read, at most ``timeout`` later (default: the
+        request timeout), or at once if the client is not connected: paths are read as soon
+        as it connects. Raises ConfigurationError if the registry already has these metrics
+        (another exporter on it) or if this exporter was started or stopped before.
+        """
+        with self._cond:
+            if self._started or self._stopping:
+                raise ConfigurationError(
+                    "this ElectionExporter was already started; build a new one to start again"
+                )
+            self._started = True
+        try:
+            self._registry.register(self._collector)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"the registry already exports these metrics ({exc}); one exporter per "
+                "registry: give it all the paths, or pass another CollectorRegistry"
+            ) from None
+        self._client.add_listener(self._on_state)
+        with self._cond:
+            self._connected = self._client.state == KazooState.CONNECTED
+        self._worker = threading.Thread(target=self._run, name="zkelect-exporter", daemon=True)
+        self._worker.start()
+        with self._cond:
+            self._cond.wait_for(
+                lambda: (
+                    all(s.view.observed for s in self._states.values())
+                    or self._stopping
+                    or not self._connected
+                ),
+                self._request_timeout if timeout is None else timeout,
+            )
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop observing and unregister the metrics. Idempotent.
+
+        Watches already set stay on the servers until they fire once (ZooKeeper 3.8 clients
+        cannot remove them); they then reach a stopped exporter, which ignores them.
+        """
+        with self._cond:
+            if not self._started or self._stopping:
+                self._stopping = True
+                return
+            self._stopping = True
+            self._cond.notify_all()
+        self._client.remove_listener(self._on_state)
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(self._request_timeout if timeout is None else timeout)
+        with contextlib.suppress(KeyError):  # the registry's owner may have cleared it
+            self._registry.unregister(self._collector)
+
+    def __enter__(self) -> ElectionExporter:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- reading the state ------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, ObservedElection]:
+        """Path -> what was last observed there (immutable values, safe to keep)."""
+        with self._cond:
+            return {path: state.view for path, state in self._states.items()}
+
+    @property
+    def connected(self) -> bool:
+        with self._cond:
+            return self._connected
+
+    def refresh(self) -> None:
+        """Ask for an immediate re-read of every path (without new watches where one is set)."""
+        with self._cond:
+            for state in self._states.values():
+                state.due = 0.0
+            self._cond.notify_all()
+
+    # -- kazoo's threads: record and hand over, never I/O --------------------------------------
+
+    def _on_state(self, state: str) -> None:
+        with self._cond:
+            self._connected = state == KazooState.CONNECTED
+            if state == KazooState.LOST:
+                for path_state in self._states.values():
+                    path_state.armed.clear()  # the session and all its watches are gone
+            if self._connected:
+                for path_state in self._states.values():
+                    path_state.due = 0.0  # read again: anything may have changed meanwhile
+            self._cond.notify_all()
+
+    def _on_watch(self, event: WatchedEvent) -> None:
+        """A watch fired: forget it and read that path again (the watch is used up)."""
+        with self._cond:
+            if self._stopping:
+                return
+            if event.type == EventType.NONE:
+                # kazoo dropped every watcher (session expired, or the client closed).
+                fired: set[tuple[str, str]] | None = None
+            elif event.type == EventType.CHILD:
+                fired = {(_CHILD, event.path)}
+            elif event.type == EventType.DELETED:
+                fired = {(_DATA, event.path), (_CHILD, event.path)}
+            else:  # CREATED, CHANGED
+                fired = {(_DATA, event.path)}
+            for state in self._states.values():
+                if fired is None:
+                    state.armed.clear()
+                elif state.armed & fired:
+                    state.armed.difference_update(fired)
+                else:
+                    continue  # not one of this path's watches (an old one, already re-read)
+                state.due = 0.0
+            self._cond.notify_all()
+
+    # -- the worker -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._stopping:
+                        return
+                    now = self._clock()
+                    due = [p for p, s in self._states.items() if s.due <= now]
+                    if self._connected and due:
+                        for path in due:
+                            # Set before reading: a watch firing during the read sets it back
+                            # to 0, and that must not be overwritten by this pass.
+                            self._states[path].due = now + self._interval
+                        break
+                    wait = None
+                    if self._connected:
+                        wait = max(0.0, min(s.due for s in self._states.values()) - now)
+                    self._cond.wait(wait)
+            for path in due:
+                if self._stopping:
+                    return
+                self._refresh_safely(path)
+
+    def _refresh_safely(self, path: str) -> None:
+        try:
+            self._refresh(path)
+        except NoAuthError:
+            self._failed(
+                path,
+                "permission denied (NoAuth): give the exporter's client read access to the "
+                "election path and its children",
+                self._interval,
+            )
+        except Exception as exc:
+            with self._cond:
+                failures = self._states[path].failures
+            delay = min(_RETRY_MAX, self._interval, _RETRY_MIN * 2**failures)
+            self._failed(path, f"{type(exc).__name__}: {exc}".rstrip(": "), delay)
+        else:
+            with self._cond:
+                self._states[path].failures = 0
+
+    def _failed(self, path: str, error: str, retry_in: float) -> None:
+        log.debug("zkelect exporter: reading %s failed: %s", path, error)
+        with self._cond:
+            state = self._states[path]
+            state.failures += 1
+            state.view = replace(state.view, error=error)
+            state.due = min(state.due, self._clock() + retry_in)
+            self._cond.notify_all()
+
+    def _refresh(self, path: str) -> None:
+        """Read ``path``'s leader; set the path's one watch if it has none (module docstring)."""
+        for _ in range(_MAX_PASSES):
+            try:
+                children = self._children(path)
+            except NoNodeError:
+                if (
+                    not self._watching(path, path_exists=False)
+                    and self._exists_watched(path) is not None
+                ):
+                    continue  # created meanwhile: read it
+                self._record(path, exists=False)
+                return
+            order = contender_order(children)
+            if not order and not self._watching(path, path_exists=True):
+                try:
+                    order = contender_order(self._children_watched(path))
+                except NoNodeError:
+                    continue  # deleted meanwhile: no watch was set
+            if not order:
+                self._record(path, exists=True)
+                return
+            leader = order[0]
+            znode = f"{path}/{leader.name}"
+            try:
+                data, stat = self._get(path, znode, watch=not self._watching(path, True))
+            except NoNodeError:
+                continue  # the leader left meanwhile: read the children again
+            self._record(path, exists=True, order=order, data=data, stat=stat)
+            return
+        raise RuntimeError("the election changed too fast to observe; will read it again")
+
+    def _watching(self, path: str, path_exists: bool) -> bool:
+        """Whether ``path`` holds a watch that tells us about its next leader change.
+
+        An ``exists`` watch on the path node only helps while the path is missing: on an
+        existing path it fires only if the path is deleted or its data set.
+        """
+        with self._cond:
+            armed = self._states[path].armed
+            if not path_exists:
+                return (_DATA, path) in armed
+            return any(entry != (_DATA, path) for entry in armed)
+
+    def _arm(self, path: str, kind: str, znode: str) -> None:
+        with self._cond:
+            self._states[path].armed.add((kind, znode))
+
+    def _disarm(self, path: str, kind: str, znode: str) -> None:
+        with self._cond:
+            self._states[path].armed.discard((kind, znode))
+
+    def _children(self, path: str) -> list[str]:
+        return [str(n) for n in self._client.get_children_async(path).get(**self._deadline)]
+
+    def _children_watched(self, path: str) -> list[str]:
+        self._arm(path, _CHILD, path)
+        try:
+            names = self._client.get_children_async(path, self._watch).get(**self._deadline)
+        except BaseException:
+            self._disarm(path, _CHILD, path)  # no watch on NoNode; re-set later if unsure
+            raise
+        return [str(n) for n in names]
+
+    def _exists_watched(self, path: str) -> Any:
+        self._arm(path, _DATA, path)
+        try:
+            return self._client.exists_async(path, self._watch).get(**self._deadline)
+        except BaseException:
+            self._disarm(path, _DATA, path)
+            raise
+
+    def _get(self, path: str, znode: str, *, watch: bool) -> tuple[bytes, Any]:
+        if not watch:
+            data, stat = self._client.get_async(znode).get(**self._deadline)
+            return bytes(data or b""), stat
+        self._arm(path, _DATA, znode)
+        try:
+            data, stat = self._client.get_async(znode, self._watch).get(**self._deadline)
+        except BaseException:
+            self._disarm(path, _DATA, znode)  # getData on a missing node sets no watch
+            raise
+        return bytes(data or b""), stat
+
+    @property
+    def _deadline(self) -> dict[str, float]:
+        return {"timeout": self._request_timeout}
+
+    def _record(
+        self,
+        path: str,
+        *,
+        exists: bool,
+        order: Sequence[Contender] = (),
+        data: bytes = b"",
+        stat: Any = None,
+    ) -> None:
+        leader = order[0] if order else None
+        with self._cond:
+            state = self._states[path]
+            old = state.view
+            if leader is None or stat is None:
+                view = replace(
+                    old,
+                    leader_id=None,
+                    epoch=None,
+                    node=None,
+                    session_id=None,
+                    kind=None,
+                    candidates=len(order),
+                    path_exists=exists,
+                    observed=True,
+                    reads=old.reads + 1,
+                    error=None,
+                )
+            else:
+                epoch = int(stat.czxid)
+                new_leader = epoch != old.last_epoch
+                view = replace(
+                    old,
+                    leader_id=data.decode("utf-8", errors="replace")[:MAX_LEADER_ID_CHARS],
+                    epoch=epoch,
+                    node=leader.name,
+                    session_id=int(stat.ephemeralOwner),
+                    kind=leader.kind,
+                    candidates=len(order),
+                    changes=old.changes + (1 if new_leader and old.observed else 0),
+                    last_epoch=epoch,
+                    path_exists=True,
+                    observed=True,
+                    reads=old.reads + 1,
+                    error=None,
+                )
+            state.view = view
+            self._cond.notify_all()
+        if (view.node, view.leader_id) != (old.node, old.leader_id):
+            if view.has_leader:
+                log.info(
+                    "zkelect exporter: %s is led by %r (epoch %d, node %s)",
+                    path,
+                    view.leader_id,
+                    view.epoch,
+                    view.node,
+                )
+            else:
+                log.info("zkelect exporter: %s has no leader", path)
+
+
+class _Collector:
+    """Builds the metric families from the exporter's state at each scrape, so that series
+    exist from the start and an old leader's series disappears with it."""
+
+    def __init__(self, exporter: ElectionExporter) -> None:
+        self._exporter = exporter
+
+    def describe(self) -> list[Metric]:
+        return self._families({}, connected=None)
+
+    def collect(self) -> list[Metric]:
+        return self._families(self._exporter.snapshot(), connected=self._exporter.connected)
+
+    @staticmethod
+    def _families(views: dict[str, ObservedElection], *, connected: bool | None) -> list[Metric]:
+        has_leader = GaugeMetricFamily(
+            "zkelect_observed_has_leader",
+            "1 while the observed election path has a leader, else 0.",
+            labels=["election"],
+        )
+        leader = GaugeMetricFamily(
+            "zkelect_observed_leader",
+            "1 for the current leader of the observed election; leader_id is its node's data.",
+            labels=["election", "leader_id"],
+        )
+        epoch = GaugeMetricFamily(
+            "zkelect_observed_leader_epoch",
+            "czxid of the leader's node (of the last leader while there is none; 0 before).",
+            labels=["election"],
+        )
+        candidates = GaugeMetricFamily(
+            "zkelect_observed_candidates",
+            "Contenders under the observed election path (refreshed at leader changes and "
+            "periodically).",
+            labels=["election"],
+        )
+        changes = CounterMetricFamily(
+            "zkelect_observed_leader_changes",
+            "New leaders observed since the exporter started.",
+            labels=["election"],
+        )
+        up = GaugeMetricFamily(
+            "zkelect_observer_connected",
+            "1 while the exporter's ZooKeeper session is connected (else values are stale).",
+        )
+        for path, view in views.items():
+            has_leader.add_metric([path], 1.0 if view.has_leader else 0.0)
+            if view.has_leader and view.leader_id is not None:
+                leader.add_metric([path, view.leader_id], 1.0)
+            epoch.add_metric([path], float(view.last_epoch))
+            candidates.add_metric([path], float(view.candidates))
+            changes.add_metric([path], float(view.changes))
+        if connected is not None:
+            up.add_metric([], 1.0 if connected else 0.0)
+        return [has_leader, leader, epoch, candidates, changes, up]
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (and exit code 2) instead of the usage
+    block, so that scripts and supervisors log something readable."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
+        prog="python -m zkelect.exporter",
+        description="Export the leader of ZooKeeper election paths (zkelect, Curator "
+        "LeaderLatch/LeaderSelector, kazoo Election/Lock) as Prometheus metrics, read-only.",
+    )
+    parser.add_argument(
+        "--hosts",
+        default=os.environ.get("ZKELECT_HOSTS", "127.0.0.1:2181"),
+        help="ZooKeeper connect string (default: $ZKELECT_HOSTS or 127.0.0.1:2181)",
+    )
+    parser.add_argument(
+        "--path", dest="paths", action="append", required=True, help="election path (repeat)"
+    )
+    parser.add_argument("--port", type=int, required=True, help="HTTP port for /metrics (0: any)")
+    parser.add_argument("--bind", default="127.0.0.1", help="address to serve on (127.0.0.1)")
+    parser.add_argument(
+        "--refresh-interval",
+        type=float,
+        default=DEFAULT_REFRESH_INTERVAL,
+        help="seconds between re-reads without watches (candidate counts; default 15)",
+    )
+    parser.add_argument(
+        "--connect-timeout", type=float, default=15.0, help="seconds to reach ZooKeeper (15)"
+    )
+    parser.add_argument(
+        "--session-timeout", type=float, default=10.0, help="ZooKeeper session timeout (10)"
+    )
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+    return parser
+
+
+def run(
+    hosts: str,
+    paths: Sequence[str],
+    port: int,
+    *,
+    bind: str = "127.0.0.1",
+    refresh_interval: float = DEFAULT_REFRESH_INTERVAL,
+    connect_timeout: float = 15.0,
+    session_timeout: float = 10.0,
+    registry: CollectorRegistry | None = None,
+    stop: threading.Event | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Connect, observe ``paths`` and serve /metrics on ``bind:port`` until ``stop`` is set.
+
+    For a CLI to call: prints ``listening on http://ADDR:PORT`` once serving; returns 0 after
+    a clean stop, 1 when ZooKeeper cannot be reached or the port cannot be bound (one line on
+    ``err``), 2 for invalid arguments. ``registry`` defaults to a fresh one.
+    """
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    prefix = "zkelect exporter"
+    try:
+        validate_connect_string(hosts)
+        for path in paths:
+            validate_path(path)
+        if not paths:
+            raise ConfigurationError("give at least one --path")
+        if not 0 <= port <= 65535:
+            raise ConfigurationError(f"--port must be in 0..65535, got {port}")
+        for name, value in (
+            ("--refresh-interval", refresh_interval),
+            ("--connect-timeout", connect_timeout),
+            ("--session-timeout", session_timeout),
+        ):
+            if not value > 0:
+                raise ConfigurationError(f"{name} must be > 0 seconds, got {value}")
+    except ConfigurationError as exc:
+        print(f"{prefix}: error: {exc}", file=err)
+        return 2
+    stop = threading.Event() if stop is None else stop
+    registry = CollectorRegistry() if registry is None else registry
+    client = KazooClient(hosts=hosts, timeout=session_timeout)
+    exporter: ElectionExporter | None = None
+    server: ThreadingHTTPServer | None = None
+    try:
+        try:
+            client.start(timeout=connect_timeout)
+        except KazooTimeoutError:
+            print(
+                f"{prefix}: error: could not connect to ZooKeeper at {hosts} within "
+                f"{connect_timeout:g}s: check that a quorum is up and reachable",
+                file=err,
+            )
+            return 1
+        exporter = ElectionExporter(
+            client, list(paths), registry, refresh_interval=refresh_interval
+        ).start()
+        try:
+            server = ThreadingHTTPServer((bind, port), MetricsHandler.factory(registry))
+        except OSError as exc:
+            print(f"{prefix}: error: cannot serve on {bind}:{port}: {exc.strerror}", file=err)
+            return 1
+        server.daemon_threads = True
+        threading.Thread(
+            target=server.serve_forever, name="zkelect-exporter-http", daemon=True
+        ).start()
+        print(f"listening on http://{bind}:{server.server_port}", file=out, flush=True)
+        stop.wait()
+        return 0
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if exporter is not None:
+            exporter.stop()
+        client.stop()
+        client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m zkelect.exporter``: parse ``argv``, run until SIGTERM or SIGINT."""
+    try:
+        args = _parser().parse_args(argv)
+    except _UsageError as exc:
+        print(f"zkelect exporter: error: {exc} (see --help)", file=sys.stderr)
+        return 2
+    level = getattr(logging, args.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kazoo logs every failed connection attempt as a warning; keep stderr to our one line
+    # unless debugging.
+    logging.getLogger("kazoo").setLevel(level if level <= logging.DEBUG else logging.ERROR)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    return run(
+        args.hosts,
+        args.paths,
+        args.port,
+        bind=args.bind,
+        refresh_interval=args.refresh_interval,
+        connect_timeout=args.connect_timeout,
+        session_timeout=args.session_timeout,
+        stop=stop,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
