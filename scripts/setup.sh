@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up for developers and CI:
 #   1. a Python >= 3.10 virtualenv in .venv with zkelect installed editable plus its test tools;
-#   2. a ZooKeeper distribution and a Java runtime, which LocalEnsemble needs to start real servers.
+#   2. a ZooKeeper distribution and a Java runtime, which LocalEnsemble needs to start real servers;
+#   3. tools some tests start for real: Prometheus and promtool, PostgreSQL, Apache Curator and a
+#      JDK (javac, for the Curator peer). Only 1 and 2 are required: without root, missing tools of
+#      group 3 get a warning here, and the tests that need them fail with a clear message.
 # Re-running is cheap: pip runs again only when pyproject.toml changed since the last install.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -62,13 +65,26 @@ elif [[ ! -f /usr/share/java/zookeeper.jar ]]; then
 fi
 have_java || missing+=(default-jre-headless)
 
-if ((${#missing[@]})); then
+# --- Tools some tests run (Debian package names) -------------------------------------------------
+optional=()
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || optional+=(prometheus)
+{ compgen -G "/usr/lib/postgresql/*/bin/initdb" || command -v initdb; } >/dev/null 2>&1 \
+    || optional+=(postgresql)
+[[ -f /usr/share/java/curator-recipes.jar ]] || optional+=(libcurator-recipes-java)
+command -v javac >/dev/null 2>&1 || optional+=(default-jdk-headless)
+
+wanted=("${missing[@]}" "${optional[@]}")
+if ((${#wanted[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        echo "setup: installing ${missing[*]} with apt-get" >&2
+        echo "setup: installing ${wanted[*]} with apt-get" >&2
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${wanted[@]}" >/dev/null \
+            || die "apt-get could not install ${wanted[*]}"
     else
-        die "missing ${missing[*]}: ${HINT}"
+        if ((${#optional[@]})); then
+            echo "setup: warning: missing ${optional[*]}: the tests that use them will fail; apt-get install ${optional[*]} (Debian/Ubuntu)" >&2
+        fi
+        ((${#missing[@]} == 0)) || die "missing ${missing[*]}: ${HINT}"
     fi
 fi
 

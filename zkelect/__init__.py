@@ -27,7 +27,7 @@ from .errors import (
 )
 from .fencing import FencedTransaction, FencingToken, Leadership
 from .guard import FENCING_HEADER, FencingGuard, fencing_headers
-from .metrics import MetricsRecorder, NoopRecorder
+from .metrics import MetricsRecorder, NoopRecorder, PrometheusRecorder
 from .session import ConnectionState
 from .stores import FencedStore, PostgresFencedStore, SQLiteFencedStore
 
@@ -56,6 +56,7 @@ __all__ = [
     "NoopRecorder",
     "PermissionDeniedError",
     "PostgresFencedStore",
+    "PrometheusRecorder",
     "SQLiteFencedStore",
     "StaleEpochError",
     "SuspendedPolicy",

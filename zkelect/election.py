@@ -206,10 +206,10 @@ class Election:
         from .dispatch import Actor
 
         self._actor = Actor(self._session.pool, self._handle)  # type: ignore[arg-type]
-        self._session.add_state_listener(self._on_session_state)
         self._metrics.election_started(self.path)
         self._metrics.session_state(self.path, self._session.state.value)
         self._metrics.lease_source(self.path, self._lease_remaining)
+        self._session.add_state_listener(self._on_session_state)  # after: newer states win
         first: Future[None] = Future()
         self._post("start", first)
         try:
@@ -428,24 +428,20 @@ class Election:
                 self._leadership = lead
                 session.watch_lease(id(self), self._on_lease_expired)
                 notify = self._notify_elected(lead)
+                # Recorded under the lock, so metrics see flips in the order they happen.
+                waited = max(0.0, self._clock() - self._waiting_since)
+                self._metrics.leadership_acquired(self.path, lead.epoch, waited)
             else:
                 assert current is not None
                 self._leadership = None
                 current._mark_lost(reason)
                 session.unwatch_lease(id(self))
                 notify = self._notify_revoked(reason)
+                self._metrics.leadership_lost(self.path, reason)
             notifier = session.notifier
             if notifier is not None and notify is not None:
                 notifier.post(notify)  # posted under the lock: callbacks keep their order
             self._cond.notify_all()
-        if leading:
-            self._metrics.leadership_acquired(
-                self.path,
-                self._leadership.epoch if self._leadership else 0,
-                max(0.0, self._clock() - self._waiting_since),
-            )
-        else:
-            self._metrics.leadership_lost(self.path, reason)
 
     def _notify_elected(self, lead: Leadership) -> Callable[[], None] | None:
         callback = self._on_elected
