@@ -1,0 +1,112 @@
+"""The ``zkelect`` command: operators and scripts drive elections from a shell.
+
+Commands live in small modules (each a Typer app merged into this one): run and demo in
+cli_run.py; status, watch, resign and exporter in cli_inspect.py; ensemble in
+cli_ensemble.py; doctor in cli_doctor.py. This module owns the entry point and the error
+conventions: one line on stderr, exit 2 for usage errors, 1 for operational failures,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Annotated
+
+import typer
+
+try:  # typer >= 0.20 vendors click; older releases use the click package
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_errors  # type: ignore[no-redef,import-not-found]
+
+from ._version import __version__
+from .cli_common import CliError
+from .errors import ConfigurationError, ZkElectError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="zkelect",
+    help="Leader election on Apache ZooKeeper: run a command on exactly one host, see and "
+    "change who leads, check a deployment, try it all locally.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+)
+
+# Each module defines a Typer app whose commands join the root command.
+_COMMAND_MODULES = ("cli_run", "cli_inspect", "cli_ensemble", "cli_doctor")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"zkelect {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """zkelect: leader election on Apache ZooKeeper."""
+
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"zkelect.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"zkelect.{name}":
+                continue  # a command group not built yet
+            raise
+        app.add_typer(module.app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (errors are one line on stderr)."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="zkelect", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("zkelect: interrupted\n")
+        return 130
+    except click_errors.UsageError as exc:
+        hint = f" (try 'zkelect {exc.ctx.command_path.split(' ', 1)[1]} --help')" if (
+            exc.ctx is not None and " " in exc.ctx.command_path
+        ) else " (try 'zkelect --help')"
+        sys.stderr.write(f"zkelect: {exc.format_message()}{hint}\n")
+        return 2
+    except click_errors.ClickException as exc:
+        sys.stderr.write(f"zkelect: {exc.format_message()}\n")
+        return int(exc.exit_code)
+    except CliError as exc:
+        sys.stderr.write(f"zkelect: {exc}\n")
+        return exc.exit_code
+    except ConfigurationError as exc:
+        sys.stderr.write(f"zkelect: {exc}\n")
+        return 2
+    except ZkElectError as exc:
+        sys.stderr.write(f"zkelect: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("zkelect: interrupted\n")
+        return 130
+    return int(result) if isinstance(result, int) else 0
+
+
+def entry_point() -> None:
+    """The console script ``zkelect``."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()
