@@ -66,12 +66,15 @@ fi
 have_java || missing+=(default-jre-headless)
 
 # --- Tools some tests run (Debian package names) -------------------------------------------------
+# `setup.sh --minimal` (the demo) needs only ZooKeeper and Java; the tests need these too.
 optional=()
-{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || optional+=(prometheus)
-{ compgen -G "/usr/lib/postgresql/*/bin/initdb" || command -v initdb; } >/dev/null 2>&1 \
-    || optional+=(postgresql)
-[[ -f /usr/share/java/curator-recipes.jar ]] || optional+=(libcurator-recipes-java)
-command -v javac >/dev/null 2>&1 || optional+=(default-jdk-headless)
+if [[ "${1:-}" != "--minimal" ]]; then
+    { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || optional+=(prometheus)
+    { compgen -G "/usr/lib/postgresql/*/bin/initdb" || command -v initdb; } >/dev/null 2>&1 \
+        || optional+=(postgresql)
+    [[ -f /usr/share/java/curator-recipes.jar ]] || optional+=(libcurator-recipes-java)
+    command -v javac >/dev/null 2>&1 || optional+=(default-jdk-headless)
+fi
 
 wanted=("${missing[@]}" "${optional[@]}")
 if ((${#wanted[@]})); then
