@@ -18,7 +18,7 @@ import typer
 try:  # typer >= 0.20 vendors click; older releases use the click package
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from click import exceptions as click_errors  # type: ignore[no-redef,import-not-found]
+    from click import exceptions as click_errors  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 from ._version import __version__
 from .cli_common import CliError

@@ -185,7 +185,8 @@ class Lease:
         return 0.0 if deadline is None else max(0.0, deadline - self._clock())
 
 
-_registry: weakref.WeakKeyDictionary[Any, Session] = weakref.WeakKeyDictionary()
+# One Session per shared KazooClient, held only as long as some election holds it.
+_registry: weakref.WeakValueDictionary[int, Session] = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
 
 
@@ -219,7 +220,6 @@ class Session:
         self.notifier: Notifier | None = None
         self._hook_negotiated_timeout()
         self.lease.reset(self._session_id)
-        client.add_listener(self._on_kazoo_state)
 
     # -- construction and sharing ----------------------------------------------------------
 
@@ -234,10 +234,10 @@ class Session:
                 f"'h1:2181,h2:2181/chroot'; got {type(client).__name__}"
             )
         with _registry_lock:
-            session = _registry.get(client)
-            if session is None:
+            session = _registry.get(id(client))
+            if session is None or session.client is not client:
                 session = cls(client, config, owned=False, clock=clock)
-                _registry[client] = session
+                _registry[id(client)] = session
             return session
 
     @classmethod
@@ -259,6 +259,12 @@ class Session:
             self.pool = WorkerPool(self.config.worker_threads, name)
             self.timers = Timers(name)
             self.notifier = Notifier(name)
+            # Listen only while in use: an election built but never started leaves no trace
+            # on the client. Read the state afresh: it may have changed since construction.
+            self._state = self._translate_state(self.client.state)
+            self._session_id = self._read_session_id()
+            self.lease.reset(self._session_id)
+            self.client.add_listener(self._on_kazoo_state)
         try:
             if self.owned:
                 self._connect()
@@ -277,17 +283,14 @@ class Session:
             pool, timers, notifier = self.pool, self.timers, self.notifier
             self.pool = self.timers = self.notifier = None
             self._lease_listeners.clear()
+            self._lease_timer = self._heartbeat_timer = None  # they belong to those timers
+        self.client.remove_listener(self._on_kazoo_state)
         if self.owned:
             try:
                 self.client.stop()
                 self.client.close()
             except Exception:  # pragma: no cover - best effort at shutdown
                 log.exception("zkelect: error while closing the ZooKeeper client")
-        else:
-            with _registry_lock:
-                if _registry.get(self.client) is self:
-                    del _registry[self.client]
-            self.client.remove_listener(self._on_kazoo_state)
         if timers is not None:
             timers.shutdown()
         if pool is not None:

@@ -215,3 +215,17 @@ def test_lease_uses_the_timeout_the_server_negotiated(
     assert lead is not None
     assert cand.election.session.session_timeout == 20.0
     assert 0 < lead.lease_remaining() <= 20.0 * (1 - config.lease_margin_ratio)
+
+
+def test_shared_client_is_left_clean_and_can_be_reused(
+    ensemble: LocalEnsemble, kazoo_client: KazooClient, zk_path: str
+) -> None:
+    listeners = set(kazoo_client.state_listeners)
+    Election(kazoo_client, zk_path, candidate_id="never-started")  # built, never started
+    assert set(kazoo_client.state_listeners) == listeners
+    for round_no in range(2):  # the session's threads stop and start again cleanly
+        election = Election(kazoo_client, zk_path, candidate_id=f"round-{round_no}", config=FAST)
+        with election.leadership(timeout=10) as lead:
+            assert lead.lease_remaining() > 0
+            lead.set_data(zk_path, b"x")  # the lease timer and fencing work on reuse
+        assert set(kazoo_client.state_listeners) == listeners
