@@ -659,6 +659,10 @@ class Election:
                     self._set_leadership(False, "session_changed")  # R2: not our node now
                     self._forget_node()
                     continue
+                if self._session.lease_remaining() <= 0:
+                    # Nothing answered via the ZooKeeper leader lately (e.g. our create's
+                    # reply was lost and the node was found again by reads): renew first.
+                    self._session.sync()
                 self._set_leadership(True, "elected")
                 self._watch_own_node()
                 return

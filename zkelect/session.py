@@ -7,10 +7,10 @@ It gives the rest of zkelect a typed view of a ZooKeeper session:
   deadline each, and kazoo's exceptions turned into a few internal ones here and the
   public ``PermissionDeniedError`` (NoAuth is terminal, not retried);
 * the local *lease*: the last moment this process may still assume its session is
-  alive on the servers. The servers cannot expire a session earlier than
-  ``t + negotiated timeout`` where ``t`` is the send time of any request they
-  answered, so ``lease deadline = newest such t + timeout - margin``. kazoo reports
-  LOST only after it reconnects, so a partitioned leader relies on this lease;
+  alive on the servers. Only answers that passed through the ZooKeeper *leader* count
+  (writes and ``sync``; a member cut off from the quorum still answers reads). See
+  ``Lease`` for the arithmetic. kazoo reports LOST only after it reconnects, so a
+  partitioned leader relies on this lease;
 * the few threads every election on this session shares (see dispatch.py).
 
 Many elections may share one session: ``Session.for_client`` returns the same object
@@ -141,14 +141,31 @@ def translate(exc: BaseException) -> BaseException:
 class Lease:
     """The local lease arithmetic, apart from threads and I/O so it can be unit-tested.
 
+    The ZooKeeper leader expires a session ``timeout`` after the last *touch* it knows
+    of. A touch made at a follower reaches the leader with the follower's next ping
+    report (every half tick), so when a request sent at ``t`` was answered by the leader,
+    the link was up and the touch of our previous heartbeat (at most ``slack`` = one
+    heartbeat interval before ``t``) had been reported. Hence::
+
+        deadline = t + timeout * (1 - margin_ratio) - slack
+
+    where ``t`` is the send time of the newest request answered via the leader.
+
     ``timeout`` is read at each use: kazoo learns the negotiated session timeout only
     while connecting, after the CONNECTED event has already been delivered.
     """
 
-    def __init__(self, clock: Clock, margin_ratio: float, timeout: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        margin_ratio: float,
+        timeout: Callable[[], float],
+        slack: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self._clock = clock
         self._margin_ratio = margin_ratio
         self._timeout = timeout
+        self._slack = slack
         self._lock = threading.Lock()
         self._last_ack: float | None = None
         self._session: int | None = None
@@ -169,11 +186,11 @@ class Lease:
                 self._last_ack = sent_at
 
     def deadline(self) -> float | None:
-        timeout = self._timeout()
+        timeout, slack = self._timeout(), self._slack()
         with self._lock:
             if self._last_ack is None or timeout <= 0:
                 return None
-            return self._last_ack + timeout * (1.0 - self._margin_ratio)
+            return self._last_ack + timeout * (1.0 - self._margin_ratio) - slack
 
     @property
     def last_ack(self) -> float | None:
@@ -206,7 +223,9 @@ class Session:
         self.owned = owned
         self.clock = clock
         self._negotiated_timeout: float | None = None
-        self.lease = Lease(clock, config.lease_margin_ratio, lambda: self.session_timeout)
+        self.lease = Lease(
+            clock, config.lease_margin_ratio, lambda: self.session_timeout, self.heartbeat_interval
+        )
         self._lock = threading.RLock()
         self._refs = 0
         self._listeners: list[_SessionListener] = []
@@ -458,19 +477,21 @@ class Session:
             except Exception:
                 log.exception("zkelect: lease expiry handler failed")
 
+    def heartbeat_interval(self) -> float:
+        return self.config.heartbeat_interval or self.session_timeout / 4.0
+
     def _schedule_heartbeat(self) -> None:
         timers = self.timers
         if timers is None:
             return
-        interval = self.config.heartbeat_interval or self.session_timeout / 4.0
-        self._heartbeat_timer = timers.call_later(interval, self._heartbeat)
+        self._heartbeat_timer = timers.call_later(self.heartbeat_interval(), self._heartbeat)
 
     def _heartbeat(self) -> None:
         # A cheap read whose answer proves the servers heard from us at send time.
         if self._state is ConnectionState.CONNECTED:
             sent_at, session_id = self.clock(), self._session_id
             try:
-                async_result = self.client.exists_async("/")
+                async_result = self.client.sync_async("/")
             except Exception:
                 async_result = None
             if async_result is not None:
@@ -484,12 +505,18 @@ class Session:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def _call(self, start: Callable[[], Any]) -> Any:
-        return self.send(start).result()
+    def _call(self, start: Callable[[], Any], *, via_leader: bool = False) -> Any:
+        return self.send(start, via_leader=via_leader).result()
 
-    def send(self, start: Callable[[], Any]) -> Pending:
-        """Send a request now; wait for its answer later with ``Pending.result()``."""
-        return Pending(self, start)
+    def send(self, start: Callable[[], Any], *, via_leader: bool = False) -> Pending:
+        """Send a request now; wait for its answer later with ``Pending.result()``.
+
+        ``via_leader``: the request is answered only after the ZooKeeper leader handled
+        it (a write or a sync), so its answer renews the lease. Reads are answered by
+        whichever member we are connected to, even one cut off from the quorum, so they
+        prove nothing about the session on the leader.
+        """
+        return Pending(self, start, via_leader)
 
     def send_get(self, path: str, watch: Watcher | None = None) -> Pending:
         """``get(path, watch)`` sent now; ``result()`` gives the raw (data, stat)."""
@@ -504,13 +531,14 @@ class Session:
         created, raw = self._call(
             lambda: self.client.create_async(
                 path, data, ephemeral=True, sequence=True, makepath=True, include_data=True
-            )
+            ),
+            via_leader=True,
         )
         return str(created), _stat(raw)
 
     def ensure_path(self, path: str) -> None:
         with contextlib.suppress(NodeExists):
-            self._call(lambda: self.client.ensure_path_async(path))
+            self._call(lambda: self.client.ensure_path_async(path), via_leader=True)
 
     def children(self, path: str, watch: Watcher | None = None) -> list[str]:
         kazoo_watch = _wrap_watch(watch)
@@ -526,12 +554,15 @@ class Session:
         raw = self._call(lambda: self.client.exists_async(path, _wrap_watch(watch)))
         return None if raw is None else _stat(raw)
 
+    def sync(self, path: str = "/") -> None:
+        """A round trip through the ZooKeeper leader: renews the lease."""
+        self._call(lambda: self.client.sync_async(path), via_leader=True)
+
     def delete(self, path: str, version: int = -1) -> None:
-        self._call(lambda: self.client.delete_async(path, version))
+        self._call(lambda: self.client.delete_async(path, version), via_leader=True)
 
     def get_many(self, paths: list[str]) -> list[tuple[bytes, NodeStat] | None]:
         """Data and stat of many nodes in one pipelined burst; None where a node is gone."""
-        sent_at, session_id = self.clock(), self._session_id
         try:
             pending = [self.client.get_async(path) for path in paths]
         except Exception as exc:
@@ -546,7 +577,6 @@ class Session:
             except Exception as exc:
                 raise translate(exc) from exc
             results.append((bytes(data or b""), _stat(raw)))
-        self.lease.ack(sent_at, session_id)
         return results
 
     def transaction(self) -> Transaction:
@@ -557,8 +587,9 @@ class Pending:
     """A request in flight. Sending is separate from waiting so that a watch callback can
     send the next read at once, while the step that needs it is still being scheduled."""
 
-    def __init__(self, session: Session, start: Callable[[], Any]) -> None:
+    def __init__(self, session: Session, start: Callable[[], Any], via_leader: bool) -> None:
         self._session = session
+        self._via_leader = via_leader
         self._sent_at, self._session_id = session.clock(), session.session_id
         self._error: BaseException | None = None
         self._async: Any = None
@@ -581,7 +612,8 @@ class Pending:
             value = self._async.get(timeout=self._session.config.request_timeout)
         except Exception as exc:
             raise translate(exc) from exc
-        self._session.lease.ack(self._sent_at, self._session_id)
+        if self._via_leader:
+            self._session.lease.ack(self._sent_at, self._session_id)
         return value
 
 
@@ -627,7 +659,9 @@ class Transaction:
 
     def commit(self) -> list[object]:
         """Results per operation; raises ``TransactionFailed`` naming the failing op."""
-        results = cast(list[object], self._session._call(self._request.commit_async))
+        results = cast(
+            list[object], self._session._call(self._request.commit_async, via_leader=True)
+        )
         failures = [
             (index, result)
             for index, result in enumerate(results)

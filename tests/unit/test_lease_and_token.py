@@ -83,3 +83,12 @@ def test_lease_follows_the_negotiated_timeout_once_known() -> None:
     assert lease.remaining() == pytest.approx(30.0)
     timeout[0] = 20.0
     assert lease.remaining() == pytest.approx(10.0)
+
+
+def test_slack_of_one_heartbeat_shortens_the_lease() -> None:
+    clock = ManualClock()
+    lease = Lease(clock, margin_ratio=0.2, timeout=lambda: 10.0, slack=lambda: 2.5)
+    lease.reset(1)
+    lease.ack(clock(), 1)
+    # The leader may not have heard of the touch at t yet; it has heard of one <= 2.5 s older.
+    assert lease.remaining() == pytest.approx(10.0 * 0.8 - 2.5)
