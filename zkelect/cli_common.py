@@ -39,7 +39,8 @@ HostsOption = Annotated[
     typer.Option(
         "--hosts",
         envvar="ZKELECT_HOSTS",
-        help="ZooKeeper connect string 'h1:2181,h2:2181[/chroot]' (env ZKELECT_HOSTS).",
+        help="ZooKeeper connect string 'h1:2181,h2:2181', optionally ending in /chroot "
+        "(env ZKELECT_HOSTS).",
         show_default=True,
     ),
 ]

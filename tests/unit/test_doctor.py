@@ -1,0 +1,386 @@
+"""The pure rules behind ``zkelect doctor``: parsing, size parity, quorum, bounds, lease."""
+
+from __future__ import annotations
+
+import pytest
+from kazoo.security import Permissions
+
+from zkelect.doctor import (
+    CHECK_NAMES,
+    MIN_REALISTIC_LEASE,
+    AclView,
+    MemberView,
+    Observation,
+    ServerEntry,
+    ServerSettings,
+    Status,
+    check_colocation,
+    check_ensemble_size,
+    check_four_letter_words,
+    check_lease,
+    check_path_acl,
+    check_quorum,
+    check_session_timeout,
+    format_perms,
+    negotiated_timeout_ms,
+    parse_conf,
+    parse_membership,
+    parse_mode,
+    run_checks,
+)
+from zkelect.doctor import (
+    _local_addresses as local_address,
+)
+
+CONF_3 = """clientPort=2181
+secureClientPort=-1
+tickTime=200
+maxClientCnxns=0
+minSessionTimeout=400
+maxSessionTimeout=20000
+serverId=1
+initLimit=10
+syncLimit=5
+membership: 
+server.1=127.0.0.1:21548:24596:participant
+server.2=127.0.0.1:30043:29111:participant
+server.3=10.0.0.3:31130:30683:observer;0.0.0.0:2181
+version=0
+"""
+SRVR = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/1/2\nMode: follower\nNode count: 5\n"
+
+
+def member(
+    address: str = "127.0.0.1:2181",
+    state: str = "follower",
+    *,
+    error: str = "",
+    refused: tuple[str, ...] = (),
+    settings: ServerSettings | None = None,
+    local: bool = False,
+) -> MemberView:
+    return MemberView(address, state, error, refused, settings, local)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def test_parse_conf_reads_bounds_ticks_and_membership() -> None:
+    settings = parse_conf(CONF_3)
+    assert settings.tick_time_ms == 200
+    assert settings.session_bounds_ms == (400, 20_000)
+    assert settings.sync_limit == 5
+    assert settings.secure_client_port == -1
+    assert settings.membership == (
+        ServerEntry(1, "127.0.0.1"),
+        ServerEntry(2, "127.0.0.1"),
+        ServerEntry(3, "10.0.0.3", "observer"),
+    )
+    assert [e.voting for e in settings.membership] == [True, True, False]
+
+
+def test_session_bounds_default_to_2_and_20_ticks() -> None:
+    assert ServerSettings(tick_time_ms=2000).session_bounds_ms == (4000, 40_000)
+    assert ServerSettings(tick_time_ms=2000, min_session_timeout_ms=-1).session_bounds_ms == (
+        4000,
+        40_000,
+    )
+    assert ServerSettings().session_bounds_ms is None
+
+
+def test_parse_membership_of_zookeeper_config_node_and_ipv6() -> None:
+    text = "server.2=[::1]:1:2:participant;[::1]:2181\nserver.1=h1:1:2\nversion=100000000"
+    assert parse_membership(text) == (ServerEntry(1, "h1"), ServerEntry(2, "::1"))
+
+
+def test_parse_mode_from_srvr_and_mntr() -> None:
+    assert parse_mode(SRVR) == "follower"
+    assert parse_mode("zk_version\t3.8.0\nzk_server_state\tleader\n") == "leader"
+    assert parse_mode("This ZooKeeper instance is not currently serving requests\n") is None
+
+
+def test_format_perms() -> None:
+    assert format_perms(Permissions.ALL) == "cdrwa"
+    assert format_perms(Permissions.READ) == "r"
+    assert format_perms(Permissions.CREATE | Permissions.DELETE) == "cd"
+    assert format_perms(0) == "-"
+
+
+# --------------------------------------------------------------------------- ensemble size
+
+
+@pytest.mark.parametrize(
+    ("size", "status"),
+    [
+        (1, Status.WARN),
+        (2, Status.FAIL),
+        (3, Status.OK),
+        (4, Status.WARN),
+        (5, Status.OK),
+        (6, Status.WARN),
+        (7, Status.OK),
+    ],
+)
+def test_size_parity(size: int, status: Status) -> None:
+    result = check_ensemble_size(size, size, "conf")
+    assert result.status is status
+    if size % 2 == 0:
+        assert "tolerates no more failures than one member fewer" in result.reason
+        assert "use 3 or 5" in result.fix
+
+
+def test_size_comes_from_the_servers_when_they_say() -> None:
+    # The connect string lists 3, the servers know 4: the servers' count decides.
+    result = check_ensemble_size(listed=3, voters=4, source="conf")
+    assert result.status is Status.WARN
+    assert "4 voting members" in result.reason
+    assert "lists only 3 of the 4 members" in result.reason
+    assert "list every member" in result.fix
+
+
+def test_size_falls_back_to_the_connect_string() -> None:
+    result = check_ensemble_size(listed=2, voters=None)
+    assert result.status is Status.FAIL
+    assert "connect string" in result.reason
+
+
+def test_observers_do_not_count_towards_parity() -> None:
+    result = check_ensemble_size(listed=4, voters=3, source="conf", observers=1)
+    assert result.status is Status.OK
+    assert "1 observer" in result.reason
+
+
+# --------------------------------------------------------------------------- quorum
+
+
+def test_quorum_all_serving_is_ok() -> None:
+    members = [member("a:1", "leader"), member("b:1"), member("c:1")]
+    result = check_quorum(3, members, session=True)
+    assert result.status is Status.OK
+    assert "3 of 3 members serve" in result.reason
+
+
+def test_quorum_with_a_member_down_warns() -> None:
+    members = [member("a:1", "leader"), member("b:1"), member("c:1", "down", error="refused")]
+    result = check_quorum(3, members, session=True)
+    assert result.status is Status.WARN
+    assert "tolerates 0 more failures" in result.reason
+    assert "c:1: down (refused)" in result.reason
+
+
+def test_no_majority_fails_with_counts() -> None:
+    members = [
+        member("a:1", "not serving", error="it has no quorum"),
+        member("b:1", "down", error="connection refused"),
+        member("c:1", "down", error="connection refused"),
+    ]
+    result = check_quorum(3, members, session=None)
+    assert result.status is Status.FAIL
+    assert result.reason.startswith("no quorum: 0 of 3 members serve")
+
+
+def test_nothing_answering_fails() -> None:
+    members = [member("a:1", "down", error="connection refused")]
+    result = check_quorum(1, members, session=False, session_error="no session")
+    assert result.status is Status.FAIL
+    assert "no member answered" in result.reason
+
+
+def test_refused_words_fall_back_to_the_session() -> None:
+    members = [member("a:1", "unknown"), member("b:1", "unknown"), member("c:1", "unknown")]
+    assert check_quorum(3, members, session=True).status is Status.OK
+    assert check_quorum(3, members, session=False).status is Status.FAIL
+
+
+def test_even_split_has_no_quorum() -> None:
+    members = [member("a:1", "leader"), member("b:1"), member("c:1", "down"), member("d:1", "down")]
+    assert check_quorum(4, members, session=None).status is Status.FAIL
+
+
+# --------------------------------------------------------------------------- session bounds
+
+
+def test_negotiation_clamps_into_the_bounds() -> None:
+    assert negotiated_timeout_ms(300, (400, 20_000)) == 400
+    assert negotiated_timeout_ms(30_000, (400, 20_000)) == 20_000
+    assert negotiated_timeout_ms(10_000, (400, 20_000)) == 10_000
+
+
+def test_session_timeout_within_bounds_is_ok() -> None:
+    assert check_session_timeout(10, [("a:1", (400, 20_000))]).status is Status.OK
+
+
+@pytest.mark.parametrize(("requested", "granted"), [(0.1, "0.4 s"), (60, "20 s")])
+def test_session_timeout_outside_bounds_warns(requested: float, granted: str) -> None:
+    result = check_session_timeout(requested, [("a:1", (400, 20_000))])
+    assert result.status is Status.WARN
+    assert f"negotiated to {granted}" in result.reason
+
+
+def test_members_disagreeing_on_bounds_warn() -> None:
+    result = check_session_timeout(10, [("a:1", (400, 20_000)), ("b:1", (4000, 40_000))])
+    assert result.status is Status.WARN
+    assert "disagree" in result.reason
+
+
+def test_unknown_bounds_warn_or_fail() -> None:
+    assert check_session_timeout(10, [], "not whitelisted").status is Status.WARN
+    failed = check_session_timeout(10, [], "no member answered", nothing_serves=True)
+    assert failed.status is Status.FAIL
+
+
+# --------------------------------------------------------------------------- lease realism
+
+
+def test_default_lease_on_fast_ticks_is_ok() -> None:
+    result = check_lease(10.0, 0.2, tick_time_ms=200, sync_limit=5)
+    assert result.status is Status.OK
+    assert "lease 8 s" in result.reason
+
+
+def test_lease_below_the_realistic_floor_warns() -> None:
+    result = check_lease(1.5, 0.2)
+    assert result.status is Status.WARN
+    assert f"shorter than realistic failure detection ({MIN_REALISTIC_LEASE:g} s)" in (
+        result.reason
+    )
+    assert "at least 2.5 s" in result.fix  # 2 s / (1 - 0.2)
+
+
+def test_session_timeout_below_twice_the_sync_window_warns() -> None:
+    # Stock ZooKeeper: tickTime 2000 ms, syncLimit 5 -> a cut-off member holds clients 10 s.
+    result = check_lease(18.0, 0.7, tick_time_ms=2000, sync_limit=5)
+    assert result.status is Status.WARN
+    assert "2 * syncLimit * tickTime = 20 s" in result.reason
+    assert "lease margin" not in result.reason  # 12.6 s covers (5 + 1) * 2 s
+    assert "at least 20 s" in result.fix
+
+
+def test_lease_margin_shorter_than_a_cut_off_member_answers_warns() -> None:
+    # margin 0.2 * 5 s = 1 s < (5 + 1) * 200 ms = 1.2 s
+    result = check_lease(5.0, 0.2, tick_time_ms=200, sync_limit=5)
+    assert result.status is Status.WARN
+    assert "lease margin (1 s)" in result.reason
+    assert "a lease margin of at least 0.24" in result.fix
+    assert "at least 6 s" in result.fix  # 1.2 s / 0.2
+    assert "fence every write" in result.fix
+
+
+def test_stock_zookeeper_with_defaults_warns() -> None:
+    assert check_lease(10.0, 0.2, tick_time_ms=2000, sync_limit=5).status is Status.WARN
+
+
+# --------------------------------------------------------------------------- co-location
+
+
+def test_colocation() -> None:
+    local = check_colocation([member("127.0.0.1:1", local=True), member("db1:1")])
+    assert local.status is Status.WARN
+    assert "the store and the workload fail together" in local.reason
+    remote = check_colocation([member("db1:1"), member("db2:1")])
+    assert remote.status is Status.OK
+
+
+def test_loopback_and_own_hostname_are_local_but_test_net_is_not() -> None:
+    import socket
+
+    assert local_address("127.0.0.1", 2181) == (True, "")
+    assert local_address("localhost", 2181) == (True, "")
+    assert local_address(socket.gethostname(), 2181) == (True, "")
+    assert local_address("192.0.2.1", 2181) == (False, "")  # TEST-NET-1, never assigned
+    is_local, error = local_address("no-such-host.invalid", 2181)
+    assert not is_local and error
+
+
+# --------------------------------------------------------------------------- election path
+
+
+def test_world_anyone_all_fails() -> None:
+    view = AclView("/e", "ok", (("world", "anyone", int(Permissions.ALL)),))
+    result = check_path_acl(view)
+    assert result is not None and result.status is Status.FAIL
+    assert "anyone can join or delete the leader's node" in result.reason
+    assert "digest or sasl" in result.fix
+
+
+@pytest.mark.parametrize("perm", [Permissions.CREATE, Permissions.DELETE, Permissions.ADMIN])
+def test_any_dangerous_world_permission_fails(perm: int) -> None:
+    view = AclView("/e", "ok", (("world", "anyone", int(perm | Permissions.READ)),))
+    result = check_path_acl(view)
+    assert result is not None and result.status is Status.FAIL
+
+
+def test_digest_with_world_read_is_ok() -> None:
+    view = AclView(
+        "/e",
+        "ok",
+        (("digest", "app:hash", int(Permissions.ALL)), ("world", "anyone", Permissions.READ)),
+    )
+    result = check_path_acl(view)
+    assert result is not None and result.status is Status.OK
+    assert "world:anyone:r" in result.reason
+
+
+def test_missing_unreadable_and_unchecked_paths() -> None:
+    missing = check_path_acl(AclView("/e", "missing"))
+    assert missing is not None and missing.status is Status.WARN
+    unreadable = check_path_acl(AclView("/e", "unreadable"))
+    assert unreadable is not None and unreadable.status is Status.OK
+    assert check_path_acl(None) is None  # no PATH given: no check
+    no_session = check_path_acl(None, "cannot read the ACL of /e: no member serves")
+    assert no_session is not None and no_session.status is Status.FAIL
+
+
+# --------------------------------------------------------------------------- four-letter words
+
+
+def test_four_letter_words() -> None:
+    ok = check_four_letter_words([member(), member("b:1")])
+    assert ok.status is Status.OK
+    refused = check_four_letter_words([member(refused=("conf",))])
+    assert refused.status is Status.WARN
+    assert "4lw.commands.whitelist" in refused.fix
+    silent = check_four_letter_words([member(state="down", error="connection refused")])
+    assert silent.status is Status.FAIL
+    tls = check_four_letter_words([member(settings=ServerSettings(secure_client_port=2281))])
+    assert "TLS clients: port 2281" in tls.reason
+
+
+# --------------------------------------------------------------------------- all together
+
+
+def test_run_checks_on_a_healthy_observation() -> None:
+    settings = parse_conf(CONF_3.replace(":observer;0.0.0.0:2181", ":participant"))
+    members = tuple(
+        member(f"127.0.0.1:{p}", mode, settings=settings, local=True)
+        for p, mode in ((1, "leader"), (2, "follower"), (3, "follower"))
+    )
+    acl = AclView("/e", "ok", (("digest", "app:h", int(Permissions.ALL)),))
+    obs = Observation("h", members, "/e", True, "", (), acl)
+    results = run_checks(obs, 10.0, 0.2)
+    assert [r.check for r in results] == list(CHECK_NAMES)
+    statuses = {r.check: r.status for r in results}
+    assert statuses.pop("co-location") is Status.WARN
+    assert set(statuses.values()) == {Status.OK}
+
+
+def test_run_checks_uses_the_negotiated_timeout_for_the_lease() -> None:
+    settings = parse_conf(CONF_3)
+    obs = Observation("h", (member(settings=settings),), None, True)
+    results = {r.check: r for r in run_checks(obs, 60.0, 0.2)}
+    assert "election-path" not in results  # no PATH, no ACL check
+    assert results["session-timeout"].status is Status.WARN
+    assert "lease 16 s (session timeout 20 s negotiated" in results["lease"].reason
+
+
+def test_run_checks_when_nothing_answers() -> None:
+    members = (
+        member("a:1", "down", error="connection refused"),
+        member("b:1", "down", error="connection refused"),
+        member("c:1", "down", error="connection refused"),
+    )
+    obs = Observation("h", members, "/e", None, "no member serves")
+    results = {r.check: r.status for r in run_checks(obs, 10.0, 0.2)}
+    for check in ("quorum", "session-timeout", "election-path", "four-letter-words"):
+        assert results[check] is Status.FAIL, check
+    assert results["ensemble-size"] is Status.OK  # 3 in the connect string

@@ -1,0 +1,126 @@
+"""``zkelect doctor``: check a deployment against the classic pitfalls (see doctor.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .cli_common import HostsOption, JsonOption, TimeoutOption, UsageError, echo_json, valid_path
+from .config import ElectionConfig, validate_connect_string
+from .doctor import Status, diagnose, worst
+from .errors import ConfigurationError
+
+__all__ = ["app"]
+
+app = typer.Typer()
+
+_DEFAULTS = ElectionConfig()
+_COLOURS = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red"}
+
+
+def _auth(value: str | None) -> tuple[str, str] | None:
+    if value is None or value == "":
+        return None
+    scheme, sep, credential = value.partition(":")
+    if not sep or not scheme or not credential:
+        raise UsageError(
+            f"--auth must look like SCHEME:CREDENTIAL, e.g. digest:user:password; got {value!r}"
+        )
+    return scheme, credential
+
+
+_HELP = (
+    "Check the deployment against the classic pitfalls.\n\n"
+    "Prints one line per check (ok / warn / fail) with the reason and the fix: ensemble "
+    "size, quorum, the session timeout against the servers' bounds, the lease against "
+    "realistic failure detection, ZooKeeper on this host, an election path anyone may "
+    "write, four-letter words. Run it on a candidate's host, with the candidates' "
+    "--session-timeout and --lease-margin.\n\n"
+    "Exit code 1 when any check fails (warnings alone: 0). Read-only. To see inside the "
+    "servers it needs the srvr and conf four-letter words (4lw.commands.whitelist)."
+)
+
+
+_EPILOG = (
+    "Checks: ensemble-size (2 members fail, 4 or 6 warn, 1 warns); quorum (fewer than a "
+    "majority of the voting members serving fails; members down warn); session-timeout "
+    "(outside minSessionTimeout..maxSessionTimeout warns: it is negotiated into them); "
+    "lease (session timeout * (1 - margin) below 2 s warns; a session timeout below "
+    "2 * syncLimit * tickTime warns; a margin below (syncLimit + 1) * tickTime warns); "
+    "co-location (a member on this host warns); election-path (world:anyone with create, "
+    "delete or admin fails; a missing path warns; given PATH only); four-letter-words "
+    "(srvr or conf refused warns; nothing answering fails)."
+)
+
+
+@app.command("doctor", help=_HELP, epilog=_EPILOG)
+def doctor(
+    path: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="PATH",
+            help="Election path whose ACL to check (omit to check only the ensemble).",
+            show_default=False,
+        ),
+    ] = None,
+    hosts: HostsOption = "127.0.0.1:2181",
+    session_timeout: Annotated[
+        float,
+        typer.Option(
+            "--session-timeout",
+            help="Session timeout (seconds) the candidates ask for.",
+        ),
+    ] = _DEFAULTS.session_timeout,
+    lease_margin: Annotated[
+        float,
+        typer.Option(
+            "--lease-margin",
+            help="The candidates' lease_margin_ratio: the lease ends this fraction of the "
+            "session timeout early.",
+        ),
+    ] = _DEFAULTS.lease_margin_ratio,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            "--auth",
+            envvar="ZKELECT_AUTH",
+            metavar="SCHEME:CREDENTIAL",
+            help="Authenticate the session, e.g. digest:user:password, to read a locked "
+            "path's ACL (env ZKELECT_AUTH).",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+    timeout: TimeoutOption = 5.0,
+) -> None:
+    """Check the deployment against the classic pitfalls (see zkelect.doctor)."""
+    if path is not None:
+        path = valid_path(path)
+    try:
+        validate_connect_string(hosts)
+        ElectionConfig(session_timeout=session_timeout, lease_margin_ratio=lease_margin)
+    except ConfigurationError as exc:
+        raise UsageError(
+            str(exc)
+            .replace("session_timeout", "--session-timeout")
+            .replace("lease_margin_ratio", "--lease-margin")
+        ) from None
+    results = diagnose(
+        hosts,
+        path,
+        session_timeout=session_timeout,
+        lease_margin=lease_margin,
+        timeout=timeout,
+        auth=_auth(auth),
+    )
+    if json_output:
+        echo_json([r.as_dict() for r in results])
+    else:
+        width = max(len(r.check) for r in results)
+        for r in results:
+            status = typer.style(f"{r.status.value:<4}", fg=_COLOURS[r.status], bold=True)
+            fix = f"  fix: {r.fix}" if r.fix else ""
+            typer.echo(f"{status}  {r.check:<{width}}  {r.reason}{fix}")
+    if worst(results) is Status.FAIL:
+        raise typer.Exit(1)
