@@ -1,0 +1,580 @@
+"""Run a command only while this process leads an election: the logic of ``zkelect run``.
+
+One ``Supervisor`` is one candidate. When it is elected it starts the command (the *child*)
+in a process group of its own, with the fencing token in its environment::
+
+    ZKELECT_EPOCH   the epoch, decimal (the czxid of this candidate's node)
+    ZKELECT_PATH    the election path
+    ZKELECT_ID      this candidate's id
+    ZKELECT_TOKEN   str(token): 'zk1:<epoch>:<session>:<id>:<path>' (FencingToken.parse)
+
+The order of things is the point of this module:
+
+* Leadership lost (node deleted, session lost or suspended, lease ran out): the child's
+  whole process group gets SIGTERM at once, SIGKILL after the grace period, before the
+  supervisor does anything else. Then it keeps campaigning and starts the child again
+  when it is elected again.
+* SIGTERM/SIGINT/SIGHUP to the supervisor: stop the child first (TERM, grace, KILL), then
+  leave the election (the candidate node is deleted, so a successor is elected at once),
+  then exit 0. A second signal skips what is left of the grace period.
+* SIGKILL to the supervisor: nothing can run, so the kernel does it: the child is started
+  with PR_SET_PDEATHSIG(SIGKILL) (Linux), so it dies with the supervisor. The session
+  expires on the servers after the session timeout and a successor is elected.
+* The child exits on its own while leading: ``OnExit.RELEASE`` (default) leaves the
+  election and exits with the child's code (128+N if a signal N ended it);
+  ``OnExit.RESTART`` starts it again after a short backoff, while still leading.
+
+Everything happens on the thread that calls ``run()``: callbacks, the child reaper and
+signal handlers only put events on one queue, so there is one order of events and no
+lock. One line per transition goes to ``stream`` (stderr by default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import queue
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .config import ElectionConfig
+from .errors import ConfigurationError, ZkElectError
+from .fencing import Leadership, describe_epoch
+
+if TYPE_CHECKING:
+    from .election import Election
+    from .http import StatusServer
+    from .metrics import PrometheusRecorder
+
+__all__ = [
+    "OnExit",
+    "Supervisor",
+    "SupervisorError",
+    "SupervisorOptions",
+    "command_problem",
+    "exit_status",
+]
+
+#: Signals that stop a supervisor cleanly (child first, then the election).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class OnExit(str, enum.Enum):
+    """What to do when the child exits on its own while this candidate leads."""
+
+    RELEASE = "release"  # leave the election and exit with the child's exit code
+    RESTART = "restart"  # start it again (after a short backoff) while still leading
+
+
+class SupervisorError(ZkElectError):
+    """An operational failure of the supervisor itself (the election gave up, say)."""
+
+
+@dataclass(frozen=True)
+class SupervisorOptions:
+    hosts: str
+    path: str
+    command: Sequence[str]
+    candidate_id: str | None = None
+    #: Seconds between SIGTERM and SIGKILL to the child's process group.
+    grace: float = 10.0
+    on_exit: OnExit = OnExit.RELEASE
+    session_timeout: float = 10.0
+    connect_timeout: float = 15.0
+    #: Serve /metrics, /healthz, /leader on this port (0: any free port); None: no server.
+    http_port: int | None = None
+    http_bind: str = "127.0.0.1"
+    #: --on-exit restart: first delay, doubled for each quick exit in a row, up to the max.
+    restart_delay: float = 0.5
+    restart_max_delay: float = 10.0
+    #: A child that ran at least this long resets the backoff.
+    restart_reset_after: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.command or not all(isinstance(arg, str) for arg in self.command):
+            raise ConfigurationError("no command to run: give it after '--'")
+        for name in ("grace", "restart_delay", "restart_max_delay", "restart_reset_after"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        object.__setattr__(self, "on_exit", OnExit(self.on_exit))
+
+
+def exit_status(returncode: int) -> int:
+    """A child's Popen returncode as a shell would report it: 128+N for signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by {name}"
+    return f"code={returncode}"
+
+
+def command_problem(command: Sequence[str], env: Mapping[str, str] | None = None) -> str | None:
+    """Why ``command[0]`` cannot be run, or None if it looks runnable."""
+    program = command[0]
+    if os.sep in program:
+        if not Path(program).is_file():
+            return f"command not found: {program}"
+        if not os.access(program, os.X_OK):
+            return f"command is not executable: {program}"
+        return None
+    search = (env or os.environ).get("PATH", os.defpath)
+    if shutil.which(program, path=search) is None:
+        return f"command not found on PATH: {program}"
+    return None
+
+
+# ------------------------------------------------------------------------------ the child
+
+
+def _process_group_members(pgid: int) -> list[int] | None:
+    """Live (non-zombie) processes in group ``pgid``; None if /proc cannot tell."""
+    members: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path("/proc", entry, "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            members.append(int(entry))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any live process is left in process group ``pgid``."""
+    members = _process_group_members(pgid)
+    if members is not None:
+        return bool(members)
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Child:
+    """One run of the command, leader of its own process group, reaped by a thread."""
+
+    def __init__(
+        self, proc: subprocess.Popen[bytes], epoch: int, on_exit: Callable[[Child], None]
+    ) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.pgid = proc.pid  # start_new_session: the child leads a new session and group
+        self.epoch = epoch
+        self.started = time.monotonic()
+        self.done = threading.Event()
+        self._on_exit = on_exit
+        threading.Thread(target=self._reap, name=f"zkelect-reap-{self.pid}", daemon=True).start()
+
+    def _reap(self) -> None:
+        self.proc.wait()
+        self.done.set()
+        self._on_exit(self)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode if self.done.is_set() else None
+
+    def signal_group(self, sig: int) -> bool:
+        """Send ``sig`` to the child's whole process group; False if nothing is left."""
+        try:
+            os.killpg(self.pgid, sig)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # pragma: no cover - a member changed its credentials
+            return True
+        return True
+
+    def finished(self) -> bool:
+        """The child was reaped and nothing is left in its process group."""
+        return self.done.is_set() and not group_alive(self.pgid)
+
+
+def start_child(command: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``command`` in a new session (so its own process group, away from our
+    terminal's Ctrl-C), with PR_SET_PDEATHSIG(SIGKILL) so it cannot outlive us.
+
+    Forked from zkelect's long-lived spawner thread: the kernel sends the parent-death
+    signal when the *thread* that forked the child exits, not the process (ensemble.py).
+    """
+    from .ensemble import _PRCTL, _die_with_parent, _spawn
+
+    parent = os.getpid()
+    argv, environment = list(command), dict(env)
+    return _spawn(
+        lambda: subprocess.Popen(
+            argv,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+            preexec_fn=(lambda: _die_with_parent(parent)) if _PRCTL is not None else None,
+        )
+    )
+
+
+# ------------------------------------------------------------------------------ the supervisor
+
+
+class _Interrupted(BaseException):
+    """A stop signal arrived before the event loop runs (while connecting)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_Event = tuple[str, Any]
+
+
+class Supervisor:
+    """Runs ``options.command`` only while this candidate leads ``options.path``.
+
+    ``run()`` blocks until a stop signal, or until the child exits on its own with
+    ``OnExit.RELEASE``; it returns the exit code (0 after a signal, the child's code after
+    a release) and raises ZkElectError subclasses for operational failures (no quorum at
+    start, the election gave up, the HTTP port cannot be bound).
+    """
+
+    def __init__(
+        self,
+        options: SupervisorOptions,
+        *,
+        stream: TextIO | None = None,
+        env: Mapping[str, str] | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        self.options = options
+        self._stream = stream
+        self._base_env = dict(os.environ if env is None else env)
+        self._handle_signals = handle_signals
+        self._events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
+        self._hurry = threading.Event()  # a second stop signal: skip the rest of the grace
+        self._signals = 0
+        self._phase = "starting"  # then "looping", then "stopping"
+        self._joined = False
+        self._lead: Leadership | None = None
+        self._child: Child | None = None
+        self._quick_exits = 0
+        self._restart_at: float | None = None
+        self.config = ElectionConfig(
+            session_timeout=options.session_timeout, connect_timeout=options.connect_timeout
+        )
+        self.election: Election | None = None
+        self.server: StatusServer | None = None
+        self._recorder: PrometheusRecorder | None = None
+
+    # -- output ---------------------------------------------------------------------------------
+
+    @property
+    def candidate_id(self) -> str:
+        election = self.election
+        if election is not None:
+            return election.candidate_id
+        return self.options.candidate_id or "?"
+
+    def say(self, message: str) -> None:
+        stream = self._stream or sys.stderr
+        with contextlib.suppress(OSError, ValueError):  # a closed stderr must not stop us
+            stream.write(f"zkelect run {self.candidate_id}: {message}\n")
+            stream.flush()
+
+    # -- the whole life of a candidate ----------------------------------------------------------
+
+    def run(self) -> int:
+        from .election import Election
+
+        options = self.options
+        if options.http_port is not None:
+            from .metrics import PrometheusRecorder
+
+            self._recorder = PrometheusRecorder()
+        self.election = election = Election(
+            options.hosts,
+            options.path,
+            candidate_id=options.candidate_id,
+            config=self.config,
+            on_elected=lambda lead: self._events.put(("elected", lead)),
+            on_revoked=lambda reason: self._events.put(("revoked", reason)),
+            metrics=self._recorder,
+        )
+        with self._signal_handlers():
+            try:
+                try:
+                    self._start_http(election)
+                    election.start()
+                    self._joined = True
+                    self._phase = "looping"  # from now on a signal is an event in the queue
+                except _Interrupted as stop:
+                    self._phase = "stopping"
+                    self.say(f"{signal.Signals(stop.signum).name} while joining: leaving")
+                    return 0
+                node = election.node or "(node pending: ZooKeeper has not answered yet)"
+                session = election.session.session_id
+                self.say(
+                    f"joined {options.path} as {node}"
+                    + (f" (session {session:#x})" if session is not None else "")
+                )
+                return self._loop()
+            finally:
+                self._phase = "stopping"
+                try:
+                    if self._child is not None:
+                        self._stop_child("")
+                finally:
+                    election.stop()
+                    if self._joined:
+                        self.say(f"left the election {options.path}")
+                    if self.server is not None:
+                        self.server.stop()
+                    if self._recorder is not None:
+                        self._recorder.unregister()
+
+    def _start_http(self, election: Election) -> None:
+        options = self.options
+        if options.http_port is None:
+            return
+        from .http import StatusServer
+
+        server = StatusServer(options.http_bind, options.http_port, elections=[election])
+        try:
+            server.start()
+        except OSError as exc:
+            raise SupervisorError(
+                f"cannot serve HTTP on {options.http_bind}:{options.http_port}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        self.server = server
+        self.say(f"serving /metrics /healthz /leader on {server.url}")
+
+    def _loop(self) -> int:
+        while True:
+            timeout = 1.0
+            if self._restart_at is not None:
+                timeout = max(0.0, min(timeout, self._restart_at - time.monotonic()))
+            try:
+                kind, value = self._events.get(timeout=timeout)
+            except queue.Empty:
+                kind, value = "tick", None
+            # Leadership lost: the child goes first, before any other event is looked at.
+            lead = self._lead
+            if lead is not None and lead.lost.is_set():
+                self._lost(lead)
+            if kind == "signal":
+                name = signal.Signals(value).name
+                what = "stopping the child, then " if self._child is not None else ""
+                self.say(f"{name} received: {what}leaving the election")
+                return 0
+            if kind == "elected":
+                self._elected(value)
+            elif kind == "revoked":
+                if value == "failed":
+                    self._failed()
+            elif kind == "exited":
+                code = self._exited(value)
+                if code is not None:
+                    return code
+            if (
+                self._restart_at is not None
+                and time.monotonic() >= self._restart_at
+                and self._child is None
+            ):
+                self._restart_at = None
+                lead = self._lead
+                if lead is not None and not lead.lost.is_set():
+                    code = self._start(lead)
+                    if code is not None:
+                        self._events.put(("exited", code))  # under the --on-exit policy
+
+    def _elected(self, lead: Leadership) -> None:
+        current = self._lead
+        if current is not None and current is not lead:
+            self._lost(current)  # cannot happen (revoked comes first); never run two
+        self._lead = lead
+        epoch = lead.epoch
+        self.say(f"elected: epoch={epoch} ({describe_epoch(epoch)}) node={lead.node_path}")
+        if lead.lost.is_set():
+            self._lost(lead)
+            return
+        self._quick_exits = 0
+        code = self._start(lead)
+        if code is not None:
+            # The command cannot even start: under RELEASE there is nothing to lead for.
+            self._events.put(("exited", code))
+
+    def _start(self, lead: Leadership) -> int | None:
+        """Start the child for ``lead``; an exit code if it could not start."""
+        token = lead.token
+        env = {
+            **self._base_env,
+            "ZKELECT_EPOCH": str(token.epoch),
+            "ZKELECT_PATH": token.path,
+            "ZKELECT_ID": token.candidate_id,
+            "ZKELECT_TOKEN": str(token),
+        }
+        try:
+            proc = start_child(self.options.command, env)
+        except OSError as exc:
+            self.say(f"child could not start: {exc.strerror or exc}")
+            return 126 if isinstance(exc, PermissionError) else 127
+        self._child = Child(proc, token.epoch, self._child_exited)
+        self.say(f"child started: pid={proc.pid} {shlex.join(self.options.command)}")
+        if lead.lost.is_set():  # lost while it was forked: stop it at once
+            self._lost(lead)
+        return None
+
+    def _child_exited(self, child: Child) -> None:
+        self._events.put(("exited", child))  # the reaper thread
+
+    def _exited(self, value: Child | int) -> int | None:
+        """The child exited on its own (or could not start: ``value`` is a code)."""
+        if isinstance(value, Child):
+            if value is not self._child:
+                return None  # already stopped and reported by _stop_child
+            self._child = None
+            returncode = value.proc.returncode
+            ran = time.monotonic() - value.started
+            self.say(f"child exited: pid={value.pid} {describe_exit(returncode)}")
+            if group_alive(value.pgid):  # it left processes behind in its group
+                self._terminate(value, "its process group lives on")
+        else:
+            returncode, ran = value, 0.0
+        lead = self._lead
+        if lead is None or lead.lost.is_set():
+            return None  # not leading any more: the loss is handled on its own
+        if self.options.on_exit is OnExit.RELEASE:
+            code = exit_status(returncode)
+            self.say(f"releasing leadership (--on-exit release); will exit {code}")
+            return code
+        if ran >= self.options.restart_reset_after:
+            self._quick_exits = 0
+        delay = min(
+            self.options.restart_max_delay, self.options.restart_delay * 2**self._quick_exits
+        )
+        self._quick_exits += 1
+        self._restart_at = time.monotonic() + delay
+        self.say(f"restarting the child in {delay:g}s (--on-exit restart)")
+        return None
+
+    def _lost(self, lead: Leadership) -> None:
+        """Leadership ``lead`` is gone: stop the child (if it runs) before anything else."""
+        if self._lead is lead:
+            self._lead = None
+        self._restart_at = None
+        child = self._child
+        if child is not None:
+            self._stop_child(f"revoked ({lead.reason})")
+        else:
+            self.say(f"revoked ({lead.reason})")
+
+    def _stop_child(self, why: str) -> None:
+        """Stop the running child (see ``_terminate``) and forget it."""
+        child = self._child
+        if child is None:
+            return
+        self._child = None
+        self._terminate(child, why)
+        if child.done.is_set():
+            self.say(f"child exited: pid={child.pid} {describe_exit(child.proc.returncode)}")
+        else:  # pragma: no cover - a process stuck in the kernel
+            self.say(f"child pid={child.pid} did not exit even after SIGKILL")
+
+    def _terminate(self, child: Child, why: str) -> None:
+        """SIGTERM to the child's process group, SIGKILL after the grace period; returns
+        once the child was reaped and its group is empty (or after a last bounded wait)."""
+        if child.finished():
+            if why:
+                self.say(why)
+            return
+        child.signal_group(signal.SIGTERM)  # first: before printing, before anything
+        child.signal_group(signal.SIGCONT)  # a stopped process handles SIGTERM only awake
+        grace = self.options.grace
+        self.say(
+            f"{why}{': ' if why else ''}stopping child pid={child.pid}: SIGTERM to its "
+            f"process group, SIGKILL after {grace:g}s"
+        )
+        deadline = time.monotonic() + grace
+        while not self._hurry.is_set() and not self._wait_finished(child, deadline):
+            if time.monotonic() >= deadline:
+                break
+        if child.finished():
+            return
+        child.signal_group(signal.SIGKILL)
+        left = "" if child.done.is_set() else f"pid={child.pid} "
+        self.say(f"child {left}still running after SIGTERM: SIGKILL to its process group")
+        deadline = time.monotonic() + 10.0  # SIGKILL is final; only the D state delays it
+        while not self._wait_finished(child, deadline) and time.monotonic() < deadline:
+            pass
+
+    @staticmethod
+    def _wait_finished(child: Child, deadline: float) -> bool:
+        """Wait a little (at most until ``deadline``); whether the child has finished."""
+        step = max(0.0, min(0.02, deadline - time.monotonic()))
+        if child.done.is_set():
+            time.sleep(step)  # reaped; what is left of its group has no event to wait on
+        else:
+            child.done.wait(step)
+        return child.finished()
+
+    def _failed(self) -> None:
+        election = self.election
+        assert election is not None
+        try:
+            election.wait_for_leadership(0)
+        except ZkElectError as exc:
+            raise SupervisorError(f"the election gave up: {exc}") from None
+
+    # -- signals ------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._phase == "starting":
+            raise _Interrupted(signum)  # unwinds election.start(): nothing runs yet
+        if self._signals > 1 or self._phase == "stopping":
+            self._hurry.set()
+        self._events.put(("signal", signum))
+
+    @contextlib.contextmanager
+    def _signal_handlers(self) -> Iterator[None]:
+        if not self._handle_signals or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous: dict[int, Any] = {}
+        for sig in STOP_SIGNALS:
+            current = signal.getsignal(sig)
+            if current is signal.SIG_IGN:
+                continue  # nohup / a background job: keep ignoring it, as the user asked
+            previous[sig] = current
+            signal.signal(sig, self._on_signal)
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
