@@ -1,0 +1,450 @@
+"""``zkelect status / watch / resign / exporter`` as real subprocesses against real ZooKeeper.
+
+Every process a test starts is stopped by its PID in a ``finally`` (and dies with the test run
+through PR_SET_PDEATHSIG); every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from election_support import Candidate
+from kazoo.client import KazooClient
+from kazoo.exceptions import CancelledError
+from kazoo.security import make_acl, make_digest_acl
+
+from zkelect.ensemble import LocalEnsemble
+from zkelect.testing import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+WAIT = 20.0  # generous deadlines: the CI machine may be loaded
+
+
+def _die_with_test() -> None:
+    """In the forked child: the kernel SIGKILLs it if this test process dies first."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+
+
+def _env(hosts: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZKELECT_")}
+    env["ZKELECT_HOSTS"] = hosts
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def zkelect(hosts: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run ``zkelect ARGS`` to completion (killed by subprocess.run at the deadline)."""
+    return subprocess.run(
+        [sys.executable, "-m", "zkelect.cli", *args],
+        env=_env(hosts),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=_die_with_test,
+    )
+
+
+class Streaming:
+    """A long-running ``zkelect`` subprocess whose stdout lines are collected as they come."""
+
+    def __init__(self, hosts: str, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "zkelect.cli", *args],
+            env=_env(hosts),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_die_with_test,
+        )
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def snapshot(self) -> list[str]:
+        with self._lock:
+            return list(self.lines)
+
+    def wait_lines(self, count: int, timeout: float = WAIT) -> list[str]:
+        return wait_for(
+            lambda: lines if len(lines := self.snapshot()) >= count else None,
+            timeout,
+            message=f"{count} lines from {self.proc.args!r}",
+        )
+
+    def stop(self, grace: float = 10.0) -> tuple[int, str]:
+        """SIGTERM by PID, wait (SIGKILL after ``grace``); the exit code and stderr."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(grace)
+        assert self.proc.stderr is not None
+        return self.proc.returncode, self.proc.stderr.read()
+
+
+@contextmanager
+def streaming(hosts: str, *args: str) -> Iterator[Streaming]:
+    proc = Streaming(hosts, *args)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def one_line(text: str) -> str:
+    """The single line of an error output (and no traceback)."""
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def join_in_order(
+    candidates: Callable[..., Candidate], hosts: str, path: str, ids: list[str]
+) -> list[Candidate]:
+    """Start candidates one after another, so that election order is ``ids``."""
+    made = []
+    for candidate_id in ids:
+        made.append(candidates(hosts, path, candidate_id))
+        wait_for(lambda: made[-1].election.node, WAIT, message=f"{candidate_id} joined")
+    wait_for(lambda: made[0].election.is_leader, WAIT, message=f"{ids[0]} leads")
+    return made
+
+
+# --------------------------------------------------------------------------- status
+
+
+def test_status_json_matches_the_zkelect_election(
+    ensemble: LocalEnsemble,
+    zk_path: str,
+    kazoo_client: KazooClient,
+    candidates: Callable[..., Candidate],
+) -> None:
+    made = join_in_order(candidates, ensemble.hosts, zk_path, ["node-a", "node-b", "node-c"])
+
+    done = zkelect(ensemble.hosts, "status", zk_path, "--json")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    report = json.loads(done.stdout)
+    assert list(report)[:3] == ["path", "leader", "candidates"]
+    assert report["path"] == zk_path
+    ids = [c["id"] for c in report["candidates"]]
+    assert ids == ["node-a", "node-b", "node-c"]
+    sequences = [c["sequence"] for c in report["candidates"]]
+    assert sequences == sorted(sequences)
+    for entry, candidate in zip(report["candidates"], made, strict=True):
+        assert {"id", "node", "sequence", "session"} <= entry.keys()
+        assert f"{zk_path}/{entry['node']}" == candidate.election.node
+        stat = kazoo_client.get(f"{zk_path}/{entry['node']}")[1]
+        assert entry["session"] == stat.ephemeralOwner
+        assert entry["epoch"] == stat.czxid
+        assert entry["kind"] == "latch"
+        assert isinstance(entry["joined_ms_ago"], int)
+        assert entry["joined_ms_ago"] >= 0
+    leader = report["leader"]
+    assert {"id", "epoch", "node", "session"} <= leader.keys()
+    stat = kazoo_client.get(made[0].election.node)[1]
+    assert (leader["id"], f"{zk_path}/{leader['node']}") == ("node-a", made[0].election.node)
+    assert (leader["epoch"], leader["session"]) == (stat.czxid, stat.ephemeralOwner)
+    assert made[0].recorder.of("elected")[-1].epoch == leader["epoch"]
+
+    table = zkelect(ensemble.hosts, "status", zk_path)
+    assert table.returncode == 0, table.stderr
+    assert f"leader node-a, epoch {hex(stat.czxid)}" in table.stdout
+    assert hex(stat.ephemeralOwner) in table.stdout
+    rows = [ln.split() for ln in table.stdout.splitlines() if re.match(r"^\d+\s", ln)]
+    assert [(r[1], r[2]) for r in rows] == [
+        ("node-a", "leader"),
+        ("node-b", "waiting"),
+        ("node-c", "waiting"),
+    ]
+
+
+def test_status_reads_a_kazoo_election_and_a_missing_path(
+    ensemble: LocalEnsemble, zk_path: str
+) -> None:
+    clients = [KazooClient(hosts=ensemble.hosts, timeout=10.0) for _ in range(2)]
+    release = threading.Event()
+    elections = []
+    threads = []
+    try:
+        for number, client in enumerate(clients, 1):
+            client.start(timeout=30)
+            election = client.Election(zk_path, f"kazoo-{number}")
+            elections.append(election)
+
+            def contend(election: Any = election) -> None:
+                with contextlib.suppress(CancelledError):  # cancelled at teardown
+                    election.run(release.wait)
+
+            thread = threading.Thread(target=contend, daemon=True)
+            thread.start()
+            threads.append(thread)
+            wait_for(
+                lambda: (
+                    len(clients[0].get_children(zk_path)) >= len(threads)
+                    if clients[0].exists(zk_path)
+                    else None
+                ),
+                WAIT,
+                message=f"kazoo-{len(threads)} joined",
+            )
+
+        done = zkelect(ensemble.hosts, "status", zk_path, "--json")
+
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert [c["id"] for c in report["candidates"]] == ["kazoo-1", "kazoo-2"]
+        assert [c["kind"] for c in report["candidates"]] == ["kazoo_lock"] * 2
+        leader_node = f"{zk_path}/{report['candidates'][0]['node']}"
+        stat = clients[0].get(leader_node)[1]
+        assert report["leader"]["id"] == "kazoo-1"
+        assert report["leader"]["epoch"] == stat.czxid
+        assert report["leader"]["session"] == clients[0].client_id[0] == stat.ephemeralOwner
+    finally:
+        release.set()
+        for election in elections:
+            election.cancel()
+        for thread in threads:
+            thread.join(WAIT)
+        for client in clients:
+            client.stop()
+            client.close()
+
+    missing = zkelect(ensemble.hosts, "status", f"{zk_path}/nothing-here", "--json")
+    assert missing.returncode == 0
+    assert json.loads(missing.stdout) == {
+        "path": f"{zk_path}/nothing-here",
+        "leader": None,
+        "candidates": [],
+        "exists": False,
+    }
+    assert "does not exist" in one_line(missing.stderr)
+
+
+# --------------------------------------------------------------------------- watch
+
+
+def test_watch_prints_exactly_one_line_per_leader_change(
+    ensemble: LocalEnsemble, zk_path: str, candidates: Callable[..., Candidate]
+) -> None:
+    ids = ["w-a", "w-b", "w-c", "w-d"]
+    made = dict(zip(ids, join_in_order(candidates, ensemble.hosts, zk_path, ids), strict=True))
+
+    def rejoined(name: str, old: str | None) -> None:
+        wait_for(
+            lambda: made[name].election.node not in (None, old), WAIT, message=f"{name} rejoined"
+        )
+
+    with streaming(ensemble.hosts, "watch", zk_path, "--json") as watch:
+        first = json.loads(watch.wait_lines(1)[0])
+        assert first["leader"]["id"] == "w-a"
+        # Three changes, three ways. The two that make the old leader rejoin (a children
+        # change, which must print nothing) come first, each followed by another change:
+        # ZooKeeper delivers a session's events in order, so a line for a rejoin would show
+        # up before the next change's line.
+        old = made["w-a"].election.node
+        resigned = zkelect(ensemble.hosts, "resign", zk_path)
+        assert resigned.returncode == 0, resigned.stderr
+        assert json.loads(watch.wait_lines(2)[1])["leader"]["id"] == "w-b"
+        rejoined("w-a", old)
+        old = made["w-b"].election.node
+        assert made["w-b"].election.resign(WAIT)
+        assert json.loads(watch.wait_lines(3)[2])["leader"]["id"] == "w-c"
+        rejoined("w-b", old)
+        made["w-c"].election.stop()
+        assert json.loads(watch.wait_lines(4)[3])["leader"]["id"] == "w-d"
+        code, stderr = watch.stop()
+
+    assert code == 0, stderr
+    assert stderr == ""
+    lines = [json.loads(line) for line in watch.snapshot()]
+    assert [line["leader"]["id"] for line in lines] == ["w-a", "w-b", "w-c", "w-d"]
+    for line in lines:
+        assert set(line) == {"time", "leader"}
+        assert {"id", "epoch", "node", "session"} <= line["leader"].keys()
+    epochs = [line["leader"]["epoch"] for line in lines]
+    assert epochs == sorted(epochs)
+    assert len(set(epochs)) == 4
+
+
+def test_watch_human_lines_and_no_leader(ensemble: LocalEnsemble, zk_path: str) -> None:
+    """A path without candidates prints "no leader", then one line when one appears."""
+    with _client(ensemble.hosts) as client:
+        with streaming(ensemble.hosts, "watch", zk_path) as watch:
+            assert watch.wait_lines(1)[0].endswith("no leader")
+            node = client.create(
+                f"{zk_path}/_c_{uuid.uuid4()}-latch-",
+                b"hand-made",
+                ephemeral=True,
+                sequence=True,
+                makepath=True,
+            )
+            line = watch.wait_lines(2)[1]
+            czxid = client.get(node)[1].czxid
+            assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d  leader ", line)
+            assert f"leader hand-made  epoch {hex(czxid)}" in line
+            client.delete(node)
+            assert watch.wait_lines(3)[2].endswith("no leader")
+            code, stderr = watch.stop()
+        assert code == 0, stderr
+        assert len(watch.snapshot()) == 3
+
+
+@contextmanager
+def _client(hosts: str, auth: tuple[str, str] | None = None) -> Iterator[KazooClient]:
+    client = KazooClient(hosts=hosts, timeout=10.0, auth_data=[auth] if auth else None)
+    client.start(timeout=30)
+    try:
+        yield client
+    finally:
+        client.stop()
+        client.close()
+
+
+# --------------------------------------------------------------------------- resign
+
+
+def test_resign_moves_leadership_and_the_old_leader_rejoins_at_the_back(
+    ensemble: LocalEnsemble, zk_path: str, candidates: Callable[..., Candidate]
+) -> None:
+    a, b, c = join_in_order(candidates, ensemble.hosts, zk_path, ["r-a", "r-b", "r-c"])
+    old_node = a.election.node
+
+    done = zkelect(ensemble.hosts, "resign", zk_path, "--json")
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["old_leader"]["id"] == "r-a"
+    assert f"{zk_path}/{report['old_leader']['node']}" == old_node
+    assert report["removed"] == report["old_leader"]
+    assert report["was_leader"] is True
+    assert report["new_leader"]["id"] == "r-b"
+    wait_for(lambda: b.election.is_leader, WAIT, message="r-b leads")
+    assert "revoked" in a.recorder.kinds()
+    wait_for(lambda: a.election.node not in (None, old_node), WAIT, message="r-a rejoined")
+    status = json.loads(zkelect(ensemble.hosts, "status", zk_path, "--json").stdout)
+    assert [x["id"] for x in status["candidates"]] == ["r-b", "r-c", "r-a"]
+
+    old_b = b.election.node
+    human = zkelect(ensemble.hosts, "resign", zk_path)
+    assert human.returncode == 0, human.stderr
+    old, new = human.stdout.strip().splitlines()
+    assert old.startswith("old leader: r-b (epoch 0x")
+    assert new.startswith("new leader: r-c (epoch 0x")
+    wait_for(lambda: c.election.is_leader, WAIT, message="r-c leads")
+    wait_for(lambda: b.election.node not in (None, old_b), WAIT, message="r-b rejoined")
+
+    unknown = zkelect(ensemble.hosts, "resign", zk_path, "--id", "nobody")
+    assert unknown.returncode == 1
+    line = one_line(unknown.stderr)
+    assert "no candidate 'nobody'" in line
+    assert all(f"'{name}'" in line for name in ("r-a", "r-b", "r-c"))
+    assert c.election.is_leader
+
+
+def test_resign_refuses_without_permission(ensemble: LocalEnsemble, zk_path: str) -> None:
+    """Deleting a child needs DELETE on the parent: an election path whose ACL gives anyone
+    read but only an operator the rest."""
+    operator = ("digest", "operator:secret")
+    acl = [make_acl("world", "anyone", read=True), make_digest_acl("operator", "secret", all=True)]
+    with _client(ensemble.hosts, operator) as admin:
+        admin.create(zk_path, acl=acl, makepath=True)
+        nodes = [
+            admin.create(
+                f"{zk_path}/_c_{uuid.uuid4()}-latch-",
+                name.encode(),
+                acl=acl,
+                ephemeral=True,
+                sequence=True,
+            )
+            for name in ("guarded-a", "guarded-b")
+        ]
+        try:
+            refused = zkelect(ensemble.hosts, "resign", zk_path)
+            assert refused.returncode == 1
+            line = one_line(refused.stderr)
+            assert line.startswith(f"zkelect: no permission to delete {nodes[0]}:")
+            assert "authenticate" in line
+            assert refused.stdout == ""
+            assert admin.exists(nodes[0]) is not None
+
+            allowed = zkelect(
+                ensemble.hosts, "resign", zk_path, "--auth", "digest:operator:secret", "--json"
+            )
+            assert allowed.returncode == 0, allowed.stderr
+            report = json.loads(allowed.stdout)
+            assert (report["old_leader"]["id"], report["new_leader"]["id"]) == (
+                "guarded-a",
+                "guarded-b",
+            )
+            assert admin.exists(nodes[0]) is None
+        finally:
+            admin.delete(zk_path, recursive=True)
+
+
+# --------------------------------------------------------------------------- errors, exporter
+
+
+def test_operational_errors_are_one_line_with_exit_1(ensemble: LocalEnsemble) -> None:
+    no_quorum = zkelect("127.0.0.1:9", "status", "/x", "--timeout", "1")
+    assert no_quorum.returncode == 1
+    assert "no ZooKeeper quorum answered at 127.0.0.1:9" in one_line(no_quorum.stderr)
+
+    bad = zkelect(ensemble.hosts, "resign", "relative/path")
+    assert bad.returncode == 2
+    assert "absolute path" in one_line(bad.stderr)
+
+    nothing = zkelect(ensemble.hosts, "resign", f"/t/empty-{uuid.uuid4().hex[:8]}")
+    assert nothing.returncode == 1
+    assert "does not exist" in one_line(nothing.stderr)
+
+
+def test_exporter_command_serves_metrics_until_sigterm(
+    ensemble: LocalEnsemble, zk_path: str, candidates: Callable[..., Candidate]
+) -> None:
+    join_in_order(candidates, ensemble.hosts, zk_path, ["x-a", "x-b"])
+    with streaming(ensemble.hosts, "exporter", "--path", zk_path, "--port", "0") as exporter:
+        url = exporter.wait_lines(1)[0].removeprefix("listening on ")
+        assert re.match(r"^http://127\.0\.0\.1:\d+$", url)
+        body = wait_for(
+            lambda: text if "x-a" in (text := _fetch(f"{url}/metrics")) else None,
+            WAIT,
+            message="the leader in /metrics",
+        )
+        assert f'zkelect_observed_leader{{election="{zk_path}",leader_id="x-a"}} 1.0' in body
+        assert f'zkelect_observed_candidates{{election="{zk_path}"}} 2.0' in body
+        code, stderr = exporter.stop()
+    assert code == 0, stderr
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())

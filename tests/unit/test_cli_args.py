@@ -1,0 +1,303 @@
+"""Argument parsing and pure logic of ``zkelect status/watch/resign/exporter/ensemble``, in-process.
+
+No ZooKeeper: every case here fails (or succeeds) before a connection is attempted. The same
+commands run as real subprocesses against real servers in tests/integration/test_cli_*.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from zkelect import cli_ensemble, cli_inspect
+from zkelect.cli import main
+from zkelect.cli_common import CliError
+from zkelect.cli_inspect import Candidate, Snapshot
+from zkelect.contenders import parse_contender
+
+UNREACHABLE = "127.0.0.1:9"  # never contacted: every case fails before connecting
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("ZKELECT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ZKELECT_HOSTS", UNREACHABLE)
+    monkeypatch.setenv("ZKELECT_ENSEMBLE_DIR", str(tmp_path / "ensemble"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["status"], "Missing argument"),
+        (["status", "elections/x"], "absolute path"),
+        (["status", "/x/"], "must not end with '/'"),
+        (["status", "/zookeeper/quota"], "reserved"),
+        (["status", "/x", "--timeout", "0"], "--timeout"),
+        (["status", "/x", "--hosts", "no port here"], ""),
+        (["status", "/x", "--auth", "digest"], "--auth must be SCHEME:CREDENTIAL"),
+        (["status", "/x", "--bogus"], "No such option"),
+        (["watch"], "Missing argument"),
+        (["watch", "x"], "absolute path"),
+        (["watch", "/x", "--count", "0"], "--count"),
+        (["watch", "/x", "--count", "many"], "--count"),
+        (["resign"], "Missing argument"),
+        (["resign", "/x", "--id", ""], "--id must not be empty"),
+        (["resign", "/x", "--id"], "--id"),
+        (["resign", "/x", "--timeout", "-1"], "--timeout"),
+        (["exporter"], "Missing option '--path'"),
+        (["exporter", "--path", "x"], "absolute path"),
+        (["exporter", "--path", "/x", "--port", "70000"], "--port"),
+        (["exporter", "--path", "/x", "--port", "http"], "--port"),
+        (["exporter", "--path", "/x", "--log-level", "loud"], "--log-level"),
+        (["exporter", "--path", "/x", "--refresh-interval", "0"], "--refresh-interval"),
+        (["ensemble", "up", "--size", "0"], "--size"),
+        (["ensemble", "up", "--size", "10"], "--size"),
+        (["ensemble", "up", "--tick-ms", "fast"], "--tick-ms"),
+        (["ensemble", "up", "--timeout", "0"], "--timeout"),
+        (["ensemble", "sideways"], "No such command"),
+        (["ensemble", "down", "--size", "3"], "No such option"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2, err
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("zkelect: ")
+    assert expected in lines[0]
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "--help"],
+        ["watch", "--help"],
+        ["resign", "--help"],
+        ["exporter", "--help"],
+        ["ensemble", "--help"],
+        ["ensemble", "up", "--help"],
+        ["ensemble", "down", "--help"],
+        ["ensemble", "status", "--help"],
+    ],
+)
+def test_help_renders(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "Usage: zkelect " in out
+
+
+def test_the_commands_join_the_root_command(capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    from zkelect.cli import app
+
+    names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    assert {"status", "watch", "resign", "exporter", "ensemble"} <= names
+
+
+# -- status / resign logic ---------------------------------------------------------------------
+
+_NAMES = [
+    "_c_2b0c5a0e-5b1e-4c55-9a41-0d5c0d1c8a11-latch-0000000007",
+    "_c_9f3b1f7e-0d1a-4a0e-8a3c-2a2f4a7b9c10-latch-0000000009",
+    "_c_0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d-latch-0000000012",
+]
+
+
+def _candidate(name: str, candidate_id: str, czxid: int, ctime_ms: int = 1_000) -> Candidate:
+    contender = parse_contender(name)
+    assert contender is not None
+    return Candidate(contender, candidate_id, czxid, 0x1000 + czxid, ctime_ms, 0)
+
+
+def _snapshot(*ids: str) -> Snapshot:
+    return Snapshot(
+        "/e",
+        True,
+        tuple(_candidate(n, i, 100 + k) for k, (n, i) in enumerate(zip(_NAMES, ids, strict=False))),
+    )
+
+
+def test_status_json_shape() -> None:
+    report = _snapshot("a", "b").as_json(now_ms=4_500)
+    assert list(report) == ["path", "leader", "candidates", "exists"]
+    assert report["leader"] == {
+        "id": "a",
+        "epoch": 100,
+        "node": _NAMES[0],
+        "session": 0x1000 + 100,
+        "kind": "latch",
+        "joined_ms_ago": 3_500,
+    }
+    assert report["candidates"][1] == {
+        "id": "b",
+        "node": _NAMES[1],
+        "sequence": 9,
+        "session": 0x1000 + 101,
+        "kind": "latch",
+        "epoch": 101,
+        "joined_ms_ago": 3_500,
+    }
+    json.dumps(report)  # serialisable as is
+    empty = Snapshot("/e", False, ()).as_json(now_ms=0)
+    assert empty == {"path": "/e", "leader": None, "candidates": [], "exists": False}
+
+
+def test_resign_target_is_the_leader_or_a_named_candidate() -> None:
+    snap = _snapshot("a", "b", "c")
+    assert cli_inspect._target(snap, None).candidate_id == "a"
+    assert cli_inspect._target(snap, "b").candidate_id == "b"
+    assert cli_inspect._target(snap, _NAMES[2]).candidate_id == "c"  # by node name
+    with pytest.raises(CliError, match=r"no candidate 'z' under /e; candidates: 'a', 'b', 'c'"):
+        cli_inspect._target(snap, "z")
+    with pytest.raises(CliError, match=r"2 candidates have id 'same'.*pass one node name"):
+        cli_inspect._target(_snapshot("same", "same", "c"), "same")
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [(0, "0.0s ago"), (1_234, "1.2s ago"), (-5, "0.0s ago"), (61_000, "1m01s ago"),
+     (3_660_000, "1h01m ago"), (90_000_000, "1d01h ago")],
+)  # fmt: skip
+def test_joined_ago(ms: int, text: str) -> None:
+    assert cli_inspect._ago(ms) == text
+
+
+def test_auth_parsing() -> None:
+    assert cli_inspect._parse_auth(None) is None
+    assert cli_inspect._parse_auth("digest:user:pw") == ("digest", "user:pw")
+
+
+# -- ensemble: state dir and PID checks --------------------------------------------------------
+
+
+def test_default_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert cli_ensemble.default_dir() == tmp_path / "state" / "zkelect" / "ensemble"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cli_ensemble.default_dir() == tmp_path / "home" / ".zkelect" / "ensemble"
+
+
+def test_nothing_running_is_exit_0_with_a_note(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = run(capsys, "ensemble", "down")
+    assert (code, out) == (0, "")
+    assert (
+        err
+        == f"zkelect: note: no ensemble is running in {tmp_path / 'ensemble'}: nothing to stop\n"
+    )
+    code, out, err = run(capsys, "ensemble", "status", "--json")
+    assert code == 0
+    assert json.loads(out) == {"running": False, "dir": str(tmp_path / "ensemble")}
+
+
+def test_a_recorded_pid_that_is_not_ours_is_never_signalled(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The state names this very test process as keeper and member (a recycled PID): `down`
+    must see from /proc/PID/cmdline that neither is what it recorded, and only clean up."""
+    directory = tmp_path / "ensemble"
+    (directory / "member-1").mkdir(parents=True)
+    me = os.getpid()
+    state = {
+        "version": 1,
+        "dir": str(directory),
+        "hosts": "127.0.0.1:1",
+        "keeper_pid": me,
+        "members": [{"myid": 1, "client_port": 1, "pid": me, "dir": str(directory / "member-1")}],
+    }
+    (directory / "ensemble.json").write_text(json.dumps(state))
+    assert not cli_ensemble._is_keeper(me, directory)
+    assert not cli_ensemble._is_member(me, directory, str(directory / "member-1"))
+
+    code, out, err = run(capsys, "ensemble", "status")
+    assert (code, out) == (0, f"no ensemble running in {directory}\n")
+
+    code, out, err = run(capsys, "ensemble", "down")  # we are still alive to check:
+    assert code == 0, err
+    assert "no longer running; removed its state" in err
+    assert not directory.exists()
+
+
+def test_a_corrupt_state_file_is_one_line_exit_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    directory = tmp_path / "ensemble"
+    directory.mkdir()
+    (directory / "ensemble.json").write_text("{not json")
+    code, _, err = run(capsys, "ensemble", "down")
+    assert code == 1
+    assert err.startswith(f"zkelect: cannot read {directory / 'ensemble.json'}")
+    assert len(err.splitlines()) == 1
+
+
+def test_processes_are_recognised_by_their_command_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    keeper = ["python", "-m", "zkelect.cli_ensemble", "--keeper", "--dir", str(tmp_path)]
+    member_dir = str(tmp_path / "member-1")
+    member = ["java", "-cp", "x", "org.apache.zookeeper.server.quorum.QuorumPeerMain"]
+    cmdlines = {
+        1: keeper,
+        2: [*keeper[:-1], str(tmp_path / "other")],
+        3: [*member, f"{member_dir}/zoo.cfg"],
+        4: [*member, f"{tmp_path}/elsewhere/zoo.cfg"],
+    }
+    monkeypatch.setattr(cli_ensemble, "_cmdline", cmdlines.get)
+    assert cli_ensemble._is_keeper(1, tmp_path)
+    assert not cli_ensemble._is_keeper(2, tmp_path)
+    assert not cli_ensemble._is_keeper(5, tmp_path)  # gone
+    assert cli_ensemble._is_member(3, tmp_path, member_dir)
+    assert not cli_ensemble._is_member(4, tmp_path, member_dir)
+    assert not cli_ensemble._is_member(1, tmp_path, member_dir)
+    assert not cli_ensemble._is_member(3, tmp_path / "member-1", member_dir)
+
+
+def test_candidate_ids_are_shown_as_data_not_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    """Node data is anything a client wrote: rich markup, control characters, a megabyte."""
+    assert cli_inspect._shown("") == "(no id)"
+    assert cli_inspect._shown("a\nb\x1b[31m") == "a?b?[31m"
+    assert cli_inspect._shown("x" * 1000) == "x" * 63 + "…"
+    cli_inspect._print_status(_snapshot("[/chroot] [bold]", "10.0.0.7"), now_ms=2_000)
+    out = capsys.readouterr().out
+    assert "leader [/chroot] [bold], epoch 0x64, 2 candidates" in out
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    assert [row[:3] for row in rows] == [
+        ["1", "[/chroot]", "[bold]"],
+        ["2", "10.0.0.7", "waiting"],
+    ]
+
+
+def test_down_removes_only_what_an_ensemble_made(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    directory = tmp_path / "ensemble"
+    for name in ("member-1", "member-2", "member-list"):
+        (directory / name).mkdir(parents=True)
+    (directory / "member-1" / "zoo.cfg").write_text("tickTime=200\n")
+    (directory / "member-list" / "zoo.cfg").write_text("not ours\n")
+    (directory / "notes.txt").write_text("mine\n")
+    assert cli_ensemble._member_dirs(directory) == [directory / "member-1"]
+
+    code, _, err = run(capsys, "ensemble", "down")
+
+    assert code == 0
+    assert "removed the files of one that did not start" in err
+    assert sorted(p.name for p in directory.iterdir()) == ["member-2", "member-list", "notes.txt"]

@@ -1,0 +1,657 @@
+"""``zkelect ensemble up|down|status``: a local, real ZooKeeper ensemble that outlives the command.
+
+How it survives the command: ``up`` starts a small *keeper* process in its own session
+(``python -m zkelect.cli_ensemble --keeper ...``), which runs a LocalEnsemble and waits for
+SIGTERM. LocalEnsemble ties each member JVM to the process that started it (Linux
+PR_SET_PDEATHSIG, plus an atexit hook), which is what keeps tests from leaking JVMs; the keeper
+is that process, so the members live exactly as long as the keeper, and a SIGKILLed keeper
+still takes its members with it. ``up`` returns once the keeper reports that the quorum
+serves and a write commits.
+
+The state file ``DIR/ensemble.json`` records the keeper's and the members' PIDs, ports and
+directories. ``down`` stops the ensemble by those PIDs only, each after checking in
+/proc/PID/cmdline that it still is that keeper (or a QuorumPeerMain of that DIR), so a
+recycled PID is never signalled; it never kills by name. The keeper holds an exclusive
+flock on ``DIR/keeper.lock`` for its lifetime: two ``up`` in one DIR cannot both run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+
+from .cli_common import CliError, JsonOption, echo_json
+from .errors import ZkElectError
+
+__all__ = ["app", "default_dir", "keeper_main"]
+
+app = typer.Typer()
+ensemble_app = typer.Typer(
+    name="ensemble",
+    help="A local, real ZooKeeper ensemble for development: up, status, down.\n\n"
+    "The members run on 127.0.0.1 after 'up' returns, until 'down'. Their data, logs and "
+    "the state file (PIDs, ports) live in --dir.",
+    no_args_is_help=True,
+)
+
+_UP_HELP = (
+    "Start a ZooKeeper ensemble on 127.0.0.1 that keeps running after this command.\n\n"
+    "Returns once the quorum serves and a write commits, and prints the connect string "
+    "(the last line is 'export ZKELECT_HOSTS=...'). The members run under a small keeper "
+    "process; 'down' stops them. Sessions may last from 2 ticks to max(20 ticks, 60 s). "
+    "Exit 1 if an ensemble already runs in --dir."
+)
+_DOWN_HELP = (
+    "Stop the ensemble in --dir by its recorded PIDs and remove its data and logs.\n\n"
+    "Each PID is checked first (/proc/PID/cmdline must still be that keeper, or a "
+    "QuorumPeerMain of --dir), so a recycled PID is never signalled; nothing is killed by "
+    "name. Nothing running: exit 0, with a note."
+)
+_STATUS_HELP = (
+    "Show the ensemble in --dir: each member's address, PID and mode, and the quorum.\n\n"
+    "Modes come from the srvr four-letter word (leader, follower, standalone, or not "
+    "serving). --json prints {running, dir, hosts, keeper_pid, size, serving, quorum, "
+    "members: [{myid, address, pid, mode, dir}]}; with nothing running, {running: false, "
+    "dir}. Exit 0 either way."
+)
+app.add_typer(ensemble_app, name="ensemble")
+
+STATE_FILE = "ensemble.json"
+LOCK_FILE = "keeper.lock"
+KEEPER_LOG = "keeper.log"
+_KEEPER_MODULE = "zkelect.cli_ensemble"
+_KEEPER_FLAG = "--keeper"
+_STATE_VERSION = 1
+_STOP_GRACE = 10.0  # seconds for the keeper to stop its members before it is killed
+
+
+def default_dir() -> Path:
+    """$ZKELECT_ENSEMBLE_DIR's default: $XDG_STATE_HOME/zkelect/ensemble, else
+    ~/.zkelect/ensemble."""
+    xdg = os.environ.get("XDG_STATE_HOME")
+    if xdg:
+        return Path(xdg) / "zkelect" / "ensemble"
+    return Path.home() / ".zkelect" / "ensemble"
+
+
+DirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        envvar="ZKELECT_ENSEMBLE_DIR",
+        help="Where the members' data, logs and the state file live (env ZKELECT_ENSEMBLE_DIR;"
+        " default $XDG_STATE_HOME/zkelect/ensemble, else ~/.zkelect/ensemble).",
+        show_default=False,
+        file_okay=False,
+    ),
+]
+
+
+def _resolve(directory: Path | None) -> Path:
+    return (directory or default_dir()).expanduser().resolve()
+
+
+# -- processes, checked by /proc/PID/cmdline ----------------------------------------------------
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    """The process's argv, or None if it is gone (or a zombie: its cmdline is empty)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if not raw:
+        return None
+    return raw.decode(errors="replace").rstrip("\0").split("\0")
+
+
+def _is_keeper(pid: int, directory: Path) -> bool:
+    argv = _cmdline(pid)
+    return (
+        argv is not None
+        and _KEEPER_MODULE in argv
+        and _KEEPER_FLAG in argv
+        and str(directory) in argv
+    )
+
+
+def _is_member(pid: int, directory: Path, member_dir: str) -> bool:
+    argv = _cmdline(pid)
+    return (
+        argv is not None
+        and Path(member_dir).parent == directory
+        and "org.apache.zookeeper.server.quorum.QuorumPeerMain" in argv
+        and f"{member_dir}/zoo.cfg" in argv
+    )
+
+
+def _wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
+    """Wait (a pidfd each, where the kernel has them) until ``pids`` exit; the ones left."""
+    deadline = time.monotonic() + timeout
+    left = []
+    for pid in pids:
+        if not _await_exit(pid, max(0.0, deadline - time.monotonic())):
+            left.append(pid)
+    return left
+
+
+def _await_exit(pid: int, timeout: float) -> bool:
+    fd: int | None = None
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.pidfd_open(pid)
+    if fd is not None:
+        try:
+            select.select([fd], [], [], timeout)  # readable once the process has exited
+        finally:
+            os.close(fd)
+        return not _alive(pid)
+    deadline = time.monotonic() + timeout  # no pidfd: poll under the deadline
+    while _alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _signal(pid: int, sig: signal.Signals) -> bool:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        raise CliError(f"no permission to signal PID {pid}") from None
+    return True
+
+
+# -- the state file ---------------------------------------------------------------------------
+
+
+def _read_state(directory: Path) -> dict[str, Any] | None:
+    path = directory / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {path}: {exc}; remove it if no ensemble runs there") from None
+    if (
+        not isinstance(state, dict)
+        or state.get("version") != _STATE_VERSION
+        or not {"hosts", "keeper_pid", "members"} <= state.keys()
+    ):
+        raise CliError(f"{path} is not a zkelect ensemble state file (version {_STATE_VERSION})")
+    return state
+
+
+def _write_state(directory: Path, state: dict[str, Any]) -> None:
+    tmp = directory / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(directory / STATE_FILE)
+
+
+def _running(directory: Path, state: dict[str, Any]) -> bool:
+    return _is_keeper(int(state["keeper_pid"]), directory)
+
+
+def _live_members(directory: Path, state: dict[str, Any]) -> list[int]:
+    return [
+        int(m["pid"])
+        for m in state.get("members", [])
+        if m.get("pid") and _is_member(int(m["pid"]), directory, str(m["dir"]))
+    ]
+
+
+def _clean(directory: Path, state: dict[str, Any] | None) -> None:
+    """Remove what ``up`` made in ``directory``: member dirs, logs, state and lock files."""
+    members = [Path(m["dir"]) for m in (state or {}).get("members", [])]
+    for member in [*members, *_member_dirs(directory)]:
+        if member.parent == directory:
+            shutil.rmtree(member, ignore_errors=True)
+    for name in (STATE_FILE, f".{STATE_FILE}.tmp", LOCK_FILE, KEEPER_LOG):
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name).unlink()
+    with contextlib.suppress(OSError):
+        directory.rmdir()  # only if nothing else is in it
+
+
+def _member_dirs(directory: Path) -> list[Path]:
+    """The member directories LocalEnsemble made in ``directory`` (``member-N/zoo.cfg``):
+    nothing else there is ever removed."""
+    return [
+        p
+        for p in sorted(directory.glob("member-*"))
+        if p.name.removeprefix("member-").isdigit() and (p / "zoo.cfg").is_file()
+    ]
+
+
+def _note(message: str) -> None:
+    sys.stderr.write(f"zkelect: note: {message}\n")
+
+
+# -- up ----------------------------------------------------------------------------------------
+
+
+@ensemble_app.command("up", help=_UP_HELP)
+def up(
+    size: Annotated[int, typer.Option("--size", min=1, max=9, help="Number of members.")] = 3,
+    directory: DirOption = None,
+    tick_ms: Annotated[
+        int, typer.Option("--tick-ms", min=10, max=60_000, help="ZooKeeper tickTime (ms).")
+    ] = 200,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1.0, help="Seconds to wait for the quorum.")
+    ] = 60.0,
+    json_output: JsonOption = False,
+) -> None:
+    home = _resolve(directory)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create {home}: {exc.strerror or exc}") from None
+    state = _read_state(home)
+    if state is not None:
+        if _running(home, state):
+            raise CliError(
+                f"an ensemble is already running in {home} (connect string {state['hosts']}): "
+                f"'zkelect ensemble down --dir {home}' first, or use another --dir"
+            )
+        _stop_members(home, state)
+        _clean(home, state)
+        home.mkdir(parents=True, exist_ok=True)
+        _note(f"removed the state of an ensemble in {home} that was no longer running")
+    if _locked(home):
+        raise CliError(f"another 'zkelect ensemble up' is starting an ensemble in {home}")
+    if size > 1 and size % 2 == 0:
+        _note(f"{size} members tolerate no more failures than {size - 1}: an odd size is better")
+    state = _start_keeper(home, size, tick_ms, timeout)
+    if json_output:
+        echo_json(state)
+        return
+    out = sys.stdout
+    out.write(
+        f"ZooKeeper ensemble of {size} serving, in {home} (keeper PID {state['keeper_pid']})\n"
+    )
+    for m in state["members"]:
+        out.write(f"  member {m['myid']}  127.0.0.1:{m['client_port']}  PID {m['pid']}\n")
+    out.write(f"stop it with: zkelect ensemble down --dir {home}\n")
+    out.write(f"export ZKELECT_HOSTS={state['hosts']}\n")
+
+
+def _locked(directory: Path) -> bool:
+    """Whether a keeper (or a starting one) holds DIR's lock."""
+    try:
+        with open(directory / LOCK_FILE, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    return False
+
+
+def _start_keeper(home: Path, size: int, tick_ms: int, timeout: float) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        "-m",
+        _KEEPER_MODULE,
+        _KEEPER_FLAG,
+        "--dir",
+        str(home),
+        "--size",
+        str(size),
+        "--tick-ms",
+        str(tick_ms),
+        "--timeout",
+        str(timeout),
+    ]
+    with open(home / KEEPER_LOG, "ab") as log:
+        keeper = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            cwd=home,
+            start_new_session=True,  # not in our process group: a Ctrl-C later is not its
+        )
+    assert keeper.stdout is not None
+    try:
+        with _terminate_interrupts():
+            line = _read_line(keeper.stdout, timeout + 15.0)
+    except BaseException as exc:  # a timeout, Ctrl-C, SIGTERM: never leave a half-start
+        _stop_keeper(keeper)
+        if isinstance(exc, KeyboardInterrupt):
+            sys.stderr.write("zkelect: interrupted: stopped the ensemble being started\n")
+        raise
+    finally:
+        keeper.stdout.close()
+    try:
+        report = json.loads(line) if line else {}
+    except ValueError:
+        report = {}
+    if report.get("ok") is True:
+        keeper.returncode = 0  # it runs on, detached: no "still running" warning at exit
+        return dict(report["state"])
+    _stop_keeper(keeper)
+    error = report.get("error") or f"the keeper exited without a report{_log_tail(home)}"
+    raise CliError(f"the ensemble did not start: {error}")
+
+
+@contextlib.contextmanager
+def _terminate_interrupts() -> Iterator[None]:
+    """SIGTERM interrupts like Ctrl-C meanwhile, so that 'up' stops what it started."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _read_line(stream: IO[bytes], timeout: float) -> str:
+    """One line from the keeper (its report), or "" at EOF; CliError at the deadline."""
+    deadline = time.monotonic() + timeout
+    buffer = b""
+    fd = stream.fileno()
+    while not buffer.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise CliError(f"the ensemble did not report serving within {timeout:g}s")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        buffer += chunk
+    return buffer.decode(errors="replace").strip()
+
+
+def _stop_keeper(keeper: subprocess.Popen[bytes]) -> None:
+    if keeper.poll() is None:
+        keeper.terminate()
+        try:
+            keeper.wait(_STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            keeper.kill()  # its members die with it (PR_SET_PDEATHSIG)
+            keeper.wait()
+
+
+def _log_tail(home: Path) -> str:
+    with contextlib.suppress(OSError):
+        lines = [ln for ln in (home / KEEPER_LOG).read_text().splitlines() if ln.strip()]
+        if lines:
+            return f" (last line of {home / KEEPER_LOG}: {lines[-1].strip()})"
+    return ""
+
+
+# -- down --------------------------------------------------------------------------------------
+
+
+@ensemble_app.command("down", help=_DOWN_HELP)
+def down(directory: DirOption = None) -> None:
+    home = _resolve(directory)
+    state = _read_state(home) if home.is_dir() else None
+    if state is None:
+        if home.is_dir() and _member_dirs(home) and not _locked(home):
+            _clean(home, None)  # what a start that failed or was interrupted left behind
+            _note(f"no ensemble is running in {home}; removed the files of one that did not start")
+            return
+        _note(f"no ensemble is running in {home}: nothing to stop")
+        return
+    keeper = int(state["keeper_pid"])
+    stopped = []
+    if _is_keeper(keeper, home):
+        _signal(keeper, signal.SIGTERM)  # it stops its members (TERM, then KILL) and exits
+        if _wait_gone([keeper], _STOP_GRACE) and _is_keeper(keeper, home):
+            _signal(keeper, signal.SIGKILL)  # its members get SIGKILL from the kernel
+            _wait_gone([keeper], 5.0)
+        stopped.append(keeper)
+    stopped += _stop_members(home, state)  # none, normally: the keeper stopped them
+    left = [pid for pid in stopped if _alive(pid)]
+    if left:
+        raise CliError(f"could not stop PIDs {', '.join(map(str, left))}; see {home}")
+    _clean(home, state)
+    if not stopped:
+        _note(f"the ensemble in {home} was no longer running; removed its state")
+        return
+    sys.stdout.write(f"stopped the ensemble in {home} (PIDs {', '.join(map(str, stopped))})\n")
+
+
+def _stop_members(home: Path, state: dict[str, Any]) -> list[int]:
+    """TERM, then KILL, any recorded member still running (after the keeper has gone, none
+    should be). Returns the PIDs that were signalled."""
+    live = _live_members(home, state)
+    for pid in live:
+        _signal(pid, signal.SIGTERM)
+    for pid in _wait_gone(live, 5.0):
+        if _is_member(pid, home, _member_dir(state, pid)):
+            _signal(pid, signal.SIGKILL)
+    _wait_gone(live, 5.0)
+    return live
+
+
+def _member_dir(state: dict[str, Any], pid: int) -> str:
+    return next(str(m["dir"]) for m in state["members"] if int(m["pid"]) == pid)
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+@ensemble_app.command("status", help=_STATUS_HELP)
+def ensemble_status(directory: DirOption = None, json_output: JsonOption = False) -> None:
+    from .testing import four_letter  # the four-letter-word client, with deadlines
+
+    home = _resolve(directory)
+    state = _read_state(home) if home.is_dir() else None
+    if state is None or not _running(home, state):
+        if state is not None:
+            _note(f"the ensemble recorded in {home} is no longer running")
+        if json_output:
+            echo_json({"running": False, "dir": str(home)})
+        else:
+            sys.stdout.write(f"no ensemble running in {home}\n")
+        return
+    members = []
+    for m in state["members"]:
+        pid = int(m["pid"])
+        alive = _is_member(pid, home, str(m["dir"]))
+        mode = ""
+        if alive:
+            with contextlib.suppress(ZkElectError):
+                reply = four_letter(f"127.0.0.1:{m['client_port']}", "srvr", timeout=2.0)
+                mode = next(
+                    (
+                        ln.split(":", 1)[1].strip()
+                        for ln in reply.splitlines()
+                        if ln.startswith("Mode:")
+                    ),
+                    "",
+                )
+        members.append(
+            {
+                "myid": m["myid"],
+                "address": f"127.0.0.1:{m['client_port']}",
+                "pid": pid if alive else None,
+                "mode": mode or "not serving",
+                "dir": m["dir"],
+            }
+        )
+    serving = sum(1 for m in members if m["mode"] != "not serving")
+    report = {
+        "running": True,
+        "dir": str(home),
+        "hosts": state["hosts"],
+        "keeper_pid": state["keeper_pid"],
+        "size": len(members),
+        "serving": serving,
+        "quorum": serving > len(members) // 2,
+        "members": members,
+    }
+    if json_output:
+        echo_json(report)
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    console.print(
+        f"ensemble in {home}: {serving} of {len(members)} members serving "
+        f"({'quorum' if report['quorum'] else 'NO QUORUM'}), keeper PID {state['keeper_pid']}",
+        markup=False,
+    )
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column in ("myid", "address", "PID", "mode"):
+        table.add_column(column, no_wrap=True)
+    for m in members:
+        table.add_row(
+            *(Text(str(v)) for v in (m["myid"], m["address"], m["pid"] or "-", m["mode"]))
+        )
+    console.print(table)
+    console.print(f"export ZKELECT_HOSTS={state['hosts']}", markup=False)
+
+
+# -- the keeper process ------------------------------------------------------------------------
+
+
+def keeper_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m zkelect.cli_ensemble --keeper --dir DIR --size N --tick-ms T --timeout S``:
+    run a LocalEnsemble until SIGTERM/SIGINT/SIGHUP. Reports one JSON line on stdout
+    (``{"ok": true, "state": ...}`` once serving, or ``{"ok": false, "error": ...}``), then
+    detaches stdout; logs go to stderr (DIR/keeper.log)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {_KEEPER_MODULE}")
+    parser.add_argument(_KEEPER_FLAG, action="store_true", required=True)
+    parser.add_argument("--dir", required=True, type=Path)
+    parser.add_argument("--size", type=int, default=3)
+    parser.add_argument("--tick-ms", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    home: Path = args.dir
+
+    def report(message: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):
+            sys.stdout.write(json.dumps(message) + "\n")
+            sys.stdout.flush()
+        # Detach from the pipe: the 'up' command that reads it is about to exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+    lock = open(home / LOCK_FILE, "a")  # noqa: SIM115 - held for the keeper's lifetime
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        report({"ok": False, "error": f"another ensemble is running or starting in {home}"})
+        return 1
+    if not (home / STATE_FILE).exists():
+        # Left by a start that failed (kept for its logs) or a keeper killed with SIGKILL:
+        # this is a fresh ensemble, with fresh data.
+        for leftover in _member_dirs(home):
+            shutil.rmtree(leftover, ignore_errors=True)
+    with _stop_signals() as (stop_fd, phase):
+        from .ensemble import LocalEnsemble
+
+        try:
+            ensemble = LocalEnsemble(
+                args.size,
+                base_dir=home,
+                tick_time_ms=args.tick_ms,
+                min_session_timeout_ms=2 * args.tick_ms,
+                max_session_timeout_ms=max(20 * args.tick_ms, 60_000),
+                start_timeout=args.timeout,
+            ).start()  # a signal meanwhile raises KeyboardInterrupt; start() cleans up
+        except KeyboardInterrupt:
+            report({"ok": False, "error": "interrupted while starting"})
+            return 1
+        except Exception as exc:  # one line for 'up' to print
+            report({"ok": False, "error": str(exc).splitlines()[0] if str(exc) else repr(exc)})
+            return 1
+        try:
+            phase["starting"] = False  # from now on a signal only wakes stop_fd
+            state = {
+                "version": _STATE_VERSION,
+                "dir": str(home),
+                "hosts": ensemble.hosts,
+                "size": ensemble.size,
+                "tick_ms": ensemble.tick_time_ms,
+                "keeper_pid": os.getpid(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "members": [
+                    {
+                        "myid": i + 1,
+                        "client_port": ensemble.client_port(i),
+                        "pid": ensemble.pid(i),
+                        "dir": str(ensemble.member_dir(i)),
+                    }
+                    for i in range(ensemble.size)
+                ],
+            }
+            _write_state(home, state)
+            report({"ok": True, "state": state})
+            while not select.select([stop_fd], [], [])[0]:
+                pass
+        except KeyboardInterrupt:
+            pass  # a signal that arrived just as the start finished
+        finally:
+            ensemble.stop()
+            with contextlib.suppress(FileNotFoundError, ValueError, OSError):
+                recorded = json.loads((home / STATE_FILE).read_text())
+                if recorded.get("keeper_pid") == os.getpid():
+                    (home / STATE_FILE).unlink()
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[tuple[int, dict[str, bool]]]:
+    """SIGTERM, SIGINT and SIGHUP: while ``phase["starting"]`` they raise KeyboardInterrupt
+    (LocalEnsemble.start() then stops what it started); afterwards they only make the
+    returned file descriptor readable. No race between a check and a wait: the kernel-level
+    handler writes to the descriptor the moment a signal arrives."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    phase = {"starting": True}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if phase["starting"]:
+            raise KeyboardInterrupt
+
+    previous_fd = signal.set_wakeup_fd(write_fd)
+    handlers = {
+        sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    }
+    try:
+        yield read_fd, phase
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(previous_fd)
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+if __name__ == "__main__":
+    raise SystemExit(keeper_main())
