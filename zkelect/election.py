@@ -67,6 +67,7 @@ from .session import (
     Retryable,
     Session,
     SessionGone,
+    candidate_created,
 )
 
 __all__ = ["Election", "Lifecycle"]
@@ -153,6 +154,7 @@ class Election:
         self._retry_pending = False
         self._retry_delay = self.config.retry_initial_delay
         self._prefetched: Pending | None = None
+        self._joining: Pending | None = None  # a create sent by start(wait=False)
         self._observing = on_leader_change is not None
         self._observer = LeaderObserver(
             self._session,
@@ -183,11 +185,17 @@ class Election:
     def session(self) -> Session:
         return self._session
 
-    def start(self) -> Election:
+    def start(self, *, wait: bool = True) -> Election:
         """Join as a candidate. Returns after the first attempt to join.
 
         Raises ConnectionFailedError / ChrootMissingError / PermissionDeniedError
         (nothing is left behind); a connection problem after that is retried.
+
+        ``wait=False`` returns as soon as the session is acquired: the join runs in the
+        background without holding a pool thread for its round trips (the create is sent,
+        and the children are read the moment it is answered), so thousands of elections on
+        one session join in a pipelined burst instead of one round trip each. A terminal
+        error then surfaces from ``wait_for_leadership()``, not from ``start()``.
         """
         with self._cond:
             if self._lifecycle is not Lifecycle.LATENT:
@@ -211,6 +219,12 @@ class Election:
         self._metrics.lease_source(self.path, self._lease_remaining)
         self._session.add_state_listener(self._on_session_state)  # after: newer states win
         first: Future[None] = Future()
+        if not wait:
+            if self._session.join_slots.acquire(timeout=self.config.request_timeout):
+                self._post("start", None)  # _send_join gives the slot back
+            else:
+                self._post("start", first)  # no slot in time: join the usual way
+            return self
         self._post("start", first)
         try:
             first.result(timeout=self.config.request_timeout + self.config.connect_timeout)
@@ -523,14 +537,21 @@ class Election:
         if kind == "stop":
             self._step_stop(payload)
             return
+        if kind == "start" and payload is None and (self._closing or self._failure is not None):
+            self._session.join_slots.release()
         if self._closing or self._failure is not None:
             if kind == "resign":
                 payload.set_result(False)
             return
         if kind == "start":
             self._waiting_since = self._clock()
-            self._reconcile(first=payload)
+            if payload is None:
+                self._send_join()
+            else:
+                self._reconcile(first=payload)
             self._observe()
+        elif kind == "joined":
+            self._step_joined(*payload)
         elif kind == "watch":
             generation, prefetched = payload
             if generation == self._watch_gen:
@@ -565,6 +586,7 @@ class Election:
             self._node_stat = None
             self._attempt_guid = None
             self._create_uncertain = False
+            self._joining = None
             self._abandoned.clear()
             self._watched = None
             self._watch_gen += 1
@@ -594,6 +616,8 @@ class Election:
             self._post("rejoin")
 
     def _step_stop(self, done: Future[None]) -> None:
+        with contextlib.suppress(Exception):
+            self._take_join()  # a create still in flight: wait for it, so it is deleted too
         self._set_leadership(False, "stopped")
         if self._node is not None:
             self._abandoned.append(self._node)
@@ -738,6 +762,8 @@ class Election:
 
     def _join(self) -> None:
         """Create our node, finding it again if a previous create's reply was lost (R1)."""
+        if self._take_join():
+            return
         session_id = self._session.session_id
         if self._attempt_guid is None:
             self._attempt_guid = str(uuid.uuid4())
@@ -751,6 +777,58 @@ class Election:
         self._create_uncertain = True
         created, stat = self._session.create_candidate(self._child(prefix), self._data)
         self._adopt(created.rsplit("/", 1)[1], stat)
+
+    def _send_join(self) -> None:
+        """The first join of ``start(wait=False)``: send the create and return at once.
+
+        Its answer comes back as a "joined" step, with the children already read: the read
+        is sent from kazoo's thread the moment the create is answered (so it sees our node).
+        """
+        slots = self._session.join_slots
+        if self._session.state is not ConnectionState.CONNECTED or self._node is not None:
+            slots.release()
+            self._reconcile()  # nothing to pipeline; the usual path retries as needed
+            return
+        guid = str(uuid.uuid4())
+        self._attempt_guid = guid
+        self._create_uncertain = True  # R1: a lost reply is found again by its prefix
+        pending = self._session.send_create_candidate(
+            self._child(new_node_prefix(guid)), self._data
+        )
+
+        def answered() -> None:
+            slots.release()
+            self._post("joined", (guid, pending, self._session.send_children(self.path)))
+
+        self._joining = pending
+        pending.when_done(answered)
+
+    def _take_join(self) -> bool:
+        """Adopt the answer of a create sent by ``_send_join`` (waiting for it if need be).
+
+        False if none is in flight; raises what the create raised (``_create_uncertain``
+        stays set, so a retry finds the node by its prefix if it did land).
+        """
+        pending, self._joining = self._joining, None
+        if pending is None:
+            return False
+        created, stat = candidate_created(pending.result())
+        self._adopt(created.rsplit("/", 1)[1], stat)
+        return True
+
+    def _step_joined(self, guid: str, pending: Pending, children: Pending) -> None:
+        if pending is not self._joining or guid != self._attempt_guid:
+            return  # already taken by another step, or reset by a lost session
+        try:
+            self._take_join()
+        except (Retryable, SessionGone, NoNode):
+            self._schedule_retry()
+            return
+        except ZkElectError as exc:
+            self._fail(exc)
+            return
+        self._prefetched = children
+        self._reconcile()
 
     def _find_own(self, prefix: str, session_id: int | None) -> tuple[str, NodeStat] | None:
         try:

@@ -62,6 +62,8 @@ __all__ = ["ConnectionState", "NodeStat", "Session"]
 
 log = logging.getLogger("zkelect")
 
+JOIN_WINDOW = 256
+
 
 class ConnectionState(str, enum.Enum):
     """The session as an election sees it."""
@@ -227,8 +229,15 @@ class Session:
             clock, config.lease_margin_ratio, lambda: self.session_timeout, self.heartbeat_interval
         )
         self._lock = threading.RLock()
+        # At most this many start(wait=False) creates in flight: kazoo's connection thread
+        # writes and reads on one thread, and with thousands of requests outstanding the
+        # server stops reading (its outstanding limit) while kazoo is blocked writing, until
+        # the connection drops. Callers of start(wait=False) wait here for a slot instead.
+        self.join_slots = threading.BoundedSemaphore(JOIN_WINDOW)
         self._refs = 0
-        self._listeners: list[_SessionListener] = []
+        # A dict as an ordered set: thousands of elections may share one session, and each
+        # one's stop() removes its listener (a list would make that quadratic).
+        self._listeners: dict[_SessionListener, None] = {}
         self._lease_listeners: dict[int, Callable[[], None]] = {}
         self._lease_timer: Any = None
         self._heartbeat_timer: Any = None
@@ -402,12 +411,11 @@ class Session:
 
     def add_state_listener(self, listener: _SessionListener) -> None:
         with self._lock:
-            self._listeners.append(listener)
+            self._listeners[listener] = None
 
     def remove_state_listener(self, listener: _SessionListener) -> None:
         with self._lock:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+            self._listeners.pop(listener, None)
 
     def _on_kazoo_state(self, kazoo_state: str) -> None:
         # Runs on kazoo's connection thread: only bookkeeping and posting, never I/O.
@@ -528,13 +536,16 @@ class Session:
 
     def create_candidate(self, path: str, data: bytes) -> tuple[str, NodeStat]:
         """Create an EPHEMERAL_SEQUENTIAL node (parents as needed); its full path and stat."""
-        created, raw = self._call(
+        return candidate_created(self.send_create_candidate(path, data).result())
+
+    def send_create_candidate(self, path: str, data: bytes) -> Pending:
+        """``create_candidate`` sent now; ``candidate_created(pending.result())`` reads it."""
+        return self.send(
             lambda: self.client.create_async(
                 path, data, ephemeral=True, sequence=True, makepath=True, include_data=True
             ),
             via_leader=True,
         )
-        return str(created), _stat(raw)
 
     def ensure_path(self, path: str) -> None:
         with contextlib.suppress(NodeExists):
@@ -615,6 +626,12 @@ class Pending:
         if self._via_leader:
             self._session.lease.ack(self._sent_at, self._session_id)
         return value
+
+
+def candidate_created(answer: Any) -> tuple[str, NodeStat]:
+    """The full path and stat from the answer of ``send_create_candidate``."""
+    created, raw = answer
+    return str(created), _stat(raw)
 
 
 def _wrap_watch(watch: Watcher | None) -> Callable[[WatchedEvent], None] | None:

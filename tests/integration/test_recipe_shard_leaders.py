@@ -1,0 +1,144 @@
+"""recipes/shard_leaders: many elections on one session; two processes split leadership."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from zkelect.candidate import election_order
+from zkelect.ensemble import LocalEnsemble
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "shard_leaders"
+sys.path.insert(0, str(RECIPE))
+
+import shard_leaders  # noqa: E402
+
+
+def leaders_in_zookeeper(client: KazooClient, root: str, shards: int) -> list[str | None]:
+    """The leader's id of each shard, read from ZooKeeper (first node in election order)."""
+    paths = [shard_leaders.shard_path(root, shard) for shard in range(shards)]
+    children = [client.get_children_async(path) for path in paths]
+    firsts = []
+    for path, result in zip(paths, children, strict=True):
+        try:
+            order = election_order(result.get(timeout=10))
+        except NoNodeError:
+            order = []
+        firsts.append(client.get_async(f"{path}/{order[0].name}") if order else None)
+    leaders: list[str | None] = []
+    for first in firsts:
+        try:
+            leaders.append(None if first is None else first.get(timeout=10)[0].decode())
+        except NoNodeError:  # resigned between the two reads
+            leaders.append(None)
+    return leaders
+
+
+def test_one_session_leads_1000_shards_with_few_threads(
+    ensemble: LocalEnsemble, kazoo_client: KazooClient
+) -> None:
+    root = f"/recipes/shard_leaders-t-{uuid.uuid4().hex[:8]}"
+    before = threading.active_count()  # the test process's own (fixtures' client, ...)
+    client = KazooClient(hosts=ensemble.hosts, timeout=10.0)
+    client.start(timeout=30)
+    shards = shard_leaders.ShardLeaders(client, 1000, "solo", root=root)
+    try:
+        shards.start()
+        assert shards.all_led.wait(30), f"only {len(shards.leading())}/1000 led"
+        # The recipe's session adds kazoo's 3 threads and zkelect's 6; with main, <= 10.
+        assert threading.active_count() - before + 1 <= 10
+        assert leaders_in_zookeeper(kazoo_client, root, 1000) == ["solo"] * 1000
+    finally:
+        shards.stop()
+
+
+def _spawn(hosts: str, root: str, member: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(RECIPE.parents[1])}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(RECIPE / "shard_leaders.py"),
+            "--hosts",
+            hosts,
+            "--shards",
+            "1000",
+            "--id",
+            member,
+            "--root",
+            root,
+            "--rebalance-interval",
+            "0.5",
+            "--status-interval",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_two_processes_split_leadership_half_and_half(
+    ensemble: LocalEnsemble, kazoo_client: KazooClient
+) -> None:
+    root = f"/recipes/shard_leaders-t-{uuid.uuid4().hex[:8]}"
+    procs = [_spawn(ensemble.hosts, root, "A")]
+    try:
+        deadline = time.monotonic() + 20  # A starts alone and leads everything at first
+        while leaders_in_zookeeper(kazoo_client, root, 1000).count("A") < 1000:
+            assert time.monotonic() < deadline, "A did not lead all 1000 shards alone"
+            time.sleep(0.2)
+        procs.append(_spawn(ensemble.hosts, root, "B"))
+        deadline = time.monotonic() + 30
+        counts: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            leaders = leaders_in_zookeeper(kazoo_client, root, 1000)
+            counts = {m: leaders.count(m) for m in ("A", "B")}
+            if counts == {"A": 500, "B": 500}:
+                break
+            time.sleep(0.5)
+        assert counts == {"A": 500, "B": 500}
+        # Exactly one leader per shard (the first node), and both are candidates of each.
+        for shard in (0, 499, 999):
+            names = kazoo_client.get_children(shard_leaders.shard_path(root, shard))
+            assert len(names) == 2
+        # Each process reports the same split.
+        for proc in procs:
+            assert proc.poll() is None
+    finally:
+        outputs = []
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                out, _ = proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+            outputs.append(out)
+    for out in outputs:  # each process held 1,000 elections with at most 10 threads
+        statuses = [json.loads(line[7:]) for line in out.splitlines() if line.startswith("STATUS ")]
+        assert statuses and statuses[-1]["threads"] <= 10, statuses[-1:]
+        assert statuses[-1]["leading"] == 500
+
+
+def test_bench_scale_quick_runs(ensemble: LocalEnsemble) -> None:
+    out = subprocess.run(
+        [sys.executable, str(RECIPE / "bench_scale.py"), "--quick", "--hosts", ensemble.hosts],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    results = json.loads(next(line for line in out.splitlines() if line.startswith("JSON "))[5:])
+    zkelect, kazoo = results
+    assert zkelect["all_led"] and zkelect["led"] == 1000 and zkelect["threads_proc"] <= 10
+    assert kazoo["all_led"] and kazoo["threads_proc"] > 200
