@@ -238,12 +238,15 @@ def _clean(directory: Path, state: dict[str, Any] | None) -> None:
 
 
 def _member_dirs(directory: Path) -> list[Path]:
-    """The member directories LocalEnsemble made in ``directory`` (``member-N/zoo.cfg``):
-    nothing else there is ever removed."""
+    """The member directories LocalEnsemble made in ``directory``: ``member-N`` holding one of
+    the files it writes (``data/myid`` and ``conf/`` come first, ``zoo.cfg`` last, so an
+    interrupted start may leave only the former); nothing else there is ever removed."""
+    markers = ("zoo.cfg", "data/myid", "conf/log4j.properties")
     return [
         p
         for p in sorted(directory.glob("member-*"))
-        if p.name.removeprefix("member-").isdigit() and (p / "zoo.cfg").is_file()
+        if p.name.removeprefix("member-").isdigit()
+        and any((p / marker).is_file() for marker in markers)
     ]
 
 

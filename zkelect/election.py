@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from .candidate import LeaderInfo, election_order, new_node_prefix
 from .clock import Clock, monotonic_clock
@@ -273,8 +273,15 @@ class Election:
         self._post("resign", done)
         return done.result(timeout=timeout if timeout is not None else self.config.request_timeout)
 
+    @overload
+    def wait_for_leadership(self, timeout: None = None) -> Leadership: ...
+
+    @overload
+    def wait_for_leadership(self, timeout: float) -> Leadership | None: ...
+
     def wait_for_leadership(self, timeout: float | None = None) -> Leadership | None:
-        """Block until this candidate leads; its Leadership, or None on timeout."""
+        """Block until this candidate leads; its Leadership, or None on timeout (without
+        a timeout it returns only a Leadership, or raises if the election stops)."""
         with self._cond:
             if self._lifecycle is Lifecycle.LATENT:
                 raise ElectionStoppedError("call start() before waiting for leadership")

@@ -139,7 +139,7 @@ def test_up_status_down_lifecycle_leaves_no_process(ensemble_dir: Path) -> None:
     assert down.returncode == 0, down.stderr
     assert down.stdout.startswith(f"stopped the ensemble in {ensemble_dir}")
     wait_for(lambda: not any(alive(p) for p in pids), WAIT, message="every recorded PID gone")
-    assert not ensemble_dir.exists()
+    assert not ensemble_dir.exists(), sorted(str(p) for p in ensemble_dir.rglob("*"))
 
     nothing = zkelect("ensemble", "down", "--dir", str(ensemble_dir))
     assert nothing.returncode == 0
@@ -214,4 +214,4 @@ def test_an_interrupted_up_leaves_nothing_running(ensemble_dir: Path) -> None:
     down = zkelect("ensemble", "down", "--dir", str(ensemble_dir))
     assert down.returncode == 0
     assert "removed the files of one that did not start" in one_line(down.stderr)
-    assert not ensemble_dir.exists()
+    assert not ensemble_dir.exists(), sorted(str(p) for p in ensemble_dir.rglob("*"))

@@ -133,7 +133,7 @@ def test_drop_reply_once_loses_reply_of_applied_create(
     with pytest.raises(ConnectionLoss):
         client.create(path, b"x", ephemeral=True)
 
-    assert fault.is_set()
+    assert fault.wait(10)  # set by the proxy thread just after it closes the connection
     assert fault.opcode == OP_CREATE
     assert fault.err == 0  # the server applied it
     assert proxy.last_dropped_reply is fault
@@ -167,7 +167,7 @@ def test_retrying_a_create_whose_reply_was_lost_hits_its_own_node(
     fault = proxy.drop_reply_once()
     with pytest.raises(NodeExistsError):
         client.retry(client.create, f"{base_path}/retried", b"x")
-    assert fault.is_set()
+    assert fault.wait(10)  # set by the proxy thread just after it closes the connection
 
 
 def test_blackhole_suspends_client_and_heals_on_same_session(
