@@ -1,148 +1,96 @@
 #!/usr/bin/env python3
 """Handover latency: the leader resigns -> the successor starts leading (DESIGN.md §7).
 
-Everything runs in one process against one local 3-member ZooKeeper ensemble (tickTime
-200 ms), and the results are reported as ratios to a *floor* measured in the same run on
-the same ensemble, because absolute times on a shared machine are noise.
+One local 3-member ZooKeeper ensemble (tickTime 200 ms, loopback); results are ratios to a
+*floor* measured in the same run on the same ensemble, because absolute times on a shared
+machine are noise.
 
-* zkelect: N ``Election`` objects, each on its own KazooClient (own session). Per round the
-  leader calls ``resign()`` (it re-queues at the back by itself). Measured: from just
-  before ``resign()`` is called to the moment the successor's ``on_elected`` callback starts.
-* kazoo: N ``kazoo.recipe.election.Election`` objects, each on its own client, each
-  blocking a thread in ``run(func)``. The leader's ``func`` waits on an Event; per round it
-  is told to return (which releases the lock) and its thread calls ``run`` again (back of
-  the queue). Measured: from telling the leader to return to the moment the next leader's
-  ``func`` starts.
+* zkelect: N ``Election`` objects. Per round the leader calls ``resign()`` (it re-queues at
+  the back by itself, ``requeue_delay`` = 10 ms later). Measured: from just before
+  ``resign()`` to the moment the successor's ``on_elected`` callback starts.
+* kazoo: N ``kazoo.recipe.election.Election`` objects, each blocking a thread in
+  ``run(func)``. The leader's ``func`` waits on an Event; per round it is told to return
+  (which releases the lock); 10 ms later its thread calls ``run`` again (back of the queue).
+  Measured: from telling the leader to return to the moment the next leader's ``func`` starts.
+* curator: Apache Curator's ``LeaderLatch`` (Debian's Curator 5.x), N latches in one JVM
+  (bench/java/CuratorDriver.java, compiled at run time). Per round the leader closes its
+  latch; 10 ms later it re-joins with a new latch. Measured inside the JVM: from just before
+  ``close()`` to the moment the next participant's ``isLeader()`` starts.
 * floor: what any handover must cost at least: one ``delete`` of an existing ephemeral node
   (the leader leaving) plus one ``get_children`` of a path with N children (the successor
   checking it is first), each the median of many synchronous kazoo round trips, taken from
-  one client per ensemble member so the mix of members matches the candidates'. Sampled
-  idle first, then a few samples after every measured round of both implementations, so
-  load from elsewhere on the machine weighs on the floor as on the handovers.
+  one client per ensemble member. Sampled idle first, then a few samples after every
+  measured round of every implementation, so load from elsewhere on the machine weighs on
+  the floor as on the handovers.
 
-Target (DESIGN §7): zkelect's median handover <= 1.3x the floor.
+Sessions: up to ``--max-sessions`` (100) candidates each have their own ZooKeeper session
+(own KazooClient / CuratorFramework). Above that, candidates share that many sessions
+round-robin, for all three implementations alike (1,000 sessions of 7 threads each for
+zkelect, 3 for kazoo, is more than a 2-core machine should be asked to run beside the
+servers). Every implementation re-joins 10 ms after leaving, so the re-join does not compete
+with the handover being measured, for all three alike.
 
-Run: ``make bench`` or ``python bench/handover.py [--sizes 10,100] [--rounds 30]``;
-``--quick`` for a smoke run (N=5, 5 rounds). Results: bench/results/handover.json.
+Target (DESIGN §7, issue 7): zkelect's median handover <= 1.3x the floor, and below both
+kazoo's and Curator's at every N.
+
+Run: ``python bench/handover.py [--sizes 10,100,1000] [--rounds 60]``; ``--quick`` for the
+old smoke run (N=5, 5 rounds, zkelect and kazoo only); ``--smoke`` (N=5, 3 rounds, all
+three). Results: bench/results/handover.json.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import os
-import platform
 import statistics
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+import timeit
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # runnable as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import kazoo  # noqa: E402
-from kazoo.client import KazooClient  # noqa: E402
-from kazoo.exceptions import CancelledError  # noqa: E402
+from common import (
+    STEP_TIMEOUT,
+    BenchError,
+    Children,
+    Ensemble,
+    JavaProgram,
+    Recorder,
+    base_parser,
+    curator_driver,
+    default_output,
+    ensemble_for,
+    exit_on_sigterm,
+    machine_info,
+    ms,
+    percentile,
+    started_clients,
+    wait_children,
+    write_result,
+)
+from kazoo.client import KazooClient
+from kazoo.exceptions import CancelledError
 
-from zkelect import Election, Leadership, ZkElectError  # noqa: E402
-from zkelect.candidate import election_order  # noqa: E402
-from zkelect.ensemble import LocalEnsemble  # noqa: E402
+from zkelect import Election, ElectionConfig, Leadership, NoopRecorder, ZkElectError
+from zkelect.candidate import election_order, parse_node, serial_order
 
 TARGET_RATIO = 1.3
-TICK_MS = 200
-MIN_SESSION_MS = 400
-MAX_SESSION_MS = 20_000
-CLIENT_TIMEOUT = 10.0  # requested session timeout (s); generous: 2 cores, up to 100 clients
-STEP_TIMEOUT = 15.0  # any single wait (a handover, clients connecting) fails after this
+CLIENT_TIMEOUT = 10.0  # requested session timeout (s) of every candidate's session
 SETTLE = 0.02  # quiet time between rounds, after the queue is whole again
+REQUEUE_DELAY = 0.01  # every implementation re-joins this long after leaving (zkelect default)
+IMPLEMENTATIONS = ("zkelect", "kazoo", "curator")
 
 log = logging.getLogger("bench.handover")
 
 
-class BenchError(Exception):
-    """Something in the benchmark did not happen in time (reported in one line)."""
-
-
-# --------------------------------------------------------------------------- statistics
-
-
 def median(samples: Sequence[float]) -> float:
     return statistics.median(samples)
-
-
-def p90(samples: Sequence[float]) -> float:
-    if len(samples) < 2:
-        return samples[0]
-    return statistics.quantiles(samples, n=10, method="inclusive")[8]
-
-
-def ms(seconds: float) -> float:
-    return round(seconds * 1000.0, 4)
-
-
-# --------------------------------------------------------------------------- clients
-
-
-@contextmanager
-def started_clients(hosts: Sequence[str]) -> Iterator[list[KazooClient]]:
-    """One started KazooClient per entry of ``hosts`` (connected in parallel); all stopped
-    and closed on exit, whatever happens."""
-    clients = [KazooClient(hosts=h, timeout=CLIENT_TIMEOUT) for h in hosts]
-    try:
-        events = [client.start_async() for client in clients]
-        deadline = time.monotonic() + STEP_TIMEOUT + len(clients) * 0.1
-        for client, event in zip(clients, events, strict=True):
-            event.wait(max(0.0, deadline - time.monotonic()))
-            if not client.connected:
-                raise BenchError(f"a client did not connect to {client.hosts} in time")
-        yield clients
-    finally:
-        for client in clients:
-            with suppress(Exception):
-                client.stop()
-            with suppress(Exception):
-                client.close()
-
-
-def wait_children(client: KazooClient, path: str, count: int) -> None:
-    """Poll until ``path`` has ``count`` children (the queue is whole again)."""
-    deadline = time.monotonic() + STEP_TIMEOUT
-    while len(client.get_children(path)) != count:
-        if time.monotonic() > deadline:
-            raise BenchError(f"{path} did not get back to {count} candidates in time")
-        time.sleep(0.002)
-
-
-class Recorder:
-    """Where the callbacks (other threads) note who started leading, and when."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.events: list[tuple[int, float]] = []  # (candidate index, perf_counter)
-
-    def record(self, index: int) -> None:
-        now = time.perf_counter()  # first thing: this is the end of the measurement
-        with self._cond:
-            self.events.append((index, now))
-            self._cond.notify_all()
-
-    def count(self) -> int:
-        with self._cond:
-            return len(self.events)
-
-    def wait_beyond(self, mark: int, what: str) -> tuple[int, float]:
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self.events) > mark, STEP_TIMEOUT):
-                raise BenchError(f"no new leader within {STEP_TIMEOUT:g}s ({what})")
-            return self.events[mark]
 
 
 # --------------------------------------------------------------------------- the floor
@@ -153,6 +101,9 @@ class Floor:
     delete: list[float] = field(default_factory=list)
     children: list[float] = field(default_factory=list)
 
+    def pairs(self) -> list[float]:
+        return [d + c for d, c in zip(self.delete, self.children, strict=True)]
+
     @property
     def median(self) -> float:
         return median(self.delete) + median(self.children)
@@ -160,16 +111,21 @@ class Floor:
     @property
     def p90(self) -> float:
         """p90 of (delete + get_children) pairs taken together (not a sum of p90s)."""
-        return p90([d + c for d, c in zip(self.delete, self.children, strict=True)])
+        return percentile(self.pairs(), 90)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.pairs(), 99)
 
     def summary(self) -> dict[str, Any]:
         return {
             "median_ms": ms(self.median),
             "p90_ms": ms(self.p90),
+            "p99_ms": ms(self.p99),
             "delete_median_ms": ms(median(self.delete)),
-            "delete_p90_ms": ms(p90(self.delete)),
+            "delete_p90_ms": ms(percentile(self.delete, 90)),
             "get_children_median_ms": ms(median(self.children)),
-            "get_children_p90_ms": ms(p90(self.children)),
+            "get_children_p90_ms": ms(percentile(self.children, 90)),
             "samples_per_op": len(self.delete),
         }
 
@@ -177,13 +133,12 @@ class Floor:
 class FloorProbe:
     """Samples the floor: one client per ensemble member, a path with N ephemeral children.
 
-    A sample is what a handover minimally does, at a handover's pace: after the same
-    quiet time the rounds have (``SETTLE``), delete an ephemeral node, then at once read
-    the N children. Samples are taken in an idle batch first, then a few after every
-    measured round of both implementations, so load from elsewhere on the machine weighs
-    on the floor as on the handovers. A *back-to-back* variant (create, delete at once,
-    no pause) is kept for reference only: a write right after another is faster than one
-    after a pause, which is not the situation a handover is in.
+    A sample is what a handover minimally does, at a handover's pace: after the same quiet
+    time the rounds have (``SETTLE``), delete an ephemeral node, then at once read the N
+    children. Samples are taken in an idle batch first, then a few after every measured
+    round of every implementation. A *back-to-back* variant (create, delete at once, no
+    pause) is kept for reference only: a write right after another is faster than one after
+    a pause, which is not the situation a handover is in.
     """
 
     def __init__(self, clients: list[KazooClient], n: int) -> None:
@@ -197,7 +152,8 @@ class FloorProbe:
         owner.ensure_path(f"{self._base}/children")
         owner.ensure_path(f"{self._base}/doomed")
         for _ in range(n):
-            owner.create(f"{self._base}/children/c-", b"x" * 8, ephemeral=True, sequence=True)
+            owner.create_async(f"{self._base}/children/c-", b"x" * 8, ephemeral=True, sequence=True)
+        wait_children(owner, f"{self._base}/children", n)
         for _ in range(max(5, len(clients) * 3)):  # warm-up, not kept
             self._one(pause=0.0, into=None)
 
@@ -238,13 +194,27 @@ class Run:
 
 
 def run_zkelect(
-    ensemble: LocalEnsemble, n: int, rounds: int, warmup: int, probe: FloorProbe
+    ensemble: Ensemble, n: int, sessions: int, rounds: int, warmup: int, probe: FloorProbe
 ) -> Run:
     path = f"/bench/handover/zkelect-n{n}"
     recorder = Recorder()
     run = Run()
     resign_calls: list[float] = []
-    with started_clients([ensemble.hosts] * (n + 1)) as clients:
+    flips: list[float] = []  # resign() called -> the successor's flip to leader (worker thread)
+    hops: list[float] = []  # that flip -> its on_elected starts (callback thread)
+    flipped: dict[int, float] = {}
+    config = ElectionConfig(session_timeout=CLIENT_TIMEOUT, requeue_delay=REQUEUE_DELAY)
+
+    class FlipClock(NoopRecorder):
+        """zkelect's metrics hook ``leadership_acquired`` runs at the flip, under the lock."""
+
+        def __init__(self, index: int) -> None:
+            self.index = index
+
+        def leadership_acquired(self, election: str, epoch: int, waited: float) -> None:
+            flipped[self.index] = time.perf_counter()
+
+    with started_clients([ensemble.hosts] * (sessions + 1), CLIENT_TIMEOUT) as clients:
         observer, candidate_clients = clients[0], clients[1:]
         elections: list[Election] = []
 
@@ -255,9 +225,14 @@ def run_zkelect(
             return on_elected
 
         try:
-            for index, client in enumerate(candidate_clients):
+            for index in range(n):
                 election = Election(
-                    client, path, candidate_id=f"cand-{index:03d}", on_elected=elected(index)
+                    candidate_clients[index % sessions],
+                    path,
+                    candidate_id=f"cand-{index:04d}",
+                    config=config,
+                    on_elected=elected(index),
+                    metrics=FlipClock(index),
                 )
                 elections.append(election)
                 election.start()
@@ -278,13 +253,45 @@ def run_zkelect(
                 if round_no >= warmup:
                     run.samples.append(at - started)
                     resign_calls.append(resigned - started)
+                    flip = flipped.get(successor, 0.0)
+                    if started < flip <= at:
+                        flips.append(flip - started)
+                        hops.append(at - flip)
                 wait_children(observer, path, n)
                 if round_no >= warmup:
                     probe.between_rounds()
                 time.sleep(SETTLE)
+            # In this run, on this machine: what ordering the election's children costs zkelect
+            # on every look (the successor does it once per handover).
+            # And what it would cost with the parsed names cached (not zkelect's code).
+            names = observer.get_children(path)
+            run.extra["election_order_ms"] = ms(
+                min(timeit.repeat(lambda: election_order(names), number=20, repeat=5)) / 20
+            )
+            parsed = {name: parse_node(name) for name in names}
+            run.extra["election_order_cached_ms"] = ms(
+                min(
+                    timeit.repeat(
+                        lambda: serial_order([parsed[n] for n in names if parsed[n]]),
+                        number=20,
+                        repeat=5,
+                    )
+                )
+                / 20
+            )
         finally:
             stop_in_queue_order(elections, observer, path)
     run.extra["resign_call_median_ms"] = ms(median(resign_calls)) if resign_calls else None
+    run.extra["breakdown"] = {
+        "what": (
+            "resign_returned: resign() returns (the actor deleted the node); flipped: the "
+            "successor's election step flips to leader (worker thread); callback_hop: from "
+            "that flip to on_elected starting (callback thread); medians, ms"
+        ),
+        "resign_returned_median_ms": ms(median(resign_calls)) if resign_calls else None,
+        "flipped_median_ms": ms(median(flips)) if flips else None,
+        "callback_hop_median_ms": ms(median(hops)) if hops else None,
+    }
     return run
 
 
@@ -293,8 +300,10 @@ def stop_in_queue_order(elections: list[Election], observer: KazooClient, path: 
     by_id = {e.candidate_id: e for e in elections}
     order: list[Election] = []
     with suppress(Exception):
-        for node in election_order(observer.get_children(path)):
-            data, _ = observer.get(f"{path}/{node.name}")
+        names = [node.name for node in election_order(observer.get_children(path))]
+        pending = [observer.get_async(f"{path}/{name}") for name in names]
+        for result in pending:
+            data, _ = result.get(timeout=STEP_TIMEOUT)
             election = by_id.pop(bytes(data).decode(), None)
             if election is not None:
                 order.append(election)
@@ -309,15 +318,19 @@ def stop_in_queue_order(elections: list[Election], observer: KazooClient, path: 
 # --------------------------------------------------------------------------- kazoo
 
 
-def run_kazoo(ensemble: LocalEnsemble, n: int, rounds: int, warmup: int, probe: FloorProbe) -> Run:
+def run_kazoo(
+    ensemble: Ensemble, n: int, sessions: int, rounds: int, warmup: int, probe: FloorProbe
+) -> Run:
     path = f"/bench/handover/kazoo-n{n}"
     recorder = Recorder()
     run = Run()
     stopping = threading.Event()
     release = [threading.Event() for _ in range(n)]
-    with started_clients([ensemble.hosts] * (n + 1)) as clients:
+    with started_clients([ensemble.hosts] * (sessions + 1), CLIENT_TIMEOUT) as clients:
         observer, candidate_clients = clients[0], clients[1:]
-        elections = [c.Election(path, f"cand-{i:03d}") for i, c in enumerate(candidate_clients)]
+        elections = [
+            candidate_clients[i % sessions].Election(path, f"cand-{i:04d}") for i in range(n)
+        ]
         errors: list[BaseException] = []
 
         def lead(index: int) -> None:
@@ -329,6 +342,7 @@ def run_kazoo(ensemble: LocalEnsemble, n: int, rounds: int, warmup: int, probe: 
             try:
                 while not stopping.is_set():
                     elections[index].run(lead, index)  # returns after lead() returns
+                    time.sleep(REQUEUE_DELAY)  # re-join at the back, like the others
             except CancelledError:
                 pass
             except BaseException as exc:  # reported by the main thread
@@ -366,11 +380,66 @@ def run_kazoo(ensemble: LocalEnsemble, n: int, rounds: int, warmup: int, probe: 
                     election.cancel()
             for event in release:
                 event.set()
+            deadline = time.monotonic() + STEP_TIMEOUT
             for thread in threads:
-                thread.join(timeout=STEP_TIMEOUT)
+                thread.join(timeout=max(0.1, deadline - time.monotonic()))
             stuck = [t.name for t in threads if t.is_alive()]
             if stuck:
-                log.warning("kazoo candidate threads still running: %s", ", ".join(stuck))
+                log.warning("%d kazoo candidate threads still running", len(stuck))
+    return run
+
+
+# --------------------------------------------------------------------------- Curator
+
+
+def run_curator(
+    ensemble: Ensemble,
+    n: int,
+    sessions: int,
+    rounds: int,
+    warmup: int,
+    probe: FloorProbe,
+    java: JavaProgram,
+    children: Children,
+    logs: Path,
+) -> Run:
+    path = f"/bench/handover/curator-n{n}"
+    run = Run()
+    argv = [
+        *java.command,
+        ensemble.hosts,
+        path,
+        str(n),
+        str(sessions),
+        str(int(CLIENT_TIMEOUT * 1000)),
+        str(int(REQUEUE_DELAY * 1000)),
+    ]
+    log_file = logs / f"curator-n{n}.log"
+    driver = children.start(argv, name=f"curator driver N={n}", log=log_file)
+    try:
+        driver.expect("READY", timeout=STEP_TIMEOUT + n * 0.05)
+        with started_clients([ensemble.hosts], CLIENT_TIMEOUT) as (observer,):
+            wait_children(observer, path, n)
+            for round_no in range(warmup + rounds):
+                driver.send("ROUND")
+                line = driver.expect("SAMPLE")
+                _, nanos, old, new = line.split()
+                if old == new:
+                    raise BenchError("the closed Curator participant was elected again at once")
+                if round_no >= warmup:
+                    run.samples.append(int(nanos) / 1e9)
+                wait_children(observer, path, n)
+                if round_no >= warmup:
+                    probe.between_rounds()
+                time.sleep(SETTLE)
+        with suppress(Exception):
+            driver.send("QUIT")
+            driver.expect("CLOSED", timeout=STEP_TIMEOUT)
+    except BenchError as exc:
+        tail = log_file.read_text(errors="replace")[-600:] if log_file.exists() else ""
+        raise BenchError(f"{exc}; driver stderr: {tail.strip()}") from None
+    finally:
+        driver.stop()
     return run
 
 
@@ -378,13 +447,15 @@ def run_kazoo(ensemble: LocalEnsemble, n: int, rounds: int, warmup: int, probe: 
 
 
 def summarize(name: str, run: Run, floor: Floor, hot: Floor) -> dict[str, Any]:
-    med, p = median(run.samples), p90(run.samples)
+    med, p9, p99 = median(run.samples), percentile(run.samples, 90), percentile(run.samples, 99)
     return {
         "implementation": name,
         "median_ms": ms(med),
-        "p90_ms": ms(p),
+        "p90_ms": ms(p9),
+        "p99_ms": ms(p99),
         "median_ratio": round(med / floor.median, 3),
-        "p90_ratio": round(p / floor.median, 3),
+        "p90_ratio": round(p9 / floor.p90, 3),
+        "p99_ratio": round(p99 / floor.p99, 3),
         "median_ratio_to_back_to_back_floor": round(med / hot.median, 3),
         "rounds": len(run.samples),
         "samples_ms": [ms(s) for s in run.samples],
@@ -392,18 +463,8 @@ def summarize(name: str, run: Run, floor: Floor, hot: Floor) -> dict[str, Any]:
     }
 
 
-def zookeeper_version(ensemble: LocalEnsemble) -> str:
-    try:
-        reply = ensemble.four_letter(0, "srvr")
-    except ZkElectError as exc:
-        return f"unknown ({exc})"
-    for line in reply.splitlines():
-        if line.lower().startswith("zookeeper version:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
 def print_table(rows: list[dict[str, Any]]) -> None:
+    # Columns kept as in the first version of this script (its smoke test parses them).
     header = f"{'implementation':<15}{'N':>5}{'median ms':>12}{'p90 ms':>10}"
     header += f"{'median/floor':>15}{'p90/floor':>12}"
     print(header)
@@ -413,23 +474,46 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{row['implementation']:<15}{row['n']:>5}{row['median_ms']:>12.2f}"
             f"{row['p90_ms']:>10.2f}{row['median_ratio']:>14.2f}x{row['p90_ratio']:>11.2f}x"
         )
+    print()
+    print(f"{'implementation':<15}{'N':>5}{'p99 ms':>10}{'p99/floor p99':>16}{'sessions':>10}")
+    for row in rows:
+        p99_ratio = row.get("p99_ratio", 1.0)
+        print(
+            f"{row['implementation']:<15}{row['n']:>5}{row['p99_ms']:>10.2f}"
+            f"{p99_ratio:>15.2f}x{row.get('sessions', ''):>10}"
+        )
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Leader handover latency of zkelect and kazoo vs the ZooKeeper floor."
+def parse_args(argv: list[str] | None) -> Any:
+    parser = base_parser(
+        "Leader handover latency of zkelect, kazoo and Curator vs the ZooKeeper floor."
     )
-    parser.add_argument("--sizes", default="10,100", help="candidate counts (default 10,100)")
-    parser.add_argument("--rounds", type=int, default=30, help="measured rounds per size")
-    parser.add_argument("--warmup", type=int, default=3, help="unmeasured rounds first")
+    parser.add_argument("--sizes", default="10,100,1000", help="candidate counts")
+    parser.add_argument("--rounds", type=int, default=60, help="measured rounds, N <= 100")
+    parser.add_argument("--rounds-large", type=int, default=20, help="measured rounds, N > 100")
+    parser.add_argument("--warmup", type=int, default=4, help="unmeasured rounds first")
     parser.add_argument(
         "--floor-samples", type=int, default=60, help="idle floor samples before the rounds"
     )
-    parser.add_argument("--quick", action="store_true", help="smoke run: N=5, 5 rounds")
-    parser.add_argument("--output", type=Path, help="JSON results file")
+    parser.add_argument(
+        "--max-sessions", type=int, default=100, help="above this N candidates share sessions"
+    )
+    parser.add_argument(
+        "--impls", default=None, help=f"comma-separated subset of {','.join(IMPLEMENTATIONS)}"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="old smoke run: N=5, 5 rounds, zkelect and kazoo"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.rounds, args.warmup, args.floor_samples = "5", 5, 1, 10
+        args.impls = args.impls or "zkelect,kazoo"
+    if args.smoke:
+        args.sizes, args.rounds, args.rounds_large, args.warmup = "5", 3, 3, 1
+        args.floor_samples = 6
+    args.impl_list = (args.impls or ",".join(IMPLEMENTATIONS)).split(",")
+    if not set(args.impl_list) <= set(IMPLEMENTATIONS):
+        parser.error(f"--impls must be a subset of {','.join(IMPLEMENTATIONS)}")
     try:
         args.size_list = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
@@ -437,68 +521,141 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.size_list or min(args.size_list) < 2 or args.rounds < 1 or args.warmup < 0:
         parser.error("need sizes >= 2, --rounds >= 1 and --warmup >= 0")
     if args.output is None:  # a smoke run must not overwrite the real results
-        name = "tmp/handover-quick.json" if args.quick else "handover.json"
-        args.output = ROOT / "bench" / "results" / name
+        name = "handover-quick" if args.quick else "handover"
+        args.output = default_output(name, args.quick or args.smoke)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kazoo").setLevel(logging.ERROR)
     began = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    children = Children()
     try:
-        with LocalEnsemble(
-            3,
-            tick_time_ms=TICK_MS,
-            min_session_timeout_ms=MIN_SESSION_MS,
-            max_session_timeout_ms=MAX_SESSION_MS,
-        ) as ensemble:
-            zk_version = zookeeper_version(ensemble)
-            pids = [ensemble.pid(i) for i in range(ensemble.size)]
-            print("ensemble pids: " + " ".join(str(pid) for pid in pids if pid), flush=True)
+        with (
+            ensemble_for(args.hosts) as ensemble,
+            tempfile.TemporaryDirectory(prefix="zkelect-bench-") as logs,
+        ):
+            machine = machine_info(ensemble)
+            print(f"ensemble: {ensemble.hosts}, ZooKeeper {machine['zookeeper']}", flush=True)
+            java_ctx = curator_driver() if "curator" in args.impl_list else None
+            java = java_ctx.__enter__() if java_ctx is not None else None
+            try:
+                for n in args.size_list:
+                    rounds = args.rounds if n <= 100 else args.rounds_large
+                    sessions = min(n, args.max_sessions)
+                    members = ensemble.members
+                    with started_clients(members, CLIENT_TIMEOUT) as floor_clients:
+                        probe = FloorProbe(floor_clients, n)
+                        probe.sample(args.floor_samples)
+                        runs: dict[str, Run] = {}
+                        for impl in args.impl_list:
+                            print(f"N={n}: {impl} ({sessions} sessions) ...", flush=True)
+                            if impl == "zkelect":
+                                runs[impl] = run_zkelect(
+                                    ensemble, n, sessions, rounds, args.warmup, probe
+                                )
+                            elif impl == "kazoo":
+                                runs[impl] = run_kazoo(
+                                    ensemble, n, sessions, rounds, args.warmup, probe
+                                )
+                            else:
+                                assert java is not None
+                                runs[impl] = run_curator(
+                                    ensemble,
+                                    n,
+                                    sessions,
+                                    rounds,
+                                    args.warmup,
+                                    probe,
+                                    java,
+                                    children,
+                                    Path(logs),
+                                )
+                    floor, hot = probe.paced, probe.back_to_back
+                    rows.append(
+                        {
+                            "implementation": "floor",
+                            "n": n,
+                            "sessions": len(members),
+                            **floor.summary(),
+                            "median_ratio": 1.0,
+                            "p90_ratio": 1.0,
+                            "p99_ratio": 1.0,
+                            "back_to_back": hot.summary(),
+                        }
+                    )
+                    for impl, run in runs.items():
+                        rows.append(
+                            {"n": n, "sessions": sessions, **summarize(impl, run, floor, hot)}
+                        )
+            finally:
+                children.stop_all()
+                if java_ctx is not None:
+                    java_ctx.__exit__(None, None, None)
+            target = verdicts(rows)
+            print()
             print(
-                f"ensemble: 3 members on 127.0.0.1, tickTime {TICK_MS} ms, ZooKeeper {zk_version}"
+                "handover: leader resigns -> successor starts leading; floor = delete + "
+                "get_children"
             )
-            print(
-                f"rounds per size: {args.rounds} measured after {args.warmup} warm-up; "
-                f"cpus: {os.cpu_count()}; python {platform.python_version()}; "
-                f"kazoo {kazoo.version.__version__}"
+            print_table(rows)
+            print()
+            for line in target["lines"]:
+                print(line)
+            write_result(
+                args.output,
+                benchmark="handover",
+                description=(
+                    "leader resigns -> successor starts leading (zkelect: resign() -> "
+                    "on_elected; kazoo: leader func told to return -> next func starts; "
+                    "curator: LeaderLatch.close() -> next isLeader()); floor = median delete "
+                    "+ median get_children with N children, same run, same ensemble"
+                ),
+                ensemble=ensemble,
+                machine=machine,
+                params={
+                    "sizes": args.size_list,
+                    "rounds": args.rounds,
+                    "rounds_large": args.rounds_large,
+                    "warmup_rounds": args.warmup,
+                    "floor_idle_samples": args.floor_samples,
+                    "floor_samples_after_each_measured_round": 3,
+                    "settle_s": SETTLE,
+                    "requeue_delay_s": REQUEUE_DELAY,
+                    "client_session_timeout_s": CLIENT_TIMEOUT,
+                    "max_sessions": args.max_sessions,
+                    "implementations": args.impl_list,
+                    "quick": bool(args.quick),
+                    "smoke": bool(args.smoke),
+                },
+                results=rows,
+                began=began,
+                target={
+                    "zkelect_median_ratio_max": TARGET_RATIO,
+                    "met": target["met"],
+                    "below_peers": target["below_peers"],
+                },
             )
-            for n in args.size_list:
-                members = [ensemble.member_hosts(i) for i in range(ensemble.size)]
-                with started_clients(members) as floor_clients:
-                    probe = FloorProbe(floor_clients, n)
-                    probe.sample(args.floor_samples)
-                    print(f"N={n}: zkelect ...", flush=True)
-                    zk = run_zkelect(ensemble, n, args.rounds, args.warmup, probe)
-                    print(f"N={n}: kazoo ...", flush=True)
-                    kz = run_kazoo(ensemble, n, args.rounds, args.warmup, probe)
-                floor, hot = probe.paced, probe.back_to_back
-                rows.append(
-                    {
-                        "implementation": "floor",
-                        "n": n,
-                        **floor.summary(),
-                        "median_ratio": 1.0,
-                        "p90_ratio": round(floor.p90 / floor.median, 3),
-                        "back_to_back": hot.summary(),
-                    }
-                )
-                rows.append({"n": n, **summarize("zkelect", zk, floor, hot)})
-                rows.append({"n": n, **summarize("kazoo", kz, floor, hot)})
     except KeyboardInterrupt:
-        print("interrupted: clients, threads and the ensemble were stopped", file=sys.stderr)
+        print(
+            "interrupted: clients, threads, processes and the ensemble were stopped",
+            file=sys.stderr,
+        )
         return 130
     except (BenchError, ZkElectError) as exc:
         print(f"handover benchmark failed: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
+    return 0
 
-    print()
-    print("handover: leader resigns -> successor starts leading; floor = delete + get_children")
-    print_table(rows)
-    print()
+
+def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    met: dict[str, bool] = {}
+    below: dict[str, bool] = {}
+    lines: list[str] = []
     for row in rows:
         if row["implementation"] == "floor":
             hot_ms = row["back_to_back"]["median_ms"]
@@ -507,62 +664,26 @@ def main(argv: list[str] | None = None) -> int:
                 for r in rows
                 if r["n"] == row["n"] and r["implementation"] != "floor"
             )
-            print(
+            lines.append(
                 f"reference, N={row['n']}: back-to-back floor (no pause before the delete) "
                 f"{hot_ms:.2f} ms; medians over it: {others}"
             )
-    met: dict[str, bool] = {}
     for row in rows:
         if row["implementation"] != "zkelect":
             continue
         ok = row["median_ratio"] <= TARGET_RATIO
         met[str(row["n"])] = ok
+        peers = [
+            r for r in rows if r["n"] == row["n"] and r["implementation"] in ("kazoo", "curator")
+        ]
+        if peers:
+            below[str(row["n"])] = all(row["median_ms"] < p["median_ms"] for p in peers)
         verdict = "target met" if ok else "target NOT met"
-        print(
+        lines.append(
             f"N={row['n']}: zkelect median {row['median_ratio']:.2f}x floor "
             f"(target <= {TARGET_RATIO}x): {verdict}"
         )
-    elapsed = time.perf_counter() - began
-    result = {
-        "benchmark": "handover",
-        "description": (
-            "leader resigns -> successor starts leading (zkelect: resign() -> on_elected; "
-            "kazoo: leader func told to return -> next func starts); floor = median delete "
-            "+ median get_children with N children, same run, same ensemble"
-        ),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "duration_s": round(elapsed, 1),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "kazoo": kazoo.version.__version__,
-            "zookeeper": zk_version,
-        },
-        "ensemble": {
-            "size": 3,
-            "tick_time_ms": TICK_MS,
-            "min_session_timeout_ms": MIN_SESSION_MS,
-            "max_session_timeout_ms": MAX_SESSION_MS,
-            "client_session_timeout_s": CLIENT_TIMEOUT,
-            "loopback": True,
-        },
-        "params": {
-            "sizes": args.size_list,
-            "rounds": args.rounds,
-            "warmup_rounds": args.warmup,
-            "floor_idle_samples": args.floor_samples,
-            "floor_samples_after_each_measured_round": 3,
-            "settle_s": SETTLE,
-            "quick": args.quick,
-        },
-        "target": {"zkelect_median_ratio_max": TARGET_RATIO, "met": met},
-        "results": rows,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results written to {args.output} ({elapsed:.0f}s)")
-    return 0
+    return {"met": met, "below_peers": below, "lines": lines}
 
 
 if __name__ == "__main__":

@@ -70,7 +70,8 @@ def bench_page(text: str) -> tuple[str, dict[str, Path]]:
 def on_files(files: Files, config: Any, **_: Any) -> Files:
     _replace(files, config, CLI_PAGE, _generator().render())
     readme = BENCH_DIR / "README.md"
-    if readme.is_file():
+    # `make bench` writes docs/benchmarks.md (figures and plots): publish that when present.
+    if readme.is_file() and not (ROOT / "docs" / BENCH_PAGE).is_file():
         page, extra = bench_page(readme.read_text(encoding="utf-8"))
         _replace(files, config, BENCH_PAGE, page)
         for src_uri, source in extra.items():

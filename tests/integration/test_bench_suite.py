@@ -1,0 +1,187 @@
+"""The benchmark suite's smoke run: every benchmark end to end at tiny sizes, then the report.
+
+Nobody runs ``make bench`` in CI (it takes about ten minutes), so without this the scripts
+would rot silently. ``bench/run_all.py --smoke`` runs all six benchmarks (handover with
+kazoo and a real Curator LeaderLatch driver compiled here, herd, fenced writes with a real
+PostgreSQL, crash failover with real SIGKILL/SIGSTOP, idle CPU, scale in subprocesses) on
+one real 3-member ensemble, writing everything under a temporary directory, never to
+bench/results or docs/. The targets are not asserted (tiny sizes prove nothing about
+performance); what is asserted is that every benchmark ran, measured what it claims, recorded
+its machine, versions and ensemble settings, and that the report states each target.
+"""
+
+# ruff: noqa: RUF001  (the multiplication sign and the en dash are meant: typography)
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zkelect.testing import wait_for
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ("handover", "herd", "fenced_write", "crash", "idle_cpu", "scale")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Run the smoke suite once for every test of this module (about a minute)."""
+    out = tmp_path_factory.mktemp("bench-smoke")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    # On timeout subprocess.run SIGKILLs run_all.py; everything it started dies with it
+    # (PR_SET_PDEATHSIG on the ensemble, the benchmarks and their children).
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run_all.py"), "--smoke", "--output-dir", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    results = {
+        name: json.loads((out / f"{name}.json").read_text())
+        for name in BENCHMARKS
+        if (out / f"{name}.json").exists()
+    }
+    return {"out": out, "done": done, "results": results}
+
+
+def test_every_benchmark_runs_and_the_report_is_written(smoke: dict[str, Any]) -> None:
+    done, out = smoke["done"], smoke["out"]
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr}"
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert run["smoke"] is True
+    assert {name: b["status"] for name, b in run["benchmarks"].items()} == dict.fromkeys(
+        BENCHMARKS, "ok"
+    )
+    assert set(smoke["results"]) == set(BENCHMARKS)
+
+    # Every ZooKeeper server the suite started is gone.
+    match = re.search(r"^ensemble pids: ([\d ]+)$", done.stdout, re.MULTILINE)
+    assert match, done.stdout[-2000:]
+    pids = [int(pid) for pid in match.group(1).split()]
+    assert len(pids) == 3
+    wait_for(lambda: not [p for p in pids if alive(p)], 10, message=f"servers among {pids}")
+
+    report = (out / "benchmarks.md").read_text()
+    assert "shared 2-core" in report
+    assert "## Targets at a glance" in report
+    for heading in ("Handover", "Herd", "Crash", "Scale", "Fenced write", "idle"):
+        assert re.search(rf"^## \d\. .*{heading}", report, re.MULTILINE | re.IGNORECASE), heading
+    for target in (
+        "≤ 1.3× floor",
+        "below kazoo and Curator",
+        "exactly 1 candidate woken",
+        "≤ 1 watch per candidate node",
+        "session timeout + 10%",
+        "handful of threads",
+        "≤ 1.2× plain",
+        "near zero CPU",
+    ):
+        assert target in report, target
+    assert re.search(r"\*\*(NOT )?met\*\*", report)
+    if importlib.util.find_spec("matplotlib") is not None:
+        for name in ("handover", "herd", "scale", "crash", "fenced-write", "idle-cpu"):
+            png = out / "img" / f"bench-{name}.png"
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+            assert f"img/bench-{name}.png" in report
+    else:
+        assert "Plots skipped" in report
+
+
+def test_each_result_records_machine_versions_and_ensemble(smoke: dict[str, Any]) -> None:
+    for name, data in smoke["results"].items():
+        machine, ensemble = data["machine"], data["ensemble"]
+        assert machine["cpu_count"] and machine["python"] and machine["kazoo"], name
+        assert machine["zookeeper"].startswith("3."), (name, machine["zookeeper"])
+        assert ensemble["size"] == 3 and ensemble["loopback"] is True, name
+        assert ensemble["tick_time_ms"] == 200, name
+        assert data["params"]["smoke"] is True, name
+        assert data["benchmark"] == name
+
+
+def test_handover_compares_zkelect_kazoo_and_curator_with_the_floor(
+    smoke: dict[str, Any],
+) -> None:
+    rows = smoke["results"]["handover"]["results"]
+    assert {r["implementation"] for r in rows} == {"floor", "zkelect", "kazoo", "curator"}
+    for row in rows:
+        assert 0 < row["median_ms"] <= row["p90_ms"] <= row["p99_ms"], row
+        assert row["median_ratio"] > 0
+        if row["implementation"] != "floor":
+            assert row["rounds"] == len(row["samples_ms"]) >= 3
+    assert smoke["results"]["handover"]["machine"]["curator"]
+
+
+def test_herd_counts_wakeups_on_the_servers_and_the_clients(smoke: dict[str, Any]) -> None:
+    rows = {r["recipe"]: r for r in smoke["results"]["herd"]["results"]}
+    zk, naive = rows["zkelect"], rows["naive"]
+    n = zk["n"]
+    # zkelect: one candidate woken; two server notifications (successor + the leaver's own).
+    assert zk["leader_change"]["candidates_woken"] == 1
+    assert zk["leader_change"]["server_notifications"] == 2
+    assert zk["join"]["candidates_woken"] == 0
+    assert zk["at_rest"]["max_watches_per_follower_node"] == 1
+    # The naive recipe wakes everyone but the leaver, each re-reading the children.
+    assert naive["leader_change"]["candidates_woken"] == n - 1
+    assert naive["leader_change"]["requests"] >= n
+    assert naive["at_rest"]["server_watches_per_candidate"] == 1
+
+
+def test_crash_fenced_scale_and_idle_measured_what_they_claim(smoke: dict[str, Any]) -> None:
+    crash = smoke["results"]["crash"]["results"]
+    assert set(crash["by_signal"]) == {"SIGKILL", "SIGSTOP"}
+    timeout = crash["session_timeout_s"]
+    for trial in crash["trials"]:
+        # The successor can only lead once ZooKeeper expired the crashed leader's session.
+        assert 0.5 * timeout < trial["failover_s"] < 3 * timeout, trial
+
+    fenced = {r["name"]: r for r in smoke["results"]["fenced_write"]["results"]}
+    assert {"zookeeper set", "sqlite transaction"} <= set(fenced)
+    assert any(name.startswith("postgresql transaction") for name in fenced), smoke["results"][
+        "fenced_write"
+    ].get("skipped")
+    assert all(r["ratio"] > 0 and r["samples"] >= 20 for r in fenced.values())
+
+    scale = smoke["results"]["scale"]["results"]
+    per = {r["impl"]: r for r in scale["elections_per_session"]}
+    assert per["zkelect"]["threads"] <= 16  # a handful, whatever the number of elections
+    assert per["kazoo"]["threads"] >= per["kazoo"]["elections"]  # a thread per election
+    assert {r["impl"] for r in scale["join"]} == {"zkelect", "kazoo"}
+    assert all(r["time_to_first_leader_s"] > 0 for r in scale["join"])
+
+    idle = smoke["results"]["idle_cpu"]["results"]
+    assert {(r["impl"], r["role"]) for r in idle} == {
+        ("zkelect", "leader"),
+        ("zkelect", "candidate"),
+        ("kazoo", "leader"),
+        ("kazoo", "candidate"),
+    }
+    assert all(r["ticks_per_s"] >= 0 for r in idle)
