@@ -45,9 +45,9 @@ from common import (
     write_result,
 )
 from kazoo.client import KazooClient
-from pgserver import LocalPostgres, PostgresUnavailable
 
 from zkelect import Election, ElectionConfig, FencingToken, SQLiteFencedStore
+from zkelect.localpg import LocalPostgres, PostgresUnavailable
 
 TARGET = 1.2
 WARMUP = 20

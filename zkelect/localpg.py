@@ -1,6 +1,5 @@
-"""A throwaway PostgreSQL server for the fenced-write benchmark: Debian's binaries, a temp
-data dir, loopback only, fsync off. The same logic as tests/integration/pg_support.py (copied
-so the benchmarks do not import the test tree).
+"""A throwaway PostgreSQL server for tests and benchmarks of fenced stores (yours too):
+Debian's binaries, a temp data dir, loopback only, fsync off.
 
 PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` system user
 (created by Debian's package). Stopped by PID (SIGQUIT, then SIGKILL), always.
@@ -18,6 +17,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+__all__ = ["LocalPostgres", "PostgresUnavailable"]
 
 
 class PostgresUnavailable(RuntimeError):
