@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import platform
@@ -43,6 +42,7 @@ from kazoo.client import KazooClient  # noqa: E402
 
 import zkelect  # noqa: E402
 from zkelect.ensemble import LocalEnsemble, find_zookeeper  # noqa: E402
+from zkelect.lifeline import popen_tied  # noqa: E402
 from zkelect.testing import four_letter, mntr, mntr_int, split_hosts  # noqa: E402
 
 # The suite's ensemble: 3 members on loopback. tickTime 200 ms; sessions from 2 to 100 ticks.
@@ -391,25 +391,6 @@ class Recorder:
 # --------------------------------------------------------------------------- processes
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return prctl
-
-
-_PRCTL = _load_prctl()
-
-
-def die_with_parent() -> None:
-    """In a forked child before exec: the kernel SIGKILLs it when this process dies."""
-    if _PRCTL is not None:
-        _PRCTL(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
 def child_env() -> dict[str, str]:
     path = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
@@ -448,7 +429,7 @@ class Child:
     def __init__(self, argv: list[str], *, name: str, log: Path | None = None) -> None:
         self.name = name
         self._log_file = open(log, "w") if log is not None else None  # noqa: SIM115
-        self.proc = subprocess.Popen(
+        self.proc = popen_tied(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -457,7 +438,6 @@ class Child:
             bufsize=1,
             cwd=ROOT,
             env=child_env(),
-            preexec_fn=die_with_parent,
         )
         self.pid = self.proc.pid
         self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()

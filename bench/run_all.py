@@ -34,11 +34,12 @@ from common import (
     ROOT,
     SUITE_ENV,
     child_env,
-    die_with_parent,
     exit_on_sigterm,
     new_local_ensemble,
     python_command,
 )
+
+from zkelect.lifeline import popen_tied
 
 # name, script, time limit in seconds (full run, smoke run). Most sensitive first.
 BENCHMARKS: list[tuple[str, str, float, float]] = [
@@ -55,12 +56,7 @@ IMAGES = ROOT / "docs" / "img"
 
 def run_one(script: str, args: list[str], limit: float) -> tuple[str, int | None]:
     """Run one benchmark; stop it by PID (SIGTERM, then SIGKILL) if it overruns."""
-    proc = subprocess.Popen(
-        python_command(script, *args),
-        cwd=ROOT,
-        env=child_env(),
-        preexec_fn=die_with_parent,
-    )
+    proc = popen_tied(python_command(script, *args), cwd=ROOT, env=child_env())
     try:
         code = proc.wait(limit)
         return ("ok" if code == 0 else "failed"), code

@@ -41,6 +41,7 @@ from types import FrameType
 from typing import Any, TextIO, TypeVar
 
 from .errors import ZkElectError
+from .lifeline import popen_tied
 
 __all__ = ["DemoError", "main", "run_demo", "worker_main"]
 
@@ -311,25 +312,19 @@ class Demo:
     # -- processes ------------------------------------------------------------------------------
 
     def start_candidate(self, candidate_id: str, hosts: str) -> Candidate:
-        from .ensemble import _PRCTL, _die_with_parent, _spawn
-
         package_root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("ZKELECT_HOSTS", None)
         command = self.candidate_command(candidate_id, hosts)
-        parent = os.getpid()
-        proc = _spawn(
-            lambda: subprocess.Popen(
-                command,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches the demo only; it stops them in order
-                preexec_fn=(lambda: _die_with_parent(parent)) if _PRCTL is not None else None,
-            )
+        proc = popen_tied(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the demo only; it stops them in order
         )
         candidate = Candidate(candidate_id, proc, self)
         self.candidates[candidate_id] = candidate

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import os
-import queue
 import random
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +29,7 @@ from xml.sax.saxutils import escape
 from kazoo.client import KazooClient
 
 from zkelect.errors import ConfigurationError, ConnectionFailedError, ZooKeeperNotFoundError
+from zkelect.lifeline import popen_tied
 
 __all__ = ["LocalEnsemble", "ZooKeeperInstall", "find_zookeeper"]
 
@@ -188,57 +185,6 @@ def _free_ports(count: int) -> list[int]:
         for sock in held:
             sock.close()
     return ports
-
-
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return prctl
-
-
-_PRCTL = _load_prctl()
-
-
-def _die_with_parent(parent: int) -> None:
-    """In the forked child, before exec: have the kernel SIGKILL it when the parent dies, so a
-    SIGKILLed test run leaves no orphaned JVMs behind."""
-    if _PRCTL is not None:
-        _PRCTL(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-
-_SpawnJob = tuple[Callable[[], "subprocess.Popen[bytes]"], "Future[subprocess.Popen[bytes]]"]
-_spawn_jobs: queue.SimpleQueue[_SpawnJob] = queue.SimpleQueue()
-_spawner_lock = threading.Lock()
-_spawner: threading.Thread | None = None
-
-
-def _spawn(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
-    """Fork every member from one daemon thread that lives as long as the process. Why: the
-    kernel fires PR_SET_PDEATHSIG when the *thread* that forked the child exits, so a member
-    restarted from a short-lived worker thread would otherwise die with that thread."""
-    global _spawner
-    with _spawner_lock:
-        if _spawner is None:
-
-            def serve() -> None:
-                while True:
-                    job, result = _spawn_jobs.get()
-                    try:
-                        result.set_result(job())
-                    except BaseException as exc:  # handed to the caller
-                        result.set_exception(exc)
-
-            _spawner = threading.Thread(target=serve, name="zkelect-spawner", daemon=True)
-            _spawner.start()
-    result: Future[subprocess.Popen[bytes]] = Future()
-    _spawn_jobs.put((start, result))
-    return result.result()
 
 
 @dataclass
@@ -581,20 +527,16 @@ class LocalEnsemble:
             "org.apache.zookeeper.server.quorum.QuorumPeerMain",
             str(m.dir / "zoo.cfg"),
         ]
-        parent = os.getpid()
         sizes = [(m.dir / n).stat().st_size if (m.dir / n).exists() else 0 for n in _LOG_NAMES]
         m.log_offsets = (sizes[0], sizes[1])
         with open(m.dir / "console.log", "ab") as console:
-            m.proc = _spawn(
-                lambda: subprocess.Popen(
-                    cmd,
-                    cwd=m.dir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=console,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=(lambda: _die_with_parent(parent)) if _PRCTL else None,
-                )
+            m.proc = popen_tied(
+                cmd,
+                cwd=m.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         m.paused = False
 

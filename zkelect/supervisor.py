@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .config import ElectionConfig
 from .errors import ConfigurationError, ZkElectError
 from .fencing import Leadership, describe_epoch
+from .lifeline import popen_tied
 
 if TYPE_CHECKING:
     from .election import Election
@@ -224,19 +225,12 @@ def start_child(command: Sequence[str], env: Mapping[str, str]) -> subprocess.Po
     Forked from zkelect's long-lived spawner thread: the kernel sends the parent-death
     signal when the *thread* that forked the child exits, not the process (ensemble.py).
     """
-    from .ensemble import _PRCTL, _die_with_parent, _spawn
-
-    parent = os.getpid()
-    argv, environment = list(command), dict(env)
-    return _spawn(
-        lambda: subprocess.Popen(
-            argv,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-            preexec_fn=(lambda: _die_with_parent(parent)) if _PRCTL is not None else None,
-        )
+    return popen_tied(
+        list(command),
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from zkelect.ensemble import _PRCTL, _die_with_parent, _spawn
+from zkelect.lifeline import popen_tied
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,16 +53,7 @@ def http_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
 
 
 def _popen(cmd: list[str], **kw: Any) -> subprocess.Popen[bytes]:
-    parent = os.getpid()
-    return _spawn(
-        lambda: subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=(lambda: _die_with_parent(parent)) if _PRCTL else None,
-            **kw,
-        )
-    )
+    return popen_tied(cmd, stdin=subprocess.DEVNULL, start_new_session=True, **kw)
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> int:
