@@ -57,17 +57,19 @@ from .errors import (
     ZkElectError,
 )
 from .fencing import FencingToken, Leadership
+from .joins import JoinTicket
 from .metrics import MetricsRecorder, NoopRecorder
 from .observer import UNSET, LeaderObserver
 from .session import (
     ConnectionState,
+    Listing,
     NodeStat,
     NoNode,
     Pending,
     Retryable,
     Session,
     SessionGone,
-    candidate_created,
+    listing_of,
 )
 
 __all__ = ["Election", "Lifecycle"]
@@ -153,8 +155,10 @@ class Election:
         self._waiting_since = 0.0
         self._retry_pending = False
         self._retry_delay = self.config.retry_initial_delay
-        self._prefetched: Pending | None = None
-        self._joining: Pending | None = None  # a create sent by start(wait=False)
+        # The children, read (or known) ahead of the step that needs them.
+        self._prefetched: Pending | Listing | None = None
+        self._listing_zxid = 0  # the state our last look at the children showed
+        self._joining: JoinTicket | None = None  # a create batched by start(wait=False)
         self._observing = on_leader_change is not None
         self._observer = LeaderObserver(
             self._session,
@@ -445,6 +449,7 @@ class Election:
                     self._current_leader_epoch,
                     self._record_write,
                     self._node_gone,
+                    granted_zxid=max(self._listing_zxid, stat.czxid),
                 )
                 self._leadership = lead
                 session.watch_lease(id(self), self._on_lease_expired)
@@ -717,11 +722,16 @@ class Election:
 
         def fired() -> None:
             if generation == self._watch_gen:
-                self._post("watch", (generation, self._session.send_children(self.path)))
+                self._post("watch", (generation, self._session.send_listing(self.path)))
 
         pending = self._session.send_get(self._child(node), watch=fired)
         self._watched = node
-        pending.when_done(lambda: self._post("own_watch", (generation, pending)))
+
+        def answered() -> None:
+            if not pending.succeeded():  # the usual answer needs no step of its own
+                self._post("own_watch", (generation, pending))
+
+        pending.when_done(answered)
 
     def _step_own_watch(self, generation: int, pending: Pending) -> None:
         if generation != self._watch_gen:
@@ -739,10 +749,16 @@ class Election:
             self._fail(exc)
 
     def _read_children(self) -> list[str]:
+        """The children, read ahead or now; remembers the zxid of the state they show."""
         prefetched, self._prefetched = self._prefetched, None
-        if prefetched is not None:
-            return [str(name) for name in prefetched.result()]
-        return self._session.children(self.path)
+        if isinstance(prefetched, Listing):
+            listing = prefetched
+        elif prefetched is not None:
+            listing = listing_of(prefetched.result())
+        else:
+            listing = self._session.listing(self.path)
+        self._listing_zxid = listing.pzxid
+        return listing.names
 
     def _watch(self, name: str) -> bool:
         """Leave our one watch on ``name`` (data watch: none is left if it is gone)."""
@@ -758,7 +774,7 @@ class Election:
             # that read would land on the servers just as the successor needs them.
             if generation != self._watch_gen:
                 return
-            self._post("watch", (generation, self._session.send_children(self.path)))
+            self._post("watch", (generation, self._session.send_listing(self.path)))
 
         try:
             self._session.get(self._child(name), watch=fired)
@@ -786,10 +802,11 @@ class Election:
         self._adopt(created.rsplit("/", 1)[1], stat)
 
     def _send_join(self) -> None:
-        """The first join of ``start(wait=False)``: send the create and return at once.
+        """The first join of ``start(wait=False)``: hand the create to the session's batcher.
 
-        Its answer comes back as a "joined" step, with the children already read: the read
-        is sent from kazoo's thread the moment the create is answered (so it sees our node).
+        Its answer comes back as a "joined" step with the children already known: none to
+        read if the batch created the election path too (nothing can precede us), else
+        read from kazoo's thread the moment the create is answered (so it sees our node).
         """
         slots = self._session.join_slots
         if self._session.state is not ConnectionState.CONNECTED or self._node is not None:
@@ -799,16 +816,24 @@ class Election:
         guid = str(uuid.uuid4())
         self._attempt_guid = guid
         self._create_uncertain = True  # R1: a lost reply is found again by its prefix
-        pending = self._session.send_create_candidate(
-            self._child(new_node_prefix(guid)), self._data
+        ticket = self._session.joins.submit(
+            self.path, self._child(new_node_prefix(guid)), self._data
         )
 
         def answered() -> None:
             slots.release()
-            self._post("joined", (guid, pending, self._session.send_children(self.path)))
+            children: Pending | Listing | None = None
+            with contextlib.suppress(Exception):
+                outcome = ticket.result(0)
+                if outcome.first:  # as of its creation, our node was the only one
+                    name = outcome.node_path.rsplit("/", 1)[1]
+                    children = Listing([name], outcome.stat.czxid)
+                else:
+                    children = self._session.send_listing(self.path)
+            self._post("joined", (guid, ticket, children))
 
-        self._joining = pending
-        pending.when_done(answered)
+        self._joining = ticket
+        ticket.when_done(answered)
 
     def _take_join(self) -> bool:
         """Adopt the answer of a create sent by ``_send_join`` (waiting for it if need be).
@@ -816,15 +841,17 @@ class Election:
         False if none is in flight; raises what the create raised (``_create_uncertain``
         stays set, so a retry finds the node by its prefix if it did land).
         """
-        pending, self._joining = self._joining, None
-        if pending is None:
+        ticket, self._joining = self._joining, None
+        if ticket is None:
             return False
-        created, stat = candidate_created(pending.result())
-        self._adopt(created.rsplit("/", 1)[1], stat)
+        outcome = ticket.result(self.config.request_timeout)
+        self._adopt(outcome.node_path.rsplit("/", 1)[1], outcome.stat)
         return True
 
-    def _step_joined(self, guid: str, pending: Pending, children: Pending) -> None:
-        if pending is not self._joining or guid != self._attempt_guid:
+    def _step_joined(
+        self, guid: str, ticket: JoinTicket, children: Pending | Listing | None
+    ) -> None:
+        if ticket is not self._joining or guid != self._attempt_guid:
             return  # already taken by another step, or reset by a lost session
         try:
             self._take_join()

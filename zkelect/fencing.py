@@ -112,8 +112,15 @@ class Leadership:
         current_epoch: Callable[[], int | None] = lambda: None,
         record_write: Callable[[str], None] = lambda result: None,
         node_gone: Callable[[str], bool | None] = lambda path: None,
+        *,
+        granted_zxid: int = 0,
     ) -> None:
         self.token = token
+        #: The zxid of the ZooKeeper state in which this candidate's node was first (the
+        #: election path's pzxid as read when it was elected). Leaderships of one election,
+        #: ordered by it, have increasing epochs — even when a candidate learns late that
+        #: it was first (and learns at once after that that it no longer is).
+        self.granted_zxid = granted_zxid
         self.node_path = node_path
         self._node_version = node_version
         self._session = session

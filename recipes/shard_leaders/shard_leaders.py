@@ -22,7 +22,6 @@ SIGTERM (it closes the session: ZooKeeper deletes all its candidate nodes at onc
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -46,7 +45,7 @@ except ImportError:  # run from a source checkout without installing
 DEFAULT_ROOT = "/recipes/shard_leaders"
 # Four pool threads: followers' first watch is still one blocking read each, and the fair-share
 # resigns each hold a pool thread for their delete.
-CONFIG = ElectionConfig(session_timeout=10.0, worker_threads=4)
+CONFIG = ElectionConfig(session_timeout=10.0, worker_threads=2)
 
 
 def shard_path(root: str, shard: int) -> str:
@@ -101,33 +100,12 @@ class ShardLeaders:
         with self._lock:
             return set(self._leading)
 
-    def create_shard_paths(self) -> None:
-        """Create the missing election paths in multi-op batches: one write per 1,000 shards
-        instead of kazoo's makepath (a failed create, then the parent, then a retry: each)."""
-        self.client.ensure_path(f"{self.root}/members")
-        existing = set(self.client.get_children(self.root))
-        missing = [
-            shard_path(self.root, shard)
-            for shard in range(self.shards)
-            if shard_path(self.root, shard).rsplit("/", 1)[1] not in existing
-        ]
-        batches = [missing[i : i + 1000] for i in range(0, len(missing), 1000)]
-        pending = []
-        for batch in batches:
-            transaction = self.client.transaction()
-            for path in batch:
-                transaction.create(path)
-            pending.append((batch, transaction.commit_async()))
-        for batch, result in pending:
-            if any(isinstance(r, Exception) for r in result.get(timeout=30)):
-                # Another process created some of them meanwhile: one by one, then.
-                for path in batch:
-                    with contextlib.suppress(NodeExistsError):
-                        self.client.create(path)
-
     def start(self) -> None:
-        """Register as a member, then join every shard without waiting for round trips."""
-        self.create_shard_paths()
+        """Register as a member, then join every shard without waiting for round trips.
+
+        The shard paths need not exist: zkelect creates missing election paths in the same
+        multi-ops as the candidates' nodes."""
+        self.client.ensure_path(f"{self.root}/members")
         try:
             self.client.create(f"{self.root}/members/{self.member_id}", ephemeral=True)
         except NodeExistsError:

@@ -66,16 +66,21 @@ def test_epochs_strictly_increase_over_leaders_and_path_recreation(
     ensemble: LocalEnsemble, kazoo_client: KazooClient, zk_path: str, candidates: Make
 ) -> None:
     cands = [candidates(ensemble.hosts, zk_path, f"node-{i}") for i in range(5)]
-    epochs = []
+    epochs, granted = [], []
     for _ in range(5):
         leader = leader_of(cands)
         lead = leader.election.wait_for_leadership(5)
         assert lead is not None
         epochs.append(lead.epoch)
+        granted.append(lead.granted_zxid)
+        # Granted in a state no older than the node itself, and no newer than the servers'.
+        assert lead.epoch <= lead.granted_zxid <= kazoo_client.exists(zk_path).pzxid
         leader.election.stop()
         cands.remove(leader)
         assert lead.lost.is_set() and lead.reason == "stopped"
     assert epochs == sorted(epochs) and len(set(epochs)) == 5
+    # Each leader was first in a later state than the one before it (after its node went).
+    assert granted == sorted(granted) and len(set(granted)) == 5
 
     # Delete and re-create the path: sequence numbers restart at 0, epochs do not go back.
     kazoo_client.delete(zk_path, recursive=True)

@@ -10,12 +10,14 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from zkelect.candidate import election_order
 from zkelect.ensemble import LocalEnsemble
+from zkelect.testing import wait_for
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "shard_leaders"
 sys.path.insert(0, str(RECIPE))
@@ -86,17 +88,46 @@ def _spawn(hosts: str, root: str, member: str) -> subprocess.Popen[str]:
     )
 
 
+class StatusReader:
+    """Collects a recipe process's STATUS lines as they come (a thread reads its stdout)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.statuses: list[dict[str, Any]] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("STATUS "):
+                self.statuses.append(json.loads(line[7:]))
+
+    def last(self) -> dict[str, Any] | None:
+        return self.statuses[-1] if self.statuses else None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._thread.join(timeout=10)
+
+
 def test_two_processes_split_leadership_half_and_half(
     ensemble: LocalEnsemble, kazoo_client: KazooClient
 ) -> None:
     root = f"/recipes/shard_leaders-t-{uuid.uuid4().hex[:8]}"
-    procs = [_spawn(ensemble.hosts, root, "A")]
+    procs = [StatusReader(_spawn(ensemble.hosts, root, "A"))]
     try:
         deadline = time.monotonic() + 20  # A starts alone and leads everything at first
         while leaders_in_zookeeper(kazoo_client, root, 1000).count("A") < 1000:
             assert time.monotonic() < deadline, "A did not lead all 1000 shards alone"
             time.sleep(0.2)
-        procs.append(_spawn(ensemble.hosts, root, "B"))
+        procs.append(StatusReader(_spawn(ensemble.hosts, root, "B")))
         deadline = time.monotonic() + 30
         counts: dict[str, int] = {}
         while time.monotonic() < deadline:
@@ -110,24 +141,19 @@ def test_two_processes_split_leadership_half_and_half(
         for shard in (0, 499, 999):
             names = kazoo_client.get_children(shard_leaders.shard_path(root, shard))
             assert len(names) == 2
-        # Each process reports the same split.
-        for proc in procs:
-            assert proc.poll() is None
+        # Each process reports the same split (its callbacks may trail ZooKeeper a little),
+        # holding 1,000 elections with at most 10 threads.
+        for reader in procs:
+            wait_for(
+                lambda reader=reader: (reader.last() or {}).get("leading") == 500,
+                20,
+                message=f"status of {reader.last()}",
+            )
+            assert reader.proc.poll() is None
+            assert reader.statuses[-1]["threads"] <= 10, reader.statuses[-1]
     finally:
-        outputs = []
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                out, _ = proc.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out, _ = proc.communicate()
-            outputs.append(out)
-    for out in outputs:  # each process held 1,000 elections with at most 10 threads
-        statuses = [json.loads(line[7:]) for line in out.splitlines() if line.startswith("STATUS ")]
-        assert statuses and statuses[-1]["threads"] <= 10, statuses[-1:]
-        assert statuses[-1]["leading"] == 500
+        for reader in procs:
+            reader.stop()
 
 
 def test_bench_scale_quick_runs(ensemble: LocalEnsemble) -> None:

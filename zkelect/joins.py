@@ -1,0 +1,296 @@
+"""Batched joins: the candidate creates of many elections on one session, a few multi-ops.
+
+``Election.start(wait=False)`` hands its create to the session's ``JoinBatcher`` instead of
+sending a request of its own. The batcher gathers the creates that arrive while earlier
+ones are in flight and sends them as one multi-op (one transaction on the servers, one
+request and one answer on the client), creating missing election paths in the same
+transaction. A candidate whose election path that transaction created needs no read at
+all to know it is first: sequence numbers follow the parent's creation, so nothing can
+precede it. Ten thousand elections then cost tens of transactions instead of ten
+thousand creates, plus the retries of kazoo's ``makepath`` for every fresh path.
+
+Everything here runs on kazoo's threads, in callbacks that only send requests: nothing
+blocks, so the few worker threads of the session are never held by a batch (an election
+stopping while its create is in flight waits for its ``JoinTicket`` on a worker thread).
+
+A multi is all or nothing. When one create fails, the answer names it: an election path
+that exists after all, or was deleted, is learnt again and the batch is re-sent; a
+candidate refused for good (NoAuth) is answered with its error and left out. A lost
+answer fails every create of the batch as ``Retryable``: each election then looks for
+its node by its unique name prefix before creating another (R1), as after any lost
+create.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .session import NodeExists, NodeStat, NoNode, Pending, Retryable
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["JoinBatcher", "JoinOutcome", "JoinTicket"]
+
+#: Creates per multi-op: far below ZooKeeper's ~1 MiB request limit, with
+#: ``MAX_BATCH_BYTES`` as the bound for large candidate ids.
+MAX_BATCH = 500
+MAX_BATCH_BYTES = 512 * 1024
+#: Multi-ops in flight at once: one being committed while the next is gathered.
+MAX_IN_FLIGHT = 2
+#: A batch that keeps failing (paths deleted and created under it) gives up after this
+#: many attempts; its elections then join the ordinary way.
+MAX_ATTEMPTS = 8
+_OP_OVERHEAD = 64  # bytes per create besides its path and data (headers, ACL, flags)
+
+
+@dataclass(frozen=True)
+class JoinOutcome:
+    """A created candidate node: its path, its stat, and whether nothing can precede it
+    (its election path was created by the same transaction)."""
+
+    node_path: str
+    stat: NodeStat
+    first: bool
+
+
+class JoinTicket:
+    """The answer to one election's create, once the batch holding it is answered.
+
+    Light on purpose (thousands are made at once): a lock, and an Event only for a caller
+    that has to wait before the answer is in.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settled = False
+        self._waiter: threading.Event | None = None
+        self._callbacks: list[Callable[[], None]] = []
+        self._outcome: JoinOutcome | None = None
+        self._error: BaseException | None = None
+
+    def _settle(self, outcome: JoinOutcome | None, error: BaseException | None) -> None:
+        with self._lock:
+            if self._settled:
+                return
+            self._outcome, self._error, self._settled = outcome, error, True
+            callbacks, self._callbacks = self._callbacks, []
+            waiter = self._waiter
+        if waiter is not None:
+            waiter.set()
+        for callback in callbacks:
+            callback()
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (quick; from a kazoo thread) once answered."""
+        with self._lock:
+            if not self._settled:
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def result(self, timeout: float) -> JoinOutcome:
+        """The created node, or what the create raised (``Retryable`` if not answered in time)."""
+        with self._lock:
+            if not self._settled and self._waiter is None:
+                self._waiter = threading.Event()
+            waiter = self._waiter
+        if waiter is not None and not waiter.wait(timeout):
+            raise Retryable("the batched create was not answered in time")
+        if self._error is not None:
+            raise self._error
+        assert self._outcome is not None
+        return self._outcome
+
+
+@dataclass
+class _Join:
+    path: str  # the election path
+    prefix: str  # full path of the node name prefix (sequence appended by the server)
+    data: bytes
+    ticket: JoinTicket
+
+    @property
+    def size(self) -> int:
+        return len(self.prefix) + len(self.path) + len(self.data) + 2 * _OP_OVERHEAD
+
+
+class JoinBatcher:
+    """Gathers the creates of one session's joining elections into multi-ops."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._lock = threading.Lock()
+        self._queue: deque[_Join] = deque()
+        self._in_flight = 0
+        # Election paths known to exist. Learnt by reading their parents' children (one
+        # read for many shard paths under one root); forgotten when a create says NoNode.
+        self._existing: set[str] = set()
+        # Parents whose children were read: a path below one that is not known to exist is
+        # taken to be missing without reading again (10,000 shard paths under one root
+        # would otherwise cost a 10,000-name read per batch). A create that says otherwise
+        # (NodeExists, NoNode) makes the parent be read again.
+        self._listed: set[str] = set()
+
+    def submit(self, path: str, prefix: str, data: bytes) -> JoinTicket:
+        """Queue the create of a candidate node named ``prefix`` + sequence in ``path``."""
+        join = _Join(path, prefix, data, JoinTicket())
+        with self._lock:
+            self._queue.append(join)
+        self._pump()
+        return join.ticket
+
+    def _pump(self) -> None:
+        batches: list[list[_Join]] = []
+        with self._lock:
+            while self._queue and self._in_flight < MAX_IN_FLIGHT:
+                batch: list[_Join] = []
+                size = 0
+                while self._queue and len(batch) < MAX_BATCH:
+                    size += self._queue[0].size
+                    if batch and size > MAX_BATCH_BYTES:
+                        break
+                    batch.append(self._queue.popleft())
+                self._in_flight += 1
+                batches.append(batch)
+        for batch in batches:
+            self._attempt(batch, 1)
+
+    def _finished(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+        self._pump()
+
+    # -- one attempt: learn which election paths exist, then one multi -------------------
+
+    def _attempt(self, batch: list[_Join], attempt: int) -> None:
+        by_parent: dict[str, list[str]] = {}
+        with self._lock:
+            for path in sorted({join.path for join in batch} - self._existing):
+                parent = _parent(path)
+                if parent not in self._listed:
+                    by_parent.setdefault(parent, []).append(path)
+        if not by_parent:
+            self._send(batch, attempt)
+            return
+        remaining = [len(by_parent)]
+        counter = threading.Lock()
+
+        def learnt() -> None:
+            with counter:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                self._send(batch, attempt)
+
+        for parent, paths in by_parent.items():
+            self._learn(parent, paths, learnt)
+
+    def _learn(self, parent: str, paths: list[str], then: Callable[[], None]) -> None:
+        """Read ``parent``'s children to see which of ``paths`` exist (creating ``parent``
+        and its ancestors if it is missing); then call ``then``. Errors are left to the
+        multi: a path wrongly thought missing fails it with NodeExists, and is learnt."""
+        session = self._session
+        pending = session.send_children(parent)
+
+        def answered() -> None:
+            try:
+                names = set(pending.result())
+            except NoNode:
+                ensured = session.send(
+                    lambda: session.client.ensure_path_async(parent), via_leader=True
+                )
+                ensured.when_done(then)
+                return
+            except Exception:  # the multi will say what is wrong
+                then()
+                return
+            with self._lock:
+                self._existing.update(p for p in paths if p.rsplit("/", 1)[1] in names)
+                self._listed.add(parent)
+            then()
+
+        pending.when_done(answered)
+
+    def _send(self, batch: list[_Join], attempt: int) -> None:
+        creates: list[tuple[str, bytes, bool]] = []
+        owners: list[tuple[_Join, bool] | None] = []  # per create: (join, first) or a path
+        with self._lock:
+            created_here: set[str] = set()
+            for join in batch:
+                first = False
+                if join.path not in self._existing and join.path not in created_here:
+                    created_here.add(join.path)
+                    creates.append((join.path, b"", False))
+                    owners.append(None)
+                    first = True
+                creates.append((join.prefix, join.data, True))
+                owners.append((join, first))
+        pending = self._session.send_creates(creates)
+        pending.when_done(lambda: self._answered(batch, attempt, creates, owners, pending))
+
+    def _answered(
+        self,
+        batch: list[_Join],
+        attempt: int,
+        creates: list[tuple[str, bytes, bool]],
+        owners: list[tuple[_Join, bool] | None],
+        pending: Pending,
+    ) -> None:
+        session = self._session
+        try:
+            entries = session.created_entries(pending.result(), creates)
+        except BaseException as exc:  # outcome unknown (lost answer) or refused outright
+            self._settle_all(batch, exc)
+            return
+        failed = next(
+            ((i, entry) for i, entry in enumerate(entries) if isinstance(entry, BaseException)),
+            None,
+        )
+        if failed is None:
+            with self._lock:
+                self._existing.update(join.path for join in batch)
+            for owner, entry in zip(owners, entries, strict=True):
+                if owner is not None:
+                    join, first = owner
+                    assert isinstance(entry, tuple)
+                    join.ticket._settle(JoinOutcome(entry[0], entry[1], first), None)
+            self._finished()
+            return
+        index, error = failed
+        owner = owners[index]
+        path = creates[index][0] if owner is None else owner[0].path
+        if isinstance(error, NodeExists) and owner is None:
+            with self._lock:
+                self._existing.add(path)  # created meanwhile by someone else
+                self._listed.discard(_parent(path))  # others may have been too
+        elif isinstance(error, NoNode):
+            with self._lock:
+                self._existing.discard(path)  # deleted meanwhile (R10): create it again
+                self._listed.discard(_parent(path))
+        else:  # refused for good (NoAuth, bad data): those creates fail, the rest go again
+            refused = [join for join in batch if join.path == path]
+            batch = [join for join in batch if join.path != path]
+            self._settle_all(refused, error, finished=False)
+        if not batch:
+            self._finished()
+        elif attempt >= MAX_ATTEMPTS:
+            self._settle_all(batch, Retryable("the election paths kept changing under a batch"))
+        else:
+            self._attempt(batch, attempt + 1)
+
+    def _settle_all(
+        self, batch: list[_Join], error: BaseException, *, finished: bool = True
+    ) -> None:
+        for join in batch:
+            join.ticket._settle(None, error)
+        if finished:
+            self._finished()
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] or "/"
