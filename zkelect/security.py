@@ -32,6 +32,7 @@ from .errors import ConfigurationError
 
 __all__ = [
     "AclEntry",
+    "ClientSecurity",
     "DigestAuth",
     "ElectionAcl",
     "SaslOptions",
@@ -355,3 +356,39 @@ def kazoo_options(
             handler=TlsHandler(tls.ssl_context()),
         )
     return options
+
+
+@dataclass(frozen=True)
+class ClientSecurity:
+    """The four options together, as the CLI and long-running tools pass them around.
+
+    ``other_auth``: (scheme, credential) pairs of other schemes for kazoo's ``auth_data``
+    (read-only tools accept any scheme the servers know; candidates use ``auth``).
+    """
+
+    auth: tuple[DigestAuth, ...] = ()
+    acl: ElectionAcl | None = None
+    tls: TlsOptions | None = None
+    sasl: SaslOptions | None = None
+    other_auth: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        digests, _, _, _ = check_options(self.auth, self.acl, self.tls, self.sasl)
+        object.__setattr__(self, "auth", tuple(digests))
+        object.__setattr__(self, "other_auth", tuple(self.other_auth))
+
+    def kazoo(self) -> dict[str, Any]:
+        """Keyword arguments for a KazooClient (see ``kazoo_options``)."""
+        options = kazoo_options(auth=self.auth, acl=self.acl, tls=self.tls, sasl=self.sasl)
+        if self.other_auth:
+            options["auth_data"] = [*options.get("auth_data", []), *self.other_auth]
+        return options
+
+    def election_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for an Election built from a connect string."""
+        if self.other_auth:
+            schemes = ", ".join(sorted({scheme for scheme, _ in self.other_auth}))
+            raise ConfigurationError(
+                f"a candidate authenticates with digest credentials or SASL; not {schemes}"
+            )
+        return {"auth": self.auth, "acl": self.acl, "tls": self.tls, "sasl": self.sasl}
