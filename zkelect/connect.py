@@ -257,8 +257,9 @@ def start_client(client: Any, timeout: float, hosts: str) -> None:
         raise watch.fatal
     last = f" (last error: {watch.last_error})" if watch.last_error else ""
     tls_hint = (
-        "" if client.use_ssl else "; if these are TLS ports (secureClientPort), set tls= "
-        "(CLI: --tls-ca)"
+        ""
+        if client.use_ssl
+        else "; if these are TLS ports (secureClientPort), set tls= (CLI: --tls-ca)"
     )
     raise ConnectionFailedError(
         f"could not connect to ZooKeeper at {hosts} within {timeout:g}s{last}: check that a "
