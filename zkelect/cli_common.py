@@ -18,7 +18,7 @@ from kazoo.client import KazooClient
 
 from .config import validate_connect_string, validate_path
 from .connect import start_client
-from .errors import ChrootMissingError, ConfigurationError
+from .errors import ChrootMissingError, ConfigurationError, ConnectionFailedError
 from .security import ClientSecurity, DigestAuth, ElectionAcl, SaslOptions, TlsOptions
 
 __all__ = [
@@ -281,7 +281,16 @@ def connected_client(
         raise UsageError(str(exc)) from None
     options = security.kazoo() if security is not None else {}
     client = KazooClient(hosts=hosts, timeout=max(timeout, 4.0), **options)
-    start_client(client, timeout, hosts)  # typed errors: TLS, SASL refused, no quorum
+    try:
+        start_client(client, timeout, hosts)  # typed errors: TLS, SASL refused, no quorum
+    except ConnectionFailedError as exc:
+        if type(exc) is not ConnectionFailedError:
+            raise  # a TLSError says exactly what is wrong
+        tls_hint = "" if security is not None and security.tls else "; TLS ports need --tls-ca"
+        raise ConnectionFailedError(
+            f"no ZooKeeper quorum answered at {hosts} within {timeout:g}s (check --hosts / "
+            f"ZKELECT_HOSTS and that a majority of members is up{tls_hint})"
+        ) from None
     try:
         if client.chroot and client.exists("/") is None:
             raise ChrootMissingError(f"the chroot {client.chroot} does not exist on {hosts}")
