@@ -21,6 +21,7 @@ from .errors import (
     LeadershipLostError,
     PermissionDeniedError,
     StaleEpochError,
+    TLSError,
     WriteFailedError,
     ZkElectError,
     ZooKeeperNotFoundError,
@@ -28,6 +29,7 @@ from .errors import (
 from .fencing import FencedTransaction, FencingToken, Leadership
 from .guard import FENCING_HEADER, FencingGuard, fencing_headers
 from .metrics import MetricsRecorder, NoopRecorder, PrometheusRecorder
+from .security import DigestAuth, ElectionAcl, SaslOptions, TlsOptions, kazoo_options
 from .session import ConnectionState
 from .stores import FencedStore, PostgresFencedStore, SQLiteFencedStore
 
@@ -38,7 +40,9 @@ __all__ = [
     "ConfigurationError",
     "ConnectionFailedError",
     "ConnectionState",
+    "DigestAuth",
     "Election",
+    "ElectionAcl",
     "ElectionConfig",
     "ElectionStoppedError",
     "ElectionTimeoutError",
@@ -58,11 +62,15 @@ __all__ = [
     "PostgresFencedStore",
     "PrometheusRecorder",
     "SQLiteFencedStore",
+    "SaslOptions",
     "StaleEpochError",
     "SuspendedPolicy",
+    "TLSError",
+    "TlsOptions",
     "WriteFailedError",
     "ZkElectError",
     "ZooKeeperNotFoundError",
     "__version__",
     "fencing_headers",
+    "kazoo_options",
 ]

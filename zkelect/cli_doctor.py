@@ -6,7 +6,22 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import HostsOption, JsonOption, TimeoutOption, UsageError, echo_json, valid_path
+from .cli_common import (
+    AuthOption,
+    HostsOption,
+    JsonOption,
+    SaslUserOption,
+    TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsNoVerifyHostnameOption,
+    TlsOption,
+    UsageError,
+    client_security,
+    echo_json,
+    valid_path,
+)
 from .config import ElectionConfig, validate_connect_string
 from .doctor import Status, diagnose, worst
 from .errors import ConfigurationError
@@ -17,17 +32,6 @@ app = typer.Typer()
 
 _DEFAULTS = ElectionConfig()
 _COLOURS = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red"}
-
-
-def _auth(value: str | None) -> tuple[str, str] | None:
-    if value is None or value == "":
-        return None
-    scheme, sep, credential = value.partition(":")
-    if not sep or not scheme or not credential:
-        raise UsageError(
-            f"--auth must look like SCHEME:CREDENTIAL, e.g. digest:user:password; got {value!r}"
-        )
-    return scheme, credential
 
 
 _HELP = (
@@ -80,23 +84,29 @@ def doctor(
             "session timeout early.",
         ),
     ] = _DEFAULTS.lease_margin_ratio,
-    auth: Annotated[
-        str | None,
-        typer.Option(
-            "--auth",
-            envvar="ZKELECT_AUTH",
-            metavar="SCHEME:CREDENTIAL",
-            help="Authenticate the session, e.g. digest:user:password, to read a locked "
-            "path's ACL (env ZKELECT_AUTH).",
-            show_default=False,
-        ),
-    ] = None,
     json_output: JsonOption = False,
     timeout: TimeoutOption = 5.0,
+    auth: AuthOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
+    sasl_user: SaslUserOption = None,
 ) -> None:
     """Check the deployment against the classic pitfalls (see zkelect.doctor)."""
     if path is not None:
         path = valid_path(path)
+    # --auth also lets the session read a locked path's ACL.
+    security = client_security(
+        auth=auth,
+        tls=tls,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_no_verify_hostname=tls_no_verify_hostname,
+        sasl_user=sasl_user,
+    )
     try:
         validate_connect_string(hosts)
         ElectionConfig(session_timeout=session_timeout, lease_margin_ratio=lease_margin)
@@ -112,7 +122,7 @@ def doctor(
         session_timeout=session_timeout,
         lease_margin=lease_margin,
         timeout=timeout,
-        auth=_auth(auth),
+        security=security,
     )
     if json_output:
         echo_json([r.as_dict() for r in results])

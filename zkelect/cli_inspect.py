@@ -41,6 +41,7 @@ from kazoo.exceptions import (
     NoNodeError,
     NotEmptyError,
     OperationTimeoutError,
+    SessionClosedRequireSaslError,
     SessionExpiredError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
@@ -53,16 +54,25 @@ from rich.text import Text
 from . import exporter as _exporter
 from .cli_common import (
     DEFAULT_HOSTS,
+    AuthOption,
     CliError,
     HostsOption,
     JsonOption,
+    SaslUserOption,
     TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsNoVerifyHostnameOption,
+    TlsOption,
     UsageError,
+    client_security,
     connected_client,
     echo_json,
     valid_path,
 )
 from .contenders import Contender, ContenderKind, contender_order
+from .security import ClientSecurity
 
 __all__ = ["Candidate", "Snapshot", "app", "read_election"]
 
@@ -79,16 +89,6 @@ _KIND_LABEL = {
     ContenderKind.KAZOO_READ_LOCK: "kazoo ReadLock",
 }
 
-AuthOption = Annotated[
-    str | None,
-    typer.Option(
-        "--auth",
-        envvar="ZKELECT_AUTH",
-        help="Authenticate the session first, as SCHEME:CREDENTIAL, e.g. "
-        "'digest:user:password' (env ZKELECT_AUTH).",
-        show_default=False,
-    ),
-]
 PathArgument = Annotated[
     str,
     typer.Argument(
@@ -236,30 +236,33 @@ def _quiet_kazoo() -> None:
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
 
 
-def _parse_auth(auth: str | None) -> tuple[str, str] | None:
-    if auth is None:
-        return None
-    scheme, sep, credential = auth.partition(":")
-    if not sep or not scheme or not credential:
-        raise UsageError(
-            f"--auth must be SCHEME:CREDENTIAL, e.g. digest:user:password; got {auth!r}"
-        )
-    return scheme, credential
+def _security(
+    auth: str | None,
+    tls: bool,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_no_verify_hostname: bool,
+    sasl_user: str | None,
+) -> ClientSecurity:
+    return client_security(
+        auth=auth,
+        tls=tls,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_no_verify_hostname=tls_no_verify_hostname,
+        sasl_user=sasl_user,
+    )
 
 
 @contextlib.contextmanager
-def _session(hosts: str, timeout: float, auth: str | None, path: str) -> Iterator[KazooClient]:
+def _session(
+    hosts: str, timeout: float, security: ClientSecurity, path: str
+) -> Iterator[KazooClient]:
     """A connected (and authenticated) client; kazoo failures become one-line CliErrors."""
-    credentials = _parse_auth(auth)
     _quiet_kazoo()
-    with _zk_errors(hosts, path), connected_client(hosts, timeout) as client:
-        if credentials is not None:
-            try:
-                client.add_auth(*credentials)
-            except AuthFailedError:
-                raise CliError(
-                    f"ZooKeeper rejected the --auth credentials (scheme {credentials[0]!r})"
-                ) from None
+    with _zk_errors(hosts, path), connected_client(hosts, timeout, security) as client:
         yield client
 
 
@@ -269,9 +272,16 @@ def _zk_errors(hosts: str, path: str) -> Iterator[None]:
         yield
     except NoAuthError:
         raise CliError(
-            f"no permission to read {path}: authenticate (--auth SCHEME:CREDENTIAL) or ask "
-            "an operator with rights"
+            f"no permission to read {path}: authenticate (--auth SCHEME:CREDENTIAL or "
+            "--sasl-user) or ask an operator with rights"
         ) from None
+    except SessionClosedRequireSaslError:
+        raise CliError(
+            f"ZooKeeper at {hosts} requires SASL authentication: pass --sasl-user USER with "
+            "the password in ZKELECT_SASL_PASSWORD"
+        ) from None
+    except AuthFailedError:
+        raise CliError(f"ZooKeeper at {hosts} refused this session's credentials") from None
     except (ConnectionLoss, SessionExpiredError, OperationTimeoutError, KazooTimeoutError):
         raise CliError(
             f"lost the connection to ZooKeeper at {hosts} (no quorum?); try again"
@@ -326,9 +336,16 @@ def status(
     json_output: JsonOption = False,
     timeout: TimeoutOption = 10.0,
     auth: AuthOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
+    sasl_user: SaslUserOption = None,
 ) -> None:
     path = valid_path(path)
-    with _session(hosts, timeout, auth, path) as client:
+    security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
+    with _session(hosts, timeout, security, path) as client:
         snap = read_election(client, path)
     now = _now_ms()
     if not snap.exists:
@@ -454,6 +471,12 @@ def watch(
     json_output: JsonOption = False,
     timeout: TimeoutOption = 10.0,
     auth: AuthOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
+    sasl_user: SaslUserOption = None,
     count: Annotated[
         int | None,
         typer.Option(
@@ -462,7 +485,8 @@ def watch(
     ] = None,
 ) -> None:
     path = valid_path(path)
-    with _Stop() as stop, _session(hosts, timeout, auth, path) as client:
+    security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
+    with _Stop() as stop, _session(hosts, timeout, security, path) as client:
         watcher = _LeaderWatch(client, path)
         printed = 0
         last: object = object()  # nothing printed yet
@@ -539,11 +563,18 @@ def resign(
     json_output: JsonOption = False,
     timeout: TimeoutOption = 10.0,
     auth: AuthOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
+    sasl_user: SaslUserOption = None,
 ) -> None:
     path = valid_path(path)
     if candidate is not None and not candidate:
         raise UsageError("--id must not be empty")
-    with _session(hosts, timeout, auth, path) as client:
+    security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
+    with _session(hosts, timeout, security, path) as client:
         before = read_election(client, path)
         if not before.exists:
             raise CliError(f"{path} does not exist: there is no election to resign from")
@@ -556,7 +587,7 @@ def resign(
         except NoAuthError:
             raise CliError(
                 f"no permission to delete {node_path}: authenticate (--auth "
-                "SCHEME:CREDENTIAL) or ask an operator with rights"
+                "SCHEME:CREDENTIAL or --sasl-user) or ask an operator with rights"
             ) from None
         except NoNodeError:
             raise CliError(
@@ -672,8 +703,16 @@ def exporter(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "warning",
+    auth: AuthOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
+    sasl_user: SaslUserOption = None,
 ) -> None:
     checked = _paths(paths)
+    security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
     level = getattr(logging, log_level.upper(), None)
     if log_level.lower() not in ("debug", "info", "warning", "error") or not isinstance(level, int):
         raise UsageError(f"--log-level must be debug, info, warning or error; got {log_level!r}")
@@ -696,6 +735,7 @@ def exporter(
             connect_timeout=timeout,
             session_timeout=session_timeout,
             stop=stop,
+            client_options=security.kazoo(),
         )
         stop.set()
     if code:

@@ -11,7 +11,21 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import DEFAULT_HOSTS, UsageError, valid_path
+from .cli_common import (
+    DEFAULT_HOSTS,
+    AclNoReadOption,
+    AclWriterOption,
+    AuthOption,
+    SaslUserOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsNoVerifyHostnameOption,
+    TlsOption,
+    UsageError,
+    client_security,
+    valid_path,
+)
 from .supervisor import OnExit, Supervisor, SupervisorOptions, command_problem
 
 __all__ = ["app"]
@@ -103,8 +117,30 @@ def run(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also log kazoo's connection events.")
     ] = False,
+    auth: AuthOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
+    sasl_user: SaslUserOption = None,
+    acl_writer: AclWriterOption = None,
+    acl_no_read: AclNoReadOption = False,
 ) -> None:
     path = valid_path(path)
+    security = client_security(
+        auth=auth,
+        tls=tls,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_no_verify_hostname=tls_no_verify_hostname,
+        sasl_user=sasl_user,
+        acl_writers=acl_writer,
+        acl_no_read=acl_no_read,
+    )
+    if security.other_auth:
+        raise UsageError("zkelect run authenticates with --auth digest:USER:PASSWORD only")
     argv = list(command or [])
     if not argv:
         raise UsageError("missing CMD: zkelect run PATH [OPTIONS] -- CMD [ARGS]...")
@@ -122,6 +158,7 @@ def run(
         connect_timeout=timeout,
         http_port=http_port,
         http_bind=http_bind,
+        security=security,
     )
     _configure_logging(verbose)
     raise typer.Exit(Supervisor(options).run())

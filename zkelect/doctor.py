@@ -36,6 +36,7 @@ import errno
 import logging
 import math
 import socket
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,10 +44,12 @@ from dataclasses import dataclass
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
-from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.security import Permissions
 
 from .config import split_connect_string
+from .connect import start_client
+from .errors import ConnectionFailedError, ZkElectError
+from .security import ClientSecurity
 
 __all__ = [
     "CHECK_NAMES",
@@ -757,13 +760,18 @@ def run_checks(obs: Observation, session_timeout: float, lease_margin: float) ->
 # --------------------------------------------------------------------------- gathering
 
 
-def _ask(address: tuple[str, int], word: str, timeout: float) -> tuple[str, str]:
+def _ask(
+    address: tuple[str, int], word: str, timeout: float, tls: ssl.SSLContext | None = None
+) -> tuple[str, str]:
     """One four-letter word: ``("answer", text)``, ``("refused", text)`` (not whitelisted),
-    ``("down", why)``."""
+    ``("down", why)``. With ``tls``, over TLS (a secureClientPort answers them too)."""
     deadline = time.monotonic() + timeout
     chunks: list[bytes] = []
     try:
-        with socket.create_connection(address, timeout=timeout) as sock:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.create_connection(address, timeout=timeout))
+            if tls is not None:
+                sock = stack.enter_context(tls.wrap_socket(sock, server_hostname=address[0]))
             sock.sendall(word.encode("ascii"))
             while True:
                 remaining = deadline - time.monotonic()
@@ -816,17 +824,19 @@ def _local_addresses(host: str, port: int) -> tuple[bool, str]:
     return False, ""
 
 
-def probe_member(host: str, port: int, timeout: float) -> MemberView:
+def probe_member(
+    host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None
+) -> MemberView:
     """Ask one member ``srvr`` and ``conf`` (``mntr`` if ``srvr`` is refused)."""
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     local, resolve_error = _local_addresses(host, port)
-    kind, text = _ask((host, port), "srvr", timeout)
+    kind, text = _ask((host, port), "srvr", timeout, tls)
     refused: list[str] = []
     if kind == "down":
         return MemberView(address, "down", text, local=local, resolve_error=resolve_error)
     if kind == "refused":
         refused.append("srvr")
-        kind, text = _ask((host, port), "mntr", timeout)
+        kind, text = _ask((host, port), "mntr", timeout, tls)
         if kind == "refused":
             refused.append("mntr")
     if kind == "down":
@@ -841,7 +851,7 @@ def probe_member(host: str, port: int, timeout: float) -> MemberView:
         state = parse_mode(text) or "unknown"
     settings = None
     if state != "not serving":
-        kind, conf = _ask((host, port), "conf", timeout)
+        kind, conf = _ask((host, port), "conf", timeout, tls)
         if kind == "refused":
             refused.append("conf")
         elif kind == "answer" and _NOT_SERVING not in conf:
@@ -851,17 +861,26 @@ def probe_member(host: str, port: int, timeout: float) -> MemberView:
 
 
 def _read_path(
-    hosts: str, path: str | None, timeout: float, auth: tuple[str, str] | None
+    hosts: str,
+    path: str | None,
+    timeout: float,
+    auth: tuple[str, str] | None,
+    security: ClientSecurity | None = None,
 ) -> tuple[bool, str, tuple[ServerEntry, ...], AclView | None]:
     logging.getLogger("kazoo").addHandler(logging.NullHandler())  # no stray tracebacks
-    client = KazooClient(hosts=hosts, timeout=10.0, auth_data=[auth] if auth else None)
+    options = security.kazoo() if security is not None else {}
+    if auth:
+        options["auth_data"] = [*options.get("auth_data", []), auth]
+    client = KazooClient(hosts=hosts, timeout=10.0, **options)
     try:
         try:
-            client.start(timeout=timeout)
-        except KazooTimeoutError:
-            return False, f"no session could be established within {timeout:g} s", (), None
-        except KazooException as exc:  # e.g. AuthFailedError
-            return False, f"no session: {type(exc).__name__} {exc}".strip(), (), None
+            start_client(client, timeout, hosts)
+        except ConnectionFailedError as exc:  # TLSError included
+            if type(exc) is ConnectionFailedError:
+                return False, f"no session could be established within {timeout:g} s", (), None
+            return False, f"no session: {exc}", (), None
+        except ZkElectError as exc:  # e.g. SASL refused
+            return False, f"no session: {exc}", (), None
         membership: tuple[ServerEntry, ...] = ()
         with contextlib.suppress(KazooException):
             data, _ = client.get("/zookeeper/config")
@@ -893,21 +912,24 @@ def observe(
     *,
     timeout: float = 5.0,
     auth: tuple[str, str] | None = None,
+    security: ClientSecurity | None = None,
 ) -> Observation:
     """Look at the deployment (read-only): four-letter words to every member of ``hosts``
     in parallel, then one session for ``/zookeeper/config`` and ``path``'s ACL.
 
-    ``auth``: ``(scheme, credential)`` for the session, e.g. ``("digest", "user:pw")``.
+    ``auth``: ``(scheme, credential)`` for the session, e.g. ``("digest", "user:pw")``;
+    ``security``: TLS, SASL and digest options for the session (and TLS for the words).
     Bounded: about ``3 * timeout`` for the words (each member in its own thread) plus
     ``timeout`` for the session.
     """
     pairs, _chroot = split_connect_string(hosts)
     unique = list(dict.fromkeys(pairs))
     with ThreadPoolExecutor(max_workers=len(unique), thread_name_prefix="zkelect-doctor") as ex:
-        members = tuple(ex.map(lambda hp: probe_member(hp[0], hp[1], timeout), unique))
+        tls = security.tls.ssl_context() if security is not None and security.tls else None
+        members = tuple(ex.map(lambda hp: probe_member(hp[0], hp[1], timeout, tls), unique))
     if all(m.state in ("down", "not serving") for m in members):
         return Observation(hosts, members, path, None, "no member serves")
-    connected, error, membership, acl = _read_path(hosts, path, timeout, auth)
+    connected, error, membership, acl = _read_path(hosts, path, timeout, auth, security)
     return Observation(hosts, members, path, connected, error, membership, acl)
 
 
@@ -919,10 +941,13 @@ def diagnose(
     lease_margin: float = 0.2,
     timeout: float = 5.0,
     auth: tuple[str, str] | None = None,
+    security: ClientSecurity | None = None,
 ) -> list[CheckResult]:
     """Observe the deployment and judge it: one :class:`CheckResult` per check."""
     return run_checks(
-        observe(hosts, path, timeout=timeout, auth=auth), session_timeout, lease_margin
+        observe(hosts, path, timeout=timeout, auth=auth, security=security),
+        session_timeout,
+        lease_margin,
     )
 
 

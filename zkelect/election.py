@@ -35,7 +35,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar, overload
 
@@ -60,6 +60,14 @@ from .fencing import FencingToken, Leadership
 from .joins import JoinTicket
 from .metrics import MetricsRecorder, NoopRecorder
 from .observer import UNSET, LeaderObserver
+from .security import (
+    DigestAuth,
+    ElectionAcl,
+    SaslOptions,
+    TlsOptions,
+    check_options,
+    kazoo_options,
+)
 from .session import (
     ConnectionState,
     Listing,
@@ -111,6 +119,10 @@ class Election:
         on_leader_change: Callable[[LeaderInfo | None], None] | None = None,
         metrics: MetricsRecorder | None = None,
         clock: Clock = monotonic_clock,
+        auth: DigestAuth | Sequence[DigestAuth] | None = None,
+        acl: ElectionAcl | None = None,
+        tls: TlsOptions | None = None,
+        sasl: SaslOptions | None = None,
     ) -> None:
         self.path = validate_path(path)
         self.candidate_id = default_candidate_id() if candidate_id is None else candidate_id
@@ -130,10 +142,33 @@ class Election:
         self._on_leader_change = on_leader_change
         self._metrics: MetricsRecorder = metrics or NoopRecorder()
         self._clock = clock
+        digests, self._acl, tls, sasl = check_options(auth, acl, tls, sasl)
         if isinstance(client_or_hosts, str):
-            self._session = Session.owned_by_election(client_or_hosts, self.config, clock)
+            self._session = Session.owned_by_election(
+                client_or_hosts,
+                self.config,
+                clock,
+                **kazoo_options(auth=digests, acl=self._acl, tls=tls, sasl=sasl),
+            )
         else:
+            if digests or tls is not None or sasl is not None:
+                raise ConfigurationError(
+                    "auth=, tls= and sasl= configure the client zkelect builds from a connect "
+                    "string; build your own KazooClient with them instead: "
+                    "KazooClient(hosts, **zkelect.kazoo_options(auth=..., tls=..., sasl=...))"
+                )
             self._session = Session.for_client(client_or_hosts, self.config, clock)
+            if self._acl is not None:
+                differs = self._acl.differences(self._session.default_acl())
+                if differs is not None:
+                    raise ConfigurationError(
+                        f"acl= needs the shared KazooClient to create nodes with it, but its "
+                        f"default_acl differs ({differs}): build it with "
+                        "KazooClient(hosts, **zkelect.kazoo_options(acl=..., auth=...))"
+                    )
+        #: Set at start() when an ElectionAcl was given and the existing election path has
+        #: another ACL (left as it is): what differs. None otherwise.
+        self.acl_mismatch: str | None = None
 
         # Shared with other threads; guarded by _cond.
         self._cond = threading.Condition()
@@ -215,6 +250,7 @@ class Election:
                 self._lifecycle = Lifecycle.CLOSED
                 self._cond.notify_all()
             raise
+        self._check_path_acl()
         from .dispatch import Actor
 
         self._actor = Actor(self._session.pool, self._handle)  # type: ignore[arg-type]
@@ -395,6 +431,24 @@ class Election:
 
     def _child(self, name: str) -> str:
         return f"{self.path}/{name}"
+
+    def _check_path_acl(self) -> None:
+        """Report (never change) an existing election path whose ACL is not ``acl=``'s."""
+        if self._acl is None:
+            return
+        try:
+            found = self._session.get_acl(self.path)
+        except (NoNode, Retryable, SessionGone, ZkElectError):
+            return  # missing: we create it with ours; unreadable: the join will say so
+        differs = self._acl.differences(found)
+        if differs is not None:
+            self.acl_mismatch = differs
+            log.warning(
+                "zkelect %s: the election path exists with another ACL than acl= asks for "
+                "(%s); it is left as it is: change it with setAcl if it should match",
+                self.path,
+                differs,
+            )
 
     def _guard(self, request: Callable[[], Any]) -> Any:
         try:

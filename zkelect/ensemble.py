@@ -31,7 +31,7 @@ from kazoo.client import KazooClient
 from zkelect.errors import ConfigurationError, ConnectionFailedError, ZooKeeperNotFoundError
 from zkelect.lifeline import popen_tied
 
-__all__ = ["LocalEnsemble", "ZooKeeperInstall", "find_zookeeper"]
+__all__ = ["LocalEnsemble", "ServerSasl", "ServerTls", "ZooKeeperInstall", "find_zookeeper"]
 
 _INSTALL_HINT = (
     "apt-get install zookeeper (Debian/Ubuntu) or set ZOOKEEPER_HOME to an Apache ZooKeeper 3.5+ "
@@ -104,6 +104,73 @@ _LOGBACK = """<configuration>
  <root level="INFO"><appender-ref ref="FILE"/></root>
 </configuration>
 """
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """A TLS client port on every member (ZooKeeper's Netty server; PEM files, 3.8+).
+
+    ``cert_file`` and ``key_file`` are the servers' certificate (chain) and unencrypted key;
+    ``ca_file`` is the CA the servers trust for client certificates. ``client_auth``: "none"
+    (clients need no certificate), "want" or "need" (a client must show one signed by
+    ``ca_file``). The plaintext client port stays open too (for the four-letter words and
+    for tests that compare); the TLS one is ``secure_client_port(i)`` / ``secure_hosts``.
+    """
+
+    cert_file: str | Path
+    key_file: str | Path
+    ca_file: str | Path
+    client_auth: str = "none"
+
+    def __post_init__(self) -> None:
+        for name in ("cert_file", "key_file", "ca_file"):
+            value = getattr(self, name)
+            if not isinstance(value, (str, Path)) or not Path(value).is_file():
+                raise ConfigurationError(
+                    f"ServerTls.{name} must be an existing file, got {value!r}"
+                )
+        if self.client_auth not in ("none", "want", "need"):
+            raise ConfigurationError(
+                f"ServerTls.client_auth must be 'none', 'want' or 'need', got {self.client_auth!r}"
+            )
+
+
+@dataclass(frozen=True)
+class ServerSasl:
+    """SASL DIGEST-MD5 on every member: a JAAS ``Server`` section with these users.
+
+    ``required``: refuse every client that has not authenticated with SASL
+    (``enforce.auth.enabled``, ZooKeeper 3.8+); otherwise SASL is offered and an
+    unauthenticated client is held off only by ACLs (e.g. ``sasl:<user>`` ones).
+    """
+
+    users: Mapping[str, str]
+    required: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.users, Mapping) or not self.users:
+            raise ConfigurationError("ServerSasl.users must be a non-empty {user: password} map")
+        for user, password in self.users.items():
+            if (
+                not isinstance(user, str)
+                or not isinstance(password, str)
+                or not user
+                or not user.replace("_", "").replace("-", "").isalnum()
+                or not password
+                or any(c in password for c in '"\\\n\r')
+            ):
+                raise ConfigurationError(
+                    f"ServerSasl user {user!r}: names are letters, digits, '-' and '_'; "
+                    "passwords are non-empty, without quotes, backslashes or line breaks"
+                )
+
+    def jaas(self) -> str:
+        users = "".join(f'\n    user_{u}="{p}"' for u, p in self.users.items())
+        return (
+            "Server {\n"
+            "    org.apache.zookeeper.server.auth.DigestLoginModule required"
+            f"{users};\n}};\n"
+        )
 
 
 @dataclass(frozen=True)
@@ -194,6 +261,7 @@ class _Member:
     client_port: int
     peer_port: int
     election_port: int
+    secure_port: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     paused: bool = False
     log_offsets: tuple[int, int] = (0, 0)  # log sizes at launch: read only this run's lines
@@ -242,6 +310,8 @@ class LocalEnsemble:
         start_timeout: float = 60.0,
         extra_config: Mapping[str, str] | None = None,
         jvm_heap_mb: int = 128,
+        tls: ServerTls | None = None,
+        sasl: ServerSasl | None = None,
     ) -> None:
         self._size = _check_int("size", size, 1, 9)
         self._tick = _check_int("tick_time_ms", tick_time_ms, 1, 60_000)
@@ -283,6 +353,12 @@ class LocalEnsemble:
                     f"extra_config may not set {key!r}: LocalEnsemble "
                     "manages it (ports, dirs, membership, or an argument)"
                 )
+        if tls is not None and not isinstance(tls, ServerTls):
+            raise ConfigurationError(f"tls must be a ServerTls, got {tls!r}")
+        if sasl is not None and not isinstance(sasl, ServerSasl):
+            raise ConfigurationError(f"sasl must be a ServerSasl, got {sasl!r}")
+        self._tls = tls
+        self._sasl = sasl
         self._install = find_zookeeper(zookeeper_home)
         self._base_arg = Path(base_dir) if base_dir is not None else None
         self._base: Path | None = None
@@ -301,14 +377,16 @@ class LocalEnsemble:
             _LIVE.add(self)
         deadline = time.monotonic() + self._start_timeout
         for attempt in range(3):  # retry only if another process grabbed one of our ports
-            ports = _free_ports(3 * self._size)
+            per = 4 if self._tls is not None else 3
+            ports = _free_ports(per * self._size)
             self._members = [
                 _Member(
                     i,
                     self._base / f"member-{i + 1}",
-                    ports[3 * i],
-                    ports[3 * i + 1],
-                    ports[3 * i + 2],
+                    ports[per * i],
+                    ports[per * i + 1],
+                    ports[per * i + 2],
+                    ports[per * i + 3] if self._tls is not None else None,
                 )
                 for i in range(self._size)
             ]
@@ -380,6 +458,21 @@ class LocalEnsemble:
 
     def client_port(self, i: int) -> int:
         return self._member(i).client_port
+
+    @property
+    def secure_hosts(self) -> str:
+        """Connect string of the members' TLS client ports (needs ``tls=``)."""
+        return ",".join(f"127.0.0.1:{self.secure_client_port(i)}" for i in range(self._size))
+
+    def secure_client_port(self, i: int) -> int:
+        port = self._member(i).secure_port
+        if port is None:
+            raise ConfigurationError("this LocalEnsemble has no TLS port: build it with tls=")
+        return port
+
+    @property
+    def sasl(self) -> ServerSasl | None:
+        return self._sasl
 
     def member_dir(self, i: int) -> Path:
         return self._member(i).dir
@@ -514,14 +607,53 @@ class LocalEnsemble:
                     for p in self._members
                 }
             )
+        cfg.update(self._security_config(m))
         cfg.update(self._extra)
         (m.dir / "zoo.cfg").write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
 
+    def _security_config(self, m: _Member) -> dict[str, str]:
+        """zoo.cfg lines for TLS and SASL (unknown keys become zookeeper.* properties)."""
+        cfg: dict[str, str] = {}
+        tls = self._tls
+        if tls is not None:
+            # ZooKeeper's PEM keystore is one file: the key, then the certificate chain.
+            keystore = m.dir / "conf" / "server-keystore.pem"
+            keystore.write_bytes(Path(tls.key_file).read_bytes() + Path(tls.cert_file).read_bytes())
+            keystore.chmod(0o600)
+            cfg.update(
+                {
+                    "serverCnxnFactory": "org.apache.zookeeper.server.NettyServerCnxnFactory",
+                    "secureClientPort": str(m.secure_port),
+                    "secureClientPortAddress": "127.0.0.1",
+                    "ssl.keyStore.location": str(keystore),
+                    "ssl.keyStore.type": "PEM",
+                    "ssl.trustStore.location": str(Path(tls.ca_file).resolve()),
+                    "ssl.trustStore.type": "PEM",
+                    "ssl.clientAuth": tls.client_auth,
+                    # The servers would check a client certificate's name against the client's
+                    # address; clients are identified by their certificate's CA, not their IP.
+                    "ssl.hostnameVerification": "false",
+                }
+            )
+        if self._sasl is not None:
+            cfg["authProvider.1"] = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+            if self._sasl.required:
+                cfg["enforce.auth.enabled"] = "true"
+                cfg["enforce.auth.schemes"] = "sasl"
+        return cfg
+
     def _launch(self, m: _Member) -> None:
+        security_flags: list[str] = []
+        if self._sasl is not None:
+            jaas = m.dir / "conf" / "jaas.conf"
+            jaas.write_text(self._sasl.jaas())
+            jaas.chmod(0o600)
+            security_flags.append(f"-Djava.security.auth.login.config={jaas}")
         cmd = [
             self._install.java,
             f"-Xmx{self._heap}m",
             *_JVM_FLAGS,
+            *security_flags,
             "-cp",
             f"{m.dir / 'conf'}:{self._install.classpath}",
             "org.apache.zookeeper.server.quorum.QuorumPeerMain",
@@ -564,7 +696,9 @@ class LocalEnsemble:
         """A write through a throwaway session proves the quorum commits, not just listens."""
         error: Exception | None = None
         while time.monotonic() < deadline or error is None:
-            client = KazooClient(hosts=hosts, timeout=max(self._min_st / 1000, 2.0))
+            client = KazooClient(
+                hosts=hosts, timeout=max(self._min_st / 1000, 2.0), **self._probe_auth()
+            )
             try:
                 client.start(timeout=max(0.5, deadline - time.monotonic()))
                 client.create("/zkelect-ensemble-probe-", ephemeral=True, sequence=True)
@@ -579,6 +713,15 @@ class LocalEnsemble:
             f"ZooKeeper members at {hosts} serve but a write did not "
             f"commit in time ({error!r}); see logs under {self._base}"
         )
+
+    def _probe_auth(self) -> dict[str, object]:
+        """When the servers require SASL, the probe's session must authenticate too."""
+        if self._sasl is None or not self._sasl.required:
+            return {}
+        user, password = next(iter(self._sasl.users.items()))
+        return {
+            "sasl_options": {"mechanism": "DIGEST-MD5", "username": user, "password": password}
+        }
 
     def _stop_processes(self) -> None:
         procs = [m.proc for m in self._members if m.proc is not None]

@@ -7,6 +7,7 @@
     │   └── InvalidTokenError     a fencing token that is missing or malformed
     ├── ZooKeeperNotFoundError    no ZooKeeper installation to start local servers from
     ├── ConnectionFailedError     could not reach a serving quorum in time
+    │   └── TLSError              every member failed the TLS handshake (trust, name, port)
     ├── PermissionDeniedError     ZooKeeper said NoAuth/AuthFailed (terminal, never retried)
     ├── ChrootMissingError        the connect string's chroot does not exist
     ├── ElectionStoppedError      the election is not running (not started, or stopped)
@@ -30,6 +31,7 @@ __all__ = [
     "LeadershipLostError",
     "PermissionDeniedError",
     "StaleEpochError",
+    "TLSError",
     "WriteFailedError",
     "ZkElectError",
     "ZooKeeperNotFoundError",
@@ -54,6 +56,14 @@ class ZooKeeperNotFoundError(ZkElectError):
 
 class ConnectionFailedError(ZkElectError):
     """No serving ZooKeeper quorum could be reached in time."""
+
+
+class TLSError(ConnectionFailedError):
+    """No member completed a TLS handshake we accept: its certificate is not signed by a
+    trusted CA or does not name the host, or the port and the client disagree on TLS.
+
+    Terminal for this configuration: retrying cannot succeed until it changes.
+    """
 
 
 class PermissionDeniedError(ZkElectError):

@@ -48,22 +48,22 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http.server import ThreadingHTTPServer
 from typing import Any, NoReturn, TextIO
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError, NoNodeError
-from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, KazooState, WatchedEvent
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import MetricsHandler
 
 from .config import validate_connect_string, validate_path
+from .connect import start_client
 from .contenders import Contender, ContenderKind, contender_order
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ZkElectError
 
 __all__ = ["ElectionExporter", "ObservedElection", "main", "run"]
 
@@ -637,8 +637,11 @@ def run(
     stop: threading.Event | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> int:
     """Connect, observe ``paths`` and serve /metrics on ``bind:port`` until ``stop`` is set.
+
+    ``client_options``: more KazooClient arguments, e.g. ``zkelect.kazoo_options(tls=...)``.
 
     For a CLI to call: prints ``listening on http://ADDR:PORT`` once serving; returns 0 after
     a clean stop, 1 when ZooKeeper cannot be reached or the port cannot be bound (one line on
@@ -667,18 +670,14 @@ def run(
         return 2
     stop = threading.Event() if stop is None else stop
     registry = CollectorRegistry() if registry is None else registry
-    client = KazooClient(hosts=hosts, timeout=session_timeout)
+    client = KazooClient(hosts=hosts, timeout=session_timeout, **dict(client_options or {}))
     exporter: ElectionExporter | None = None
     server: ThreadingHTTPServer | None = None
     try:
         try:
-            client.start(timeout=connect_timeout)
-        except KazooTimeoutError:
-            print(
-                f"{prefix}: error: could not connect to ZooKeeper at {hosts} within "
-                f"{connect_timeout:g}s: check that a quorum is up and reachable",
-                file=err,
-            )
+            start_client(client, connect_timeout, hosts)
+        except ZkElectError as exc:  # no quorum in time, TLS refused, SASL refused
+            print(f"{prefix}: error: {exc}", file=err)
             return 1
         exporter = ElectionExporter(
             client, list(paths), registry, refresh_interval=refresh_interval

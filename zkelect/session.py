@@ -24,7 +24,6 @@ import enum
 import logging
 import select
 import threading
-import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from kazoo.exceptions import (
     OperationTimeoutError,
     RolledBackError,
     RuntimeInconsistency,
+    SessionClosedRequireSaslError,
     SessionExpiredError,
     SessionMovedError,
 )
@@ -64,11 +64,11 @@ from kazoo.security import OPEN_ACL_UNSAFE
 
 from .clock import Clock, monotonic_clock
 from .config import ElectionConfig, validate_connect_string
+from .connect import start_client
 from .dispatch import Notifier, Timers, WorkerPool
 from .errors import (
     ChrootMissingError,
     ConfigurationError,
-    ConnectionFailedError,
     PermissionDeniedError,
 )
 
@@ -81,6 +81,7 @@ log = logging.getLogger("zkelect")
 
 JOIN_WINDOW = 256
 _PERSISTENT, _EPHEMERAL_SEQUENTIAL = 0, 3  # ZooKeeper's create flags
+_OPEN_ACL = OPEN_ACL_UNSAFE[0]
 
 
 class ConnectionState(str, enum.Enum):
@@ -142,10 +143,17 @@ def translate(exc: BaseException) -> BaseException:
         return NodeExists(str(exc))
     if isinstance(exc, BadVersionError):
         return BadVersion(str(exc))
+    if isinstance(exc, SessionClosedRequireSaslError):
+        return PermissionDeniedError(
+            "ZooKeeper requires SASL authentication (enforce.auth) and this session has none: "
+            "set sasl=SaslOptions(user, password) (CLI: --sasl-user); not retried"
+        )
     if isinstance(exc, (NoAuthError, AuthFailedError, InvalidACLError)):
         return PermissionDeniedError(
-            f"ZooKeeper refused the request ({type(exc).__name__}): check the ACL of the "
-            "election path and this client's credentials (add_auth); not retried"
+            f"ZooKeeper refused the request ({type(exc).__name__}): this session's identity "
+            "may not do that on the election path; check the path's ACL and the credentials "
+            "(auth=DigestAuth(...) or sasl=SaslOptions(...); CLI --auth / --sasl-user); "
+            "not retried"
         )
     if isinstance(exc, BadArgumentsError):
         return ConfigurationError(f"ZooKeeper rejected the arguments: {exc!r}")
@@ -347,19 +355,9 @@ class Session:
             notifier.shutdown()
 
     def _connect(self) -> None:
-        try:
-            with warnings.catch_warnings():
-                # kazoo warns about a missing chroot; _check_chroot raises a clear error.
-                warnings.filterwarnings("ignore", message=".*chroot.*", category=UserWarning)
-                self.client.start(timeout=self.config.connect_timeout)
-        except KazooTimeoutError:
-            self.client.stop()
-            self.client.close()
-            raise ConnectionFailedError(
-                f"could not connect to ZooKeeper at {self.hosts!r} within "
-                f"{self.config.connect_timeout:g}s: check that a quorum is up and reachable "
-                "(and, for a TLS port, that use_ssl is set)"
-            ) from None
+        # Waits for the session to be established and authenticated (SASL, digest), and
+        # fails early with TLSError / PermissionDeniedError when retrying cannot help.
+        start_client(self.client, self.config.connect_timeout, self.hosts)
 
     def _check_chroot(self) -> None:
         chroot = self.client.chroot
@@ -596,6 +594,17 @@ class Session:
     def sync(self, path: str = "/") -> None:
         """A round trip through the ZooKeeper leader: renews the lease."""
         self._call(lambda: self.client.sync_async(path), via_leader=True)
+
+    def default_acl(self) -> list[tuple[str, str, int]]:
+        """The client's ``default_acl`` (what kazoo creates nodes with) as entries;
+        kazoo's own default is world:anyone with every permission."""
+        acl = self.client.default_acl or [_OPEN_ACL]
+        return [(str(e.id.scheme), str(e.id.id), int(e.perms)) for e in acl]
+
+    def get_acl(self, path: str) -> list[tuple[str, str, int]]:
+        """The ACL of ``path`` as (scheme, id, perms) entries."""
+        entries, _stat = self._call(lambda: self.client.get_acls_async(path))
+        return [(str(e.id.scheme), str(e.id.id), int(e.perms)) for e in entries]
 
     def delete(self, path: str, version: int = -1) -> None:
         self._call(lambda: self.client.delete_async(path, version), via_leader=True)

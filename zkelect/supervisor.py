@@ -52,6 +52,7 @@ from .config import ElectionConfig
 from .errors import ConfigurationError, ZkElectError
 from .fencing import Leadership, describe_epoch
 from .lifeline import popen_tied
+from .security import ClientSecurity
 
 if TYPE_CHECKING:
     from .election import Election
@@ -101,6 +102,8 @@ class SupervisorOptions:
     restart_max_delay: float = 10.0
     #: A child that ran at least this long resets the backoff.
     restart_reset_after: float = 10.0
+    #: Digest credentials, election-path ACL, TLS and SASL for the candidate's session.
+    security: ClientSecurity | None = None
 
     def __post_init__(self) -> None:
         if not self.command or not all(isinstance(arg, str) for arg in self.command):
@@ -318,6 +321,7 @@ class Supervisor:
             on_elected=lambda lead: self._events.put(("elected", lead)),
             on_revoked=lambda reason: self._events.put(("revoked", reason)),
             metrics=self._recorder,
+            **(options.security.election_kwargs() if options.security is not None else {}),
         )
         with self._signal_handlers():
             try:

@@ -179,8 +179,12 @@ def test_joined_ago(ms: int, text: str) -> None:
 
 
 def test_auth_parsing() -> None:
-    assert cli_inspect._parse_auth(None) is None
-    assert cli_inspect._parse_auth("digest:user:pw") == ("digest", "user:pw")
+    from zkelect.cli_common import client_security
+    from zkelect.security import DigestAuth
+
+    assert client_security(auth=None).auth == ()
+    assert client_security(auth="digest:user:pw").auth == (DigestAuth("user", "pw"),)
+    assert client_security(auth="ip:127.0.0.1").other_auth == (("ip", "127.0.0.1"),)
 
 
 # -- ensemble: state dir and PID checks --------------------------------------------------------
