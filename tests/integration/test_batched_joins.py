@@ -9,9 +9,17 @@ from collections.abc import Iterator
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl, make_digest_acl
 
-from zkelect import Election, ElectionConfig, PermissionDeniedError
+from zkelect import (
+    DigestAuth,
+    Election,
+    ElectionAcl,
+    ElectionConfig,
+    PermissionDeniedError,
+    kazoo_options,
+)
 from zkelect.ensemble import LocalEnsemble
 from zkelect.proxy import FaultProxy
 from zkelect.testing import wait_for
@@ -187,3 +195,33 @@ def test_a_lost_multi_answer_is_found_again_not_orphaned(
             stop_all(elections)
             client.stop()
             client.close()
+
+
+def test_batched_paths_and_nodes_carry_the_election_acl(
+    ensemble: LocalEnsemble, kazoo_client: KazooClient, zk_path: str
+) -> None:
+    owner = DigestAuth("owner", "s3cret")
+    acl = ElectionAcl(writers=[owner])
+    kazoo_client.ensure_path(zk_path)  # a shared parent, created open beforehand
+    client = KazooClient(hosts=ensemble.hosts, timeout=6.0, **kazoo_options(auth=owner, acl=acl))
+    client.start(timeout=30)
+    elections = [
+        Election(client, f"{zk_path}/s{i}", candidate_id=f"s{i}", config=CONFIG, acl=acl)
+        for i in range(5)
+    ]
+    try:
+        elect_all(elections)
+        for election in elections:
+            assert election.wait_for_leadership(20) is not None
+        expected = sorted((a.id.scheme, a.id.id, a.perms) for a in acl.kazoo_acl())
+        for election in elections:
+            for path in (election.path, node_of(election)):
+                # read as the owner: servers show others "x" for the digest (needs ADMIN)
+                acls, _ = client.get_acls(path)
+                assert sorted((a.id.scheme, a.id.id, a.perms) for a in acls) == expected
+            with pytest.raises(NoAuthError):  # a stranger cannot join a batched path
+                kazoo_client.create(f"{election.path}/_c_x-latch-", ephemeral=True, sequence=True)
+    finally:
+        stop_all(elections)
+        client.stop()
+        client.close()
