@@ -16,7 +16,7 @@ import typer
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 
-from .config import validate_connect_string, validate_path
+from .config import MAX_SECONDS, validate_connect_string, validate_path
 from .errors import ChrootMissingError, ConfigurationError, ConnectionFailedError
 
 __all__ = [
@@ -47,7 +47,12 @@ HostsOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 TimeoutOption = Annotated[
     float,
-    typer.Option("--timeout", min=0.1, help="Seconds to wait for ZooKeeper before giving up."),
+    typer.Option(
+        "--timeout",
+        min=0.1,
+        max=MAX_SECONDS,
+        help="Seconds to wait for ZooKeeper before giving up.",
+    ),
 ]
 
 

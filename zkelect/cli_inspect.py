@@ -62,6 +62,7 @@ from .cli_common import (
     echo_json,
     valid_path,
 )
+from .config import MAX_SECONDS
 from .contenders import Contender, ContenderKind, contender_order
 
 __all__ = ["Candidate", "Snapshot", "app", "read_election"]
@@ -662,12 +663,18 @@ def exporter(
     refresh_interval: Annotated[
         float,
         typer.Option(
-            "--refresh-interval", min=0.1, help="Seconds between re-reads without watches."
+            "--refresh-interval",
+            min=0.1,
+            max=MAX_SECONDS,
+            help="Seconds between re-reads without watches.",
         ),
     ] = _exporter.DEFAULT_REFRESH_INTERVAL,
     timeout: TimeoutOption = 15.0,
     session_timeout: Annotated[
-        float, typer.Option("--session-timeout", min=0.1, help="ZooKeeper session timeout.")
+        float,
+        typer.Option(
+            "--session-timeout", min=0.1, max=MAX_SECONDS, help="ZooKeeper session timeout."
+        ),
     ] = 10.0,
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from .cli_common import DEFAULT_HOSTS, UsageError, valid_path
+from .config import MAX_SECONDS
 from .supervisor import OnExit, Supervisor, SupervisorOptions, command_problem
 
 __all__ = ["app"]
@@ -76,7 +77,9 @@ def run(
     ] = "127.0.0.1",
     grace: Annotated[
         float,
-        typer.Option("--grace", min=0, help="Seconds between SIGTERM and SIGKILL to CMD."),
+        typer.Option(
+            "--grace", min=0, max=MAX_SECONDS, help="Seconds between SIGTERM and SIGKILL to CMD."
+        ),
     ] = 10.0,
     on_exit: Annotated[
         OnExit,
@@ -92,13 +95,16 @@ def run(
         typer.Option(
             "--session-timeout",
             min=0.1,
+            max=MAX_SECONDS,
             help="ZooKeeper session timeout, seconds: how long a SIGKILLed or frozen leader "
             "keeps its node before a successor is elected.",
         ),
     ] = 10.0,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", min=0.1, help="Seconds to wait for ZooKeeper at start."),
+        typer.Option(
+            "--timeout", min=0.1, max=MAX_SECONDS, help="Seconds to wait for ZooKeeper at start."
+        ),
     ] = 15.0,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also log kazoo's connection events.")

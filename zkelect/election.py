@@ -44,6 +44,7 @@ from .clock import Clock, monotonic_clock
 from .config import (
     ElectionConfig,
     SuspendedPolicy,
+    check_timeout,
     default_candidate_id,
     validate_candidate_id,
     validate_path,
@@ -123,6 +124,10 @@ class Election:
         ):
             if callback is not None and not callable(callback):
                 raise ConfigurationError(f"{name} must be callable, got {callback!r}")
+        if not callable(clock):
+            raise ConfigurationError(f"clock must be a callable returning seconds, got {clock!r}")
+        if metrics is not None and not callable(getattr(metrics, "election_started", None)):
+            raise ConfigurationError(f"metrics must be a MetricsRecorder, got {metrics!r}")
         self._on_elected = on_elected
         self._on_revoked = on_revoked
         self._on_leader_change = on_leader_change
@@ -238,6 +243,7 @@ class Election:
     def stop(self, timeout: float | None = None) -> None:
         """Leave the election: revoke (``on_revoked('stopped')``), delete our node,
         release threads (and the client, if this election owns it). Idempotent."""
+        timeout = check_timeout("timeout", timeout)
         with self._cond:
             if self._lifecycle is Lifecycle.LATENT:
                 self._lifecycle = Lifecycle.CLOSED
@@ -268,6 +274,7 @@ class Election:
         at once if this candidate was not leading. ``lost`` is set before the node is
         deleted, so leader-only work sees the loss first (R9).
         """
+        timeout = check_timeout("timeout", timeout)
         self._require_started()
         done: Future[bool] = Future()
         self._post("resign", done)
@@ -282,6 +289,7 @@ class Election:
     def wait_for_leadership(self, timeout: float | None = None) -> Leadership | None:
         """Block until this candidate leads; its Leadership, or None on timeout (without
         a timeout it returns only a Leadership, or raises if the election stops)."""
+        timeout = check_timeout("timeout", timeout)
         with self._cond:
             if self._lifecycle is Lifecycle.LATENT:
                 raise ElectionStoppedError("call start() before waiting for leadership")
@@ -309,6 +317,7 @@ class Election:
         If this call started the election, leaving the block stops it (the node is
         deleted, nothing is left behind); otherwise leaving resigns and stays a candidate.
         """
+        check_timeout("timeout", timeout)  # before start(): bad input sends nothing
         started_here = self._lifecycle is Lifecycle.LATENT
         if started_here:
             self.start()

@@ -61,7 +61,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import MetricsHandler
 
-from .config import validate_connect_string, validate_path
+from .config import check_seconds, validate_connect_string, validate_path
 from .contenders import Contender, ContenderKind, contender_order
 from .errors import ConfigurationError
 
@@ -157,17 +157,15 @@ class ElectionExporter:
             raise ConfigurationError(
                 f"client must be a kazoo.client.KazooClient, got {type(client).__name__}"
             )
-        if isinstance(paths, str):
-            raise ConfigurationError("paths must be a list of election paths, not one str")
+        if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
+            raise ConfigurationError(f"paths must be a list of election paths, got {paths!r}")
         checked = list(dict.fromkeys(validate_path(p) for p in paths))
         if not checked:
             raise ConfigurationError("give at least one election path to observe")
-        for name, value in (
-            ("refresh_interval", refresh_interval),
-            ("request_timeout", request_timeout),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}")
+        check_seconds("refresh_interval", refresh_interval)
+        check_seconds("request_timeout", request_timeout)
+        if not callable(clock):
+            raise ConfigurationError(f"clock must be a callable returning seconds, got {clock!r}")
         self._client = client
         self._paths = checked
         self._registry = REGISTRY if registry is None else registry
@@ -660,8 +658,7 @@ def run(
             ("--connect-timeout", connect_timeout),
             ("--session-timeout", session_timeout),
         ):
-            if not value > 0:
-                raise ConfigurationError(f"{name} must be > 0 seconds, got {value}")
+            check_seconds(name, value)
     except ConfigurationError as exc:
         print(f"{prefix}: error: {exc}", file=err)
         return 2
