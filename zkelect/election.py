@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar, overload
 
-from .candidate import LeaderInfo, election_order, new_node_prefix
+from .candidate import CandidateNode, LeaderInfo, election_order, new_node_prefix
 from .clock import Clock, monotonic_clock
 from .config import (
     ElectionConfig,
@@ -153,6 +153,7 @@ class Election:
         self._attempt_guid: str | None = None
         self._create_uncertain = False
         self._abandoned: list[str] = []  # our nodes still to delete (failed deletes)
+        self._foreign: set[str] = set()  # persistent children named like candidates: not ones
         self._watch_gen = 0
         self._watched: str | None = None
         self._waiting_since = 0.0
@@ -337,13 +338,16 @@ class Election:
         self._require_started()
         for _ in range(_MAX_PASSES):
             order = self._read_order()
-            if not order:
-                return None
-            first, paths = order[0], [self._child(order[0].name)]
-            got = self._guard(lambda: self._session.get_many(paths))[0]  # noqa: B023
-            if got is not None:
+            for first in order:
+                paths = [self._child(first.name)]
+                got = self._guard(lambda: self._session.get_many(paths))[0]  # noqa: B023
+                if got is None:
+                    break  # the leader left meanwhile: read the order again
                 data, stat = got
-                return LeaderInfo.from_node(first, data, stat.czxid, stat.ephemeral_owner)
+                if stat.ephemeral_owner != 0:  # a persistent node is not a candidate
+                    return LeaderInfo.from_node(first, data, stat.czxid, stat.ephemeral_owner)
+            else:
+                return None
         return None
 
     def candidates(self) -> list[LeaderInfo]:
@@ -356,6 +360,7 @@ class Election:
             for node, item in zip(order, got, strict=False)
             if item is not None
             for data, stat in [item]
+            if stat.ephemeral_owner != 0  # a persistent node is not a candidate
         ]
 
     def observe(self) -> Iterator[LeaderInfo | None]:
@@ -685,7 +690,7 @@ class Election:
                 children = self._read_children()
             except NoNode:
                 children = []  # the election path itself was deleted (R10)
-            order = election_order(children)
+            order = self._skip_foreign(election_order(children), children)
             self._metrics.candidates_seen(self.path, len(order))
             names = [node.name for node in order]
             if self._node not in names:
@@ -706,9 +711,11 @@ class Election:
                 self._set_leadership(True, "elected")
                 self._watch_own_node()
                 return
-            self._set_leadership(False, "not_first")
             if not self._watch(names[index - 1]):
-                continue  # the predecessor left meanwhile: read again (R3)
+                continue  # the predecessor left meanwhile, or is foreign: read again (R3)
+            # After the watch: a leader is not revoked for a foreign node ahead of it (a
+            # real candidate can never be created ahead of the leader: sequences only grow).
+            self._set_leadership(False, "not_first")
             return
         self._schedule_retry()
 
@@ -747,6 +754,12 @@ class Election:
         except ZkElectError as exc:
             self._fail(exc)
 
+    def _skip_foreign(self, order: list[CandidateNode], children: list[str]) -> list[CandidateNode]:
+        if not self._foreign:
+            return order
+        self._foreign.intersection_update(children)  # forget the ones deleted meanwhile
+        return [node for node in order if node.name not in self._foreign]
+
     def _read_children(self) -> list[str]:
         prefetched, self._prefetched = self._prefetched, None
         if prefetched is not None:
@@ -759,6 +772,7 @@ class Election:
             return True
         self._watch_gen += 1
         generation = self._watch_gen
+        self._watched = None  # a watch set before is stale now (its generation is old)
 
         def fired() -> None:
             # kazoo's callback thread: send the re-read of the children right away, so the
@@ -770,8 +784,16 @@ class Election:
             self._post("watch", (generation, self._session.send_children(self.path)))
 
         try:
-            self._session.get(self._child(name), watch=fired)
+            _, stat = self._session.get(self._child(name), watch=fired)
         except NoNode:
+            return False
+        if stat.ephemeral_owner == 0:
+            # Named like a candidate but persistent: no session owns it, so it would block
+            # the election for ever. Not a candidate (its watch is stale: generation).
+            log.warning(
+                "zkelect %s: ignoring %s: a persistent node is not a candidate", self.path, name
+            )
+            self._foreign.add(name)
             return False
         self._watched = name
         return True
