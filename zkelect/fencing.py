@@ -126,10 +126,10 @@ class FencingToken:
             padded = ident + "=" * (-len(ident) % 4)
             candidate = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
             token = cls(int(epoch), path, candidate, int(session, 16))
+        except InvalidTokenError as exc:  # a field out of range (before ValueError: it is one)
+            raise InvalidTokenError(f"malformed fencing token ({exc}): {_cut(text)}") from None
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise InvalidTokenError(f"malformed fencing token: {_cut(text)}") from None
-        except InvalidTokenError as exc:
-            raise InvalidTokenError(f"malformed fencing token ({exc}): {_cut(text)}") from None
         if str(token) != text:  # e.g. base64 with '+' or '/' or stray bits
             raise InvalidTokenError(f"malformed fencing token (not canonical): {_cut(text)}")
         return token
