@@ -6,6 +6,10 @@ node (or, only while the path has no candidates, a children/exists watch to lear
 one appears). Every observer wakes when the leader changes: the price of observing,
 paid only by those who ask for it.
 
+Foreign children are skipped as the candidates skip them: names that are not candidates,
+and persistent nodes named like one (found when the leader's node is read: no session owns
+it, so it is not a candidate; see docs/safety.md, "Hostile input").
+
 ``LeaderObserver`` holds no thread of its own: its owner calls ``refresh()`` from the
 owner's actor, and the watches ask the owner (through ``post``) to call ``on_fired``.
 """
