@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from .errors import ConfigurationError
+
 __all__ = [
     "DEFAULT_PART_BYTES",
     "DEFAULT_REQUEST_BUDGET",
@@ -45,11 +47,17 @@ DEFAULT_REQUEST_BUDGET = 900 * 1024
 OP_OVERHEAD_BYTES = 64
 
 
-def _check(shards: int, members: Sequence[str]) -> None:
-    if shards < 0:
-        raise ValueError(f"shards must be >= 0, got {shards}")
+def _check(shards: int, members: Sequence[str], previous: Mapping[int, str] | None = None) -> None:
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 0:
+        raise ConfigurationError(f"shards must be an int >= 0, got {shards!r}")
+    if isinstance(members, (str, bytes)) or not all(isinstance(m, str) for m in members):
+        raise ConfigurationError(f"members must be a sequence of str, got {members!r}")
     if len(set(members)) != len(members):
-        raise ValueError(f"members must be distinct, got {list(members)!r}")
+        raise ConfigurationError(f"members must be distinct, got {list(members)!r}")
+    if previous is not None and not isinstance(previous, Mapping):
+        raise ConfigurationError(
+            f"previous must be a mapping of shard number to owner, got {previous!r}"
+        )
 
 
 def loads(owners: Iterable[str], members: Iterable[str] = ()) -> dict[str, int]:
@@ -66,7 +74,9 @@ def _kept_by_member(
     live = set(members)
     held: dict[str, list[int]] = {m: [] for m in members}
     for shard, owner in previous.items():
-        if 0 <= shard < shards and owner in live:
+        # Anything else (a shard that is not an int, an owner that is not a member) is
+        # ignored like an out-of-range shard: it is read back from ZooKeeper, so it may be junk.
+        if isinstance(shard, int) and 0 <= shard < shards and owner in live:
             held[owner].append(shard)
     return held
 
@@ -84,14 +94,15 @@ def assign(shards: int, members: Sequence[str], previous: Mapping[int, str]) -> 
     """The owner of each shard ``0 .. shards-1``: balanced, and sticky to ``previous``.
 
     ``previous`` maps shard -> owner (shards out of range and owners not in ``members``
-    are ignored). Deterministic: the same inputs give the same result. Raises ValueError
+    are ignored). Deterministic: the same inputs give the same result. Raises
+    ConfigurationError (a ValueError)
     if ``members`` is empty while ``shards > 0``, or lists a member twice.
     """
-    _check(shards, members)
+    _check(shards, members, previous)
     if shards == 0:
         return []
     if not members:
-        raise ValueError("cannot assign shards to no members")
+        raise ConfigurationError("cannot assign shards to no members")
     held = _kept_by_member(shards, members, previous)
     target = _targets(shards, members, held)
     owners: list[str | None] = [None] * shards
@@ -115,11 +126,11 @@ def minimum_moves(shards: int, members: Sequence[str], previous: Mapping[int, st
     member's excess over ``q + 1``, plus one each for the members holding ``q + 1`` or
     more beyond the ``r`` that may keep ``q + 1``.
     """
-    _check(shards, members)
+    _check(shards, members, previous)
     if shards == 0:
         return 0
     if not members:
-        raise ValueError("cannot assign shards to no members")
+        raise ConfigurationError("cannot assign shards to no members")
     held = _kept_by_member(shards, members, previous)
     q, r = divmod(shards, len(members))
     orphans = shards - sum(len(h) for h in held.values())
@@ -135,19 +146,28 @@ def moved(previous: Mapping[int, str], owners: Sequence[str]) -> list[int]:
 
 def split(data: bytes, size: int = DEFAULT_PART_BYTES) -> list[bytes]:
     """``data`` cut into parts of at most ``size`` bytes (one empty part for empty data)."""
-    if size <= 0:
-        raise ValueError(f"part size must be > 0, got {size}")
+    if not isinstance(data, bytes):
+        raise ConfigurationError(f"data must be bytes, got {type(data).__name__}")
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise ConfigurationError(f"part size must be an int > 0, got {size!r}")
     return [data[i : i + size] for i in range(0, len(data), size)] or [b""]
 
 
 def batches(sizes: Sequence[int], budget: int = DEFAULT_REQUEST_BUDGET) -> list[list[int]]:
     """Group operations (their estimated request bytes, in order) into consecutive batches
-    whose total stays within ``budget``. Raises ValueError for an operation over budget."""
+    whose total stays within ``budget``. Raises ConfigurationError (a ValueError) for an
+    operation over budget, a negative size or a budget below 1."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ConfigurationError(f"budget must be an int >= 1 (bytes), got {budget!r}")
     groups: list[list[int]] = []
     total = budget + 1
     for index, size in enumerate(sizes):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ConfigurationError(f"operation {index} has a bad size {size!r} (bytes >= 0)")
         if size > budget:
-            raise ValueError(f"operation {index} needs {size} bytes, over the {budget} budget")
+            raise ConfigurationError(
+                f"operation {index} needs {size} bytes, over the {budget} budget"
+            )
         if total + size > budget:
             groups.append([])
             total = 0

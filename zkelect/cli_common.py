@@ -16,7 +16,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from kazoo.client import KazooClient
 
-from .config import validate_connect_string, validate_path
+from .config import MAX_SECONDS, validate_connect_string, validate_path
 from .connect import start_client
 from .errors import ChrootMissingError, ConfigurationError, ConnectionFailedError
 from .security import ClientSecurity, DigestAuth, ElectionAcl, SaslOptions, TlsOptions
@@ -60,7 +60,12 @@ HostsOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 TimeoutOption = Annotated[
     float,
-    typer.Option("--timeout", min=0.1, help="Seconds to wait for ZooKeeper before giving up."),
+    typer.Option(
+        "--timeout",
+        min=0.1,
+        max=MAX_SECONDS,
+        help="Seconds to wait for ZooKeeper before giving up.",
+    ),
 ]
 
 

@@ -36,6 +36,7 @@ from typing import IO, Annotated, Any
 import typer
 
 from .cli_common import CliError, JsonOption, echo_json
+from .config import MAX_SECONDS
 from .errors import ZkElectError
 
 __all__ = ["app", "default_dir", "keeper_main"]
@@ -82,9 +83,10 @@ _STOP_GRACE = 10.0  # seconds for the keeper to stop its members before it is ki
 
 def default_dir() -> Path:
     """$ZKELECT_ENSEMBLE_DIR's default: $XDG_STATE_HOME/zkelect/ensemble, else
-    ~/.zkelect/ensemble."""
+    ~/.zkelect/ensemble. A relative $XDG_STATE_HOME is ignored, as the XDG spec asks (it
+    would put the state somewhere new in every working directory)."""
     xdg = os.environ.get("XDG_STATE_HOME")
-    if xdg:
+    if xdg and Path(xdg).is_absolute():
         return Path(xdg) / "zkelect" / "ensemble"
     return Path.home() / ".zkelect" / "ensemble"
 
@@ -265,7 +267,8 @@ def up(
         int, typer.Option("--tick-ms", min=10, max=60_000, help="ZooKeeper tickTime (ms).")
     ] = 200,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1.0, help="Seconds to wait for the quorum.")
+        float,
+        typer.Option("--timeout", min=1.0, max=MAX_SECONDS, help="Seconds to wait for the quorum."),
     ] = 60.0,
     json_output: JsonOption = False,
 ) -> None:

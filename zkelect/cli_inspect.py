@@ -71,6 +71,7 @@ from .cli_common import (
     echo_json,
     valid_path,
 )
+from .config import MAX_SECONDS
 from .contenders import Contender, ContenderKind, contender_order
 from .security import ClientSecurity
 
@@ -80,6 +81,7 @@ app = typer.Typer()
 
 _MAX_PASSES = 16  # re-reads while the election churns, before giving up
 _MAX_SHOWN = 64  # characters of a candidate id in human output (JSON has all of it)
+_MAX_IGNORED_SHOWN = 5  # names of ignored children in human output (JSON has all of them)
 _IDLE_WAKE = 0.2  # how often a waiting watch checks for SIGINT/SIGTERM (seconds)
 
 _KIND_LABEL = {
@@ -173,11 +175,21 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """An election path as read at one moment: contenders in election order, leader first."""
+    """An election path as read at one moment: contenders in election order, leader first.
+
+    ``ignored``: the other children, which no candidate counts either: names that are no
+    recipe's contender, and persistent nodes named like one (no session owns them).
+    """
 
     path: str
     exists: bool
     candidates: tuple[Candidate, ...]
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def kinds(self) -> list[ContenderKind]:
+        """The recipes whose contenders are here; more than one is a misconfiguration."""
+        return sorted({c.contender.kind for c in self.candidates}, key=lambda k: k.value)
 
     @property
     def leader(self) -> Candidate | None:
@@ -192,6 +204,7 @@ class Snapshot:
             else {**leader.leader_json(), "joined_ms_ago": max(0, now_ms - leader.ctime_ms)},
             "candidates": [c.candidate_json(now_ms) for c in self.candidates],
             "exists": self.exists,
+            "ignored": list(self.ignored),
         }
 
 
@@ -203,17 +216,23 @@ def read_election(client: KazooClient, path: str) -> Snapshot:
             children = client.get_children(path)
         except NoNodeError:
             return Snapshot(path, False, ())
+        names = [str(c) for c in children]
+        order = contender_order(names)
+        ignored = set(names).difference(c.name for c in order)
         found: list[Candidate] = []
-        for contender in contender_order(str(c) for c in children):
+        for contender in order:
             try:
                 data, stat = client.get(f"{path}/{contender.name}")
             except NoNodeError:
                 if not found:
                     break  # the leader left meanwhile: read the new order
                 continue
+            if not stat.ephemeralOwner:  # persistent: no session owns it, not a contender
+                ignored.add(contender.name)
+                continue
             found.append(_candidate(contender, data, stat))
         else:
-            return Snapshot(path, True, tuple(found))
+            return Snapshot(path, True, tuple(found), tuple(sorted(ignored)))
     raise CliError(f"{path} changed too fast to read ({_MAX_PASSES} tries); try again")
 
 
@@ -350,6 +369,12 @@ def status(
     now = _now_ms()
     if not snap.exists:
         sys.stderr.write(f"zkelect: note: {path} does not exist (no election there yet)\n")
+    if len(snap.kinds) > 1:
+        recipes = ", ".join(_KIND_LABEL[kind] for kind in snap.kinds)
+        sys.stderr.write(
+            f"zkelect: warning: contenders of several recipes share {path} ({recipes}): "
+            "each recipe elects its own leader there; give each its own path\n"
+        )
     if json_output:
         echo_json(snap.as_json(now))
         return
@@ -361,6 +386,7 @@ def _print_status(snap: Snapshot, now_ms: int) -> None:
     leader = snap.leader
     if leader is None:
         console.print(f"{snap.path}: no leader, {len(snap.candidates)} candidates", markup=False)
+        _print_ignored(console, snap)
         return
     kinds = sorted({_KIND_LABEL[c.contender.kind] for c in snap.candidates})
     count = len(snap.candidates)
@@ -386,6 +412,20 @@ def _print_status(snap: Snapshot, now_ms: int) -> None:
         )
         table.add_row(*(Text(cell) for cell in cells))  # Text: ids are data, not markup
     console.print(table)
+    _print_ignored(console, snap)
+
+
+def _print_ignored(console: Console, snap: Snapshot) -> None:
+    if not snap.ignored:
+        return
+    shown = ", ".join(_shown(name) for name in snap.ignored[:_MAX_IGNORED_SHOWN])
+    more = len(snap.ignored) - _MAX_IGNORED_SHOWN
+    console.print(
+        Text(
+            f"{len(snap.ignored)} other node{'s' if len(snap.ignored) != 1 else ''} ignored "
+            f"(no recipe's candidates): {shown}" + (f" and {more} more" if more > 0 else "")
+        )
+    )
 
 
 # -- watch -------------------------------------------------------------------------------------
@@ -405,6 +445,7 @@ class _LeaderWatch:
         self.wake = threading.Event()
         self.connected = True
         self._watch = self._fired  # one callable: kazoo keeps one watcher per znode for it
+        self._ignored: set[str] = set()  # persistent nodes named like contenders
         client.add_listener(self._on_state)
 
     def _fired(self, event: WatchedEvent) -> None:
@@ -423,16 +464,22 @@ class _LeaderWatch:
                 if client.exists(path, watch=self._watch) is None:
                     return None
                 continue  # created meanwhile
-            order = contender_order(str(c) for c in children)
+            names = [str(c) for c in children]
+            self._ignored.intersection_update(names)  # forget the ones deleted meanwhile
+            order = [c for c in contender_order(names) if c.name not in self._ignored]
             if not order:
                 # Nobody to watch: learn about the first contender from the children.
-                if contender_order(str(c) for c in client.get_children(path, watch=self._watch)):
+                fresh = client.get_children(path, watch=self._watch)
+                if any(c.name not in self._ignored for c in contender_order(map(str, fresh))):
                     continue
                 return None
             try:
                 data, stat = client.get(f"{path}/{order[0].name}", watch=self._watch)
             except NoNodeError:
                 continue  # the leader left between the two reads
+            if not stat.ephemeralOwner:  # persistent: not a contender (as in read_election)
+                self._ignored.add(order[0].name)
+                continue
             return _candidate(order[0], data, stat)
         raise CliError(f"{path} changed too fast to observe ({_MAX_PASSES} tries)")
 
@@ -693,12 +740,18 @@ def exporter(
     refresh_interval: Annotated[
         float,
         typer.Option(
-            "--refresh-interval", min=0.1, help="Seconds between re-reads without watches."
+            "--refresh-interval",
+            min=0.1,
+            max=MAX_SECONDS,
+            help="Seconds between re-reads without watches.",
         ),
     ] = _exporter.DEFAULT_REFRESH_INTERVAL,
     timeout: TimeoutOption = 15.0,
     session_timeout: Annotated[
-        float, typer.Option("--session-timeout", min=0.1, help="ZooKeeper session timeout.")
+        float,
+        typer.Option(
+            "--session-timeout", min=0.1, max=MAX_SECONDS, help="ZooKeeper session timeout."
+        ),
     ] = 10.0,
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")

@@ -26,6 +26,7 @@ from .cli_common import (
     client_security,
     valid_path,
 )
+from .config import MAX_SECONDS
 from .supervisor import OnExit, Supervisor, SupervisorOptions, command_problem
 
 __all__ = ["app"]
@@ -90,7 +91,9 @@ def run(
     ] = "127.0.0.1",
     grace: Annotated[
         float,
-        typer.Option("--grace", min=0, help="Seconds between SIGTERM and SIGKILL to CMD."),
+        typer.Option(
+            "--grace", min=0, max=MAX_SECONDS, help="Seconds between SIGTERM and SIGKILL to CMD."
+        ),
     ] = 10.0,
     on_exit: Annotated[
         OnExit,
@@ -106,13 +109,16 @@ def run(
         typer.Option(
             "--session-timeout",
             min=0.1,
+            max=MAX_SECONDS,
             help="ZooKeeper session timeout, seconds: how long a SIGKILLed or frozen leader "
             "keeps its node before a successor is elected.",
         ),
     ] = 10.0,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", min=0.1, help="Seconds to wait for ZooKeeper at start."),
+        typer.Option(
+            "--timeout", min=0.1, max=MAX_SECONDS, help="Seconds to wait for ZooKeeper at start."
+        ),
     ] = 15.0,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also log kazoo's connection events.")

@@ -7,6 +7,8 @@ message that names the bad value and says what would be accepted.
 from __future__ import annotations
 
 import enum
+import ipaddress
+import math
 import os
 import re
 import socket
@@ -16,8 +18,11 @@ from .errors import ConfigurationError
 
 __all__ = [
     "MAX_CANDIDATE_ID_BYTES",
+    "MAX_SECONDS",
     "ElectionConfig",
     "SuspendedPolicy",
+    "check_seconds",
+    "check_timeout",
     "default_candidate_id",
     "split_connect_string",
     "validate_candidate_id",
@@ -33,7 +38,16 @@ _MAX_PATH_CHARS = 1024
 
 # Characters ZooKeeper's PathUtils rejects in a path.
 _BAD_PATH_CHARS = re.compile("[\u0000-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff]")
-_CONTROL_CHARS = re.compile("[\u0000-\u001f\u007f-\u009f]")
+# Control characters, and the Unicode ones that break or reorder a printed line (line and
+# paragraph separators, bidirectional overrides and isolates: "Trojan source" spoofing).
+_CONTROL_CHARS = re.compile("[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# A host in a connect string: a DNS name or IPv4 address (ASCII letters, digits, '.', '-',
+# '_'), or an IPv6 address in brackets. Anything else (a blank, '@', '?', '#', non-ASCII)
+# is either rejected by kazoo's URL-based parser or, worse, silently read as another host.
+_HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
+#: The longest duration any setting accepts (a day): longer is a typo, and infinite or
+#: huge values overflow the clients' timers (time_t) and kazoo's int32 millisecond fields.
+MAX_SECONDS = 86_400.0
 
 
 class SuspendedPolicy(str, enum.Enum):
@@ -54,6 +68,27 @@ def _positive(name: str, value: float, *, unit: str = "seconds") -> float:
         raise ConfigurationError(f"{name} must be a number of {unit}, got {value!r}")
     if value <= 0:
         raise ConfigurationError(f"{name} must be > 0 {unit}, got {value!r}")
+    if not value <= MAX_SECONDS:
+        raise ConfigurationError(
+            f"{name} must be at most {MAX_SECONDS:g} {unit} (a day), got {value!r}"
+        )
+    return float(value)
+
+
+def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """``value`` as a finite duration in (0, MAX_SECONDS] (or [0, ...] with ``allow_zero``);
+    ConfigurationError naming ``name`` otherwise (a bool, NaN, infinity, a str...)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not (value >= 0 if allow_zero else value > 0)
+        or value > MAX_SECONDS
+    ):
+        low = "0" if allow_zero else "> 0"
+        raise ConfigurationError(
+            f"{name} must be a number of seconds, {low} and at most {MAX_SECONDS:g}; got {value!r}"
+        )
     return float(value)
 
 
@@ -131,6 +166,11 @@ class ElectionConfig:
             raise ConfigurationError(f"worker_threads must be an int in 1..64, got {workers!r}")
 
 
+def check_timeout(name: str, value: object) -> float | None:
+    """A caller's optional timeout: None (wait as long as it takes), or check_seconds >= 0."""
+    return None if value is None else check_seconds(name, value, allow_zero=True)
+
+
 def validate_path(path: object, *, what: str = "election path") -> str:
     """Return ``path`` if it is a valid absolute ZooKeeper path other than ``/``."""
     if not isinstance(path, str):
@@ -203,7 +243,11 @@ def split_connect_string(hosts: str) -> tuple[list[tuple[str, int]], str | None]
 
 
 def validate_connect_string(hosts: object) -> str:
-    """Return ``hosts`` if it is a well-formed ZooKeeper connect string."""
+    """Return ``hosts`` if it is a well-formed ZooKeeper connect string.
+
+    ``host[:port]`` entries separated by commas, optionally followed by ``/chroot``; a host
+    is a DNS name, an IPv4 address or a bracketed IPv6 address (``[::1]:2181``).
+    """
     if not isinstance(hosts, str) or not hosts.strip():
         raise ConfigurationError(
             f"connect string must be a non-empty str like 'h1:2181,h2:2181/chroot', got {hosts!r}"
@@ -217,17 +261,34 @@ def validate_connect_string(hosts: object) -> str:
             raise ConfigurationError(f"connect string has an empty host entry: {hosts!r}")
         port = ""
         if entry.startswith("["):
-            host, _, rest = entry[1:].partition("]")
-            if rest and not rest.startswith(":"):
-                raise ConfigurationError(f"bad host entry {entry!r} in {hosts!r}")
+            host, bracket, rest = entry[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise ConfigurationError(
+                    f"bad host entry {entry!r} in {hosts!r}; an IPv6 address looks like "
+                    "'[::1]:2181'"
+                )
             port = rest[1:]
-        elif ":" in entry:
-            host, _, port = entry.rpartition(":")
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                raise ConfigurationError(
+                    f"bad IPv6 address {host!r} in connect string {hosts!r}"
+                ) from None
         else:
-            host = entry
-        if not host or any(c.isspace() for c in host):
-            raise ConfigurationError(f"bad host {host!r} in connect string {hosts!r}")
-        if port and (not port.isdigit() or not 0 < int(port) < 65536):
+            host, colon, port = entry.partition(":")
+            if ":" in port:
+                raise ConfigurationError(
+                    f"bad host entry {entry!r} in {hosts!r}; put an IPv6 address in "
+                    "brackets, like '[::1]:2181'"
+                )
+            if colon and not port:
+                raise ConfigurationError(f"empty port in host entry {entry!r} of {hosts!r}")
+            if not _HOST_NAME.fullmatch(host):
+                raise ConfigurationError(
+                    f"bad host {host!r} in connect string {hosts!r}; expected a DNS name "
+                    "or an IP address"
+                )
+        if port and (not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536):
             raise ConfigurationError(
                 f"bad port {port!r} in connect string {hosts!r}; expected 1..65535"
             )

@@ -39,11 +39,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar, overload
 
-from .candidate import LeaderInfo, election_order, new_node_prefix
+from .candidate import CandidateNode, LeaderInfo, election_order, new_node_prefix
 from .clock import Clock, monotonic_clock
 from .config import (
     ElectionConfig,
     SuspendedPolicy,
+    check_timeout,
     default_candidate_id,
     validate_candidate_id,
     validate_path,
@@ -137,6 +138,10 @@ class Election:
         ):
             if callback is not None and not callable(callback):
                 raise ConfigurationError(f"{name} must be callable, got {callback!r}")
+        if not callable(clock):
+            raise ConfigurationError(f"clock must be a callable returning seconds, got {clock!r}")
+        if metrics is not None and not callable(getattr(metrics, "election_started", None)):
+            raise ConfigurationError(f"metrics must be a MetricsRecorder, got {metrics!r}")
         self._on_elected = on_elected
         self._on_revoked = on_revoked
         self._on_leader_change = on_leader_change
@@ -185,6 +190,7 @@ class Election:
         self._attempt_guid: str | None = None
         self._create_uncertain = False
         self._abandoned: list[str] = []  # our nodes still to delete (failed deletes)
+        self._foreign: set[str] = set()  # persistent children named like candidates: not ones
         self._watch_gen = 0
         self._watched: str | None = None
         self._waiting_since = 0.0
@@ -278,6 +284,7 @@ class Election:
     def stop(self, timeout: float | None = None) -> None:
         """Leave the election: revoke (``on_revoked('stopped')``), delete our node,
         release threads (and the client, if this election owns it). Idempotent."""
+        timeout = check_timeout("timeout", timeout)
         with self._cond:
             if self._lifecycle is Lifecycle.LATENT:
                 self._lifecycle = Lifecycle.CLOSED
@@ -308,6 +315,7 @@ class Election:
         at once if this candidate was not leading. ``lost`` is set before the node is
         deleted, so leader-only work sees the loss first (R9).
         """
+        timeout = check_timeout("timeout", timeout)
         self._require_started()
         done: Future[bool] = Future()
         self._post("resign", done)
@@ -322,6 +330,7 @@ class Election:
     def wait_for_leadership(self, timeout: float | None = None) -> Leadership | None:
         """Block until this candidate leads; its Leadership, or None on timeout (without
         a timeout it returns only a Leadership, or raises if the election stops)."""
+        timeout = check_timeout("timeout", timeout)
         with self._cond:
             if self._lifecycle is Lifecycle.LATENT:
                 raise ElectionStoppedError("call start() before waiting for leadership")
@@ -349,6 +358,7 @@ class Election:
         If this call started the election, leaving the block stops it (the node is
         deleted, nothing is left behind); otherwise leaving resigns and stays a candidate.
         """
+        check_timeout("timeout", timeout)  # before start(): bad input sends nothing
         started_here = self._lifecycle is Lifecycle.LATENT
         if started_here:
             self.start()
@@ -368,13 +378,16 @@ class Election:
         self._require_started()
         for _ in range(_MAX_PASSES):
             order = self._read_order()
-            if not order:
-                return None
-            first, paths = order[0], [self._child(order[0].name)]
-            got = self._guard(lambda: self._session.get_many(paths))[0]  # noqa: B023
-            if got is not None:
+            for first in order:
+                paths = [self._child(first.name)]
+                got = self._guard(lambda: self._session.get_many(paths))[0]  # noqa: B023
+                if got is None:
+                    break  # the leader left meanwhile: read the order again
                 data, stat = got
-                return LeaderInfo.from_node(first, data, stat.czxid, stat.ephemeral_owner)
+                if stat.ephemeral_owner != 0:  # a persistent node is not a candidate
+                    return LeaderInfo.from_node(first, data, stat.czxid, stat.ephemeral_owner)
+            else:
+                return None
         return None
 
     def candidates(self) -> list[LeaderInfo]:
@@ -387,6 +400,7 @@ class Election:
             for node, item in zip(order, got, strict=False)
             if item is not None
             for data, stat in [item]
+            if stat.ephemeral_owner != 0  # a persistent node is not a candidate
         ]
 
     def observe(self) -> Iterator[LeaderInfo | None]:
@@ -735,7 +749,7 @@ class Election:
                 children = self._read_children()
             except NoNode:
                 children = []  # the election path itself was deleted (R10)
-            order = election_order(children)
+            order = self._skip_foreign(election_order(children), children)
             self._metrics.candidates_seen(self.path, len(order))
             names = [node.name for node in order]
             if self._node not in names:
@@ -756,9 +770,11 @@ class Election:
                 self._set_leadership(True, "elected")
                 self._watch_own_node()
                 return
-            self._set_leadership(False, "not_first")
             if not self._watch(names[index - 1]):
-                continue  # the predecessor left meanwhile: read again (R3)
+                continue  # the predecessor left meanwhile, or is foreign: read again (R3)
+            # After the watch: a leader is not revoked for a foreign node ahead of it (a
+            # real candidate can never be created ahead of the leader: sequences only grow).
+            self._set_leadership(False, "not_first")
             return
         self._schedule_retry()
 
@@ -802,6 +818,12 @@ class Election:
         except ZkElectError as exc:
             self._fail(exc)
 
+    def _skip_foreign(self, order: list[CandidateNode], children: list[str]) -> list[CandidateNode]:
+        if not self._foreign:
+            return order
+        self._foreign.intersection_update(children)  # forget the ones deleted meanwhile
+        return [node for node in order if node.name not in self._foreign]
+
     def _read_children(self) -> list[str]:
         """The children, read ahead or now; remembers the zxid of the state they show."""
         prefetched, self._prefetched = self._prefetched, None
@@ -820,6 +842,7 @@ class Election:
             return True
         self._watch_gen += 1
         generation = self._watch_gen
+        self._watched = None  # a watch set before is stale now (its generation is old)
 
         def fired() -> None:
             # kazoo's callback thread: send the re-read of the children right away, so the
@@ -831,8 +854,16 @@ class Election:
             self._post("watch", (generation, self._session.send_listing(self.path)))
 
         try:
-            self._session.get(self._child(name), watch=fired)
+            _, stat = self._session.get(self._child(name), watch=fired)
         except NoNode:
+            return False
+        if stat.ephemeral_owner == 0:
+            # Named like a candidate but persistent: no session owns it, so it would block
+            # the election for ever. Not a candidate (its watch is stale: generation).
+            log.warning(
+                "zkelect %s: ignoring %s: a persistent node is not a candidate", self.path, name
+            )
+            self._foreign.add(name)
             return False
         self._watched = name
         return True

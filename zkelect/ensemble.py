@@ -28,6 +28,7 @@ from xml.sax.saxutils import escape
 
 from kazoo.client import KazooClient
 
+from zkelect.config import check_seconds
 from zkelect.errors import ConfigurationError, ConnectionFailedError, ZooKeeperNotFoundError
 from zkelect.lifeline import popen_tied
 
@@ -328,13 +329,13 @@ class LocalEnsemble:
             2**31 - 1,
         )
         self._heap = _check_int("jvm_heap_mb", jvm_heap_mb, 16, 65_536)
-        if (
-            isinstance(start_timeout, bool)
-            or not isinstance(start_timeout, (int, float))
-            or not start_timeout > 0
-        ):
-            raise ConfigurationError(f"start_timeout must be > 0 seconds, got {start_timeout!r}")
-        self._start_timeout = float(start_timeout)
+        self._start_timeout = check_seconds("start_timeout", start_timeout)
+        if base_dir is not None and not isinstance(base_dir, (str, os.PathLike)):
+            raise ConfigurationError(f"base_dir must be a directory path, got {base_dir!r}")
+        if zookeeper_home is not None and not isinstance(zookeeper_home, str):
+            raise ConfigurationError(f"zookeeper_home must be a str, got {zookeeper_home!r}")
+        if extra_config is not None and not isinstance(extra_config, Mapping):
+            raise ConfigurationError(f"extra_config must be a mapping, got {extra_config!r}")
         self._extra = dict(extra_config or {})
         for key, value in self._extra.items():
             if (

@@ -60,7 +60,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import MetricsHandler
 
-from .config import validate_connect_string, validate_path
+from .config import check_seconds, validate_connect_string, validate_path
 from .connect import start_client
 from .contenders import Contender, ContenderKind, contender_order
 from .errors import ConfigurationError, ZkElectError
@@ -120,6 +120,7 @@ class _PathState:
     # because its event may arrive before the reply does.
     armed: set[tuple[str, str]] = field(default_factory=set)
     due: float = 0.0  # when to read this path next (monotonic clock)
+    ignored: set[str] = field(default_factory=set)  # persistent nodes named like contenders
     failures: int = 0
 
 
@@ -157,17 +158,15 @@ class ElectionExporter:
             raise ConfigurationError(
                 f"client must be a kazoo.client.KazooClient, got {type(client).__name__}"
             )
-        if isinstance(paths, str):
-            raise ConfigurationError("paths must be a list of election paths, not one str")
+        if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
+            raise ConfigurationError(f"paths must be a list of election paths, got {paths!r}")
         checked = list(dict.fromkeys(validate_path(p) for p in paths))
         if not checked:
             raise ConfigurationError("give at least one election path to observe")
-        for name, value in (
-            ("refresh_interval", refresh_interval),
-            ("request_timeout", request_timeout),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}")
+        check_seconds("refresh_interval", refresh_interval)
+        check_seconds("request_timeout", request_timeout)
+        if not callable(clock):
+            raise ConfigurationError(f"clock must be a callable returning seconds, got {clock!r}")
         self._client = client
         self._paths = checked
         self._registry = REGISTRY if registry is None else registry
@@ -383,12 +382,13 @@ class ElectionExporter:
                     continue  # created meanwhile: read it
                 self._record(path, exists=False)
                 return
-            order = contender_order(children)
+            order = self._skip_ignored(path, contender_order(children), children)
             if not order and not self._watching(path, path_exists=True):
                 try:
-                    order = contender_order(self._children_watched(path))
+                    fresh = self._children_watched(path)
                 except NoNodeError:
                     continue  # deleted meanwhile: no watch was set
+                order = self._skip_ignored(path, contender_order(fresh), fresh)
             if not order:
                 self._record(path, exists=True)
                 return
@@ -398,9 +398,26 @@ class ElectionExporter:
                 data, stat = self._get(path, znode, watch=not self._watching(path, True))
             except NoNodeError:
                 continue  # the leader left meanwhile: read the children again
+            if not stat.ephemeralOwner:
+                # Named like a contender but persistent: no session owns it, so it is not
+                # one (as for the candidates). Its watch, if we set one, tells nothing.
+                self._disarm(path, _DATA, znode)
+                with self._cond:
+                    self._states[path].ignored.add(leader.name)
+                continue
             self._record(path, exists=True, order=order, data=data, stat=stat)
             return
         raise RuntimeError("the election changed too fast to observe; will read it again")
+
+    def _skip_ignored(
+        self, path: str, order: list[Contender], children: list[str]
+    ) -> list[Contender]:
+        with self._cond:
+            ignored = self._states[path].ignored
+            if not ignored:
+                return order
+            ignored.intersection_update(children)  # forget the ones deleted meanwhile
+            return [c for c in order if c.name not in ignored]
 
     def _watching(self, path: str, path_exists: bool) -> bool:
         """Whether ``path`` holds a watch that tells us about its next leader change.
@@ -663,8 +680,7 @@ def run(
             ("--connect-timeout", connect_timeout),
             ("--session-timeout", session_timeout),
         ):
-            if not value > 0:
-                raise ConfigurationError(f"{name} must be > 0 seconds, got {value}")
+            check_seconds(name, value)
     except ConfigurationError as exc:
         print(f"{prefix}: error: {exc}", file=err)
         return 2

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .errors import InvalidTokenError, StaleEpochError
+from .errors import ConfigurationError, InvalidTokenError, StaleEpochError
 from .fencing import FencingToken, Leadership, describe_epoch
 from .metrics import MetricsRecorder, NoopRecorder
 from .stores import FencedStore
@@ -45,6 +45,14 @@ class FencingGuard:
     def __init__(
         self, store: FencedStore | None = None, *, metrics: MetricsRecorder | None = None
     ) -> None:
+        if store is not None and not (
+            callable(getattr(store, "write", None))
+            and callable(getattr(store, "highest_epoch", None))
+        ):
+            raise ConfigurationError(
+                "store must be a FencedStore (SQLiteFencedStore, PostgresFencedStore), "
+                f"got {store!r}"
+            )
         self._store = store
         self._metrics: MetricsRecorder = metrics or NoopRecorder()
         self._lock = threading.Lock()
@@ -66,6 +74,12 @@ class FencingGuard:
     def admit(self, resource: str, header: str | None) -> Iterator[FencingToken]:
         """Admit a request and hold the resource until the block ends, so no request
         with an older epoch can be admitted while this one writes."""
+        if not isinstance(resource, str) or not resource:
+            raise ConfigurationError(f"resource must be a non-empty str, got {resource!r}")
+        if header is not None and not isinstance(header, str):
+            raise InvalidTokenError(
+                f"the {FENCING_HEADER} header must be text, got {type(header).__name__}"
+            )
         if not header:
             raise InvalidTokenError(
                 f"missing {FENCING_HEADER} header: writes to {resource!r} must carry the "

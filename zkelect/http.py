@@ -84,7 +84,9 @@ class StatusServer:
         self._requested_port = port
         self.registry = REGISTRY if registry is None else registry
         self._lock = threading.Lock()
-        self._elections: list[Election] = list(elections)
+        if isinstance(elections, (str, bytes)) or not isinstance(elections, Iterable):
+            raise ConfigurationError(f"elections must be a list of Elections, got {elections!r}")
+        self._elections: list[Election] = [_election(e) for e in elections]
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -136,6 +138,7 @@ class StatusServer:
     # -- elections ------------------------------------------------------------------------------
 
     def add(self, election: Election) -> None:
+        _election(election)
         with self._lock:
             if election not in self._elections:
                 self._elections.append(election)
@@ -203,6 +206,14 @@ class StatusServer:
         """(body, content type) of ``/metrics`` for the scraper's Accept header."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
+
+
+def _election(value: object) -> Election:
+    from .election import Election  # at call time, as in main(): no import cycle
+
+    if not isinstance(value, Election):
+        raise ConfigurationError(f"expected a zkelect Election, got {value!r}")
+    return value
 
 
 def _candidate_problem(election: Election) -> str | None:

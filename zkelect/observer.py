@@ -6,6 +6,10 @@ node (or, only while the path has no candidates, a children/exists watch to lear
 one appears). Every observer wakes when the leader changes: the price of observing,
 paid only by those who ask for it.
 
+Foreign children are skipped as the candidates skip them: names that are not candidates,
+and persistent nodes named like one (found when the leader's node is read: no session owns
+it, so it is not a candidate; see docs/safety.md, "Hostile input").
+
 ``LeaderObserver`` holds no thread of its own: its owner calls ``refresh()`` from the
 owner's actor, and the watches ask the owner (through ``post``) to call ``on_fired``.
 """
@@ -43,6 +47,7 @@ class LeaderObserver:
         self._deliver = deliver
         self._retry_delay = retry_delay
         self._generation = 0
+        self._foreign: set[str] = set()  # persistent children named like candidates
         self.last: object = UNSET  # the last LeaderInfo | None delivered
 
     def invalidate(self) -> None:
@@ -87,15 +92,23 @@ class LeaderObserver:
                     return None
                 continue  # created meanwhile
             order = election_order(children)
+            if self._foreign:
+                self._foreign.intersection_update(children)
+                order = [node for node in order if node.name not in self._foreign]
             if not order:
                 # Nobody to watch: wait for the first candidate with a children watch.
                 children = self._session.children(self._path, watch=rewatch)
-                if any(parse_node(name) for name in children):
+                if any(parse_node(name) and name not in self._foreign for name in children):
                     continue
                 return None
             try:
                 data, stat = self._session.get(f"{self._path}/{order[0].name}", watch=rewatch)
             except NoNode:
                 continue  # the leader left between the two reads
+            if stat.ephemeral_owner == 0:
+                # Named like a candidate, but persistent: not one (its watch may wake us
+                # once more, for nothing).
+                self._foreign.add(order[0].name)
+                continue
             return LeaderInfo.from_node(order[0], data, stat.czxid, stat.ephemeral_owner)
         raise Retryable("the election changed too fast to observe")

@@ -22,6 +22,7 @@ A store that does not check tokens cannot be protected: every writer must go thr
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from .config import check_seconds
 from .errors import ConfigurationError, StaleEpochError
 from .fencing import FencingToken, describe_epoch
 from .metrics import MetricsRecorder, NoopRecorder
@@ -60,9 +62,16 @@ def _table_name(table: str) -> str:
     return table
 
 
-def _check_write_args(resource: object, token: object) -> FencingToken:
+def _check_resource(resource: object) -> str:
     if not isinstance(resource, str) or not resource:
         raise ConfigurationError(f"resource must be a non-empty str, got {resource!r}")
+    return resource
+
+
+def _check_write_args(resource: object, token: object, action: object) -> FencingToken:
+    _check_resource(resource)
+    if not callable(action):
+        raise ConfigurationError(f"action must be a callable taking the connection, got {action!r}")
     if not isinstance(token, FencingToken):
         raise ConfigurationError(
             f"token must be a FencingToken (lead.token or FencingToken.parse), got {token!r}"
@@ -99,11 +108,19 @@ class SQLiteFencedStore:
         busy_timeout: float = 30.0,
         metrics: MetricsRecorder | None = None,
     ) -> None:
+        if not isinstance(path, (str, Path)) or not str(path):
+            raise ConfigurationError(f"path must be a file name (str or Path), got {path!r}")
         self.path = str(path)
         self.table = _table_name(table)
-        self._busy_timeout = busy_timeout
+        self._busy_timeout = check_seconds("busy_timeout", busy_timeout, allow_zero=True)
         self._metrics: MetricsRecorder = metrics or NoopRecorder()
-        with self._connect() as conn:
+        try:
+            conn = self._connect()
+        except sqlite3.OperationalError as exc:
+            raise ConfigurationError(
+                f"cannot open the SQLite store {self.path!r}: {exc} (does its directory exist?)"
+            ) from None
+        with contextlib.closing(conn), conn:
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.table} ("
                 "resource TEXT PRIMARY KEY, epoch INTEGER NOT NULL, holder TEXT NOT NULL, "
@@ -115,7 +132,7 @@ class SQLiteFencedStore:
         return sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
 
     def write(self, resource: str, token: FencingToken, action: Callable[[Any], T]) -> T:
-        token = _check_write_args(resource, token)
+        token = _check_write_args(resource, token, action)
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -144,6 +161,7 @@ class SQLiteFencedStore:
         return result
 
     def highest_epoch(self, resource: str) -> int | None:
+        _check_resource(resource)
         with self._connect() as conn:
             row = conn.execute(
                 f"SELECT epoch FROM {self.table} WHERE resource = ?", (resource,)
@@ -191,7 +209,7 @@ class PostgresFencedStore:
             )
 
     def write(self, resource: str, token: FencingToken, action: Callable[[Any], T]) -> T:
-        token = _check_write_args(resource, token)
+        token = _check_write_args(resource, token, action)
         try:
             with self._connect() as conn, conn.transaction():
                 # Make sure the row exists, then lock it: concurrent writers queue here.
@@ -220,6 +238,7 @@ class PostgresFencedStore:
         return result
 
     def highest_epoch(self, resource: str) -> int | None:
+        _check_resource(resource)
         with self._connect() as conn:
             row = conn.execute(
                 f"SELECT epoch FROM {self.table} WHERE resource = %s", (resource,)

@@ -245,6 +245,7 @@ def test_status_reads_a_kazoo_election_and_a_missing_path(
         "leader": None,
         "candidates": [],
         "exists": False,
+        "ignored": [],
     }
     assert "does not exist" in one_line(missing.stderr)
 

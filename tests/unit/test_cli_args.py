@@ -135,7 +135,7 @@ def _snapshot(*ids: str) -> Snapshot:
 
 def test_status_json_shape() -> None:
     report = _snapshot("a", "b").as_json(now_ms=4_500)
-    assert list(report) == ["path", "leader", "candidates", "exists"]
+    assert list(report) == ["path", "leader", "candidates", "exists", "ignored"]
     assert report["leader"] == {
         "id": "a",
         "epoch": 100,
@@ -155,7 +155,13 @@ def test_status_json_shape() -> None:
     }
     json.dumps(report)  # serialisable as is
     empty = Snapshot("/e", False, ()).as_json(now_ms=0)
-    assert empty == {"path": "/e", "leader": None, "candidates": [], "exists": False}
+    assert empty == {
+        "path": "/e",
+        "leader": None,
+        "candidates": [],
+        "exists": False,
+        "ignored": [],
+    }
 
 
 def test_resign_target_is_the_leader_or_a_named_candidate() -> None:
