@@ -572,7 +572,7 @@ def test_cli_rejects_bad_options_with_one_line_and_exit_2(
         ("ZKELECT_HOSTS", "[::1", ["status", "/x"], "IPv6"),
         ("ZKELECT_HOSTS", "h:99999", ["run", "/x", "--", "true"], "bad port"),
         ("ZKELECT_AUTH", "digest", ["status", "/x"], "--auth must be"),
-        ("ZKELECT_AUTH", "nocolon", ["doctor"], "--auth must look like"),
+        ("ZKELECT_AUTH", "nocolon", ["doctor"], "--auth must be"),
     ],
 )
 def test_cli_rejects_bad_environment_variables(
