@@ -523,6 +523,12 @@ class Election:
 
     def _on_lease_expired(self) -> None:
         self._set_leadership(False, "lease_expired")
+        # The session may still be alive (a pause or a silence shorter than the session
+        # timeout outlasts the lease, which ends earlier on purpose). Look again: if our node
+        # is still first, the reconcile renews the lease with a sync and leads again with the
+        # same epoch. Without this step nothing would ever wake the election: our node stays
+        # first, everyone else waits behind it, and nobody leads.
+        self._post("rejoin")
 
     def _on_session_state(self, state: ConnectionState, session_id: int | None) -> None:
         # kazoo's connection thread: revoke at once where the policy says so, then let
@@ -694,6 +700,8 @@ class Election:
                     # Nothing answered via the ZooKeeper leader lately (e.g. our create's
                     # reply was lost and the node was found again by reads): renew first.
                     self._session.sync()
+                    if self._session.lease_remaining() <= 0:
+                        raise Retryable("the lease could not be renewed yet")  # retry later
                 self._set_leadership(True, "elected")
                 self._watch_own_node()
                 return
