@@ -453,6 +453,10 @@ def _check_i3(
     heals: list[HealCheck] = []
     starts = sorted(fault.start for fault in faults)
 
+    # Judged until the final sample (taken before the runner stops the candidates).
+    final = history.final
+    judge_end = final.t if final is not None else end_t
+
     for fault in faults:
         if fault.end is None:
             continue  # the run ended mid-fault: nothing healed, nothing to check
@@ -464,20 +468,34 @@ def _check_i3(
         deadline = healed + bound
         next_index = bisect.bisect_right(starts, healed)
         next_start = starts[next_index] if next_index < len(starts) else float("inf")
-        limit = min(deadline, next_start, end_t)
-        window = [b for b in beliefs if b.start <= limit and b.end > healed]
+        # The quiet time after this heal: until the next fault starts, or the run ends.
+        quiet_end = max(healed, min(next_start, judge_end))
+        window = [b for b in beliefs if b.start <= quiet_end and b.end > healed]
         moments = sorted(
             {healed}
-            | {b.start for b in window if healed < b.start <= limit}
-            | {b.end for b in window if healed < b.end <= limit}
-            | set(view.times_in(healed, limit))
+            | {b.start for b in window if healed < b.start <= quiet_end}
+            | {b.end for b in window if healed < b.end <= quiet_end}
+            | set(view.times_in(healed, quiet_end))
         )
-        reached = next(
-            (moment for moment in moments if _unique_leader_at(moment, view, window)[0]), None
-        )
-        if reached is not None:
-            heals.append(HealCheck(fault, "ok", reached - healed, deadline))
-        elif deadline <= next_start and deadline <= end_t:
+        # Stretches of quiet time without a unique leader, as [from, to) (to None: still
+        # without one when the quiet time ends). The state only changes at these moments.
+        stretches: list[tuple[float, float | None]] = []
+        first_ok: float | None = None
+        failing_since: float | None = None
+        for moment in moments:
+            if _unique_leader_at(moment, view, window)[0]:
+                first_ok = moment if first_ok is None else first_ok
+                if failing_since is not None:
+                    stretches.append((failing_since, moment))
+                    failing_since = None
+            elif failing_since is None:
+                failing_since = moment
+        if failing_since is not None:
+            stretches.append((failing_since, None))
+
+        if first_ok is not None and first_ok <= deadline:
+            heals.append(HealCheck(fault, "ok", first_ok - healed, deadline))
+        elif deadline <= quiet_end:
             heals.append(HealCheck(fault, "violation", None, deadline))
             epochs_seen = sorted(
                 {s.epoch for s in view.samples if healed <= s.t <= deadline and s.epoch is not None}
@@ -490,10 +508,28 @@ def _check_i3(
                 f"{run.heal_bound_s:g}s) there was never a unique leader; at the deadline "
                 f"{state}; leader epochs the observer saw meanwhile: {epochs_seen or 'none'}",
             ))
-        elif next_start < deadline and next_start <= end_t:
+        elif next_start <= judge_end:
             heals.append(HealCheck(fault, "interrupted", None, deadline))
         else:
             heals.append(HealCheck(fault, "run-ended", None, deadline))
+
+        # Once in place, the unique leader may change, but never be missing for longer than
+        # the bound while no fault is active (a leader that steps down and nobody follows).
+        for lost_at, back_at in stretches:
+            if first_ok is None or lost_at < first_ok:
+                continue  # the stretch right after the heal, judged above
+            lapse_deadline = lost_at + bound
+            if (back_at is not None and back_at > lapse_deadline) or (
+                back_at is None and lapse_deadline <= quiet_end
+            ):
+                _, state = _unique_leader_at(lapse_deadline, view, window)
+                violations.append(Violation(
+                    "I3", lapse_deadline,
+                    f"after fault {fault.id} ({fault.kind}) healed at {_rel(history, healed)} "
+                    f"and a unique leader was in place at {_rel(history, first_ok)}, there was "
+                    f"no unique leader from {_rel(history, lost_at)} for more than {bound:.1f}s "
+                    f"with no fault active; {bound:.1f}s later {state}",
+                ))
 
     # No new epoch while a majority is down.
     elected = [e for e in history.candidate_events if isinstance(e, Elected)]

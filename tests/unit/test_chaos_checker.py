@@ -352,6 +352,33 @@ def test_i3_the_believer_must_hold_the_observers_epoch(tmp_path: Path) -> None:
     assert invariants(b.write_to(tmp_path)) == ["I3"]
 
 
+def test_i3_a_leader_lost_in_quiet_time_and_not_replaced(tmp_path: Path) -> None:
+    """A leader that steps down after the heal while its node stays first (seen in a real run)."""
+    b = two_candidates()
+    b.fault(1, "pause-leader-short", 10.0, 11.0, ("c0",))
+    b.nem(10.0, "stop", cand="c0", inc=0)
+    b.nem(11.0, "cont", cand="c0", inc=0)
+    b.revoked(11.01, "c0", 0, 100, "lease_expired")  # and never leads again
+    finish(b, {node("n0"): "0xa0", node("n1"): "0xb0"})
+    result = check(b.write_to(tmp_path))
+    assert result.summary["heal"]["per_fault"][0]["status"] == "ok"  # unique at the heal...
+    [violation] = result.violations  # ...but not for long
+    assert violation.invariant == "I3"
+    assert violation.t == pytest.approx(T0 + 11.01 + 10.0)
+    assert "no unique leader from +11.010s for more than 10.0s" in violation.message
+    assert "no process believed it led" in violation.message
+
+
+def test_i3_a_quick_leader_change_in_quiet_time_is_fine(tmp_path: Path) -> None:
+    b = two_candidates()
+    b.fault(1, "proxy-flap", 10.0, 11.0, ("c1",))
+    b.revoked(20.0, "c0", 0, 100, "resigned")
+    b.leader(24.0, "n1", 200, "0xb0")
+    b.elected(24.1, "c1", 0, 200, "n1")  # 4.1 s without a leader: within the 10 s bound
+    finish(b, {node("n0"): "0xa0", node("n1"): "0xb0"})
+    assert invariants(b.write_to(tmp_path)) == []
+
+
 def test_i3_a_later_fault_or_the_run_end_interrupts_the_check(tmp_path: Path) -> None:
     b = two_candidates()
     b.fault(1, "kill-leader", 10.0, 10.1, ("c0",))

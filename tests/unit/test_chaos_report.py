@@ -86,6 +86,7 @@ def test_report_files_are_written_and_complete(tmp_path: Path) -> None:
 def test_violations_are_listed(tmp_path: Path) -> None:
     b = clean_run()
     b.elected(40.0, "c1", 1, 150, "n3")
+    b.revoked(40.5, "c1", 1, 150)
     run_dir = b.write_to(tmp_path)
     result = check(run_dir)
     report = json.loads(write_report(run_dir, result).json.read_text())
