@@ -13,9 +13,11 @@ its Leadership is lost) it writes every 50-100 ms through the fenced SQLite stor
 leadership's token; the accepted write also inserts a row into ``chaos_writes`` in the same
 transaction, so the store keeps its own audit of what it accepted, in commit order.
 
-It deliberately gates writes on *belief* (the Leadership not yet lost), not on the lease:
-a process resumed after a long SIGSTOP writes before it notices it was deposed, which is
-exactly what the fenced store must refuse.
+A write is decided while the leadership holds and lands 50-100 ms later without looking
+again (the first write of a new leadership goes at once): a process SIGSTOPped in between
+wakes and writes with its old epoch before it notices it was deposed, which is exactly what
+the fenced store must refuse. ``revoked`` is recorded after such a write: belief lasts until
+the process stops acting as leader.
 
 The session id and password of each session go to ``DIR/secrets/<cand>.json`` (not to the
 public history) so the runner can expire the session on the server.
@@ -165,16 +167,22 @@ class Candidate:
         if self.stopping.is_set():
             return self._exit()
         self.election.start()
+        last_written: Leadership | None = None
         while not self.stopping.is_set():
             self.wake.clear()
             with self.write_lock:
                 lead = self.lead
                 if lead is not None and not lead.lost.is_set():
-                    self._write_once(lead)
-                    gap = random.uniform(*_WRITE_GAP)
-                else:
-                    gap = 1.0
-            self.wake.wait(gap)
+                    if lead is last_written:
+                        # The next write is decided now and lands after the gap without
+                        # looking again, like work between a leadership check and its write:
+                        # a process frozen here (SIGSTOP) wakes and writes with its old
+                        # epoch, which the fenced store must refuse.
+                        self.stopping.wait(random.uniform(*_WRITE_GAP))
+                    self._write_once(lead)  # a new leader writes at once
+                    last_written = lead
+                    continue
+            self.wake.wait(1.0)
         self.election.stop()
         return self._exit()
 

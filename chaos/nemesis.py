@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError, NotEmptyError
+from kazoo.exceptions import NoNodeError
 
 from chaos.cluster import Cluster, Slot
 from chaos.events import EventLog
@@ -303,7 +303,12 @@ class Nemesis:
         self._restart_member(down[0], fault)
         for member in down[1:]:
             fault.notes.append(f"member {member} restarted after the heal")
-        fault.after_heal = lambda: [self._restart_member(m, fault) for m in down[1:]]
+
+        def restart_the_others() -> None:
+            for member in down[1:]:
+                self._restart_member(member, fault)
+
+        fault.after_heal = restart_the_others
         return fault
 
     # a candidate's network: partition, flap, blackhole; its session: expiry
@@ -407,21 +412,31 @@ class Nemesis:
 
     def _delete_election_path(self, fault_id: int) -> Fault:
         path = self.cluster.election_path
-        fault = self._start(fault_id, "delete-election-path", [path], 0.0, path=path)
+        fault = self._start(fault_id, "delete-election-path", [path], 0.0, path=path, atomic=True)
+        # Like zkCli's deleteall (ZKUtil.deleteRecursive, batched multi): every node and the
+        # path go in ONE transaction, so all candidates lose their nodes at the same instant.
+        # (kazoo's recursive delete removes live candidates' nodes one at a time instead: a
+        # storm of forced depositions milliseconds apart; see the README's chaos section.)
         admin = self._admin_client()
-        for _attempt in range(20):  # candidates re-join while we delete: try again
+        for attempt in range(1, 21):
             try:
-                admin.delete(path, recursive=True)
-                fault.detail["deleted"] = True
-                break
+                children = admin.get_children(path)
             except NoNodeError:
-                fault.detail["deleted"] = True
+                fault.detail.update(deleted=True, nodes=0, attempts=attempt)
                 break
-            except NotEmptyError:
-                continue
+            txn = admin.transaction()
+            for name in children:
+                txn.delete(f"{path}/{name}")
+            txn.delete(path)
+            results = txn.commit()
+            if not any(isinstance(r, Exception) for r in results):
+                fault.detail.update(deleted=True, nodes=len(children), attempts=attempt)
+                break
+            # A candidate joined (NotEmpty) or left (NoNode) between the listing and the
+            # transaction, which then changed nothing: list again.
         else:
             fault.detail["deleted"] = False
-            fault.notes.append("the path kept getting new children; not deleted")
+            fault.notes.append("the path kept changing under the transaction; not deleted")
         return fault
 
     def _admin_client(self) -> KazooClient:

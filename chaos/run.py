@@ -25,6 +25,7 @@ import datetime
 import json
 import logging
 import random
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -273,11 +274,33 @@ class Runner:
                 f"median {sorted(recoveries)[len(recoveries) // 2]:.1f} s; "
                 f"no leader within the bound: {sum(f.recovery_s is None for f in self.faults)}"
             )
-        for key, value in summary.items():
-            lines.append(f"{key}: {value}")
+        writes = summary.get("writes", {})
+        heal = summary.get("heal", {})
+        dual = summary.get("dual_belief", {})
+        lines += [
+            f"elections (distinct epochs): {summary.get('elections')}; elected events: "
+            f"{summary.get('elected_events')}",
+            f"writes: {writes.get('accepted')} accepted, {writes.get('rejected')} rejected, "
+            f"{writes.get('error')} errors; stale writes rejected: "
+            f"{summary.get('stale_writes_rejected')}, stale writes accepted: "
+            f"{summary.get('stale_writes_accepted')}",
+            f"unique leader after heal (checker): max {heal.get('max_s')} s, p50 "
+            f"{heal.get('p50_s')} s, p90 {heal.get('p90_s')} s (bound {heal.get('bound_s')} s)",
+            f"max dual belief: {summary.get('max_dual_belief_s')} s over "
+            f"{dual.get('overlaps')} overlaps ({dual.get('unfenced')} unfenced, "
+            f"{dual.get('without_pause')} without a pause)",
+        ]
+        per_invariant: dict[str, int] = summary.get("violations", {})
+        lines.append(
+            "invariants: "
+            + ", ".join(
+                f"{inv} {'ok' if count == 0 else f'VIOLATED x{count}'}"
+                for inv, count in per_invariant.items()
+            )
+        )
         lines.append(f"violations: {len(result.violations)}")
         for violation in result.violations[:20]:
-            lines.append(f"  {violation}")
+            lines.append(f"  {violation.invariant} {violation.message}")
         lines.append(f"report: {self.run_dir / 'report.html'} (and report.json)")
         for line in lines:
             _say(line)
@@ -332,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         use_netns=use_netns,
     )
     _say(f"run directory {config.run_dir}")
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds through the runner's cleanup
+
+    signal.signal(signal.SIGTERM, terminate)
     return Runner(config).run()
 
 
