@@ -27,29 +27,12 @@ from kazoo.exceptions import NoNodeError
 
 from chaos.cluster import Cluster, Slot
 from chaos.events import EventLog
+from chaos.history import FAULT_KINDS  # one list of names, shared with the checker
 from chaos.netns import NetLab
 from chaos.observer import Observer
 
 __all__ = ["FAULT_KINDS", "PARTITION_KINDS", "Fault", "Nemesis", "schedule"]
 
-FAULT_KINDS: tuple[str, ...] = (
-    "kill-leader",
-    "kill-candidate",
-    "pause-leader-short",
-    "pause-leader-long",
-    "pause-candidate",
-    "kill-zk-leader",
-    "kill-zk-follower",
-    "pause-zk-leader",
-    "pause-zk-follower",
-    "quorum-loss",
-    "partition-short",
-    "partition-long",
-    "expire-session",
-    "proxy-flap",
-    "proxy-blackhole",
-    "delete-election-path",
-)
 PARTITION_KINDS = frozenset({"partition-short", "partition-long"})
 _TARGET_LEADER_P = 0.7  # network faults and expiry hit the leader this often, else anyone
 
