@@ -524,11 +524,15 @@ class Election:
     def _on_lease_expired(self) -> None:
         self._set_leadership(False, "lease_expired")
         # The session may still be alive (a pause or a silence shorter than the session
-        # timeout outlasts the lease, which ends earlier on purpose). Look again: if our node
-        # is still first, the reconcile renews the lease with a sync and leads again with the
-        # same epoch. Without this step nothing would ever wake the election: our node stays
-        # first, everyone else waits behind it, and nobody leads.
-        self._post("rejoin")
+        # timeout outlasts the lease, which ends earlier on purpose), and then nothing else
+        # would ever wake the election: our node stays first, everyone else waits behind it,
+        # and nobody leads. So look again, one session timeout later: if the silence ends
+        # just as the servers expire the session, an answer arriving now would renew the lease
+        # of a dying session; by then the servers have expired it (our node is gone, or kazoo
+        # reports LOST) or it is alive, and the reconcile leads again with the same epoch.
+        timers = self._session.timers
+        if timers is not None:
+            timers.call_later(self._session.session_timeout, lambda: self._post("rejoin"))
 
     def _on_session_state(self, state: ConnectionState, session_id: int | None) -> None:
         # kazoo's connection thread: revoke at once where the policy says so, then let

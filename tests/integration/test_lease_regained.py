@@ -5,7 +5,8 @@ for longer than the lease but shorter than the session timeout wakes up, revokes
 ("lease_expired") and still has its node first in line on a live session. Nothing else
 changes in the election, so nothing wakes anyone: before the fix the election stayed
 leaderless until that session ended (chaos seed 1: 23 s without a leader, until the next
-fault). The candidate must look again and lead with the same epoch.
+fault). The candidate must look again (one session timeout later, when a dying session
+has surely been expired by the servers) and lead with the same epoch.
 """
 
 from __future__ import annotations
