@@ -26,9 +26,10 @@ REPO = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("ZKELECT_CHAOS_SEED", "20261126"))
 MINUTES = 3
 PARTITION_KINDS = {"partition-short", "partition-long"}
-# Every kill-leader, pause-leader-long, partition-long of the leader, expiry of the leader and
-# election-path deletion forces a new epoch; one round of 16 kinds gives well over 10.
-MIN_ELECTIONS = 10
+# Every kill-leader, pause-leader-long, long partition or blackhole of the leader, expiry of
+# the leader's session and election-path deletion forces a new epoch: runs as root saw 16-19
+# in 3 minutes, a run without namespaces (two kinds fewer) 4 or more per round.
+MIN_ELECTIONS = {True: 10, False: 6}
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1800)]
 
@@ -91,7 +92,7 @@ def test_three_minute_seeded_chaos_run_holds_every_invariant(tmp_path: Path) -> 
         for e in _events(path)
         if e["ev"] == "elected"
     }
-    assert len(epochs) >= MIN_ELECTIONS, f"only {len(epochs)} elections"
+    assert len(epochs) >= MIN_ELECTIONS[run["netns"]], f"only {len(epochs)} elections"
     assert report["summary"]["elections"] == len(epochs)
     writes = report["summary"]["writes"]
     assert writes["accepted"] > 0 and report["summary"]["stale_writes_accepted"] == 0
