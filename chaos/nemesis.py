@@ -67,7 +67,7 @@ class Nemesis:
         cluster: Cluster,
         observer: Observer,
         log: EventLog,
-        rng: random.Random,
+        seed: int,
         *,
         netlab: NetLab | None,
     ) -> None:
@@ -75,7 +75,8 @@ class Nemesis:
         self.ensemble = cluster.ensemble
         self.observer = observer
         self.log = log
-        self.rng = rng
+        self.seed = seed
+        self.rng = random.Random(f"{seed}/fault/0")
         self.netlab = netlab
         self.st = cluster.session_timeout
         self.next_id = 1
@@ -117,6 +118,9 @@ class Nemesis:
     def run(self, kind: str) -> Fault:
         """Inject one fault of ``kind``, hold it for its planned duration, heal it."""
         fault_id, self.next_id = self.next_id, self.next_id + 1
+        # One generator per fault: its duration and random choices do not depend on how many
+        # draws earlier faults made (a flap's count of intervals, say), so a seed replays them.
+        self.rng = random.Random(f"{self.seed}/fault/{fault_id}")
         inject = getattr(self, "_" + kind.replace("-", "_"))
         fault: Fault = inject(fault_id)
         fault.ended_t = time.monotonic()

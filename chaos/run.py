@@ -13,7 +13,7 @@ At the end it heals everything, takes the final sample while the candidates stil
 stops them (SIGTERM: each records its exit), dumps the store's audit, runs the checker and
 writes the report. Exit status: 0 if no invariant was violated, 1 on a violation or a
 harness failure, 2 on bad arguments. The seed is printed first: ``--seed`` replays the
-same schedule.
+same schedule (kinds, order, planned durations; "the leader" is whoever leads then).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class Runner:
                 cluster,
                 observer,
                 nemesis_log,
-                random.Random(f"{config.seed}/parameters"),
+                config.seed,
                 netlab=netlab,
             )
             self._inject(cluster, observer, nemesis)
