@@ -76,7 +76,8 @@ class Nemesis:
         self.observer = observer
         self.log = log
         self.seed = seed
-        self.rng = random.Random(f"{seed}/fault/0")
+        self.rng = random.Random(f"{seed}/fault/0")  # choices: targets, flap intervals
+        self.durations = random.Random(f"{seed}/duration/0")  # planned durations
         self.netlab = netlab
         self.st = cluster.session_timeout
         self.next_id = 1
@@ -118,9 +119,11 @@ class Nemesis:
     def run(self, kind: str) -> Fault:
         """Inject one fault of ``kind``, hold it for its planned duration, heal it."""
         fault_id, self.next_id = self.next_id, self.next_id + 1
-        # One generator per fault: its duration and random choices do not depend on how many
-        # draws earlier faults made (a flap's count of intervals, say), so a seed replays them.
+        # Generators per fault, durations apart from choices: a planned duration depends on
+        # neither the draws of earlier faults (a flap's count of intervals) nor on how many a
+        # choice among the live candidates took, so a seed replays it.
         self.rng = random.Random(f"{self.seed}/fault/{fault_id}")
+        self.durations = random.Random(f"{self.seed}/duration/{fault_id}")
         inject = getattr(self, "_" + kind.replace("-", "_"))
         fault: Fault = inject(fault_id)
         fault.ended_t = time.monotonic()
@@ -152,7 +155,7 @@ class Nemesis:
     # candidates: kill, pause
 
     def _kill(self, fault_id: int, kind: str, slot: Slot, role: str) -> Fault:
-        planned = self.rng.uniform(0.5, 2.0)
+        planned = self.durations.uniform(0.5, 2.0)
         fault = self._start(
             fault_id, kind, [slot.cand], planned, inc=slot.inc, role=role, restart="new incarnation"
         )
@@ -189,10 +192,10 @@ class Nemesis:
         return fault
 
     def _short(self) -> float:
-        return self.rng.uniform(0.25, 0.7) * self.st
+        return self.durations.uniform(0.25, 0.7) * self.st
 
     def _long(self) -> float:
-        return self.rng.uniform(1.6, 3.0) * self.st
+        return self.durations.uniform(1.6, 3.0) * self.st
 
     def _pause_leader(self, fault_id: int, kind: str, planned: float) -> Fault:
         leader = self.leader_slot()
@@ -208,7 +211,7 @@ class Nemesis:
 
     def _pause_candidate(self, fault_id: int) -> Fault:
         slot = self._random_slot(exclude=self.leader_slot())
-        planned = self._short() if self.rng.random() < 0.5 else self._long()
+        planned = self._short() if self.durations.random() < 0.5 else self._long()
         return self._pause(fault_id, "pause-candidate", slot, planned, "follower")
 
     # ZooKeeper members: kill, pause, quorum loss
@@ -229,7 +232,7 @@ class Nemesis:
 
     def _kill_zk(self, fault_id: int, kind: str, want_leader: bool) -> Fault:
         member, role = self._zk_target(want_leader)
-        planned = self.rng.uniform(1.0, 3.0)
+        planned = self.durations.uniform(1.0, 3.0)
         fault = self._start(fault_id, kind, [f"zk{member}"], planned, member=member, role=role)
         self.ensemble.kill(member)
         self._hold(planned)
@@ -244,7 +247,7 @@ class Nemesis:
 
     def _pause_zk(self, fault_id: int, kind: str, want_leader: bool) -> Fault:
         member, role = self._zk_target(want_leader)
-        planned = self.rng.uniform(0.5, 2.5) * self.st
+        planned = self.durations.uniform(0.5, 2.5) * self.st
         fault = self._start(
             fault_id,
             kind,
@@ -272,7 +275,7 @@ class Nemesis:
     def _quorum_loss(self, fault_id: int) -> Fault:
         size = self.ensemble.size
         down = sorted(self.rng.sample(range(size), size // 2 + 1))
-        planned = self.rng.uniform(2.0, 4.0)
+        planned = self.durations.uniform(2.0, 4.0)
         fault = self._start(
             fault_id,
             "quorum-loss",
@@ -330,7 +333,7 @@ class Nemesis:
 
     def _proxy_flap(self, fault_id: int) -> Fault:
         slot, role = self._leader_or_random()
-        planned = self.rng.uniform(1.5, 4.0)
+        planned = self.durations.uniform(1.5, 4.0)
         fault = self._start(fault_id, "proxy-flap", [slot.cand], planned, inc=slot.inc, role=role)
         deadline = time.monotonic() + planned
         flaps = dropped = 0
@@ -343,7 +346,7 @@ class Nemesis:
 
     def _proxy_blackhole(self, fault_id: int) -> Fault:
         slot, role = self._leader_or_random()
-        planned = self.rng.uniform(0.3, 2.0) * self.st
+        planned = self.durations.uniform(0.3, 2.0) * self.st
         fault = self._start(
             fault_id,
             "proxy-blackhole",
