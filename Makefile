@@ -1,5 +1,5 @@
 # Convenience targets; ./dev does the work (it needs only bash, not make).
-.PHONY: setup demo test bench clean distclean
+.PHONY: setup demo test bench chaos clean distclean
 
 setup:
 	./dev setup
@@ -12,6 +12,10 @@ test:
 
 bench:
 	./dev bench
+
+# 20 minutes of seeded faults with invariant checks; report in chaos-report/<timestamp>/
+chaos:
+	./dev chaos
 
 clean:
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

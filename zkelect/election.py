@@ -596,6 +596,16 @@ class Election:
 
     def _on_lease_expired(self) -> None:
         self._set_leadership(False, "lease_expired")
+        # The session may still be alive (a pause or a silence shorter than the session
+        # timeout outlasts the lease, which ends earlier on purpose), and then nothing else
+        # would ever wake the election: our node stays first, everyone else waits behind it,
+        # and nobody leads. So look again, one session timeout later: if the silence ends
+        # just as the servers expire the session, an answer arriving now would renew the lease
+        # of a dying session; by then the servers have expired it (our node is gone, or kazoo
+        # reports LOST) or it is alive, and the reconcile leads again with the same epoch.
+        timers = self._session.timers
+        if timers is not None:
+            timers.call_later(self._session.session_timeout, lambda: self._post("rejoin"))
 
     def _on_session_state(self, state: ConnectionState, session_id: int | None) -> None:
         # kazoo's connection thread: revoke at once where the policy says so, then let
@@ -767,6 +777,8 @@ class Election:
                     # Nothing answered via the ZooKeeper leader lately (e.g. our create's
                     # reply was lost and the node was found again by reads): renew first.
                     self._session.sync()
+                    if self._session.lease_remaining() <= 0:
+                        raise Retryable("the lease could not be renewed yet")  # retry later
                 self._set_leadership(True, "elected")
                 self._watch_own_node()
                 return
