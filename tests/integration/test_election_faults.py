@@ -100,7 +100,6 @@ def test_real_session_expiry_of_the_leader(
     expire_session(old.election.session.client)
 
     wait_for(lambda: old.recorder.of("revoked"), 10, message="on_revoked")
-    assert old.recorder.of("revoked") == [reason]
     assert lead.lost.is_set() and not lead.is_valid()
     successor = cands[1]
     assert leading(successor) > old_epoch
@@ -113,7 +112,13 @@ def test_real_session_expiry_of_the_leader(
     _, stat = kazoo_client.get(new_node)
     assert stat.ephemeralOwner == new_session
     assert not old.election.is_leader
-    assert old.recorder.kinds() == ["elected", "revoked"]
+    # Closing the session from a second handle can first drop the old connection while the
+    # session still lives: the client reconnects to it, finds its node first and regains
+    # leadership (same epoch, R6) before the session ends. Each revocation has the reason.
+    kinds = old.recorder.kinds()
+    assert kinds == ["elected", "revoked"] * (len(kinds) // 2) and kinds, kinds
+    assert set(old.recorder.of("revoked")) == {reason}
+    assert {lead.epoch for lead in old.recorder.of("elected")} == {old_epoch}
     assert [c.candidate_id for c in successor.election.candidates()][-1] == "node-0"
 
 
