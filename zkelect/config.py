@@ -15,6 +15,7 @@ import socket
 from dataclasses import dataclass
 
 from .errors import ConfigurationError
+from .lease import lease_figures
 
 __all__ = [
     "MAX_CANDIDATE_ID_BYTES",
@@ -109,9 +110,10 @@ class ElectionConfig:
     #: See SuspendedPolicy.
     suspended_policy: SuspendedPolicy = SuspendedPolicy.REVOKE
     #: The leader's lease ends this fraction of the negotiated session timeout before
-    #: the earliest moment the servers could expire the session (R7).
+    #: the earliest moment the servers could expire the session (R7, lease.py).
     lease_margin_ratio: float = 0.2
-    #: A cheap request keeps the lease fresh this often; default: negotiated timeout / 4.
+    #: A ``sync`` keeps the lease fresh this long after each answer; default: negotiated
+    #: timeout / 4. Refused if the lease would run out between two heartbeats.
     heartbeat_interval: float | None = None
     #: First and largest delay between retries after a failed request.
     retry_initial_delay: float = 0.05
@@ -153,6 +155,7 @@ class ElectionConfig:
             raise ConfigurationError(
                 f"lease_margin_ratio must be a fraction in (0, 1), got {ratio!r}"
             )
+        self._check_lease_fits()
         try:
             policy = SuspendedPolicy(self.suspended_policy)
         except ValueError:
@@ -164,6 +167,34 @@ class ElectionConfig:
         workers = self.worker_threads
         if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
             raise ConfigurationError(f"worker_threads must be an int in 1..64, got {workers!r}")
+
+
+    def _check_lease_fits(self) -> None:
+        """Refuse a margin and heartbeat whose lease would run out between two heartbeats
+        of a healthy session (the leader would flap); the figures scale with the timeout,
+        so what holds for the requested one holds for any the servers negotiate."""
+        timeout = self.session_timeout
+        figures = lease_figures(timeout, self.lease_margin_ratio, self.heartbeat_interval)
+        if figures.before_renewal >= _LEAST_LEASE_LEFT * timeout:
+            return
+        best = 1.0 - _LEAST_LEASE_LEFT - (figures.partner_age + figures.heartbeat) / timeout
+        raise ConfigurationError(
+            f"lease_margin_ratio {self.lease_margin_ratio:g} with a heartbeat every "
+            f"{figures.heartbeat:g}s leaves the leader no lease between heartbeats: after each "
+            f"answered heartbeat it lasts {figures.after_renewal:g}s (session timeout * (1 - "
+            f"ratio) - {figures.partner_age:g}s, docs/safety.md) and the next answer comes "
+            f"{figures.heartbeat:g}s later; "
+            + (
+                f"use a lease_margin_ratio of at most {math.floor(best * 100) / 100:g}"
+                if best > 0
+                else "use a shorter heartbeat_interval"
+            )
+        )
+
+
+#: The least lease a healthy leader may have left just before a heartbeat renews it,
+#: as a fraction of the session timeout (less would revoke it on any hiccup).
+_LEAST_LEASE_LEFT = 0.1
 
 
 def check_timeout(name: str, value: object) -> float | None:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar, overload
 
-from .candidate import CandidateNode, LeaderInfo, election_order, new_node_prefix
+from .candidate import CandidateNode, LeaderInfo, election_order, new_node_prefix, parse_node
 from .clock import Clock, monotonic_clock
 from .config import (
     ElectionConfig,
@@ -88,6 +88,9 @@ log = logging.getLogger("zkelect")
 _END = object()
 _T = TypeVar("_T")
 _MAX_PASSES = 16  # re-reads in one step before backing off (a churning election)
+# Revocations after which our node (and so the session) may still be alive on the servers.
+_SESSION_MAY_LIVE = frozenset({"suspended", "lease_expired"})
+_STOP_SAFETY = 0.1  # of the lease's margin, kept between stop_by and a possible successor
 
 
 class Lifecycle(str, enum.Enum):
@@ -191,11 +194,16 @@ class Election:
         self._create_uncertain = False
         self._abandoned: list[str] = []  # our nodes still to delete (failed deletes)
         self._foreign: set[str] = set()  # persistent children named like candidates: not ones
+        self._unreadable: set[str] = set()  # nodes we may not read (warned about once)
         self._watch_gen = 0
         self._watched: str | None = None
         self._waiting_since = 0.0
         self._retry_pending = False
         self._retry_delay = self.config.retry_initial_delay
+        # Set after a revocation or a reconnect that kept our node: before leading again,
+        # read the children after a sync (a lagging member must not show a stale queue) and
+        # confirm the session with a round trip sent after deciding to lead (R7).
+        self._recheck = False
         # The children, read (or known) ahead of the step that needs them.
         self._prefetched: Pending | Listing | None = None
         self._listing_zxid = 0  # the state our last look at the children showed
@@ -511,7 +519,6 @@ class Election:
                 lead = Leadership(
                     token,
                     self._child(node),
-                    stat.version,
                     session,
                     self._revoke,
                     self._current_leader_epoch,
@@ -528,7 +535,7 @@ class Election:
             else:
                 assert current is not None
                 self._leadership = None
-                current._mark_lost(reason)
+                current._mark_lost(reason, self._stop_by(reason))
                 session.unwatch_lease(id(self))
                 notify = self._notify_revoked(reason)
                 self._metrics.leadership_lost(self.path, reason)
@@ -536,6 +543,20 @@ class Election:
             if notifier is not None and notify is not None:
                 notifier.post(notify)  # posted under the lock: callbacks keep their order
             self._cond.notify_all()
+
+    def _stop_by(self, reason: str) -> float:
+        """When leader-only work must have stopped after a loss for ``reason``: the earliest
+        moment the servers could elect a successor."""
+        now = self._clock()
+        if reason in _SESSION_MAY_LIVE:
+            # Our node lives until the servers expire the session: not before the lease's
+            # proven touch + the session timeout (lease.py). A tenth of the lease's margin
+            # is kept for the work to be stopped (a SIGKILL, a cancellation) in time.
+            session = self._session
+            bound = session.lease.successor_possible_at()
+            if bound is not None:
+                return max(now, bound - _STOP_SAFETY * session.lease_figures().margin)
+        return now  # the node is gone (or about to be deleted): a successor may lead now
 
     def _notify_elected(self, lead: Leadership) -> Callable[[], None] | None:
         callback = self._on_elected
@@ -592,20 +613,20 @@ class Election:
         return 0.0 if lead is None else lead.lease_remaining()
 
     def _revoke(self, reason: str) -> None:
+        """Revoked from outside the actor (a fenced write was refused): look again at once,
+        so a candidate whose node is still first never waits without a next step."""
         self._set_leadership(False, reason)
+        self._post("recheck")
 
     def _on_lease_expired(self) -> None:
         self._set_leadership(False, "lease_expired")
-        # The session may still be alive (a pause or a silence shorter than the session
-        # timeout outlasts the lease, which ends earlier on purpose), and then nothing else
-        # would ever wake the election: our node stays first, everyone else waits behind it,
-        # and nobody leads. So look again, one session timeout later: if the silence ends
-        # just as the servers expire the session, an answer arriving now would renew the lease
-        # of a dying session; by then the servers have expired it (our node is gone, or kazoo
-        # reports LOST) or it is alive, and the reconcile leads again with the same epoch.
-        timers = self._session.timers
-        if timers is not None:
-            timers.call_later(self._session.session_timeout, lambda: self._post("rejoin"))
+        # The session may still be alive (a silence shorter than the session timeout outlasts
+        # the lease, which ends earlier on purpose), and then nothing else would ever wake
+        # the election: our node stays first, everyone else waits behind it. So look again
+        # as soon as the lease is proven again: after a reconnect, or after two heartbeat
+        # answers (a late answer alone proves nothing, lease.py); then re-check before
+        # leading (``_recheck``).
+        self._session.when_lease_valid(id(self), lambda: self._post("recheck"))
 
     def _on_session_state(self, state: ConnectionState, session_id: int | None) -> None:
         # kazoo's connection thread: revoke at once where the policy says so, then let
@@ -654,6 +675,9 @@ class Election:
             self._reconcile()
         elif kind == "rejoin":
             self._reconcile()
+        elif kind == "recheck":
+            self._recheck = True
+            self._reconcile()
         elif kind == "own_watch":
             self._step_own_watch(*payload)
         elif kind == "state":
@@ -683,19 +707,31 @@ class Election:
             self._observer.invalidate()
         elif state is ConnectionState.CONNECTED:
             # Same session: kazoo re-registers our watch with the server (which fires it
-            # if the node changed meanwhile), so keep it; but read the children again.
+            # if the node changed meanwhile), so keep it; but read the children again,
+            # after a sync: the member we reconnected to may lag behind (R7).
+            self._recheck = True
             self._reconcile()
             self._observe()
 
     def _step_resign(self, done: Future[bool]) -> None:
-        if self._leadership is None or self._node is None:
+        node = self._node
+        if self._leadership is None or node is None:
             done.set_result(False)
             return
         self._set_leadership(False, "resigned")  # lost is set before the node goes (R9)
-        self._abandoned.append(self._node)
+        try:
+            with contextlib.suppress(NoNode):
+                self._session.delete(self._child(node))
+        except (Retryable, SessionGone):
+            self._abandoned.append(node)  # the re-join step deletes it first
+        except PermissionDeniedError as exc:
+            # We may create here but not delete: the node stays first, so we lead again
+            # (same epoch) rather than leave an election nobody can lead (R11).
+            done.set_exception(self._cannot_delete(node, "resign", exc))
+            self._recheck = True
+            self._reconcile()
+            return
         self._forget_node()
-        with contextlib.suppress(Retryable, SessionGone):
-            self._delete_abandoned()  # if this fails, the re-join step deletes it first
         done.set_result(True)
         # Re-join at the back in a step of its own, a moment later: resign() returns as soon
         # as the node is gone, and the successor's reads do not compete with our create.
@@ -708,24 +744,58 @@ class Election:
     def _step_stop(self, done: Future[None]) -> None:
         with contextlib.suppress(Exception):
             self._take_join()  # a create still in flight: wait for it, so it is deleted too
+        node, stat = self._node, self._node_stat
         self._set_leadership(False, "stopped")
-        if self._node is not None:
-            self._abandoned.append(self._node)
+        if node is not None:
+            self._abandoned.append(node)
             self._forget_node()
         self._watch_gen += 1
         self._observer.invalidate()
+        try:
+            self._delete_on_leaving()
+        except PermissionDeniedError as exc:
+            if node is not None and node in self._abandoned and not self._session.owned:
+                # A shared session outlives us: the node would block the election for as
+                # long as it lives. Stay a candidate (leading again if first) and say why.
+                self._abandoned.remove(node)
+                self._adopt(node, stat)  # type: ignore[arg-type]
+                with self._cond:
+                    self._closing = False
+                done.set_exception(self._cannot_delete(node, "stop", exc))
+                self._recheck = True
+                self._reconcile()
+                return
+        done.set_result(None)
+
+    def _delete_on_leaving(self) -> None:
+        """Delete our nodes for stop(); what cannot be deleted in time is left to the session
+        (an owned one is closed, a shared one deletes them once it is connected again)."""
         deadline = self._clock() + self.config.request_timeout
-        while self._session.state is ConnectionState.CONNECTED and self._clock() < deadline:
+        while self._clock() < deadline:
+            if self._session.state is not ConnectionState.CONNECTED:
+                time.sleep(0.05)  # the stopping election's own step: nothing else queues
+                continue
             try:
                 self._delete_abandoned()
                 if self._create_uncertain:
                     self._delete_uncertain_create()
-                break
+                return
             except (Retryable, SessionGone):
                 continue
+            except PermissionDeniedError:
+                raise
             except ZkElectError:
                 break
-        done.set_result(None)
+        self._session.abandon([self._child(name) for name in self._abandoned])
+
+    def _cannot_delete(self, node: str, what: str, exc: PermissionDeniedError) -> ZkElectError:
+        return PermissionDeniedError(
+            f"cannot {what}: ZooKeeper refused to delete our candidate node {self._child(node)} "
+            f"(this identity may create nodes in {self.path} but not delete them: DELETE is "
+            "missing from the election path's ACL). The node stays, so this candidate keeps "
+            f"its place and leads again if first; grant DELETE on {self.path} to the "
+            f"candidates' identity (setAcl). ({exc})"
+        )
 
     def _forget_node(self) -> None:
         self._node = None
@@ -767,28 +837,52 @@ class Election:
                 self._forget_node()
                 continue
             index = names.index(self._node)
+            orphans = self._own_orphans(order[:index])
+            if orphans:
+                # Nodes of our own create attempt ahead of us (a create whose reply was lost,
+                # missed by a look at a lagging member, then made again): never wait on them.
+                log.warning("zkelect %s: deleting our own orphan node(s) %s", self.path, orphans)
+                self._abandoned.extend(orphans)
+                self._delete_abandoned()
+                continue
             if index == 0:
                 stat = self._node_stat
                 if stat is None or stat.ephemeral_owner != self._session.session_id:
                     self._set_leadership(False, "session_changed")  # R2: not our node now
                     self._forget_node()
                     continue
-                if self._session.lease_remaining() <= 0:
-                    # Nothing answered via the ZooKeeper leader lately (e.g. our create's
-                    # reply was lost and the node was found again by reads): renew first.
-                    self._session.sync()
-                    if self._session.lease_remaining() <= 0:
-                        raise Retryable("the lease could not be renewed yet")  # retry later
-                self._set_leadership(True, "elected")
-                self._watch_own_node()
+                self._lead()
                 return
             if not self._watch(names[index - 1]):
                 continue  # the predecessor left meanwhile, or is foreign: read again (R3)
             # After the watch: a leader is not revoked for a foreign node ahead of it (a
             # real candidate can never be created ahead of the leader: sequences only grow).
             self._set_leadership(False, "not_first")
+            self._recheck = False
             return
         self._schedule_retry()
+
+    def _lead(self) -> None:
+        """Our node is first and ours: lead, once the session is proven alive (R7)."""
+        if self._recheck:
+            # After a revocation or a reconnect: a round trip through the ZooKeeper leader
+            # sent after deciding, so a session the servers are expiring is not led on.
+            self._session.sync()
+        if self._session.lease_remaining() <= 0:
+            # Not proven (yet): a client connected before we saw it, a lease that ran out,
+            # a create found again by reads. The heartbeat proves it soon (lease.py).
+            self._session.when_lease_valid(id(self), lambda: self._post("rejoin"))
+            return
+        self._recheck = False
+        self._set_leadership(True, "elected")
+        self._watch_own_node()
+
+    def _own_orphans(self, ahead: list[CandidateNode]) -> list[str]:
+        """Nodes ahead of ours that carry our node's GUID: made by our own create attempt."""
+        own = parse_node(self._node or "")
+        if own is None or own.guid is None:
+            return []
+        return [node.name for node in ahead if node.guid == own.guid]
 
     def _watch_own_node(self) -> None:
         """The leader's one watch is on its own node, so a forced resign is seen at once.
@@ -801,12 +895,7 @@ class Election:
             return
         self._watch_gen += 1
         generation = self._watch_gen
-
-        def fired() -> None:
-            if generation == self._watch_gen:
-                self._post("watch", (generation, self._session.send_listing(self.path)))
-
-        pending = self._session.send_get(self._child(node), watch=fired)
+        pending = self._session.send_get(self._child(node), watch=self._on_fired(generation))
         self._watched = node
 
         def answered() -> None:
@@ -815,11 +904,31 @@ class Election:
 
         pending.when_done(answered)
 
+    def _on_fired(self, generation: int) -> Callable[[], None]:
+        """A watch callback for watch ``generation`` (our predecessor's node, or our own).
+
+        On kazoo's callback thread it sends the re-read of the children right away, so the
+        round trip overlaps the hop to a pool thread (the handover's critical path). A watch
+        we already moved on from (our own node after resigning) sends nothing: that read
+        would land on the servers just as the successor needs them.
+        """
+
+        def fired() -> None:
+            if generation == self._watch_gen:
+                self._post("watch", (generation, self._session.send_listing(self.path)))
+
+        return fired
+
     def _step_own_watch(self, generation: int, pending: Pending) -> None:
         if generation != self._watch_gen:
             return
         try:
-            pending.result()
+            try:
+                pending.result()
+            except PermissionDeniedError:  # not even our own node readable: see _watch_stat
+                node = self._child(self._node or "")
+                if self._watch_stat(node, self._on_fired(generation)) is None:
+                    raise NoNode(node) from None
         except NoNode:
             self._set_leadership(False, "node_deleted")
             self._forget_node()
@@ -837,37 +946,32 @@ class Election:
         return [node for node in order if node.name not in self._foreign]
 
     def _read_children(self) -> list[str]:
-        """The children, read ahead or now; remembers the zxid of the state they show."""
+        """The children, read ahead or now; remembers the zxid of the state they show.
+
+        Read now after a revocation or a reconnect (``_recheck``): after a sync, so that a
+        member that lags behind the leader cannot show us first in a stale queue.
+        """
         prefetched, self._prefetched = self._prefetched, None
         if isinstance(prefetched, Listing):
             listing = prefetched
         elif prefetched is not None:
             listing = listing_of(prefetched.result())
         else:
+            if self._recheck:
+                self._session.sync()
             listing = self._session.listing(self.path)
         self._listing_zxid = listing.pzxid
         return listing.names
 
     def _watch(self, name: str) -> bool:
-        """Leave our one watch on ``name`` (data watch: none is left if it is gone)."""
+        """Leave our one watch on ``name``; False if it is gone or not a candidate."""
         if self._watched == name:
             return True
         self._watch_gen += 1
         generation = self._watch_gen
         self._watched = None  # a watch set before is stale now (its generation is old)
-
-        def fired() -> None:
-            # kazoo's callback thread: send the re-read of the children right away, so the
-            # round trip overlaps the hop to a pool thread (the handover's critical path).
-            # A watch we already moved on from (our own node after resigning) sends nothing:
-            # that read would land on the servers just as the successor needs them.
-            if generation != self._watch_gen:
-                return
-            self._post("watch", (generation, self._session.send_listing(self.path)))
-
-        try:
-            _, stat = self._session.get(self._child(name), watch=fired)
-        except NoNode:
+        stat = self._watch_stat(self._child(name), self._on_fired(generation))
+        if stat is None:
             return False
         if stat.ephemeral_owner == 0:
             # Named like a candidate but persistent: no session owns it, so it would block
@@ -879,6 +983,36 @@ class Election:
             return False
         self._watched = name
         return True
+
+    def _watch_stat(self, path: str, fired: Callable[[], None]) -> NodeStat | None:
+        """Leave a watch that fires when the node at ``path`` goes; its stat, or None if it
+        is gone already.
+
+        A data watch by a get: it leaves nothing behind when the node is gone (an exists
+        would leave a watch waiting for a creation that never comes). But a get needs READ
+        on the node, which another candidate's ACL may not grant us, and ZooKeeper does not
+        deliver any event of a node to a session that may not read it. The election path
+        we can read (we listed it): then its children are watched instead, which wakes us
+        on every join and leave, the price of that ACL. A permission error must not take a
+        candidate out of the queue, nor leave it waiting for ever (R11).
+        """
+        try:
+            _, stat = self._session.get(path, watch=fired)
+        except NoNode:
+            return None
+        except PermissionDeniedError:
+            if path not in self._unreadable:
+                self._unreadable.add(path)
+                log.warning(
+                    "zkelect %s: may not read %s (its ACL lacks READ for us): watching the "
+                    "election path's children instead; grant the candidates READ on each "
+                    "other's nodes to be woken only by a predecessor",
+                    self.path,
+                    path,
+                )
+            self._session.children(self.path, watch=fired)
+            return self._session.exists(path)  # a stat needs no permission
+        return stat
 
     def _join(self) -> None:
         """Create our node, finding it again if a previous create's reply was lost (R1)."""
@@ -962,7 +1096,11 @@ class Election:
         self._reconcile()
 
     def _find_own(self, prefix: str, session_id: int | None) -> tuple[str, NodeStat] | None:
+        """Our node of an uncertain create (R1). Looked for after a sync: the member we are
+        connected to now may not have applied that create yet, and a node we miss would be
+        an orphan ahead of the one we create instead."""
         try:
+            self._session.sync()
             children = self._session.children(self.path)
         except NoNode:
             return None
@@ -1012,13 +1150,16 @@ class Election:
             self._failure = error
             self._cond.notify_all()
         self._set_leadership(False, "failed")
-        if isinstance(error, PermissionDeniedError):
-            return
         if self._node is not None:
             self._abandoned.append(self._node)
             self._forget_node()
+        # A failed candidate must not keep its place in the queue: everyone behind it
+        # would wait for ever. What cannot be deleted is left to the session (R11).
         with contextlib.suppress(Exception):
             self._delete_abandoned()
+        if self._abandoned:
+            self._session.abandon([self._child(name) for name in self._abandoned])
+            self._abandoned.clear()
 
     # -- observing the leader (opt-in) ---------------------------------------------------------
 

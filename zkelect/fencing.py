@@ -8,8 +8,9 @@ where the write lands:
   leader's epoch is always higher. ``str(token)`` is a compact form for HTTP headers
   and environment variables; ``FencingToken.parse`` reads it back.
 * ``Leadership.transaction()``: ZooKeeper writes that commit only while our candidate
-  node exists (a multi-op whose first operation checks it). The *server* decides, not
-  this process's belief, so a deposed leader's late write cannot land.
+  node exists (a multi-op whose first operation checks it, at any data version: someone
+  overwriting the node's data does not depose us). The *server* decides, not this
+  process's belief, so a deposed leader's late write cannot land.
 * For other stores, see stores.py (SQL) and guard.py (HTTP receivers).
 """
 
@@ -164,7 +165,6 @@ class Leadership:
         self,
         token: FencingToken,
         node_path: str,
-        node_version: int,
         session: Session,
         revoke: Callable[[str], None],
         current_epoch: Callable[[], int | None] = lambda: None,
@@ -180,7 +180,6 @@ class Leadership:
         #: it was first (and learns at once after that that it no longer is).
         self.granted_zxid = granted_zxid
         self.node_path = node_path
-        self._node_version = node_version
         self._session = session
         self._revoke = revoke
         self._current_epoch = current_epoch
@@ -188,13 +187,20 @@ class Leadership:
         self._node_gone = node_gone
         self.lost = threading.Event()
         self.reason: str | None = None
+        #: Once lost: the moment (on the election's clock, ``time.monotonic`` by default) by
+        #: which leader-only work must have stopped, because from then on the servers could
+        #: have elected a successor. Already past for a deleted node, a lost session or a
+        #: resign; the end of the lease's margin for ``lease_expired`` and ``suspended``
+        #: (zkelect run SIGKILLs the child by then, whatever --grace says). None while leading.
+        self.stop_by: float | None = None
 
     @property
     def epoch(self) -> int:
         return self.token.epoch
 
-    def _mark_lost(self, reason: str) -> None:
+    def _mark_lost(self, reason: str, stop_by: float) -> None:
         self.reason = reason
+        self.stop_by = stop_by
         self.lost.set()
 
     def lease_remaining(self) -> float:
@@ -251,12 +257,17 @@ class FencedTransaction:
     The server decides: ``commit()`` does not consult this process's belief, it sends
     the check with the writes. A failed fence raises StaleEpochError (naming our epoch
     and the current leader's) and revokes local leadership.
+
+    The check is on the node's existence (version -1), not on its data version: the node's
+    name carries our random GUID, so while a node of that name exists it is ours, and an
+    operator (or anyone with WRITE) overwriting its data must not depose a leader that
+    still leads for every other candidate.
     """
 
     def __init__(self, leadership: Leadership) -> None:
         self._leadership = leadership
         self._txn: Transaction = leadership._session.transaction()
-        self._txn.check(leadership.node_path, leadership._node_version)
+        self._txn.check(leadership.node_path, -1)
 
     def create(
         self, path: str, value: bytes = b"", *, ephemeral: bool = False, sequence: bool = False

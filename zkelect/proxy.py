@@ -58,6 +58,7 @@ __all__ = [
     "OP_GET_DATA",
     "OP_MULTI",
     "OP_SET_DATA",
+    "OP_SYNC",
     "DropReplyFault",
     "FaultProxy",
 ]
@@ -69,6 +70,7 @@ OP_EXISTS = 3
 OP_GET_DATA = 4
 OP_SET_DATA = 5
 OP_GET_CHILDREN = 8
+OP_SYNC = 9
 OP_GET_CHILDREN2 = 12
 OP_MULTI = 14
 OP_CREATE2 = 15
@@ -169,6 +171,8 @@ class FaultProxy:
         self._armed_drop: DropReplyFault | None = None
         self.connections_accepted = 0
         self.requests_seen: collections.Counter[int] = collections.Counter()
+        #: Every request's opcode, in the order clients sent them (all connections).
+        self.request_log: list[int] = []
         self.last_dropped_reply: DropReplyFault | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -454,6 +458,7 @@ class FaultProxy:
                 xid, opcode = _REQUEST_HEADER.unpack(body_head)
                 with self._cond:
                     self.requests_seen[opcode] += 1
+                    self.request_log.append(opcode)
                     fault = self._armed_drop
                     if fault is not None and opcode in fault.opcodes:
                         # Registered before forwarding, so the reply cannot overtake it.

@@ -6,11 +6,13 @@ It gives the rest of zkelect a typed view of a ZooKeeper session:
 * typed requests (``create_candidate``, ``children``, ``get``, ``exists``, ...) with a
   deadline each, and kazoo's exceptions turned into a few internal ones here and the
   public ``PermissionDeniedError`` (NoAuth is terminal, not retried);
-* the local *lease*: the last moment this process may still assume its session is
-  alive on the servers. Only answers that passed through the ZooKeeper *leader* count
-  (writes and ``sync``; a member cut off from the quorum still answers reads). See
-  ``Lease`` for the arithmetic. kazoo reports LOST only after it reconnects, so a
-  partitioned leader relies on this lease;
+* the local *lease* (lease.py): the last moment this process may still assume its
+  session is alive on the servers, renewed by a ``sync`` heartbeat. kazoo reports LOST
+  only after it reconnects, so a partitioned leader relies on this lease;
+* failure detection that the heartbeat does not blind (R12): kazoo pings only when it has
+  sent nothing for a while, and the heartbeat always has; so the session applies kazoo's
+  own rule itself (nothing heard for 2/3 of the session timeout: drop the connection and
+  reconnect, other members first, on the same session; see kazoo_hooks.py);
 * the few threads every election on this session shares (see dispatch.py).
 
 Many elections may share one session: ``Session.for_client`` returns the same object
@@ -22,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-import select
 import threading
 import weakref
 from collections.abc import Callable
@@ -48,8 +49,7 @@ from kazoo.exceptions import (
     SessionExpiredError,
     SessionMovedError,
 )
-from kazoo.handlers.threading import KazooTimeoutError, SequentialThreadingHandler
-from kazoo.handlers.utils import selector_select
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.paths import _prefix_root
 from kazoo.protocol.serialization import (
     Create,
@@ -65,12 +65,14 @@ from kazoo.security import OPEN_ACL_UNSAFE
 from .clock import Clock, monotonic_clock
 from .config import ElectionConfig, validate_connect_string
 from .connect import start_client
-from .dispatch import Notifier, Timers, WorkerPool
+from .dispatch import Notifier, TimerHandle, Timers, WorkerPool
 from .errors import (
     ChrootMissingError,
     ConfigurationError,
     PermissionDeniedError,
 )
+from .kazoo_hooks import ConnectionTap
+from .lease import Lease, LeaseFigures, lease_figures, report_delay
 
 if TYPE_CHECKING:
     from .joins import JoinBatcher
@@ -166,70 +168,6 @@ def translate(exc: BaseException) -> BaseException:
     return exc
 
 
-class Lease:
-    """The local lease arithmetic, apart from threads and I/O so it can be unit-tested.
-
-    The ZooKeeper leader expires a session ``timeout`` after the last *touch* it knows
-    of. A touch made at a follower reaches the leader with the follower's next ping
-    report (every half tick), so when a request sent at ``t`` was answered by the leader,
-    the link was up and the touch of our previous heartbeat (at most ``slack`` = one
-    heartbeat interval before ``t``) had been reported. Hence::
-
-        deadline = t + timeout * (1 - margin_ratio) - slack
-
-    where ``t`` is the send time of the newest request answered via the leader.
-
-    ``timeout`` is read at each use: kazoo learns the negotiated session timeout only
-    while connecting, after the CONNECTED event has already been delivered.
-    """
-
-    def __init__(
-        self,
-        clock: Clock,
-        margin_ratio: float,
-        timeout: Callable[[], float],
-        slack: Callable[[], float] = lambda: 0.0,
-    ) -> None:
-        self._clock = clock
-        self._margin_ratio = margin_ratio
-        self._timeout = timeout
-        self._slack = slack
-        self._lock = threading.Lock()
-        self._last_ack: float | None = None
-        self._session: int | None = None
-
-    def reset(self, session_id: int | None) -> None:
-        """A new (or no) session: acknowledgements of the old one no longer count."""
-        with self._lock:
-            if session_id != self._session:
-                self._session = session_id
-                self._last_ack = None
-
-    def ack(self, sent_at: float, session_id: int | None) -> None:
-        """The server answered a request sent at ``sent_at`` on ``session_id``."""
-        with self._lock:
-            if session_id is None or session_id != self._session:
-                return
-            if self._last_ack is None or sent_at > self._last_ack:
-                self._last_ack = sent_at
-
-    def deadline(self) -> float | None:
-        timeout, slack = self._timeout(), self._slack()
-        with self._lock:
-            if self._last_ack is None or timeout <= 0:
-                return None
-            return self._last_ack + timeout * (1.0 - self._margin_ratio) - slack
-
-    @property
-    def last_ack(self) -> float | None:
-        with self._lock:
-            return self._last_ack
-
-    def remaining(self) -> float:
-        deadline = self.deadline()
-        return 0.0 if deadline is None else max(0.0, deadline - self._clock())
-
-
 # One Session per shared KazooClient, held only as long as some election holds it.
 _registry: weakref.WeakValueDictionary[int, Session] = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
@@ -250,9 +188,9 @@ class Session:
         self.config = config
         self.owned = owned
         self.clock = clock
-        self._negotiated_timeout: float | None = None
+        self.tap = ConnectionTap.of(client, clock)
         self.lease = Lease(
-            clock, config.lease_margin_ratio, lambda: self.session_timeout, self.heartbeat_interval
+            clock, config.lease_margin_ratio, lambda: self.session_timeout, self.report_delay
         )
         self._lock = threading.RLock()
         # At most this many start(wait=False) creates in flight: kazoo's connection thread
@@ -265,16 +203,16 @@ class Session:
         # one's stop() removes its listener (a list would make that quadratic).
         self._listeners: dict[_SessionListener, None] = {}
         self._lease_listeners: dict[int, Callable[[], None]] = {}
-        self._lease_timer: Any = None
-        self._heartbeat_timer: Any = None
+        self._lease_waiters: dict[int, Callable[[], None]] = {}
+        self._lease_timer: TimerHandle | None = None
+        self._beats = 0  # the heartbeat chain's number: a released session's chain stops
         self._state = self._translate_state(client.state)
         self._session_id: int | None = self._read_session_id()
         self.pool: WorkerPool | None = None
         self.timers: Timers | None = None
         self.notifier: Notifier | None = None
         self._joins: JoinBatcher | None = None
-        self._hook_negotiated_timeout()
-        _use_plain_select(client)
+        self._orphans: set[str] = set()  # our nodes to delete once connected (abandon)
         self.lease.reset(self._session_id)
 
     # -- construction and sharing ----------------------------------------------------------
@@ -319,7 +257,13 @@ class Session:
             # on the client. Read the state afresh: it may have changed since construction.
             self._state = self._translate_state(self.client.state)
             self._session_id = self._read_session_id()
-            self.lease.reset(self._session_id)
+            if self._state is ConnectionState.CONNECTED:  # a shared client, already started
+                self.tap.connected()
+                self.lease.connected(
+                    self._session_id, self.tap.generation, self.tap.connect_sent_at
+                )
+            else:
+                self.lease.reset(self._session_id)
             self.client.add_listener(self._on_kazoo_state)
         try:
             if self.owned:
@@ -328,7 +272,11 @@ class Session:
         except BaseException:
             self.release()
             raise
-        self._schedule_heartbeat()
+        with self._lock:
+            self._beats += 1
+            beats = self._beats
+        self._schedule_heartbeat(beats)
+        self._watch_connection()
 
     def release(self) -> None:
         """Unregister one user; the last one stops the threads (and an owned client)."""
@@ -339,8 +287,13 @@ class Session:
             pool, timers, notifier = self.pool, self.timers, self.notifier
             self.pool = self.timers = self.notifier = None
             self._lease_listeners.clear()
-            self._lease_timer = self._heartbeat_timer = None  # they belong to those timers
-        self.client.remove_listener(self._on_kazoo_state)
+            self._lease_waiters.clear()
+            self._lease_timer = None  # it belongs to those timers
+            self._beats += 1  # ends the heartbeat chain
+        with self._lock:
+            keep_listening = bool(self._orphans) and not self.owned
+        if not keep_listening:  # else it stays until the orphans are deleted (abandon)
+            self.client.remove_listener(self._on_kazoo_state)
         if self.owned:
             try:
                 self.client.stop()
@@ -405,27 +358,14 @@ class Session:
     @property
     def session_timeout(self) -> float:
         """The negotiated session timeout in seconds (the requested one until known)."""
-        if self._negotiated_timeout is not None:
-            return self._negotiated_timeout
+        negotiated = self.tap.negotiated_timeout
+        if negotiated is not None:
+            return negotiated
         return float(self.client._session_timeout) / 1000.0
 
-    def _hook_negotiated_timeout(self) -> None:
-        # kazoo keeps the negotiated timeout in a local variable of its connection loop;
-        # its _connect returns read_timeout = negotiated * 2/3 (ms). Without the real value
-        # the lease could outlast the session when the server negotiates a shorter one.
-        connection = self.client._connection
-        original = connection._connect
-        if getattr(original, "_zkelect_hook", False):
-            return
-        session = self
-
-        def connect_and_record(*args: Any, **kwargs: Any) -> Any:
-            result = original(*args, **kwargs)
-            session._negotiated_timeout = float(result[0]) * 1.5 / 1000.0
-            return result
-
-        connect_and_record._zkelect_hook = True  # type: ignore[attr-defined]
-        connection._connect = connect_and_record
+    def report_delay(self) -> float:
+        """How late a follower may report our touches to the ZooKeeper leader (lease.py)."""
+        return report_delay(self.session_timeout)
 
     def add_state_listener(self, listener: _SessionListener) -> None:
         with self._lock:
@@ -443,8 +383,18 @@ class Session:
             session_id = self._session_id
         self._state = state
         self._session_id = session_id
+        if state is ConnectionState.CONNECTED:
+            # Called from inside kazoo's connect: the new socket is in place, and the
+            # ConnectRequest's send time proves a touch by the ZooKeeper leader (lease.py).
+            self.tap.connected()
+            self.lease.connected(session_id, self.tap.generation, self.tap.connect_sent_at)
+            self._lease_became_valid()
+            self._delete_orphans()
+        elif state is ConnectionState.LOST:
+            self.lease.reset(None)
+            with self._lock:
+                self._orphans.clear()  # ephemeral: gone with the session
         if state is not ConnectionState.SUSPENDED:
-            self.lease.reset(session_id)
             self._rearm_lease_timer()  # a new session may have a different timeout
         with self._lock:
             listeners = list(self._listeners)
@@ -453,6 +403,51 @@ class Session:
                 listener(state, session_id)
             except Exception:
                 log.exception("zkelect: session listener failed")
+
+    def abandon(self, paths: list[str]) -> None:
+        """This session's candidate nodes that an election could not delete itself.
+
+        A node left behind would stand in the queue, and block everyone behind it once
+        first, for as long as the session lives. An owned session is closed now (ephemeral
+        nodes go with it); a shared one deletes them as soon as it is connected, and after
+        every reconnect until that succeeded (R11).
+        """
+        if not paths:
+            return
+        if self.owned:
+            with contextlib.suppress(Exception):
+                self.client.stop()
+            return
+        with self._lock:
+            self._orphans.update(paths)
+        if self._state is ConnectionState.CONNECTED:
+            self._delete_orphans()
+
+    def _delete_orphans(self) -> None:
+        # Sent without waiting (this may run on kazoo's connection thread).
+        with self._lock:
+            paths = list(self._orphans)
+        for path in paths:
+
+            def done(result: Any, path: str = path) -> None:
+                error = result.exception
+                if error is None or isinstance(error, NoNodeError):
+                    with self._lock:
+                        self._orphans.discard(path)
+                        finished = not self._orphans and self._refs == 0
+                    if finished:  # released meanwhile: stop listening (see release)
+                        self.client.remove_listener(self._on_kazoo_state)
+                elif isinstance(error, (NoAuthError, AuthFailedError)):
+                    with self._lock:
+                        self._orphans.discard(path)
+                    log.error(
+                        "zkelect: cannot delete %s (no DELETE permission): it stays in the "
+                        "election until this session ends; grant DELETE on the election path",
+                        path,
+                    )
+
+            with contextlib.suppress(Exception):
+                self.client.delete_async(path).rawlink(done)
 
     # -- the lease ------------------------------------------------------------------------------
 
@@ -503,31 +498,103 @@ class Session:
             except Exception:
                 log.exception("zkelect: lease expiry handler failed")
 
-    def heartbeat_interval(self) -> float:
-        return self.config.heartbeat_interval or self.session_timeout / 4.0
+    def when_lease_valid(self, key: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the lease is proven again (at once if it is now)."""
+        with self._lock:
+            self._lease_waiters[key] = callback
+        if self.lease.remaining() > 0:
+            self._lease_became_valid()
 
-    def _schedule_heartbeat(self) -> None:
+    def _lease_became_valid(self) -> None:
+        if self.lease.remaining() <= 0:
+            return
+        with self._lock:
+            waiters = list(self._lease_waiters.values())
+            self._lease_waiters.clear()
+        for callback in waiters:
+            try:
+                callback()
+            except Exception:
+                log.exception("zkelect: lease waiter failed")
+
+    def _answered(self, sent_at: float, session_id: int | None, generation: int) -> None:
+        """A request that went through the ZooKeeper leader was answered (see Pending)."""
+        self.lease.ack(sent_at, self.clock(), session_id, generation)
+        if self._lease_waiters:
+            self._lease_became_valid()
+
+    def lease_figures(self) -> LeaseFigures:
+        """The lease arithmetic this session applies now (what ``zkelect doctor`` prints)."""
+        return lease_figures(
+            self.session_timeout, self.config.lease_margin_ratio, self.heartbeat_interval()
+        )
+
+    # -- the heartbeat, and failure detection it must not blind (R12) ---------------------
+
+    def heartbeat_interval(self) -> float:
+        """A quarter of the negotiated timeout, or the configured interval (scaled down in
+        proportion if the servers granted a shorter session than was asked for)."""
+        configured = self.config.heartbeat_interval
+        timeout = self.session_timeout
+        if configured is None:
+            return timeout / 4.0
+        return configured * min(1.0, timeout / self.config.session_timeout)
+
+    def _schedule_heartbeat(self, beats: int) -> None:
+        timers = self.timers
+        if timers is not None and beats == self._beats:
+            timers.call_later(self.heartbeat_interval(), lambda: self._heartbeat(beats))
+
+    def _heartbeat(self, beats: int) -> None:
+        # A sync goes through the ZooKeeper leader: its answer renews the lease. The next
+        # one goes a heartbeat interval after this answer, so that each answer pairs with
+        # the one before it (lease.py, rule 2).
+        if beats != self._beats:
+            return
+        if self._state is not ConnectionState.CONNECTED:
+            self._schedule_heartbeat(beats)
+            return
+        pending = self.send(lambda: self.client.sync_async("/"), via_leader=True)
+
+        def answered() -> None:
+            with contextlib.suppress(Exception):
+                pending.result()  # renews the lease if it succeeded
+            self._schedule_heartbeat(beats)
+
+        pending.when_done(answered)
+
+    def read_timeout(self) -> float:
+        """kazoo's own bound for a silent connection: 2/3 of the session timeout."""
+        return self.session_timeout * 2.0 / 3.0
+
+    def _watch_connection(self) -> None:
+        """Drop a connection on which nothing was heard for ``read_timeout()``.
+
+        This is kazoo's own rule; kazoo applies it only through a ping it sends when it has
+        sent nothing for half that time, which never happens while the heartbeat runs. The
+        heartbeat is answered every quarter of the session timeout on a healthy link, so a
+        silence this long means the member or the link is gone: kazoo then reconnects, other
+        members first, on the same session, in time for its ephemeral nodes to survive.
+        """
         timers = self.timers
         if timers is None:
             return
-        self._heartbeat_timer = timers.call_later(self.heartbeat_interval(), self._heartbeat)
-
-    def _heartbeat(self) -> None:
-        # A cheap read whose answer proves the servers heard from us at send time.
-        if self._state is ConnectionState.CONNECTED:
-            sent_at, session_id = self.clock(), self._session_id
-            try:
-                async_result = self.client.sync_async("/")
-            except Exception:
-                async_result = None
-            if async_result is not None:
-
-                def done(result: Any) -> None:
-                    if result.successful():
-                        self.lease.ack(sent_at, session_id)
-
-                async_result.rawlink(done)
-        self._schedule_heartbeat()
+        limit = self.read_timeout()
+        silent = self.clock() - self.tap.last_heard
+        if self._state is ConnectionState.CONNECTED and silent >= limit:
+            member = self.tap.drop_silent()
+            if member is not None:
+                log.warning(
+                    "zkelect: nothing heard from ZooKeeper member %s:%d for %.1f s (2/3 of "
+                    "the session timeout): dropping the connection; kazoo reconnects to "
+                    "another member on the same session",
+                    member[0],
+                    member[1],
+                    silent,
+                )
+            self.tap.heard()  # the next connection gets a full window
+            silent = 0.0
+        timers.call_later(max(0.05, limit - silent), self._watch_connection)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -733,6 +800,7 @@ class Pending:
         self._session = session
         self._via_leader = via_leader
         self._sent_at, self._session_id = session.clock(), session.session_id
+        self._generation = session.tap.generation
         self._error: BaseException | None = None
         self._async: Any = None
         try:
@@ -759,7 +827,7 @@ class Pending:
         except Exception as exc:
             raise translate(exc) from exc
         if self._via_leader:
-            self._session.lease.ack(self._sent_at, self._session_id)
+            self._session._answered(self._sent_at, self._session_id, self._generation)
         return value
 
 
@@ -781,33 +849,6 @@ def candidate_created(answer: Any) -> tuple[str, NodeStat]:
     """The full path and stat from the answer of ``send_create_candidate``."""
     created, raw = answer
     return str(created), _stat(raw)
-
-
-def _plain_select(
-    rlist: list[Any], wlist: list[Any], xlist: list[Any], timeout: float | None = None
-) -> tuple[list[Any], list[Any], list[Any]]:
-    try:
-        return select.select(rlist, wlist, xlist, timeout)
-    except ValueError:  # a descriptor above FD_SETSIZE (or closed): kazoo's own way
-        return cast(
-            tuple[list[Any], list[Any], list[Any]],
-            selector_select(rlist, wlist, xlist, timeout),
-        )
-
-
-def _use_plain_select(client: Any) -> None:
-    """Let kazoo's connection thread wait with one ``select()`` call.
-
-    kazoo's threading handler builds, fills and closes a new epoll object for every wait,
-    and its connection thread waits before each request it writes and each answer it
-    reads: with thousands of elections on one session that thread is the bottleneck
-    (measured: ~40% of its time). select() on its two sockets does the same in one system
-    call; descriptors above FD_SETSIZE fall back to kazoo's way. Only kazoo's default
-    handler is touched (gevent or eventlet handlers have their own select).
-    """
-    handler: Any = getattr(client, "handler", None)
-    if type(handler) is SequentialThreadingHandler and "select" not in vars(handler):
-        handler.select = _plain_select
 
 
 def _wrap_watch(watch: Watcher | None) -> Callable[[WatchedEvent], None] | None:

@@ -186,7 +186,7 @@ def test_tolerant_leader_revokes_when_its_lease_runs_out(
         try:
             wait_for(lambda: lead.lost.is_set(), 3 * timeout, message="lease expiry")
             revoked_at = leader.recorder.time_of("revoked")
-            last_ack = leader.election.session.lease.last_ack
+            last_ack = leader.election.session.lease.touched_at
             assert lead.reason == "lease_expired"
             assert last_ack is not None
             # The servers cannot expire the session before last_ack + timeout: we were earlier.

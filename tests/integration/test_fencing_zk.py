@@ -90,3 +90,42 @@ def test_deposed_leader_write_is_refused_by_the_server_and_revokes(
     # The deposed candidate rejoined behind the new leader.
     wait_for(lambda: old.election.node not in (None, lead.node_path), 10)
     assert not old.election.is_leader
+
+
+def test_overwriting_the_leaders_node_data_deposes_nobody(
+    ensemble: LocalEnsemble, kazoo_client: KazooClient, zk_path: str, candidates: Make
+) -> None:
+    """Issue 12 item 2: the fence checks that our node exists, at any data version. Before,
+    it checked the version read when elected: after anyone's `set` on the leader's node,
+    every fenced write failed, leadership was revoked and nobody led again."""
+    path = f"{zk_path}/election"
+    leader = candidates(ensemble.hosts, path, "leader")
+    follower = candidates(ensemble.hosts, path, "follower")
+    lead = leader.election.wait_for_leadership(10)
+    assert lead is not None
+    kazoo_client.set(lead.node_path, b"touched by an operator")  # data version 0 -> 1
+
+    lead.create(f"{zk_path}/state", b"v1")
+    lead.set_data(f"{zk_path}/state", b"v2")
+    assert kazoo_client.get(f"{zk_path}/state")[0] == b"v2"
+    assert not lead.lost.is_set() and leader.recorder.kinds() == ["elected"]
+    assert not follower.election.is_leader
+
+
+def test_a_revocation_from_outside_leaves_a_still_first_node_a_next_step(
+    ensemble: LocalEnsemble, zk_path: str, candidates: Make
+) -> None:
+    """Whatever revokes a leader from outside the election's own steps (a refused fenced
+    write), the candidate looks again: a node that is still first leads again, same epoch,
+    instead of holding the queue with nobody leading until its session ends."""
+    path = f"{zk_path}/election"
+    leader = candidates(ensemble.hosts, path, "leader")
+    follower = candidates(ensemble.hosts, path, "follower")
+    lead = leader.election.wait_for_leadership(10)
+    assert lead is not None
+    lead._revoke("fence_failed")  # what a refused fenced write does
+    assert lead.lost.is_set()
+    again = wait_for(lambda: leader.election.wait_for_leadership(0), 10, message="leads again")
+    assert again is not lead and again.epoch == lead.epoch
+    assert leader.recorder.kinds() == ["elected", "revoked", "elected"]
+    assert not follower.election.is_leader

@@ -1,0 +1,247 @@
+"""What zkelect needs from inside kazoo's connection thread, and the one place it reaches in.
+
+kazoo keeps a few facts to itself that an election needs to be safe and live, and does one
+thing that zkelect's own heartbeat would otherwise defeat:
+
+* **the negotiated session timeout** lives in a local variable of the connection loop; the
+  lease must follow it, not the requested one (a server that shortens the session must not
+  be able to stretch the lease);
+* **when a connection was asked for**: a successful (re)connect proves the ZooKeeper leader
+  touched the session after that moment (a new session is created by the leader; a known
+  one is revalidated with it), which is what the lease counts from after a reconnect;
+* **when anything was last heard** on the connection: kazoo detects a silent connection only
+  through its own ping, which it sends only after ``read_timeout / 2`` without sending
+  anything. zkelect's lease heartbeat sends a ``sync`` more often than that, so kazoo never
+  pings and never notices a member that went silent (frozen by a GC pause or a VM stall, a
+  black-holed link): the client would sit on the dead socket until TCP gives up, ~15 min,
+  while its session expires. :class:`ConnectionTap` gives the session the time of the last
+  packet read, so it can apply kazoo's own rule (nothing heard for ``read_timeout`` = 2/3 of
+  the session timeout: the connection is dead) and :meth:`ConnectionTap.drop_silent` the
+  connection, after which kazoo tries the *other* members first, on the same session;
+* kazoo's threading handler builds and closes an epoll object for every wait of its
+  connection thread; :func:`_plain_select` does the same wait in one ``select()``.
+
+Every private name of kazoo that zkelect uses is listed in :data:`_PRIVATE_NAMES` and checked
+when a client is first tapped (:class:`KazooIncompatibleError` names the missing one), and
+pyproject.toml pins kazoo to the versions these hooks were read against (2.9-2.11).
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import threading
+from typing import Any, cast
+
+import kazoo
+from kazoo.handlers.threading import SequentialThreadingHandler
+from kazoo.handlers.utils import selector_select
+from kazoo.protocol.serialization import Connect
+
+from .clock import Clock
+from .errors import ZkElectError
+
+__all__ = ["TESTED_KAZOO", "ConnectionTap", "KazooIncompatibleError"]
+
+log = logging.getLogger("zkelect")
+
+#: The kazoo releases whose connection loop these hooks were read against.
+TESTED_KAZOO = ((2, 9), (2, 11))
+#: kazoo's private methods of ``client._connection`` that zkelect wraps.
+_PRIVATE_NAMES = ("_connect", "_invoke", "_read_socket", "_expand_client_hosts")
+_ATTRIBUTE = "_zkelect_tap"
+
+
+class KazooIncompatibleError(ZkElectError):
+    """This kazoo lacks a private method zkelect's connection hooks need."""
+
+
+def _kazoo_version() -> tuple[int, int]:
+    text = str(getattr(getattr(kazoo, "version", None), "__version__", "0.0"))
+    parts = [*text.split("."), "0", "0"][:2]
+    try:
+        return int(parts[0]), int(parts[1])
+    except ValueError:
+        return (0, 0)
+
+
+_warned_version = False
+
+
+def _check_kazoo(connection: Any) -> None:
+    global _warned_version
+    missing = [name for name in _PRIVATE_NAMES if not callable(getattr(connection, name, None))]
+    if missing:
+        raise KazooIncompatibleError(
+            f"this kazoo ({'.'.join(map(str, _kazoo_version()))}) has no "
+            f"ConnectionHandler.{missing[0]}, which zkelect's failure detection needs: install "
+            f"a kazoo between {TESTED_KAZOO[0][0]}.{TESTED_KAZOO[0][1]} and "
+            f"{TESTED_KAZOO[1][0]}.{TESTED_KAZOO[1][1]}"
+        )
+    version = _kazoo_version()
+    if not TESTED_KAZOO[0] <= version <= TESTED_KAZOO[1] and not _warned_version:
+        _warned_version = True
+        log.warning(
+            "zkelect: kazoo %d.%d is outside the tested range %d.%d-%d.%d; its connection "
+            "hooks may not fit this version",
+            *version,
+            *TESTED_KAZOO[0],
+            *TESTED_KAZOO[1],
+        )
+
+
+class ConnectionTap:
+    """zkelect's view into one KazooClient's connection thread (see the module docstring).
+
+    One per client, shared by every Session built on it (:meth:`of`). Times are read from
+    ``clock`` (the lease's clock). Written by kazoo's connection thread, read anywhere:
+    single attribute stores, so readers see either the old or the new value.
+    """
+
+    def __init__(self, client: Any, clock: Clock) -> None:
+        self._client = client
+        self._clock = clock
+        connection = client._connection
+        _check_kazoo(connection)
+        #: The session timeout the servers granted on the latest connect (seconds).
+        self.negotiated_timeout: float | None = None
+        #: When the latest ConnectRequest was sent, and the connection's serial number
+        #: (incremented on every attempt, so answers can be matched to their connection).
+        self.connect_sent_at: float | None = None
+        self.generation = 0
+        #: When a packet was last read from the server (or the connection was made).
+        self.last_heard = clock()
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._peer: tuple[str, int] | None = None
+        self._avoid: tuple[str, int] | None = None
+        self._wrap(connection)
+        _use_plain_select(client)
+
+    @classmethod
+    def of(cls, client: Any, clock: Clock) -> ConnectionTap:
+        """The tap of ``client``, installed on first use (hooks are installed once)."""
+        tap = getattr(client, _ATTRIBUTE, None)
+        if isinstance(tap, ConnectionTap):
+            return tap
+        tap = cls(client, clock)
+        setattr(client, _ATTRIBUTE, tap)
+        return tap
+
+    # -- what the session reads and does -------------------------------------------------
+
+    def heard(self) -> None:
+        """Something arrived (or a connection was just made): the link is alive now."""
+        self.last_heard = self._clock()
+
+    def connected(self) -> None:
+        """Called on kazoo's thread when the connection reaches CONNECTED: note its socket."""
+        self.heard()
+        sock = getattr(self._client._connection, "_socket", None)
+        peer: tuple[str, int] | None = None
+        if isinstance(sock, socket.socket):
+            try:
+                address = sock.getpeername()
+                peer = (str(address[0]), int(address[1]))
+            except OSError:
+                sock = None
+        else:
+            sock = None
+        with self._lock:
+            self._socket, self._peer = sock, peer
+
+    @property
+    def member(self) -> tuple[str, int] | None:
+        """The (address, port) of the member the latest connection went to."""
+        return self._peer
+
+    def drop_silent(self) -> tuple[str, int] | None:
+        """Close the current connection because its member went silent, and have kazoo try
+        the other members first; the member dropped (None if there was no connection).
+
+        Shuts the socket down at the OS level (not ``close``): kazoo's connection thread
+        wakes, reads end-of-file and reconnects on the same session, as after any dropped
+        connection. The socket object is the one recorded at connect time, so a connection
+        kazoo has replaced meanwhile is never touched (a closed socket raises, and is left).
+        """
+        with self._lock:
+            sock, peer = self._socket, self._peer
+            self._socket = None
+            if sock is None:
+                return None
+            self._avoid = peer
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # also under TLS: the raw socket
+        except OSError:
+            return None  # already closed: kazoo is reconnecting anyway
+        return peer
+
+    # -- the hooks ------------------------------------------------------------------------
+
+    def _wrap(self, connection: Any) -> None:
+        original_connect = connection._connect
+        original_invoke = connection._invoke
+        original_read = connection._read_socket
+        original_hosts = connection._expand_client_hosts
+        tap = self
+
+        def connect(host: str, hostip: str, port: int) -> Any:
+            tap.generation += 1
+            tap.connect_sent_at = tap._clock()
+            return original_connect(host, hostip, port)
+
+        def invoke(timeout: float, request: Any, xid: Any = None) -> Any:
+            result = original_invoke(timeout, request, xid)
+            if isinstance(request, Connect) and isinstance(result, tuple) and result:
+                # Before kazoo announces CONNECTED: the lease sees the new timeout at once.
+                granted = getattr(result[0], "time_out", 0)
+                if granted > 0:
+                    tap.negotiated_timeout = float(granted) / 1000.0
+            return result
+
+        def read_socket(read_timeout: float) -> Any:
+            tap.last_heard = tap._clock()
+            return original_read(read_timeout)
+
+        def expand_client_hosts() -> list[tuple[str, str, int]]:
+            hosts = cast(list[tuple[str, str, int]], original_hosts())
+            with tap._lock:
+                avoid, tap._avoid = tap._avoid, None
+            if avoid is None or len(hosts) < 2:
+                return hosts
+            # The silent member last, once: if every other member fails too, it is tried.
+            return sorted(hosts, key=lambda entry: (entry[1], entry[2]) == avoid)
+
+        connection._connect = connect
+        connection._invoke = invoke
+        connection._read_socket = read_socket
+        connection._expand_client_hosts = expand_client_hosts
+
+
+def _plain_select(
+    rlist: list[Any], wlist: list[Any], xlist: list[Any], timeout: float | None = None
+) -> tuple[list[Any], list[Any], list[Any]]:
+    try:
+        return select.select(rlist, wlist, xlist, timeout)
+    except ValueError:  # a descriptor above FD_SETSIZE (or closed): kazoo's own way
+        return cast(
+            tuple[list[Any], list[Any], list[Any]],
+            selector_select(rlist, wlist, xlist, timeout),
+        )
+
+
+def _use_plain_select(client: Any) -> None:
+    """Let kazoo's connection thread wait with one ``select()`` call.
+
+    kazoo's threading handler builds, fills and closes a new epoll object for every wait,
+    and its connection thread waits before each request it writes and each answer it
+    reads: with thousands of elections on one session that thread is the bottleneck
+    (measured: ~40% of its time). select() on its two sockets does the same in one system
+    call; descriptors above FD_SETSIZE fall back to kazoo's way. Only kazoo's default
+    handler is touched (gevent or eventlet handlers have their own select).
+    """
+    handler: Any = getattr(client, "handler", None)
+    if type(handler) is SequentialThreadingHandler and "select" not in vars(handler):
+        handler.select = _plain_select
+
