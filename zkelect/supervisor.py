@@ -13,7 +13,11 @@ The order of things is the point of this module:
 * Leadership lost (node deleted, session lost or suspended, lease ran out): the child's
   whole process group gets SIGTERM at once, SIGKILL after the grace period, before the
   supervisor does anything else. Then it keeps campaigning and starts the child again
-  when it is elected again.
+  when it is elected again. A loss we did not choose cuts the grace period short: the
+  child is SIGKILLed no later than the earliest moment the servers could elect a successor
+  (``Leadership.stop_by``): at once if our node is gone, at the end of the lease's margin
+  after the lease ran out or the connection was suspended. Two leaders' children must never
+  run at once, whatever --grace says; it keeps its full meaning for the stops we choose.
 * SIGTERM/SIGINT/SIGHUP to the supervisor: stop the child first (TERM, grace, KILL), then
   leave the election (the candidate node is deleted, so a successor is elected at once),
   then exit 0. A second signal skips what is left of the grace period.
@@ -340,6 +344,7 @@ class Supervisor:
                     f"joined {options.path} as {node}"
                     + (f" (session {session:#x})" if session is not None else "")
                 )
+                self._say_grace_limit(election)
                 return self._loop()
             finally:
                 self._phase = "stopping"
@@ -354,6 +359,18 @@ class Supervisor:
                         self.server.stop()
                     if self._recorder is not None:
                         self._recorder.unregister()
+
+    def _say_grace_limit(self, election: Election) -> None:
+        """Say once when --grace will be cut short on an involuntary loss (see the module
+        docstring): the lease ends its margin before the servers could elect a successor."""
+        margin = election.session.lease_figures().margin
+        if self.options.grace > margin:
+            self.say(
+                f"note: --grace {self.options.grace:g}s applies when this candidate stops; "
+                f"after a loss it did not choose, the child is SIGKILLed within {margin:g}s "
+                "(a lease that ran out, a suspended connection: then the servers could elect "
+                "a successor) or at once (its node deleted, its session lost)"
+            )
 
     def _start_http(self, election: Election) -> None:
         options = self.options
@@ -488,45 +505,62 @@ class Supervisor:
         self._restart_at = None
         child = self._child
         if child is not None:
-            self._stop_child(f"revoked ({lead.reason})")
+            self._stop_child(f"revoked ({lead.reason})", kill_by=lead.stop_by)
         else:
             self.say(f"revoked ({lead.reason})")
 
-    def _stop_child(self, why: str) -> None:
+    def _stop_child(self, why: str, kill_by: float | None = None) -> None:
         """Stop the running child (see ``_terminate``) and forget it."""
         child = self._child
         if child is None:
             return
         self._child = None
-        self._terminate(child, why)
+        self._terminate(child, why, kill_by)
         if child.done.is_set():
             self.say(f"child exited: pid={child.pid} {describe_exit(child.proc.returncode)}")
         else:  # pragma: no cover - a process stuck in the kernel
             self.say(f"child pid={child.pid} did not exit even after SIGKILL")
 
-    def _terminate(self, child: Child, why: str) -> None:
-        """SIGTERM to the child's process group, SIGKILL after the grace period; returns
-        once the child was reaped and its group is empty (or after a last bounded wait)."""
+    def _terminate(self, child: Child, why: str, kill_by: float | None = None) -> None:
+        """SIGTERM to the child's process group, SIGKILL after the grace period (or at
+        ``kill_by``, a ``time.monotonic`` instant, if that comes first); returns once the
+        child was reaped and its group is empty (or after a last bounded wait)."""
         if child.finished():
             if why:
                 self.say(why)
             return
-        child.signal_group(signal.SIGTERM)  # first: before printing, before anything
-        child.signal_group(signal.SIGCONT)  # a stopped process handles SIGTERM only awake
         grace = self.options.grace
-        self.say(
-            f"{why}{': ' if why else ''}stopping child pid={child.pid}: SIGTERM to its "
-            f"process group, SIGKILL after {grace:g}s"
-        )
-        deadline = time.monotonic() + grace
-        while not self._hurry.is_set() and not self._wait_finished(child, deadline):
-            if time.monotonic() >= deadline:
-                break
-        if child.finished():
-            return
-        child.signal_group(signal.SIGKILL)
-        left = "" if child.done.is_set() else f"pid={child.pid} "
-        self.say(f"child {left}still running after SIGTERM: SIGKILL to its process group")
+        now = time.monotonic()
+        if kill_by is not None and kill_by <= now:
+            # A successor may be leading already (our node is gone): no time to be polite.
+            child.signal_group(signal.SIGKILL)
+            self.say(
+                f"{why}{': ' if why else ''}SIGKILL to the process group of child "
+                f"pid={child.pid} at once (a successor may already lead; --grace is for the "
+                "stops this candidate chooses)"
+            )
+        else:
+            child.signal_group(signal.SIGTERM)  # first: before printing, before anything
+            child.signal_group(signal.SIGCONT)  # a stopped process handles SIGTERM only awake
+            deadline, after = now + grace, f"{grace:g}s"
+            if kill_by is not None and kill_by < deadline:
+                deadline = kill_by
+                after = (
+                    f"{kill_by - now:.1f}s (--grace {grace:g}s cut short: from then on the "
+                    "servers could elect a successor)"
+                )
+            self.say(
+                f"{why}{': ' if why else ''}stopping child pid={child.pid}: SIGTERM to its "
+                f"process group, SIGKILL after {after}"
+            )
+            while not self._hurry.is_set() and not self._wait_finished(child, deadline):
+                if time.monotonic() >= deadline:
+                    break
+            if child.finished():
+                return
+            child.signal_group(signal.SIGKILL)
+            left = "" if child.done.is_set() else f"pid={child.pid} "
+            self.say(f"child {left}still running after SIGTERM: SIGKILL to its process group")
         deadline = time.monotonic() + 10.0  # SIGKILL is final; only the D state delays it
         while not self._wait_finished(child, deadline) and time.monotonic() < deadline:
             pass

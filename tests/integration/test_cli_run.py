@@ -27,6 +27,7 @@ from kazoo.protocol.states import EventType, WatchedEvent
 from zkelect.candidate import election_order
 from zkelect.ensemble import LocalEnsemble
 from zkelect.fencing import FencingToken
+from zkelect.proxy import FaultProxy
 from zkelect.testing import wait_for
 
 pytestmark = pytest.mark.integration
@@ -156,15 +157,23 @@ class Runs:
         self.script.write_text(CHILD)
         self.started: list[Supervisor] = []
 
-    def start(self, candidate_id: str, mode: str = "normal", *options: str) -> Supervisor:
+    def start(
+        self,
+        candidate_id: str,
+        mode: str = "normal",
+        *options: str,
+        hosts: str | None = None,
+        session_timeout: str | None = SESSION_TIMEOUT,
+    ) -> Supervisor:
+        """``session_timeout=None``: zkelect's default (10 s), as users run it."""
+        timeout = [] if session_timeout is None else ["--session-timeout", session_timeout]
         args = [
             self.path,
             "--id",
             candidate_id,
             "--hosts",
-            self.hosts,
-            "--session-timeout",
-            SESSION_TIMEOUT,
+            hosts or self.hosts,
+            *timeout,
             *options,
             "--",
             sys.executable,
@@ -272,12 +281,13 @@ def test_child_runs_only_on_the_leader_with_the_epoch_of_its_node(
     assert status == 200
     assert f'zkelect_is_leader{{election="{zk_path}"}} 1.0' in metrics
 
-    # Force node-a out, as `zkelect resign` does: its child gets SIGTERM, node-b takes over
-    # with a higher epoch and starts its own child; node-a campaigns again, runs nothing.
+    # Force node-a out, as `zkelect resign` does: node-b may lead at once, so node-a's child
+    # is SIGKILLed at once; node-b takes over with a higher epoch and starts its own child;
+    # node-a campaigns again, runs nothing.
     kazoo_client.delete(node)
-    a.wait_line(r"revoked \(node_deleted\): stopping child")
-    wait_for(lambda: runs.term_at(a_pid), timeout=10, message="node-a's child to get SIGTERM")
+    a.wait_line(rf"revoked \(node_deleted\): SIGKILL to the process group of child pid={a_pid}")
     wait_for(lambda: not alive(a_pid), timeout=10, message="node-a's child to exit")
+    assert runs.term_at(a_pid) is None
     b_pid = int(b.wait_line(STARTED)[1])
     _, new_data, new_czxid = leader_node(kazoo_client, zk_path)
     assert new_data == b"node-b" and new_czxid > czxid
@@ -340,25 +350,95 @@ def test_a_sigkilled_supervisor_takes_its_child_along(runs: Runs) -> None:
     assert runs.term_at(pid) is None  # SIGKILL (PR_SET_PDEATHSIG), not a polite SIGTERM
 
 
-def test_leadership_loss_terms_then_kills_a_child_that_ignores_term(
+def test_a_deleted_node_kills_the_child_at_once_whatever_the_grace(
+    runs: Runs, kazoo_client: KazooClient, zk_path: str
+) -> None:
+    a = runs.start("node-a", "ignore-term", "--grace", "30")
+    pid = int(a.wait_line(STARTED)[1])
+    first = runs.child(pid)
+    node, _, epoch = leader_node(kazoo_client, zk_path)
+    kazoo_client.delete(node)  # as `zkelect resign` does: a successor may lead at once
+    a.wait_line(rf"SIGKILL to the process group of child pid={pid} at once")
+    a.wait_line(rf"child exited: pid={pid} killed by SIGKILL")
+    assert runs.term_at(pid) is None
+    # Still a candidate: alone, it is elected again, with a new epoch, and runs CMD again.
+    again = int(a.wait_line(STARTED, count=2)[1])
+    env = runs.child(again)["env"]
+    assert int(env["ZKELECT_EPOCH"]) > epoch == int(first["env"]["ZKELECT_EPOCH"])
+
+
+def test_a_stop_gives_a_child_that_ignores_term_the_whole_grace(
     runs: Runs, kazoo_client: KazooClient, zk_path: str
 ) -> None:
     grace = 1.0
     a = runs.start("node-a", "ignore-term", "--grace", str(grace))
     pid = int(a.wait_line(STARTED)[1])
-    first = runs.child(pid)
-    node, _, epoch = leader_node(kazoo_client, zk_path)
-    kazoo_client.delete(node)
+    runs.child(pid)
+    node, _, _ = leader_node(kazoo_client, zk_path)
+    deleted = threading.Event()
+    assert kazoo_client.exists(node, watch=lambda event: deleted.set()) is not None
+    os.kill(a.pid, signal.SIGTERM)  # a stop this candidate chooses: --grace holds
     term_at = wait_for(lambda: runs.term_at(pid), timeout=10, message="SIGTERM to the child")
     wait_for(lambda: not alive(pid), timeout=grace + 10, message="SIGKILL to the child")
     killed_after = time.monotonic() - term_at
-    assert killed_after >= grace * 0.5, killed_after  # not at once: after the grace
-    a.wait_line(r"still running after SIGTERM: SIGKILL to its process group")
-    a.wait_line(rf"child exited: pid={pid} killed by SIGKILL")
-    # Still a candidate: alone, it is elected again, with a new epoch, and runs CMD again.
-    again = int(a.wait_line(STARTED, count=2)[1])
-    env = runs.child(again)["env"]
-    assert int(env["ZKELECT_EPOCH"]) > epoch == int(first["env"]["ZKELECT_EPOCH"])
+    assert killed_after >= grace * 0.9, killed_after  # not before the grace is over
+    assert a.proc.wait(timeout=30) == 0, a.output()
+    output = a.output()
+    assert "still running after SIGTERM: SIGKILL to its process group" in output
+    assert output.index("SIGKILL to its process group") < output.index("left the election")
+    assert deleted.wait(10)
+
+
+def death_watch(pid: int, timeout: float = 120.0) -> list[float]:
+    """A list that gets the time (CLOCK_MONOTONIC) at which ``pid`` was first seen gone."""
+    gone: list[float] = []
+
+    def poll() -> None:
+        deadline = time.monotonic() + timeout
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        gone.append(time.monotonic())
+
+    threading.Thread(target=poll, daemon=True).start()
+    return gone
+
+
+def test_at_the_defaults_a_child_that_ignores_term_is_gone_before_its_successor_starts(
+    runs: Runs, ensemble: LocalEnsemble
+) -> None:
+    """Issue 12 item 3, with everything at its default (session timeout 10 s, --grace 10 s).
+
+    The leader is cut off from every member: its lease runs out ~5.5 s later and it stops
+    its child; the servers expire its session 10 s after they last heard from it and elect
+    the successor, whose child starts then. Before, the first child (it ignores SIGTERM)
+    was SIGKILLed only after --grace, and both ran at once for ~5 s.
+    """
+    proxies = [FaultProxy(ensemble.member_hosts(i)).start() for i in range(ensemble.size)]
+    try:
+        first = runs.start(
+            "first",
+            "ignore-term",
+            hosts=",".join(proxy.address for proxy in proxies),
+            session_timeout=None,
+        )
+        first_pid = int(first.wait_line(STARTED, timeout=30)[1])
+        runs.child(first_pid)
+        second = runs.start("second", "ignore-term", session_timeout=None)
+        second.wait_line(r"joined ")
+        gone = death_watch(first_pid)
+        for proxy in proxies:
+            proxy.blackhole(True)
+        second_pid = int(second.wait_line(STARTED, timeout=60)[1])
+        successor_started = runs.child(second_pid)["started"]
+        wait_for(lambda: gone, 30, message="the first child to die")
+        assert gone[0] < successor_started, (gone[0], successor_started)
+        first.wait_line(r"SIGKILL after \d+\.\ds \(--grace 10s cut short")
+        first.wait_line(r"note: --grace 10s applies when this candidate stops")
+        print(f"first child gone {successor_started - gone[0]:.1f}s before the successor's")
+    finally:
+        for proxy in proxies:
+            proxy.blackhole(False)
+            proxy.stop()
 
 
 def test_on_exit_release_exits_with_the_childs_code_and_releases(
