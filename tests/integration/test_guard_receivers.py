@@ -94,23 +94,17 @@ def dsn(postgres: LocalPostgres, request: pytest.FixtureRequest) -> str:
 def receivers(dsn: str, tmp_path: Path) -> Iterator[Callable[..., Receiver]]:
     """``receivers(name, epoch, hold=False)`` starts one; each is stopped, pass or fail."""
     made: list[Receiver] = []
+    # An ExitStack runs every stop, even after one of them raised.
+    with contextlib.ExitStack() as stopping:
 
-    def start(name: str, epoch: int, hold: bool = False) -> Receiver:
-        app_name = f"{name}_{tmp_path.name}"[:60]  # unique among the session's backends
-        made.append(Receiver(app_name, dsn, epoch, hold, tmp_path / f"{name}.log"))
-        return made[-1]
+        def start(name: str, epoch: int, hold: bool = False) -> Receiver:
+            app_name = f"{name}_{tmp_path.name}"[:60]  # unique among the session's backends
+            made.append(Receiver(app_name, dsn, epoch, hold, tmp_path / f"{name}.log"))
+            stopping.callback(made[-1].stop)
+            return made[-1]
 
-    try:
         yield start
-    finally:
-        errors = []
-        for receiver in made:
-            try:
-                receiver.stop()
-            except Exception as exc:  # keep stopping the others
-                errors.append(exc)
-        assert not errors, errors
-        assert all(r.proc.poll() is not None for r in made), "a receiver was left running"
+    assert all(r.proc.poll() is not None for r in made), "a receiver was left running"
 
 
 def applied(dsn: str) -> list[int]:
