@@ -27,7 +27,7 @@ from .errors import (
     ZooKeeperNotFoundError,
 )
 from .fencing import FencedTransaction, FencingToken, Leadership
-from .guard import FENCING_HEADER, FencingGuard, fencing_headers
+from .guard import FENCING_HEADER, Admission, FencingGuard, fencing_headers
 from .metrics import MetricsRecorder, NoopRecorder, PrometheusRecorder
 from .security import DigestAuth, ElectionAcl, SaslOptions, TlsOptions, kazoo_options
 from .session import ConnectionState
@@ -35,6 +35,7 @@ from .stores import FencedStore, PostgresFencedStore, SQLiteFencedStore
 
 __all__ = [
     "FENCING_HEADER",
+    "Admission",
     "ChrootMissingError",
     "Clock",
     "ConfigurationError",

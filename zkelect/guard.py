@@ -7,14 +7,15 @@ The leader sends its token with every request::
 and the receiver admits a request only if its epoch is not lower than the highest it
 has seen for that resource::
 
-    guard = FencingGuard()
-    with guard.admit("orders", request.headers.get(FENCING_HEADER)) as token:
-        apply_the_write(...)          # runs while no older leader can be admitted
+    guard = FencingGuard(PostgresFencedStore(dsn))   # or FencingGuard() for one process
+    with guard.admit("orders", request.headers.get(FENCING_HEADER)) as admitted:
+        admitted.connection.execute("INSERT ...")    # same transaction as the epoch check
 
 A stale or malformed token raises (StaleEpochError → answer 409; InvalidTokenError →
-400). The high-water marks live in memory by default; pass a FencedStore to keep them in
-a database shared by several receivers (then the write itself should go through that
-store's ``write`` to be atomic with the check).
+400). With a FencedStore the block runs inside the store's fenced transaction, which
+holds the resource's epoch lock in the database: receivers in any number of processes
+sharing that database apply writes in epoch order. Without a store the high-water marks
+and the lock live in this process only.
 """
 
 from __future__ import annotations
@@ -22,15 +23,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from .errors import ConfigurationError, InvalidTokenError, StaleEpochError
 from .fencing import FencingToken, Leadership, describe_epoch
 from .metrics import MetricsRecorder, NoopRecorder
 from .stores import FencedStore
 
-__all__ = ["FENCING_HEADER", "FencingGuard", "fencing_headers"]
+__all__ = ["FENCING_HEADER", "Admission", "FencingGuard", "fencing_headers"]
 
 FENCING_HEADER = "Fencing-Token"
+
+# What the guard calls on its store: the fenced transaction and the read of the mark.
+_STORE_METHODS = ("fenced", "highest_epoch")
 
 
 def fencing_headers(lead_or_token: Leadership | FencingToken) -> dict[str, str]:
@@ -39,20 +44,50 @@ def fencing_headers(lead_or_token: Leadership | FencingToken) -> dict[str, str]:
     return {FENCING_HEADER: str(token)}
 
 
+class Admission:
+    """What ``FencingGuard.admit`` yields: the admitted ``token`` and, when the guard has
+    a store, the ``connection`` of the fenced transaction the block runs in."""
+
+    __slots__ = ("_connection", "token")
+
+    def __init__(self, token: FencingToken, connection: Any) -> None:
+        self.token = token
+        self._connection = connection
+
+    @property
+    def connection(self) -> Any:
+        """The store's connection, inside the transaction that checked the epoch."""
+        if self._connection is None:
+            raise ConfigurationError(
+                "this FencingGuard keeps its high-water marks in memory and has no database "
+                "transaction: build it with a store, FencingGuard(SQLiteFencedStore(...)) or "
+                "FencingGuard(PostgresFencedStore(...)), to write through admitted.connection"
+            )
+        return self._connection
+
+    def __repr__(self) -> str:
+        return f"Admission(token={self.token!r})"
+
+
 class FencingGuard:
-    """Admits requests whose fencing epoch is not lower than any seen for the resource."""
+    """Admits requests whose fencing epoch is not lower than any seen for the resource.
+
+    ``FencingGuard(store)`` keeps the high-water marks in a FencedStore and runs each
+    admitted block inside ``store.fenced(resource, token)``: the epoch check, the block's
+    writes on ``admitted.connection`` and the new mark commit as one database transaction,
+    and a receiver in another process waits for it, so several receivers may share the
+    database. ``metrics=`` is not used then: the store reports through its own.
+
+    ``FencingGuard()`` keeps the marks in memory and serialises the blocks of one resource
+    with a lock of this process: it orders the writes of ONE receiver process only (two
+    processes each keep their own marks), and it forgets the marks on restart.
+    """
 
     def __init__(
         self, store: FencedStore | None = None, *, metrics: MetricsRecorder | None = None
     ) -> None:
-        if store is not None and not (
-            callable(getattr(store, "write", None))
-            and callable(getattr(store, "highest_epoch", None))
-        ):
-            raise ConfigurationError(
-                "store must be a FencedStore (SQLiteFencedStore, PostgresFencedStore), "
-                f"got {store!r}"
-            )
+        if store is not None:
+            _check_store(store)
         self._store = store
         self._metrics: MetricsRecorder = metrics or NoopRecorder()
         self._lock = threading.Lock()
@@ -67,37 +102,31 @@ class FencingGuard:
 
     def check(self, resource: str, header: str | None) -> FencingToken:
         """Validate and record a token; the caller's write is *not* serialised with it."""
-        with self.admit(resource, header) as token:
-            return token
+        with self.admit(resource, header) as admitted:
+            return admitted.token
 
     @contextmanager
-    def admit(self, resource: str, header: str | None) -> Iterator[FencingToken]:
-        """Admit a request and hold the resource until the block ends, so no request
-        with an older epoch can be admitted while this one writes."""
-        if not isinstance(resource, str) or not resource:
-            raise ConfigurationError(f"resource must be a non-empty str, got {resource!r}")
-        if header is not None and not isinstance(header, str):
-            raise InvalidTokenError(
-                f"the {FENCING_HEADER} header must be text, got {type(header).__name__}"
-            )
-        if not header:
-            raise InvalidTokenError(
-                f"missing {FENCING_HEADER} header: writes to {resource!r} must carry the "
-                "leader's fencing token"
-            )
-        token = FencingToken.parse(header.strip())
+    def admit(self, resource: str, header: str | None) -> Iterator[Admission]:
+        """Admit a request and hold the resource until the block ends, so no request with
+        an older epoch is admitted while this one writes; with a store, write through
+        ``admitted.connection`` to commit in the same transaction as the check.
+
+        The high-water mark moves to the token's epoch when the block ends cleanly; if it
+        raises, nothing is recorded (and with a store, its writes roll back)."""
+        token = _parse_header(resource, header)
+        if self._store is None:
+            with self._admitted_in_memory(resource, token):
+                yield Admission(token, None)
+        else:
+            with self._store.fenced(resource, token) as connection:
+                yield Admission(token, connection)
+
+    @contextmanager
+    def _admitted_in_memory(self, resource: str, token: FencingToken) -> Iterator[None]:
         with self._lock:
             resource_lock = self._resource_locks.setdefault(resource, threading.Lock())
         with resource_lock:
-            if self._store is not None:
-                self._admit_in_store(resource, token)
-            else:
-                self._admit_in_memory(resource, token)
-            yield token
-
-    def _admit_in_memory(self, resource: str, token: FencingToken) -> None:
-        with self._lock:
-            current = self._highest.get(resource)
+            current = self.highest_epoch(resource)
             if current is not None and token.epoch < current:
                 self._metrics.fenced_write(token.path, "rejected")
                 raise StaleEpochError(
@@ -108,9 +137,35 @@ class FencingGuard:
                     epoch=token.epoch,
                     current_epoch=current,
                 )
-            self._highest[resource] = token.epoch
+            yield
+            with self._lock:
+                self._highest[resource] = token.epoch
         self._metrics.fenced_write(token.path, "accepted")
 
-    def _admit_in_store(self, resource: str, token: FencingToken) -> None:
-        assert self._store is not None
-        self._store.write(resource, token, lambda connection: None)
+
+def _check_store(store: object) -> None:
+    missing = [name for name in _STORE_METHODS if not callable(getattr(store, name, None))]
+    if missing:
+        raise ConfigurationError(
+            "store must be a FencedStore (SQLiteFencedStore, PostgresFencedStore): "
+            f"{store!r} has no {' or '.join(name + '()' for name in missing)}. The guard "
+            "runs each admitted block inside store.fenced(resource, token), one database "
+            "transaction holding the epoch check and the write, so receivers sharing the "
+            "database cannot apply an older epoch after a newer one; implement fenced() "
+            "as the FencedStore protocol describes, or use a store zkelect ships"
+        )
+
+
+def _parse_header(resource: object, header: object) -> FencingToken:
+    if not isinstance(resource, str) or not resource:
+        raise ConfigurationError(f"resource must be a non-empty str, got {resource!r}")
+    if header is not None and not isinstance(header, str):
+        raise InvalidTokenError(
+            f"the {FENCING_HEADER} header must be text, got {type(header).__name__}"
+        )
+    if not header:
+        raise InvalidTokenError(
+            f"missing {FENCING_HEADER} header: writes to {resource!r} must carry the "
+            "leader's fencing token"
+        )
+    return FencingToken.parse(header.strip())

@@ -1,12 +1,15 @@
 """Fenced SQL stores: a write lands only if its epoch is not lower than any seen before.
 
 The store keeps, per *resource* (any name you choose: a table, a shard, a job), the
-highest epoch it has accepted. ``write(resource, token, action)`` runs ``action`` inside
-the same database transaction as the epoch check and the update of that high-water
-mark, so the check and the write cannot be separated by a pause, and two writers
-racing with different epochs are serialised by the database (a row lock in PostgreSQL,
-the write lock in SQLite): once epoch e2 has been accepted, no write with e1 < e2 can
-commit after it. An equal epoch is accepted (the same leader writing again).
+highest epoch it has accepted. ``with store.fenced(resource, token) as connection:``
+opens one database transaction that locks that high-water mark, checks the epoch, runs
+the block's writes on ``connection`` and records the epoch on commit;
+``write(resource, token, action)`` is the same with ``action(connection)`` as the block.
+The check and the write cannot be separated by a pause, and writers racing with
+different epochs, from any thread or process, are serialised by the database (a row
+lock in PostgreSQL, the write lock in SQLite): once epoch e2 has been accepted, no write
+with e1 < e2 can commit after it. An equal epoch is accepted (the same leader writing
+again).
 
 Schema (one table, created if missing; the name is configurable)::
 
@@ -22,10 +25,11 @@ A store that does not check tokens cannot be protected: every writer must go thr
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -45,8 +49,19 @@ _MAX_EPOCH = (1 << 63) - 1
 class FencedStore(Protocol):
     """What every fenced store offers."""
 
+    def fenced(self, resource: str, token: FencingToken) -> AbstractContextManager[Any]:
+        """One fenced transaction: ``with store.fenced(resource, token) as connection:``.
+
+        Entering begins a transaction, locks ``resource``'s high-water mark (other
+        transactions on it, from any thread or process, wait until this one ends) and
+        raises StaleEpochError if ``token``'s epoch is lower. The block writes through
+        ``connection``. A clean exit records the epoch and commits, an exception rolls
+        everything back. The block must not commit or roll back itself.
+        """
+        ...
+
     def write(self, resource: str, token: FencingToken, action: Callable[[Any], T]) -> T:
-        """Run ``action(connection)`` in one transaction with the epoch check."""
+        """Run ``action(connection)`` inside ``fenced(resource, token)``; its result."""
         ...
 
     def highest_epoch(self, resource: str) -> int | None:
@@ -68,10 +83,8 @@ def _check_resource(resource: object) -> str:
     return resource
 
 
-def _check_write_args(resource: object, token: object, action: object) -> FencingToken:
+def _check_fenced_args(resource: object, token: object) -> FencingToken:
     _check_resource(resource)
-    if not callable(action):
-        raise ConfigurationError(f"action must be a callable taking the connection, got {action!r}")
     if not isinstance(token, FencingToken):
         raise ConfigurationError(
             f"token must be a FencingToken (lead.token or FencingToken.parse), got {token!r}"
@@ -92,12 +105,56 @@ def _stale(resource: str, token: FencingToken, current: int) -> StaleEpochError:
     )
 
 
-class SQLiteFencedStore:
+class _FencedTransactions(abc.ABC):
+    """The fenced transaction, written once for every store; each store supplies the
+    transaction and the two statements on the high-water mark in its SQL dialect."""
+
+    _metrics: MetricsRecorder
+
+    @contextlib.contextmanager
+    def fenced(self, resource: str, token: FencingToken) -> Iterator[Any]:
+        token = _check_fenced_args(resource, token)
+        try:
+            with self._transaction() as conn:
+                current = self._lock_mark(conn, resource)
+                if token.epoch < current:
+                    raise _stale(resource, token, current)
+                yield conn
+                self._record_mark(conn, resource, token)
+        except StaleEpochError:
+            self._metrics.fenced_write(token.path, "rejected")
+            raise
+        self._metrics.fenced_write(token.path, "accepted")
+
+    def write(self, resource: str, token: FencingToken, action: Callable[[Any], T]) -> T:
+        if not callable(action):
+            raise ConfigurationError(
+                f"action must be a callable taking the connection, got {action!r}"
+            )
+        with self.fenced(resource, token) as conn:
+            return action(conn)
+
+    @abc.abstractmethod
+    def _transaction(self) -> AbstractContextManager[Any]:
+        """A connection in an open transaction: committed on a clean exit, else rolled back."""
+
+    @abc.abstractmethod
+    def _lock_mark(self, conn: Any, resource: str) -> int:
+        """Lock ``resource``'s high-water mark until the transaction ends; its epoch (0: none)."""
+
+    @abc.abstractmethod
+    def _record_mark(self, conn: Any, resource: str, token: FencingToken) -> None:
+        """Set ``resource``'s high-water mark to ``token``'s epoch."""
+
+
+class SQLiteFencedStore(_FencedTransactions):
     """A fenced store in a SQLite file (standard library; the embedded default).
 
-    Each write opens its own connection and takes SQLite's write lock first
+    Each fenced transaction opens its own connection and takes SQLite's write lock first
     (``BEGIN IMMEDIATE``), so concurrent writers from threads or processes are
-    serialised. ``action`` receives the ``sqlite3.Connection``.
+    serialised; the lock covers the whole file, so it holds up every resource until the
+    block ends (a waiter gives up after ``busy_timeout``). The block (or ``action``)
+    receives the ``sqlite3.Connection``.
     """
 
     def __init__(
@@ -131,34 +188,42 @@ class SQLiteFencedStore:
         # isolation_level=None: we issue BEGIN ourselves, so the lock is taken up front.
         return sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
 
-    def write(self, resource: str, token: FencingToken, action: Callable[[Any], T]) -> T:
-        token = _check_write_args(resource, token, action)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._connect()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")  # SQLite's write lock, up front: writers queue here
             try:
-                row = conn.execute(
-                    f"SELECT epoch FROM {self.table} WHERE resource = ?", (resource,)
-                ).fetchone()
-                if row is not None and token.epoch < int(row[0]):
-                    raise _stale(resource, token, int(row[0]))
-                result = action(conn)
-                conn.execute(
-                    f"INSERT INTO {self.table} (resource, epoch, holder) VALUES (?, ?, ?) "
-                    "ON CONFLICT(resource) DO UPDATE SET epoch = excluded.epoch, "
-                    "holder = excluded.holder, updated_at = CURRENT_TIMESTAMP",
-                    (resource, token.epoch, token.candidate_id),
-                )
+                yield conn
                 conn.execute("COMMIT")
-            except BaseException as exc:
-                conn.execute("ROLLBACK")
-                if isinstance(exc, StaleEpochError):
-                    self._metrics.fenced_write(token.path, "rejected")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
         finally:
             conn.close()
-        self._metrics.fenced_write(token.path, "accepted")
-        return result
+
+    def _lock_mark(self, conn: Any, resource: str) -> int:
+        # BEGIN IMMEDIATE already holds the write lock for the whole file.
+        row = conn.execute(f"SELECT epoch FROM {self.table} WHERE resource = ?", (resource,))
+        found = row.fetchone()
+        return 0 if found is None else int(found[0])
+
+    def _record_mark(self, conn: Any, resource: str, token: FencingToken) -> None:
+        if not conn.in_transaction:
+            # Without isolation_level, sqlite3 would commit this upsert on its own while
+            # the caller's writes were already committed without the lock.
+            raise ConfigurationError(
+                f"the fenced transaction on {resource!r} was committed or rolled back inside "
+                "its block: leave that to the store, so the epoch check and the write commit "
+                "together"
+            )
+        conn.execute(
+            f"INSERT INTO {self.table} (resource, epoch, holder) VALUES (?, ?, ?) "
+            "ON CONFLICT(resource) DO UPDATE SET epoch = excluded.epoch, "
+            "holder = excluded.holder, updated_at = CURRENT_TIMESTAMP",
+            (resource, token.epoch, token.candidate_id),
+        )
 
     def highest_epoch(self, resource: str) -> int | None:
         _check_resource(resource)
@@ -169,12 +234,13 @@ class SQLiteFencedStore:
         return None if row is None else int(row[0])
 
 
-class PostgresFencedStore:
+class PostgresFencedStore(_FencedTransactions):
     """A fenced store in PostgreSQL (psycopg 3: ``pip install 'zkelect[postgres]'``).
 
     ``connect`` is a conninfo string or a callable returning a psycopg connection (e.g.
-    from your pool). The epoch row is locked ``FOR UPDATE`` for the transaction, so
-    racing writers are serialised by the database. ``action`` receives the connection.
+    from your pool). The resource's epoch row is locked ``FOR UPDATE`` for the
+    transaction, so racing writers on that resource are serialised by the database. The
+    block (or ``action``) receives the connection.
     """
 
     def __init__(
@@ -208,34 +274,29 @@ class PostgresFencedStore:
                 "updated_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             )
 
-    def write(self, resource: str, token: FencingToken, action: Callable[[Any], T]) -> T:
-        token = _check_write_args(resource, token, action)
-        try:
-            with self._connect() as conn, conn.transaction():
-                # Make sure the row exists, then lock it: concurrent writers queue here.
-                conn.execute(
-                    f"INSERT INTO {self.table} (resource, epoch, holder) VALUES (%s, 0, '') "
-                    "ON CONFLICT (resource) DO NOTHING",
-                    (resource,),
-                )
-                row = conn.execute(
-                    f"SELECT epoch FROM {self.table} WHERE resource = %s FOR UPDATE",
-                    (resource,),
-                ).fetchone()
-                current = int(row[0])
-                if token.epoch < current:
-                    raise _stale(resource, token, current)
-                result = action(conn)
-                conn.execute(
-                    f"UPDATE {self.table} SET epoch = %s, holder = %s, updated_at = now() "
-                    "WHERE resource = %s",
-                    (token.epoch, token.candidate_id, resource),
-                )
-        except StaleEpochError:
-            self._metrics.fenced_write(token.path, "rejected")
-            raise
-        self._metrics.fenced_write(token.path, "accepted")
-        return result
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._connect() as conn, conn.transaction():
+            yield conn
+
+    def _lock_mark(self, conn: Any, resource: str) -> int:
+        # Make sure the row exists, then lock it: concurrent writers queue here.
+        conn.execute(
+            f"INSERT INTO {self.table} (resource, epoch, holder) VALUES (%s, 0, '') "
+            "ON CONFLICT (resource) DO NOTHING",
+            (resource,),
+        )
+        row = conn.execute(
+            f"SELECT epoch FROM {self.table} WHERE resource = %s FOR UPDATE", (resource,)
+        ).fetchone()
+        return int(row[0])
+
+    def _record_mark(self, conn: Any, resource: str, token: FencingToken) -> None:
+        conn.execute(
+            f"UPDATE {self.table} SET epoch = %s, holder = %s, updated_at = now() "
+            "WHERE resource = %s",
+            (token.epoch, token.candidate_id, resource),
+        )
 
     def highest_epoch(self, resource: str) -> int | None:
         _check_resource(resource)

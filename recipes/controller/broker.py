@@ -71,11 +71,11 @@ class Broker:
 
     def receive(self, header: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         try:
-            with self.guard.admit(RESOURCE, header) as token:
-                entry = {**body, "epoch": token.epoch}
+            with self.guard.admit(RESOURCE, header) as admitted:
+                entry = {**body, "epoch": admitted.token.epoch}
                 with self.lock:
                     self.accepted.append(entry)
-                return 200, {"accepted": True, "epoch": token.epoch}
+                return 200, {"accepted": True, "epoch": admitted.token.epoch}
         except StaleEpochError as exc:
             with self.lock:
                 self.rejected.append({**body, "epoch": exc.epoch, "current": exc.current_epoch})

@@ -11,9 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from sqlite_support import LoggedStore
 
 from zkelect import (
     FENCING_HEADER,
+    ConfigurationError,
     FencingGuard,
     FencingToken,
     InvalidTokenError,
@@ -92,3 +94,58 @@ def test_guard_backed_by_a_store_shares_the_high_water_mark(tmp_path: Path) -> N
     with pytest.raises(StaleEpochError):
         second.check("orders", str(token(5)))
     assert second.highest_epoch("orders") == 9
+
+
+def test_with_a_store_the_block_writes_inside_the_fenced_transaction(tmp_path: Path) -> None:
+    db = LoggedStore(tmp_path / "guard.db")
+    guard = FencingGuard(db.store)
+    with guard.admit("orders", str(token(5))) as admitted:
+        assert admitted.token == token(5)
+        assert db.locked()  # a receiver in any process waits until this block ends
+        db.append(admitted.connection, 5)
+    assert (db.logged(), guard.highest_epoch("orders")) == ([5], 5)
+
+    with pytest.raises(RuntimeError), guard.admit("orders", str(token(8))) as admitted:
+        db.append(admitted.connection, 8)
+        raise RuntimeError("the receiver's write failed")
+    assert (db.logged(), guard.highest_epoch("orders")) == ([5], 5)  # rolled back together
+
+    ran: list[int] = []
+    with pytest.raises(StaleEpochError), FencingGuard(db.store).admit("orders", str(token(4))):
+        ran.append(4)
+    assert (ran, db.logged()) == ([], [5])
+
+
+def test_a_store_without_a_fenced_transaction_is_refused() -> None:
+    class CheckThenWriteStore:  # the old protocol: the check could not hold the caller's write
+        def write(self, resource: str, token: FencingToken, action: object) -> None: ...
+
+        def highest_epoch(self, resource: str) -> int | None:
+            return None
+
+    with pytest.raises(ConfigurationError, match=r"has no fenced\(\)"):
+        FencingGuard(CheckThenWriteStore())  # type: ignore[arg-type]
+
+
+def test_bad_input_is_refused_before_the_store_is_touched(tmp_path: Path) -> None:
+    db = LoggedStore(tmp_path / "guard.db")
+    guard = FencingGuard(db.store)
+    with pytest.raises(ConfigurationError, match="resource"), guard.admit("", str(token(5))):
+        pass
+    with pytest.raises(InvalidTokenError), guard.admit("orders", "zk1:nope"):
+        pass
+    with pytest.raises(InvalidTokenError, match="missing"), guard.admit("orders", None):
+        pass
+    assert guard.highest_epoch("orders") is None
+
+
+def test_in_memory_the_mark_moves_when_the_block_succeeds_and_there_is_no_connection() -> None:
+    guard = FencingGuard()
+    with pytest.raises(RuntimeError), guard.admit("orders", str(token(9))):
+        raise RuntimeError("the receiver's write failed")
+    assert guard.highest_epoch("orders") is None
+    with guard.admit("orders", str(token(5))) as admitted:
+        assert admitted.token.epoch == 5
+        with pytest.raises(ConfigurationError, match="in memory"):
+            admitted.connection  # noqa: B018
+    assert guard.highest_epoch("orders") == 5
