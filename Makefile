@@ -13,7 +13,8 @@ test:
 bench:
 	./dev bench
 
-# 20 minutes of seeded faults with invariant checks; report in chaos-report/<timestamp>/
+# 20 minutes of seeded faults with invariant checks, 10 at 2 s sessions and 10 at zkelect's and
+# ZooKeeper's defaults (10 s sessions, 2000 ms ticks); reports in chaos-report/<timestamp>/
 chaos:
 	./dev chaos
 

@@ -4,14 +4,20 @@ Run by the chaos runner (one process per candidate slot, a new *incarnation* aft
 SIGKILL)::
 
     python -m chaos.candidate --cand c0 --inc 1 --hosts H --path /chaos/election \
-        --store DIR/store.sqlite --out DIR --session-timeout 2
+        --store DIR/store.sqlite --out DIR [--session-timeout 2 --request-timeout 4 ...]
 
-It records its history in ``DIR/candidates/<cand>.jsonl`` (CHAOS_SCHEMA.md): start, each new
-ZooKeeper session, elected/revoked as zkelect reports them, every write attempt with its
-result, and a clean exit on SIGTERM. While it believes it leads (from ``on_elected`` until
-its Leadership is lost) it writes every 50-100 ms through the fenced SQLite store with the
-leadership's token; the accepted write also inserts a row into ``chaos_writes`` in the same
-transaction, so the store keeps its own audit of what it accepted, in commit order.
+The timeouts not given are zkelect's own defaults (``ElectionConfig``). ``--hosts`` lists one
+address per ZooKeeper member, in member order (the runner's proxies for this candidate), so
+the position of the address a connection goes to is the member it reaches.
+
+It records its history in ``DIR/candidates/<cand>.jsonl`` (the schema is in
+docs/reliability.md): start, each new ZooKeeper session, every (re)connection with the member
+and session it is on and every disconnection, elected/revoked as zkelect reports them, every
+write attempt with its result, and a clean exit on SIGTERM. While it believes it leads (from
+``on_elected`` until its Leadership is lost) it writes every 50-100 ms through the fenced
+SQLite store with the leadership's token; the accepted write also inserts a row into
+``chaos_writes`` in the same transaction, so the store keeps its own audit of what it
+accepted, in commit order.
 
 A write is decided while the leadership holds and lands 50-100 ms later without looking
 again (the first write of a new leadership goes at once): a process SIGSTOPped in between
@@ -44,7 +50,15 @@ from zkelect import Election, ElectionConfig, Leadership
 from zkelect.errors import StaleEpochError
 from zkelect.stores import SQLiteFencedStore
 
-__all__ = ["AUDIT_TABLE", "RESOURCE", "create_audit_table", "main"]
+__all__ = [
+    "AUDIT_TABLE",
+    "RESOURCE",
+    "create_audit_table",
+    "election_config",
+    "main",
+    "member_ports",
+    "parse_args",
+]
 
 RESOURCE = "chaos"  # the fenced store's resource every leader writes
 AUDIT_TABLE = "chaos_writes"
@@ -83,16 +97,16 @@ class Candidate:
         self.last_epoch = 0  # of the latest on_elected: what on_revoked ends
         self.seq = 0
         self.session_id: int | None = None
+        self.members = member_ports(args.hosts)
         self.store = SQLiteFencedStore(args.store, busy_timeout=5.0)
-        self.client = KazooClient(hosts=args.hosts, timeout=args.session_timeout)
+        config = election_config(args)
+        self.client = KazooClient(hosts=args.hosts, timeout=config.session_timeout)
         self.client.add_listener(self._on_state)
         self.election = Election(
             self.client,
             args.path,
             candidate_id=f"{self.cand}.{self.inc}",
-            config=ElectionConfig(
-                session_timeout=args.session_timeout, request_timeout=4.0, connect_timeout=10.0
-            ),
+            config=config,
             on_elected=self._on_elected,
             on_revoked=self._on_revoked,
         )
@@ -103,15 +117,35 @@ class Candidate:
     # -- callbacks ---------------------------------------------------------------------
 
     def _on_state(self, state: str) -> None:
-        # kazoo's connection thread; the session id is set before CONNECTED is reported.
+        # kazoo's connection thread, called synchronously on each change of state: the
+        # session id is set and the new socket is open when CONNECTED is reported.
         if state != KazooState.CONNECTED:
+            self.log.emit("disconnected", state=str(state).lower(), **self._fields())
             return
         client_id = self.client.client_id
-        if client_id is None or client_id[0] == self.session_id:
+        if client_id is None:
             return
-        self.session_id = int(client_id[0])
-        _write_secret(self.secret, self.inc, (int(client_id[0]), bytes(client_id[1])))
-        self.log.emit("session", session_id=f"{self.session_id:#x}", **self._fields())
+        if client_id[0] != self.session_id:
+            self.session_id = int(client_id[0])
+            _write_secret(self.secret, self.inc, (int(client_id[0]), bytes(client_id[1])))
+            self.log.emit("session", session_id=f"{self.session_id:#x}", **self._fields())
+        member = self._member()
+        if member is not None:
+            self.log.emit(
+                "connected", member=member, session_id=f"{self.session_id:#x}", **self._fields()
+            )
+
+    def _member(self) -> int | None:
+        """The member the client's socket reaches, from the proxy port it is connected to."""
+        # kazoo has no public accessor for its socket; the connection handler keeps it in
+        # ``_socket`` while connected. Without it (a kazoo that renamed it) the member is
+        # unknown and no ``connected`` event is written: I6 then finds nothing to judge.
+        sock = getattr(getattr(self.client, "_connection", None), "_socket", None)
+        try:
+            port = int(sock.getpeername()[1]) if sock is not None else None
+        except (OSError, AttributeError, IndexError, TypeError):
+            return None
+        return self.members.get(port) if port is not None else None
 
     def _on_elected(self, lead: Leadership) -> None:
         with self.write_lock:
@@ -198,7 +232,25 @@ class Candidate:
         self.wake.set()
 
 
-def main(argv: list[str] | None = None) -> int:
+def member_ports(hosts: str) -> dict[int, int]:
+    """Port -> member index of a connect string listing one address per member, in order."""
+    ports: dict[int, int] = {}
+    for index, address in enumerate(hosts.split(",")):
+        ports[int(address.rpartition(":")[2])] = index
+    return ports
+
+
+def election_config(args: argparse.Namespace) -> ElectionConfig:
+    """zkelect's defaults, except for the timeouts given on the command line."""
+    given = {
+        name: getattr(args, name)
+        for name in ("session_timeout", "request_timeout", "connect_timeout")
+        if getattr(args, name) is not None
+    }
+    return ElectionConfig(**given)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m chaos.candidate", description=__doc__)
     parser.add_argument("--cand", required=True, help="slot name, c0..c4")
     parser.add_argument("--inc", type=int, default=1, help="incarnation number of the slot")
@@ -206,9 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", required=True, help="election path")
     parser.add_argument("--store", required=True, help="SQLite file of the fenced store")
     parser.add_argument("--out", required=True, help="run directory")
-    parser.add_argument("--session-timeout", type=float, default=2.0)
-    args = parser.parse_args(argv)
-    candidate = Candidate(args)
+    for name in ("session", "request", "connect"):
+        parser.add_argument(
+            f"--{name}-timeout", type=float, default=None, help="default: zkelect's default"
+        )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    candidate = Candidate(parse_args(argv))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: candidate.request_stop())
     return candidate.run()

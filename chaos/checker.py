@@ -1,4 +1,4 @@
-"""The invariants I1-I5 over a recorded chaos history, plus the figures the report shows.
+"""The invariants I1-I6 over a recorded chaos history, plus the figures the report shows.
 
 ``check(run_dir_or_history)`` returns a ``CheckResult``: every violation found (invariant id,
 time, and a message carrying the evidence) and a JSON-ready summary. The invariants are stated
@@ -25,7 +25,9 @@ from chaos.history import (
     FAULT_KINDS,
     AcceptedWrite,
     CandidateEvent,
+    Connected,
     Cont,
+    Disconnected,
     Elected,
     Exit,
     FaultEnd,
@@ -44,23 +46,51 @@ from chaos.history import (
 __all__ = [
     "INVARIANTS",
     "QUORUM_LOSS_GRACE_S",
+    "SILENT_SLACK_S",
     "Belief",
     "CheckResult",
     "Fault",
     "HealCheck",
     "Overlap",
+    "SilentCheck",
     "Violation",
     "belief_intervals",
     "check",
     "fault_spans",
+    "silent_member_bound",
     "stopped_spans",
 ]
 
-INVARIANTS: tuple[str, ...] = ("I1", "I2", "I3", "I4", "I5")
+INVARIANTS: tuple[str, ...] = ("I1", "I2", "I3", "I4", "I5", "I6")
 
 # A majority going down is not seen by everyone at the same instant: an election whose create
 # committed just before the quorum went away may still be reported within this grace.
 QUORUM_LOSS_GRACE_S = 1.0
+
+# I6: kazoo drops a connection that stays silent for its read timeout, 2/3 of the session
+# timeout (a ping after 1/3 idle, then 1/3 for its answer). On top of that and of one tick
+# (the issue's allowance for the servers' side of the reconnect: a follower revalidates the
+# session through the leader, whose timers run in ticks), this slack covers what is not the
+# client's design: scheduling on a loaded 2-core machine (5 candidates, 3 JVMs, the runner),
+# the history line's own write, and kazoo's retry sleep (0.1 s x up to 1.4) when the silent
+# member was the last of its round of hosts.
+SILENT_SLACK_S = 0.5
+_SILENT_READ_TIMEOUT_RATIO = 2.0 / 3.0
+
+
+def silent_member_bound(
+    session_timeout: float, tick_s: float, members: int, *, retried: bool
+) -> float:
+    """Seconds from a member going silent until a client on it must be on another member.
+
+    ``retried``: the client opened a new connection to the silent member meanwhile. kazoo
+    shuffles its hosts anew for each round, so when the silent member was the last host of a
+    round it may be the first of the next: one connection attempt that waits kazoo's connect
+    timeout (session timeout / members) for a ConnectResponse that cannot come.
+    """
+    bound = _SILENT_READ_TIMEOUT_RATIO * session_timeout + tick_s + SILENT_SLACK_S
+    return bound + (session_timeout / members if retried else 0.0)
+
 
 # A candidate watches its predecessor, and the leader also watches its own node (so a forced
 # resign by an operator is seen at once): two paths at most.
@@ -78,7 +108,7 @@ def process_name(process: Process) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    invariant: str  # "I1".."I5"
+    invariant: str  # "I1".."I6"
     t: float  # monotonic time of the evidence
     message: str
 
@@ -124,6 +154,7 @@ class Fault:
     end: float | None  # None: the run ended while the fault was active
     planned_s: float
     detail: Mapping[str, Any] = field(compare=False)
+    end_detail: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def active_at(self, t: float) -> bool:
         return self.start <= t and (self.end is None or t < self.end)
@@ -140,6 +171,30 @@ class HealCheck:
     status: HealStatus
     seconds: float | None  # time from fault-end to a unique leader (status "ok")
     deadline: float | None
+
+
+SilentStatus = Literal["ok", "violation", "killed", "paused", "ended", "healed-first"]
+
+
+@dataclass(frozen=True, slots=True)
+class SilentCheck:
+    """I6 for one process that was on a member when it went silent."""
+
+    fault: Fault
+    cand: str
+    inc: int
+    member: int
+    session_id: str
+    status: SilentStatus
+    bound_s: float
+    seconds: float | None  # fault start -> connected on another member, same session
+    noticed_s: float | None  # fault start -> its first disconnect (None: never, in the window)
+    retried: bool  # it opened a connection to the silent member meanwhile
+    outcome: str  # what happened, in words
+
+    @property
+    def name(self) -> str:
+        return process_name((self.cand, self.inc))
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +226,7 @@ class CheckResult:
     faults: list[Fault]
     heals: list[HealCheck]
     overlaps: list[Overlap]
+    silent: list[SilentCheck]
 
     @property
     def ok(self) -> bool:
@@ -182,16 +238,17 @@ class CheckResult:
 
 def fault_spans(history: History) -> list[Fault]:
     """Faults in start order, each paired with its heal time (None if never healed)."""
-    ends = {event.id: event.t for event in history.nemesis_events if isinstance(event, FaultEnd)}
+    ends = {event.id: event for event in history.nemesis_events if isinstance(event, FaultEnd)}
     return [
         Fault(
             id=event.id,
             kind=event.kind,
             targets=event.targets,
             start=event.t,
-            end=ends.get(event.id),
+            end=ends[event.id].t if event.id in ends else None,
             planned_s=event.planned_s,
             detail=event.detail,
+            end_detail=ends[event.id].detail if event.id in ends else {},
         )
         for event in history.nemesis_events
         if isinstance(event, FaultStart)
@@ -647,6 +704,153 @@ def _check_i5(history: History, violations: list[Violation]) -> int:
     return samples
 
 
+# --- I6: a silent member strands nobody --------------------------------------------------------
+
+
+class _Connections:
+    """Per process: its connection events, and when it was killed, stopped or gone."""
+
+    def __init__(self, history: History) -> None:
+        self.events: dict[Process, list[Connected | Disconnected]] = defaultdict(list)
+        self.gone: dict[Process, float] = {}  # exit, kill, or a later incarnation's start
+        self.interrupted: dict[Process, list[tuple[float, SilentStatus]]] = defaultdict(list)
+        incarnations: dict[str, list[Process]] = defaultdict(list)
+
+        def gone(process: Process, t: float) -> None:
+            self.gone[process] = min(t, self.gone.get(process, t))
+
+        for event in history.candidate_events:
+            process = (event.cand, event.inc)
+            if isinstance(event, (Connected, Disconnected)):
+                self.events[process].append(event)
+            elif isinstance(event, Exit):
+                gone(process, event.t)
+            elif isinstance(event, Start):
+                for earlier in incarnations[event.cand]:
+                    if earlier[1] < event.inc:
+                        gone(earlier, event.t)
+                incarnations[event.cand].append(process)
+        for nemesis in history.nemesis_events:
+            if isinstance(nemesis, Kill):
+                gone((nemesis.cand, nemesis.inc), nemesis.t)
+                self.interrupted[(nemesis.cand, nemesis.inc)].append((nemesis.t, "killed"))
+            elif isinstance(nemesis, Stop):
+                self.interrupted[(nemesis.cand, nemesis.inc)].append((nemesis.t, "paused"))
+
+    def on_member(self, member: int, t: float) -> list[tuple[Process, Connected]]:
+        """The live processes whose latest connection event before t connected them to member."""
+        found = []
+        for process, events in sorted(self.events.items()):
+            if self.gone.get(process, float("inf")) <= t:
+                continue
+            before = [event for event in events if event.t < t]
+            if before and isinstance(before[-1], Connected) and before[-1].member == member:
+                found.append((process, before[-1]))
+        return found
+
+
+def _silent_outcome(
+    history: History, start: float, member: int, on: Connected, after: Sequence[Connected]
+) -> str:
+    """What a process did instead of coming back in time, in words."""
+    if not after:
+        return "stuck: it never connected again (until it ended or the run did)"
+    first = after[0]
+    late = f"{first.t - start:.2f}s after the silence began (at {_rel(history, first.t)})"
+    if first.session_id != on.session_id:
+        return (
+            f"new session: it came back on member {first.member} with a new session "
+            f"{first.session_id} {late} (its session {on.session_id} was lost, and its node)"
+        )
+    if first.member == member:
+        return f"stuck: it next connected to the silent member {member} itself, {late}"
+    return f"late: it reconnected to member {first.member} on the same session only {late}"
+
+
+def _judge_silent(
+    history: History, fault: Fault, member: int, process: Process, on: Connected,
+    connections: _Connections,
+) -> SilentCheck:
+    run = history.run
+    tick_s = (run.tick_ms or 0) / 1000.0
+    connects = fault.end_detail.get("silent_connects", {})
+    retried = isinstance(connects, Mapping) and bool(connects.get(process[0]))
+    bound = silent_member_bound(run.session_timeout_s, tick_s, run.members, retried=retried)
+    deadline = fault.start + bound
+    later = [e for e in connections.events[process] if e.t >= fault.start]
+    noticed = next((e.t - fault.start for e in later if isinstance(e, Disconnected)), None)
+    after = [e for e in later if isinstance(e, Connected)]
+
+    def result(status: SilentStatus, seconds: float | None, outcome: str) -> SilentCheck:
+        return SilentCheck(fault, process[0], process[1], member, on.session_id, status, bound,
+                           seconds, noticed, retried, outcome)
+
+    back = next((e for e in after if e.t <= deadline and e.member != member
+                 and e.session_id == on.session_id), None)
+    if back is not None:
+        return result("ok", back.t - fault.start,
+                      f"back on member {back.member} after {back.t - fault.start:.2f}s")
+    for t, why in connections.interrupted[process]:
+        if fault.start <= t <= deadline:
+            return result(why, None, f"{why} by the runner at {_rel(history, t)}")
+    if min(connections.gone.get(process, history.end_t), history.end_t) <= deadline:
+        return result("ended", None, "the process or the run ended before the bound")
+    # The member spoke again before the deadline: a process that had not moved by then is not
+    # judged (staying on a healthy member is fine), unless it lost its session in time anyway.
+    first = after[0] if after else None
+    moved_while_silent = first is not None and fault.end is not None and first.t < fault.end
+    lost_session = (
+        first is not None and first.session_id != on.session_id and first.t <= deadline
+    )
+    if fault.end is not None and fault.end < deadline and not (moved_while_silent or lost_session):
+        return result("healed-first", None, "the member spoke again before the bound")
+    return result("violation", None, _silent_outcome(history, fault.start, member, on, after))
+
+
+def _silent_violation(history: History, check: SilentCheck) -> Violation:
+    run = history.run
+    fault = check.fault
+    tick_s = (run.tick_ms or 0) / 1000.0
+    if check.noticed_s is None:
+        noticed = "never noticed the silence (no disconnect recorded)"
+    else:
+        noticed = f"noticed the silence after {check.noticed_s:.2f}s"
+    retry = f" + {run.session_timeout_s / run.members:g}s for its retry of the silent member"
+    return Violation(
+        "I6", fault.start + check.bound_s,
+        f"fault {fault.id} (silent-member, {fault.detail.get('variant', '?')}) made member "
+        f"{check.member} silent at {_rel(history, fault.start)}; {check.name} was on it with "
+        f"session {check.session_id} and was not back on another member with the same session "
+        f"within {check.bound_s:.2f}s (2/3 x {run.session_timeout_s:g}s session timeout + "
+        f"{tick_s:g}s tick + {SILENT_SLACK_S:g}s slack{retry if check.retried else ''}): it "
+        f"{noticed}; {check.outcome}",
+    )
+
+
+def _check_i6(
+    history: History, faults: Sequence[Fault], violations: list[Violation]
+) -> list[SilentCheck]:
+    connections = _Connections(history)
+    checks: list[SilentCheck] = []
+    for fault in faults:
+        if fault.kind != "silent-member":
+            continue
+        member = fault.detail.get("member")
+        if isinstance(member, bool) or not isinstance(member, int):
+            violations.append(Violation(
+                "I6", fault.start,
+                f"fault {fault.id} (silent-member) does not say which member went silent "
+                f"(detail 'member' is {member!r}), so it cannot be judged",
+            ))
+            continue
+        for process, on in connections.on_member(member, fault.start):
+            check = _judge_silent(history, fault, member, process, on, connections)
+            checks.append(check)
+            if check.status == "violation":
+                violations.append(_silent_violation(history, check))
+    return checks
+
+
 # --- dual belief ------------------------------------------------------------------------------
 
 
@@ -795,8 +999,49 @@ def _summary(
     }
 
 
+def _silent_summary(
+    history: History, faults: Sequence[Fault], checks: Sequence[SilentCheck]
+) -> dict[str, Any]:
+    run = history.run
+    back = [check.seconds for check in checks if check.seconds is not None]
+    statuses = Counter(check.status for check in checks)
+    judged = {check.fault.id for check in checks}
+    silent = [fault for fault in faults if fault.kind == "silent-member"]
+    return {
+        "faults": len(silent),
+        "faults_with_nobody_on_the_member": sum(1 for f in silent if f.id not in judged),
+        "bound_s": _r(silent_member_bound(
+            run.session_timeout_s, (run.tick_ms or 0) / 1000.0, run.members, retried=False
+        )),
+        "judged": statuses["ok"] + statuses["violation"],
+        "ok": statuses["ok"],
+        "violations": statuses["violation"],
+        "not_judged": {
+            status: statuses[status] for status in ("killed", "paused", "ended", "healed-first")
+        },
+        "max_s": _r(max(back, default=None)),
+        "p50_s": _r(statistics.median(back) if back else None),
+        "list": [
+            {
+                "fault": check.fault.id,
+                "variant": check.fault.detail.get("variant"),
+                "member": check.member,
+                "process": check.name,
+                "session_id": check.session_id,
+                "status": check.status,
+                "seconds": _r(check.seconds),
+                "noticed_s": _r(check.noticed_s),
+                "bound_s": _r(check.bound_s),
+                "retried": check.retried,
+                "outcome": check.outcome,
+            }
+            for check in checks
+        ],
+    }
+
+
 def check(run: str | Path | History) -> CheckResult:
-    """Check I1-I5 over a run directory (or an already loaded History)."""
+    """Check I1-I6 over a run directory (or an already loaded History)."""
     history = run if isinstance(run, History) else load_run(run)
     faults = fault_spans(history)
     beliefs = belief_intervals(history)
@@ -807,10 +1052,12 @@ def check(run: str | Path | History) -> CheckResult:
     heals = _check_i3(history, faults, beliefs, violations)
     _check_i4(history, violations)
     watch_samples = _check_i5(history, violations)
+    silent = _check_i6(history, faults, violations)
     overlaps = _overlaps(history, beliefs, stopped)
     violations.sort(key=lambda v: (v.t, v.invariant))
     summary = _summary(
         history, violations, beliefs, faults, heals, overlaps, i1_figures, watch_samples
     )
-    return CheckResult(history, violations, summary, beliefs, faults, heals, overlaps)
+    summary["silent_member"] = _silent_summary(history, faults, silent)
+    return CheckResult(history, violations, summary, beliefs, faults, heals, overlaps, silent)
 

@@ -26,18 +26,59 @@ from typing import Any
 from chaos.candidate import AUDIT_TABLE, create_audit_table
 from chaos.events import EventLog, read_new_lines
 from chaos.netns import CandidateNet, NetLab
+from zkelect import ElectionConfig
 from zkelect.ensemble import LocalEnsemble
 from zkelect.lifeline import popen_tied
 from zkelect.proxy import FaultProxy
 from zkelect.stores import SQLiteFencedStore
 
-__all__ = ["Cluster", "HarnessError", "Slot"]
+__all__ = ["PROFILES", "Cluster", "HarnessError", "Profile", "Slot"]
 
 _START_TIMEOUT = 60.0  # a candidate's interpreter start on a loaded machine
 
 
 class HarnessError(RuntimeError):
     """The harness itself failed (not the system under test): the run proves nothing."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The settings of the system under test: the servers' ticks and the candidates' timeouts.
+
+    A timeout left None is zkelect's own default (``ElectionConfig``), a session bound left
+    None ZooKeeper's own (2 and 20 ticks).
+    """
+
+    name: str
+    tick_ms: int
+    min_session_timeout_ms: int | None
+    max_session_timeout_ms: int | None
+    session_timeout: float | None = None
+    request_timeout: float | None = None
+    connect_timeout: float | None = None
+
+    @property
+    def effective_session_timeout(self) -> float:
+        return self.session_timeout or ElectionConfig().session_timeout
+
+    def candidate_args(self) -> list[str]:
+        """The command-line options that set a candidate's non-default timeouts."""
+        args: list[str] = []
+        for name in ("session", "request", "connect"):
+            value = getattr(self, f"{name}_timeout")
+            if value is not None:
+                args += [f"--{name}-timeout", f"{value:g}"]
+        return args
+
+
+PROFILES: dict[str, Profile] = {
+    # Fast: 200 ms ticks and 2 s sessions, so a few minutes hold many faults (the test
+    # suite's seeded run). Its own request/connect timeouts keep zkelect's calls in scale.
+    "short": Profile("short", 200, 400, 20_000, 2.0, 4.0, 10.0),
+    # Nothing tuned: ZooKeeper's default tickTime and session bounds, zkelect's defaults
+    # (10 s sessions). The bugs that only show at real timeouts show here.
+    "default": Profile("default", 2000, None, None),
+}
 
 
 @dataclass
@@ -51,10 +92,11 @@ class Slot:
     inc: int = 0
     proc: subprocess.Popen[bytes] | None = None
     paused: bool = False
-    # From the history file (refresh): the current incarnation's session and belief.
+    # From the history file (refresh): the current incarnation's session, connection, belief.
     started_inc: int = 0
     exited_inc: int = 0
     session_id: int | None = None
+    member: int | None = None  # the member it is connected to, None while disconnected
     belief: int | None = None  # epoch it believes it leads with, None if it does not
 
     @property
@@ -73,14 +115,15 @@ class Cluster:
         *,
         members: int,
         candidates: int,
-        session_timeout: float,
+        profile: Profile,
         election_path: str,
         nemesis_log: EventLog,
         netlab: NetLab | None,
     ) -> None:
         self.run_dir = run_dir
         self.members = members
-        self.session_timeout = session_timeout
+        self.profile = profile
+        self.session_timeout = profile.effective_session_timeout
         self.election_path = election_path
         self.nemesis_log = nemesis_log
         self.netlab = netlab
@@ -88,9 +131,9 @@ class Cluster:
         self.ensemble = LocalEnsemble(
             members,
             base_dir=run_dir / "zookeeper",
-            tick_time_ms=200,
-            min_session_timeout_ms=400,
-            max_session_timeout_ms=20_000,
+            tick_time_ms=profile.tick_ms,
+            min_session_timeout_ms=profile.min_session_timeout_ms,
+            max_session_timeout_ms=profile.max_session_timeout_ms,
             jvm_heap_mb=96,
         )
         nets: list[CandidateNet | None] = (
@@ -125,6 +168,7 @@ class Cluster:
         slot.inc += 1
         slot.paused = False
         slot.session_id = None
+        slot.member = None
         slot.belief = None
         command = [
             sys.executable,
@@ -142,8 +186,7 @@ class Cluster:
             str(self.store_path),
             "--out",
             str(self.run_dir),
-            "--session-timeout",
-            f"{self.session_timeout:g}",
+            *self.profile.candidate_args(),
         ]
         if slot.net is not None:
             command = slot.net.exec_prefix() + command
@@ -208,6 +251,7 @@ class Cluster:
         proc.wait()
         self.nemesis_log.emit("kill", t=t, cand=slot.cand, inc=slot.inc, pid=pid)
         slot.proc, slot.paused, slot.belief, slot.session_id = None, False, None, None
+        slot.member = None
 
     def pause(self, slot: Slot) -> None:
         if slot.proc is None or slot.paused:
@@ -273,13 +317,17 @@ class Cluster:
             slot.started_inc = slot.inc
         elif ev == "session":
             slot.session_id = int(str(event["session_id"]), 16)
+        elif ev == "connected":
+            slot.member = int(event["member"])
+        elif ev == "disconnected":
+            slot.member = None
         elif ev == "elected":
             slot.belief = int(event["epoch"])
         elif ev == "revoked":
             slot.belief = None
         elif ev == "exit":
             slot.exited_inc = slot.inc
-            slot.belief = None
+            slot.belief = slot.member = None
 
     def believers(self) -> list[Slot]:
         return [s for s in self.slots if s.alive and s.belief is not None]

@@ -1,4 +1,4 @@
-"""Append-only JSON Lines logs that survive SIGKILL (the history format, CHAOS_SCHEMA.md).
+"""Append-only JSON Lines logs that survive SIGKILL (the history format: docs/reliability.md).
 
 Each event is one ``os.write`` of one whole line on an ``O_APPEND`` descriptor: the kernel
 appends it atomically with respect to other writers of the same file (every incarnation of

@@ -21,7 +21,9 @@ __all__ = [
     "FAULT_KINDS",
     "AcceptedWrite",
     "CandidateEvent",
+    "Connected",
     "Cont",
+    "Disconnected",
     "Elected",
     "Exit",
     "FaultEnd",
@@ -61,6 +63,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "proxy-flap",
     "proxy-blackhole",
     "delete-election-path",
+    "silent-member",
 )
 
 WriteResult = Literal["accepted", "rejected", "error"]
@@ -88,6 +91,10 @@ class RunInfo:
     ended_t: float | None
     nemesis_kinds: tuple[str, ...]
     heal_bound_s: float
+    # Written since the silent-member nemesis (older run directories lack them): the run's
+    # profile ("short", "default") and the ensemble's tickTime, which I6's bound needs.
+    profile: str | None
+    tick_ms: int | None
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
 
@@ -105,6 +112,28 @@ class Session:
     cand: str
     inc: int
     session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The client is connected (again) to ``member`` (an index), on session ``session_id``."""
+
+    t: float
+    cand: str
+    inc: int
+    member: int
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The client lost its connection: ``state`` is "suspended" (it is reconnecting) or
+    "lost" (the session is gone)."""
+
+    t: float
+    cand: str
+    inc: int
+    state: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +174,7 @@ class Exit:
     inc: int
 
 
-CandidateEvent = Start | Session | Elected | Revoked | Write | Exit
+CandidateEvent = Start | Session | Connected | Disconnected | Elected | Revoked | Write | Exit
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +191,9 @@ class FaultStart:
 class FaultEnd:
     t: float
     id: int
+    # What was learnt while healing (silent-member: "silent_connects", new connections each
+    # candidate opened to the silent member during the fault); empty for most kinds.
+    detail: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,6 +477,8 @@ def _parse_run(path: Path) -> RunInfo:
         ended_t=line.opt_float("ended_t"),
         nemesis_kinds=line.str_list("nemesis_kinds"),
         heal_bound_s=line.float_("heal_bound_s"),
+        profile=line.opt_str("profile"),
+        tick_ms=line.opt_int("tick_ms"),
         raw=obj,
     )
 
@@ -459,6 +493,16 @@ def _candidate_parser(slot: str) -> Callable[[_Line], CandidateEvent]:
             return Start(t, cand, inc, line.int_("pid"))
         if ev == "session":
             return Session(t, cand, inc, line.session_id("session_id"))
+        if ev == "connected":
+            member = line.int_("member")
+            if member < 0:
+                raise line.fail(f"field 'member' must be a member index >= 0, got {member}")
+            return Connected(t, cand, inc, member, line.session_id("session_id"))
+        if ev == "disconnected":
+            state = line.str_("state")
+            if state not in ("suspended", "lost"):
+                raise line.fail(f"field 'state' must be suspended or lost, got {state!r}")
+            return Disconnected(t, cand, inc, state)
         if ev == "elected":
             return Elected(t, cand, inc, line.int_("epoch"), line.str_("node"))
         if ev == "revoked":
@@ -517,7 +561,8 @@ class _NemesisParser:
             if fault_id in self.ended:
                 raise line.fail(f"fault id {fault_id} ended twice")
             self.ended.add(fault_id)
-            return FaultEnd(t, fault_id)
+            detail = line.obj_("detail") if "detail" in line.obj else {}
+            return FaultEnd(t, fault_id, detail)
         if ev == "kill":
             return Kill(t, line.cand(), line.int_("inc"), line.int_("pid"))
         if ev == "stop":

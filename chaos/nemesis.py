@@ -10,6 +10,11 @@ A fault is: ``fault-start`` (recorded just before it is injected), the planned d
 the heal, ``fault-end`` (recorded once it is healed: a restarted ZooKeeper member serves
 again, a killed candidate runs again as a new incarnation). "short"/"long" pauses and
 partitions are below/above the session timeout.
+
+``silent-member`` makes one ZooKeeper member silent to the candidates (the member the leader is
+connected to, usually): every candidate's proxy to it black-holed, or the member SIGSTOPped,
+for longer than I6's bound and than the session timeout, so a client that does not notice the
+silence loses its session (docs/reliability.md, I6).
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
+from chaos.checker import silent_member_bound
 from chaos.cluster import Cluster, Slot
 from chaos.events import EventLog
 from chaos.history import FAULT_KINDS  # one list of names, shared with the checker
 from chaos.netns import NetLab
-from chaos.observer import Observer
+from chaos.observer import Observer, hex_session
 
 __all__ = ["FAULT_KINDS", "PARTITION_KINDS", "Fault", "Nemesis", "schedule"]
 
@@ -58,6 +64,7 @@ class Fault:
     ended_t: float = 0.0
     recovery_s: float | None = None  # fault-end -> unique leader (None: bound passed)
     notes: list[str] = field(default_factory=list)
+    end_detail: dict[str, Any] = field(default_factory=dict)  # recorded with fault-end
     after_heal: Callable[[], object] | None = None  # finishing touches after fault-end
 
 
@@ -127,7 +134,8 @@ class Nemesis:
         inject = getattr(self, "_" + kind.replace("-", "_"))
         fault: Fault = inject(fault_id)
         fault.ended_t = time.monotonic()
-        self.log.emit("fault-end", t=fault.ended_t, id=fault.id)
+        end_fields: dict[str, Any] = {"detail": fault.end_detail} if fault.end_detail else {}
+        self.log.emit("fault-end", t=fault.ended_t, id=fault.id, **end_fields)
         if fault.after_heal is not None:
             fault.after_heal()
         return fault
@@ -262,9 +270,13 @@ class Nemesis:
             self._hold(planned)
         finally:
             self.ensemble.resume(member)
-        with contextlib.suppress(Exception):  # healed once the members serve again
-            self.ensemble.wait_serving(timeout=60.0)
+        self._wait_members_serving()
         return fault
+
+    def _wait_members_serving(self) -> None:
+        """After a member's SIGCONT: healed once the members serve again."""
+        with contextlib.suppress(Exception):
+            self.ensemble.wait_serving(timeout=60.0)
 
     def _pause_zk_leader(self, fault_id: int) -> Fault:
         return self._pause_zk(fault_id, "pause-zk-leader", True)
@@ -438,6 +450,84 @@ class Nemesis:
             self._admin = KazooClient(hosts=self.ensemble.hosts, timeout=10.0)
             self._admin.start(timeout=30.0)
         return self._admin
+
+    # a ZooKeeper member gone silent to its clients: black-holed links or SIGSTOP
+
+    def _silent_target(self) -> tuple[int, str]:
+        """The member the leader is connected to (usually), else another candidate's."""
+        leader = self.leader_slot()
+        if leader is not None and leader.member is not None and (
+            self.rng.random() < _TARGET_LEADER_P
+        ):
+            return leader.member, f"the leader {leader.cand}'s member"
+        connected = [s for s in self.cluster.live_slots() if s.member is not None]
+        if connected:
+            slot = self.rng.choice(connected)
+            assert slot.member is not None
+            return slot.member, f"{slot.cand}'s member"
+        return self.rng.randrange(self.ensemble.size), "random: no candidate connected"
+
+    def _silent_variant(self, member: int) -> tuple[str, str | None]:
+        """Black-holed links or SIGSTOP, by the seed; and why it was changed, if it was."""
+        variant = self.rng.choice(("blackhole", "sigstop"))
+        if variant == "sigstop" and self.ensemble.pid(member) is None:
+            return "blackhole", "the member is not running: black-holed instead"
+        if variant == "sigstop" and self.ensemble.mode(member) in ("leader", "standalone"):
+            # Stopping the quorum's leader stops every member until a new leader is elected
+            # (pause-zk-leader does that): here one member is silent and the others serve.
+            return "blackhole", "the member leads the quorum: black-holed instead"
+        return variant, None
+
+    def _set_silent(self, member: int, variant: str, silent: bool) -> None:
+        if variant == "sigstop":
+            (self.ensemble.pause if silent else self.ensemble.resume)(member)
+            return
+        for slot in self.cluster.slots:
+            slot.proxies[member].blackhole(silent)
+
+    def _silent_member(self, fault_id: int) -> Fault:
+        member, role = self._silent_target()
+        variant, why = self._silent_variant(member)
+        tick = self.ensemble.tick_time_ms / 1000.0
+        # Longer than I6's bound even with one connect attempt on the silent member, and
+        # than the session timeout plus the servers' expiry tick: a client that stays on
+        # the silent member loses its session.
+        bound = silent_member_bound(self.st, tick, self.ensemble.size, retried=True)
+        planned = bound + self.durations.uniform(0.2, 1.0) * self.st
+        self.cluster.refresh()
+        on_member = [s for s in self.cluster.live_slots() if s.member == member]
+        proxies = [slot.proxies[member] for slot in self.cluster.slots]
+        accepted_before = [proxy.connections_accepted for proxy in proxies]
+        fault = self._start(
+            fault_id,
+            "silent-member",
+            [f"zk{member}"],
+            planned,
+            member=member,
+            role=role,
+            variant=variant,
+            # The runner's view; the checker finds them again in the candidates' histories.
+            connected={
+                s.cand: {"inc": s.inc, "session_id": hex_session(s.session_id)} for s in on_member
+            },
+            **({"why": why} if why else {}),
+        )
+        self._set_silent(member, variant, True)
+        try:
+            self._hold(planned)
+        finally:
+            # Counted while the member is still silent, for every slot (the checker judges
+            # whichever processes the histories show on the member).
+            fault.end_detail["silent_connects"] = {
+                slot.cand: proxy.connections_accepted - before
+                for slot, proxy, before in zip(
+                    self.cluster.slots, proxies, accepted_before, strict=True
+                )
+            }
+            self._set_silent(member, variant, False)
+        if variant == "sigstop":
+            self._wait_members_serving()
+        return fault
 
     # -- healing everything ----------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from chaos.events import EventLog
 from zkelect.candidate import election_order
 from zkelect.testing import four_letter, parse_wchp, split_hosts
 
-__all__ = ["LeaderSample", "Observer"]
+__all__ = ["LeaderSample", "Observer", "hex_session"]
 
 _LEADER_EVERY = 0.2
 _LEADER_REPEAT = 0.5
@@ -46,7 +46,8 @@ class LeaderSample:
     data: str | None  # the leader's candidate id (``<cand>.<inc>``)
 
 
-def _hex(session: int | None) -> str | None:
+def hex_session(session: int | None) -> str | None:
+    """A session id as the history writes it (``0x1a2b``)."""
     return None if session is None else f"{session:#x}"
 
 
@@ -91,7 +92,7 @@ class Observer:
         if client_id is None or client_id[0] == self._session_id:
             return
         self._session_id = int(client_id[0])
-        self.log.emit("observer-session", session_id=_hex(self._session_id))
+        self.log.emit("observer-session", session_id=hex_session(self._session_id))
 
     # -- reads ------------------------------------------------------------------------
 
@@ -159,7 +160,7 @@ class Observer:
                     "leader",
                     t=sample.t,
                     node=sample.node,
-                    owner_session=_hex(sample.owner_session),
+                    owner_session=hex_session(sample.owner_session),
                     epoch=sample.epoch,
                     nodes=sample.nodes,
                 )
@@ -170,7 +171,7 @@ class Observer:
         while not self._stop.wait(_WCHP_EVERY):
             try:
                 owners = {
-                    node: _hex(owner)
+                    node: hex_session(owner)
                     for node, (owner, _, _) in self._owners(self._children()).items()
                 }
             except Exception:
@@ -199,7 +200,7 @@ class Observer:
         return self.log.emit(
             "final",
             nodes=sorted(owners),
-            ephemeral_owners={node: _hex(owner) for node, (owner, _, _) in owners.items()},
+            ephemeral_owners={node: hex_session(owner) for node, (owner, _, _) in owners.items()},
             live_candidates=live_candidates,
-            live_sessions=[_hex(s) for s in live_sessions],
+            live_sessions=[hex_session(s) for s in live_sessions],
         )

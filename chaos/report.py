@@ -23,7 +23,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from chaos.checker import Belief, CheckResult, Fault, check, stopped_spans
+from chaos.checker import INVARIANTS, Belief, CheckResult, Fault, check, stopped_spans
 from chaos.history import FAULT_KINDS, Cont, HistoryError, Kill, LeaderSample, Start, Stop
 
 __all__ = ["ReportPaths", "main", "render_html", "report_json", "write_report"]
@@ -40,6 +40,7 @@ MAX_TABLE_ROWS = 500
 _KIND_COLOURS = (
     "#d62728", "#ff7f0e", "#bcbd22", "#8c564b", "#e377c2", "#9467bd", "#17becf", "#1f77b4",
     "#aec7e8", "#000000", "#2ca02c", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#7f7f7f",
+    "#f7b6d2",
 )
 
 
@@ -77,7 +78,7 @@ def _e(value: object) -> str:
 def _kind_colour(kind: str) -> str:
     try:
         return _KIND_COLOURS[FAULT_KINDS.index(kind)]
-    except ValueError:
+    except (ValueError, IndexError):
         return "#999999"
 
 
@@ -389,6 +390,16 @@ def _summary_table(result: CheckResult) -> str:
         ("max dual belief", f"{_fmt_s(s['max_dual_belief_s'])} over {dual['overlaps']} overlaps "
          f"({dual['unfenced']} not fenced, {dual['without_pause']} without a pause)"),
     ]
+    silent = s.get("silent_member")
+    if silent is not None:
+        not_judged = ", ".join(f"{n} {status}" for status, n in silent["not_judged"].items())
+        rows.append((
+            "silent member: back on another member, same session (I6)",
+            f"{silent['ok']} of {silent['judged']} judged candidates in time over "
+            f"{silent['faults']} faults; p50 / max {_fmt_s(silent['p50_s'])} / "
+            f"{_fmt_s(silent['max_s'])} (bound {_fmt_s(silent['bound_s'])}); not judged: "
+            f"{not_judged}",
+        ))
     rows += [(f"violations {inv}", n) for inv, n in s["violations"].items()]
     rows.append(("violations total", s["violations_total"]))
     if s["truncated_files"]:
@@ -431,7 +442,7 @@ def render_html(result: CheckResult) -> str:
     timeline = _Timeline(result)
     s = result.summary
     verdict = (
-        '<p class="verdict pass">I1-I5 hold: 0 violations</p>'
+        f'<p class="verdict pass">{_e(INVARIANTS[0])}-{_e(INVARIANTS[-1])} hold: 0 violations</p>'
         if result.ok
         else f'<p class="verdict fail">{len(result.violations)} violation(s): '
         + _e(", ".join(f"{k} = {v}" for k, v in s["violations"].items())) + "</p>"
@@ -495,6 +506,21 @@ def render_html(result: CheckResult) -> str:
          "fenced" if o.fenced else "NOT FENCED")
         for o in result.overlaps
     ]
+    silent_rows = [
+        (c.fault.id, c.fault.detail.get("variant", "?"), c.member, c.name, c.session_id,
+         timeline.rel(c.fault.start), _fmt_s(c.noticed_s), _fmt_s(c.seconds), _fmt_s(c.bound_s),
+         c.status, c.outcome)
+        for c in result.silent
+    ]
+    parts.append("<h2>Candidates on a silent member (I6)</h2>")
+    parts.append(_details(
+        f"{len(silent_rows)} candidates on {s.get('silent_member', {}).get('faults', 0)} silent "
+        "members",
+        _table(("fault", "variant", "member", "process", "session", "silent from",
+                "noticed after", "back after", "bound", "status", "outcome"),
+               silent_rows[:MAX_TABLE_ROWS]),
+        open_=any(c.status == "violation" for c in result.silent),
+    ))
     parts.append("<h2>Dual belief</h2>")
     parts.append(_details(
         f"{len(overlap_rows)} overlaps, longest {_fmt_s(s['max_dual_belief_s'])}",
@@ -526,7 +552,7 @@ def render_html(result: CheckResult) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m chaos.report",
-        description="Check a chaos run directory (I1-I5) and write report.json and report.html.",
+        description="Check a chaos run directory (I1-I6) and write report.json and report.html.",
     )
     parser.add_argument("run_dir", type=Path, help="the run directory the chaos runner wrote")
     args = parser.parse_args(argv)

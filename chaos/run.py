@@ -1,10 +1,15 @@
 """The chaos runner: real processes, real faults, a recorded history, then the checker.
 
     python -m chaos.run --minutes 3 --seed 7 --out chaos-report/run1 [--members 3|5]
+        [--profile short|default|both] [--kinds kill-leader,silent-member]
 
-Starts a local ZooKeeper ensemble (200 ms ticks), five candidate processes (chaos.candidate;
-each in its own network namespace when we are root) that reach the members through
-per-candidate TCP proxies, and an observer. Then it injects a seeded schedule of faults one
+Starts a local ZooKeeper ensemble, five candidate processes (chaos.candidate; each in its own
+network namespace when we are root) that reach the members through per-candidate TCP
+proxies, and an observer. The profile sets the servers' ticks and the candidates' timeouts
+(chaos.cluster.PROFILES): ``short`` (the default: 200 ms ticks, 2 s sessions, many faults a
+minute) or ``default`` (nothing tuned: ZooKeeper's 2000 ms ticks and session bounds, zkelect's
+10 s sessions); ``both`` runs ``short`` then ``default``, each for half of ``--minutes``, in
+``OUT/short`` and ``OUT/default``. Then it injects a seeded schedule of faults one
 at a time (chaos.nemesis): fault, planned duration, heal, wait until the cluster has a unique
 leader again (or the bound passes), a short gap. Every round of the schedule covers every
 fault kind, and the first round always completes, so even a short run injects them all.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
 import datetime
 import json
 import logging
@@ -32,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaos.cluster import Cluster, HarnessError
+from chaos.cluster import PROFILES, Cluster, HarnessError, Profile
 from chaos.events import EventLog
 from chaos.nemesis import FAULT_KINDS, PARTITION_KINDS, Fault, Nemesis, schedule
 from chaos.netns import NetLab, netns_available
@@ -54,9 +60,14 @@ class RunConfig:
     seed: int
     duration_s: float
     members: int
-    session_timeout: float
+    profile: Profile
     heal_bound_s: float
     use_netns: bool
+    kinds: tuple[str, ...] = FAULT_KINDS  # the kinds asked for (--kinds), in schema order
+
+    @property
+    def session_timeout(self) -> float:
+        return self.profile.effective_session_timeout
 
 
 class Runner:
@@ -64,8 +75,8 @@ class Runner:
         self.config = config
         self.run_dir = config.run_dir
         self.st = config.session_timeout
-        self.kinds = [k for k in FAULT_KINDS if config.use_netns or k not in PARTITION_KINDS]
-        self.skipped = [k for k in FAULT_KINDS if k not in self.kinds]
+        self.kinds = [k for k in config.kinds if config.use_netns or k not in PARTITION_KINDS]
+        self.skipped = [k for k in config.kinds if k not in self.kinds]
         self.faults: list[Fault] = []
         self.started_t = time.monotonic()
         self.ended_t: float | None = None
@@ -78,6 +89,8 @@ class Runner:
             "seed": self.config.seed,
             "duration_s": self.config.duration_s,
             "session_timeout_s": self.st,
+            "profile": self.config.profile.name,
+            "tick_ms": self.config.profile.tick_ms,
             "members": self.config.members,
             "candidates": CANDIDATES,
             "election_path": ELECTION_PATH,
@@ -144,7 +157,7 @@ class Runner:
                 self.run_dir,
                 members=config.members,
                 candidates=CANDIDATES,
-                session_timeout=self.st,
+                profile=config.profile,
                 election_path=ELECTION_PATH,
                 nemesis_log=nemesis_log,
                 netlab=netlab,
@@ -156,7 +169,9 @@ class Runner:
             if self.wait_unique_leader(cluster, observer, time.monotonic(), 60.0) is None:
                 raise HarnessError("no unique leader within 60 s of starting the candidates")
             _say(
-                f"{config.members} ZooKeeper members, {CANDIDATES} candidates"
+                f"profile {config.profile.name}: {config.members} ZooKeeper members "
+                f"({config.profile.tick_ms} ms ticks), {CANDIDATES} candidates with "
+                f"{self.st:g} s sessions"
                 f"{' in network namespaces' if netlab else ' on loopback (no namespaces)'}; "
                 f"faults for {config.duration_s:g} s"
             )
@@ -260,12 +275,13 @@ class Runner:
         by_kind = collections.Counter(f.kind for f in self.faults)
         recoveries = [f.recovery_s for f in self.faults if f.recovery_s is not None]
         lines = [
-            f"seed {self.config.seed} (replay: python -m chaos.run --seed {self.config.seed} "
-            f"--minutes {self.config.duration_s / 60:g} --members {self.config.members})",
+            f"profile {self.config.profile.name}: {self.st:g} s sessions, "
+            f"{self.config.profile.tick_ms} ms ticks",
+            f"seed {self.config.seed} (replay: {self.replay_command()})",
             f"faults injected: {len(self.faults)} in "
             f"{(self.ended_t or time.monotonic()) - self.started_t:.0f} s",
         ]
-        lines += [f"  {kind:<22} {by_kind.get(kind, 0)}" for kind in FAULT_KINDS]
+        lines += [f"  {kind:<22} {by_kind.get(kind, 0)}" for kind in self.kinds]
         if self.skipped:
             lines.append(f"  skipped (no network namespaces): {', '.join(self.skipped)}")
         if recoveries:
@@ -277,6 +293,7 @@ class Runner:
         writes = summary.get("writes", {})
         heal = summary.get("heal", {})
         dual = summary.get("dual_belief", {})
+        silent = summary.get("silent_member", {})
         lines += [
             f"elections (distinct epochs): {summary.get('elections')}; elected events: "
             f"{summary.get('elected_events')}",
@@ -289,6 +306,12 @@ class Runner:
             f"max dual belief: {summary.get('max_dual_belief_s')} s over "
             f"{dual.get('overlaps')} overlaps ({dual.get('unfenced')} unfenced, "
             f"{dual.get('without_pause')} without a pause)",
+            f"silent member (I6): {silent.get('faults')} faults, {silent.get('judged')} "
+            f"candidates judged, {silent.get('ok')} back in time, {silent.get('violations')} "
+            f"not; back after max {silent.get('max_s')} s, p50 {silent.get('p50_s')} s "
+            f"(bound {silent.get('bound_s')} s); not judged: "
+            + (", ".join(f"{n} {why}" for why, n in silent.get("not_judged", {}).items() if n)
+               or "none"),
         ]
         per_invariant: dict[str, int] = summary.get("violations", {})
         lines.append(
@@ -305,21 +328,78 @@ class Runner:
         for line in lines:
             _say(line)
 
+    def replay_command(self) -> str:
+        config = self.config
+        kinds = "" if config.kinds == FAULT_KINDS else f" --kinds {','.join(config.kinds)}"
+        return (
+            f"python -m chaos.run --profile {config.profile.name} --seed {config.seed} "
+            f"--minutes {config.duration_s / 60:g} --members {config.members}{kinds}"
+        )
+
 
 def _default_out() -> Path:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return Path("chaos-report") / stamp
 
 
+def _parse_kinds(parser: argparse.ArgumentParser, value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return FAULT_KINDS
+    asked = {kind.strip() for kind in value.split(",") if kind.strip()}
+    unknown = sorted(asked - set(FAULT_KINDS))
+    if unknown or not asked:
+        parser.error(f"--kinds: unknown {unknown or 'empty list'}; known: {', '.join(FAULT_KINDS)}")
+    return tuple(kind for kind in FAULT_KINDS if kind in asked)
+
+
+def _profile(parser: argparse.ArgumentParser, name: str, session_timeout: float | None) -> Profile:
+    """The named profile, with its session timeout overridden if asked; checked against the
+    servers' bounds (ZooKeeper would silently negotiate another timeout, and every bound the
+    checker applies would be wrong)."""
+    profile = PROFILES[name]
+    if session_timeout is not None:
+        profile = dataclasses.replace(profile, session_timeout=session_timeout)
+    low = (profile.min_session_timeout_ms or 2 * profile.tick_ms) / 1000.0
+    high = (profile.max_session_timeout_ms or 20 * profile.tick_ms) / 1000.0
+    if not low <= profile.effective_session_timeout <= high:
+        parser.error(
+            f"--session-timeout {profile.effective_session_timeout:g} is outside the servers' "
+            f"bounds for profile {name} ({low:g}..{high:g} s)"
+        )
+    return profile
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m chaos.run", description="Run the chaos harness and check its history."
     )
-    parser.add_argument("--minutes", type=float, default=20.0, help="fault period (default 20)")
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=20.0,
+        help="fault period (default 20); with --profile both, split evenly between the two",
+    )
     parser.add_argument("--seed", type=int, default=None, help="schedule seed (default random)")
-    parser.add_argument("--out", type=Path, default=None, help="run directory (new or empty)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="run directory (new or empty); with --profile both, OUT/short and OUT/default",
+    )
     parser.add_argument("--members", type=int, choices=(3, 5), default=3)
-    parser.add_argument("--session-timeout", type=float, default=2.0)
+    parser.add_argument(
+        "--profile",
+        choices=(*PROFILES, "both"),
+        default="short",
+        help="short: 200 ms ticks, 2 s sessions (default); default: ZooKeeper's and "
+        "zkelect's defaults (2000 ms ticks, 10 s sessions); both: short, then default",
+    )
+    parser.add_argument(
+        "--session-timeout",
+        type=float,
+        default=None,
+        help="override the profile's session timeout (one profile only)",
+    )
     parser.add_argument(
         "--heal-bound",
         type=float,
@@ -328,13 +408,23 @@ def main(argv: list[str] | None = None) -> int:
         "(default: session timeout + 5)",
     )
     parser.add_argument(
+        "--kinds",
+        default=None,
+        help="comma-separated fault kinds to schedule, for a focused run (default: all)",
+    )
+    parser.add_argument(
         "--no-netns", action="store_true", help="proxies on loopback; skip the partition kinds"
     )
     args = parser.parse_args(argv)
     # kazoo narrates every dropped connection; during a chaos run that is the point, not news.
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
-    if args.minutes <= 0 or args.session_timeout <= 0:
+    if args.minutes <= 0 or (args.session_timeout is not None and args.session_timeout <= 0):
         parser.error("--minutes and --session-timeout must be > 0")
+    names = list(PROFILES) if args.profile == "both" else [args.profile]
+    if len(names) > 1 and args.session_timeout is not None:
+        parser.error("--session-timeout needs one --profile, not both")
+    profiles = [_profile(parser, name, args.session_timeout) for name in names]
+    kinds = _parse_kinds(parser, args.kinds)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
     out: Path = args.out if args.out is not None else _default_out()
     if out.exists() and any(out.iterdir()):
@@ -344,23 +434,36 @@ def main(argv: list[str] | None = None) -> int:
     if not use_netns:
         reason = "--no-netns" if args.no_netns else "not root or no 'ip netns'"
         _say(f"network namespaces unavailable ({reason}): partition faults are skipped")
-    heal_bound = args.heal_bound if args.heal_bound is not None else args.session_timeout + 5.0
-    config = RunConfig(
-        run_dir=out.resolve(),
-        seed=seed,
-        duration_s=args.minutes * 60.0,
-        members=args.members,
-        session_timeout=args.session_timeout,
-        heal_bound_s=heal_bound,
-        use_netns=use_netns,
-    )
-    _say(f"run directory {config.run_dir}")
+    configs = [
+        RunConfig(
+            run_dir=(out if len(profiles) == 1 else out / profile.name).resolve(),
+            seed=seed,
+            duration_s=args.minutes * 60.0 / len(profiles),
+            members=args.members,
+            profile=profile,
+            heal_bound_s=(
+                args.heal_bound
+                if args.heal_bound is not None
+                else profile.effective_session_timeout + 5.0
+            ),
+            use_netns=use_netns,
+            kinds=kinds,
+        )
+        for profile in profiles
+    ]
 
     def terminate(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)  # unwinds through the runner's cleanup
 
     signal.signal(signal.SIGTERM, terminate)
-    return Runner(config).run()
+    verdicts: list[tuple[str, int, Path]] = []
+    for config in configs:
+        _say(f"profile {config.profile.name}: run directory {config.run_dir}")
+        verdicts.append((config.profile.name, Runner(config).run(), config.run_dir))
+    if len(verdicts) > 1:
+        for name, code, run_dir in verdicts:
+            _say(f"profile {name}: {'PASS' if code == 0 else 'FAIL'} ({run_dir})")
+    return max(code for _, code, _ in verdicts)
 
 
 if __name__ == "__main__":

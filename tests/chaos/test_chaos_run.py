@@ -1,11 +1,12 @@
 """The 3-minute seeded chaos run: real ensemble, five candidate processes, every fault kind.
 
 Runs ``python -m chaos.run`` as a subprocess (stopped by PID whatever happens) and checks its
-verdict and its history: exit status 0, no violation in report.json, every fault kind injected
-at least once (the partition kinds only where network namespaces are available, i.e. as
-root), and a real number of elections. The seed is fixed so a failure replays; set
-ZKELECT_CHAOS_SEED to explore others (the seed is printed either way). Deselect with
-``-m "not chaos"``.
+verdict and its history: exit status 0, no violation in report.json (I1-I6), every fault kind
+injected at least once (the partition kinds only where network namespaces are available, i.e.
+as root), a real number of elections, and candidates judged on a silent member (I6). It runs
+the short profile (200 ms ticks, 2 s sessions); ``make chaos`` also runs zkelect's defaults.
+The seed is fixed so a failure replays; set ZKELECT_CHAOS_SEED to explore others (the seed is
+printed either way). Deselect with ``-m "not chaos"``.
 """
 
 from __future__ import annotations
@@ -96,3 +97,7 @@ def test_three_minute_seeded_chaos_run_holds_every_invariant(tmp_path: Path) -> 
     assert report["summary"]["elections"] == len(epochs)
     writes = report["summary"]["writes"]
     assert writes["accepted"] > 0 and report["summary"]["stale_writes_accepted"] == 0
+    assert run["profile"] == "short"
+    # The silent-member faults had candidates on the silent member, all back in time.
+    silent = report["summary"]["silent_member"]
+    assert silent["judged"] >= 1 and silent["violations"] == 0, silent

@@ -1,4 +1,4 @@
-"""The chaos checker (I1-I5) over small synthetic histories written to temporary run directories.
+"""The chaos checker (I1-I6) over small synthetic histories written to temporary run directories.
 
 Each test starts from one clean, hand-checked history (``clean_run``) or a tiny scenario built
 with ``RunBuilder`` and breaks exactly one thing, so the violation it must catch is known.
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chaos.checker import check
+from chaos.checker import SILENT_SLACK_S, check, silent_member_bound
 from chaos.history import HistoryError, load_run
 
 T0 = 1000.0
@@ -34,7 +34,8 @@ class RunBuilder:
             "seed": 7, "duration_s": 60.0, "session_timeout_s": 4.0, "members": 3,
             "candidates": 2, "election_path": PATH, "store": "sqlite",
             "store_path": "/tmp/x.db", "netns": False, "started_t": T0, "ended_t": T0 + 60,
-            "nemesis_kinds": ["kill-leader"], "heal_bound_s": 6.0,
+            "nemesis_kinds": ["kill-leader"], "heal_bound_s": 6.0, "profile": "short",
+            "tick_ms": 200,
         }
         self.run.update(run)
         self.candidates: dict[str, list[dict[str, Any]]] = {}
@@ -54,6 +55,12 @@ class RunBuilder:
     def start(self, t: float, cand: str, inc: int, session: str) -> None:
         self.cand(t, "start", cand, inc, pid=1000 + inc)
         self.cand(t + 0.01, "session", cand, inc, session_id=session)
+
+    def connected(self, t: float, cand: str, inc: int, member: int, session: str) -> None:
+        self.cand(t, "connected", cand, inc, member=member, session_id=session)
+
+    def disconnected(self, t: float, cand: str, inc: int, state: str = "suspended") -> None:
+        self.cand(t, "disconnected", cand, inc, state=state)
 
     def elected(self, t: float, cand: str, inc: int, epoch: int, name: str) -> None:
         self.cand(t, "elected", cand, inc, epoch=epoch, node=node(name))
@@ -182,7 +189,7 @@ def test_clean_history_passes_with_the_expected_figures(tmp_path: Path) -> None:
     assert s["leaders"] == {"c0": 2, "c1": 1}
     assert s["writes"] == {"accepted": 4, "rejected": 1, "error": 0}
     assert s["stale_writes_rejected"] == 1
-    assert s["violations"] == {"I1": 0, "I2": 0, "I3": 0, "I4": 0, "I5": 0}
+    assert s["violations"] == {"I1": 0, "I2": 0, "I3": 0, "I4": 0, "I5": 0, "I6": 0}
     heals = {item["id"]: item for item in s["heal"]["per_fault"]}
     assert heals[1]["status"] == "ok" and heals[1]["seconds"] == pytest.approx(2.9)
     # The zombie c1 still believed at the heal; unique once it revoked 0.2 s later.
@@ -454,6 +461,159 @@ def test_i3_quorum_loss_the_run_ended_in_still_forbids_new_epochs(tmp_path: Path
     assert "while quorum was lost" in result.violations[0].message
 
 
+# --- I6 ---------------------------------------------------------------------------------------
+
+# 2/3 of the 4 s session timeout + a 200 ms tick + the slack; one retry adds 4 s / 3 members.
+BOUND = 4.0 * 2 / 3 + 0.2 + SILENT_SLACK_S
+BOUND_RETRIED = BOUND + 4.0 / 3
+
+
+def silent_run(connects: dict[str, int] | None = None, end: float | None = 16.0) -> RunBuilder:
+    """c0 (the leader) on member 0 and c1 on member 1; member 0 goes silent from +10 s."""
+    b = two_candidates()
+    b.connected(0.15, "c0", 0, 0, "0xa0")
+    b.connected(0.15, "c1", 0, 1, "0xb0")
+    b.nem(10.0, "fault-start", id=1, kind="silent-member", targets=["zk0"], planned_s=6.0,
+          detail={"member": 0, "variant": "blackhole", "connected": {"c0": {"inc": 0}}})
+    if end is not None:
+        b.nem(end, "fault-end", id=1, detail={"silent_connects": connects or {}})
+    finish(b, {node("n0"): "0xa0", node("n1"): "0xb0"})
+    return b
+
+
+def i6_checks(b: RunBuilder, run_dir: Path) -> tuple[list[str], list[Any]]:
+    result = check(b.write_to(run_dir))
+    return [v.message for v in result.violations if v.invariant == "I6"], result.silent
+
+
+def test_i6_bound_is_two_thirds_of_the_session_timeout_plus_a_tick_and_the_slack() -> None:
+    assert silent_member_bound(10.0, 2.0, 3, retried=False) == pytest.approx(
+        10.0 * 2 / 3 + 2.0 + SILENT_SLACK_S
+    )
+    assert silent_member_bound(4.0, 0.2, 3, retried=False) == pytest.approx(BOUND)
+    assert silent_member_bound(4.0, 0.2, 3, retried=True) == pytest.approx(BOUND_RETRIED)
+
+
+def test_i6_back_on_another_member_with_the_same_session_in_time(tmp_path: Path) -> None:
+    b = silent_run()
+    b.disconnected(12.7, "c0", 0)
+    b.connected(12.8, "c0", 0, 2, "0xa0")
+    result = check(b.write_to(tmp_path))
+    assert result.violations == []
+    [silent] = result.silent  # c1 was on member 1: not judged
+    assert (silent.name, silent.status, silent.member) == ("c0#0", "ok", 0)
+    assert silent.seconds == pytest.approx(2.8) and silent.noticed_s == pytest.approx(2.7)
+    s = result.summary["silent_member"]
+    assert (s["faults"], s["judged"], s["ok"], s["violations"]) == (1, 1, 1, 0)
+    assert s["bound_s"] == pytest.approx(BOUND, abs=1e-3)
+    assert s["max_s"] == pytest.approx(2.8)
+
+
+def test_i6_stuck_on_the_silent_member(tmp_path: Path) -> None:
+    """Today's bug at 10 s: the client never notices; after the heal its session is gone."""
+    b = silent_run()
+    b.disconnected(16.2, "c0", 0)
+    b.connected(16.3, "c0", 0, 0, "0xa0")
+    messages, [silent] = i6_checks(b, tmp_path)
+    assert silent.status == "violation"
+    [message] = messages
+    assert "fault 1 (silent-member, blackhole) made member 0 silent at +10.000s" in message
+    assert "c0#0 was on it with session 0xa0" in message
+    assert f"within {BOUND:.2f}s (2/3 x 4s session timeout + 0.2s tick + 0.5s slack)" in message
+    assert "noticed the silence after 6.20s" in message
+    assert "stuck: it next connected to the silent member 0 itself, 6.30s after" in message
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        ([], ["never noticed the silence (no disconnect recorded)",
+              "stuck: it never connected again"]),
+        ([("disconnected", 12.7, "suspended"), ("disconnected", 12.8, "lost"),
+          ("connected", 12.9, 1, "0xa1")],
+         ["new session: it came back on member 1 with a new session 0xa1 2.90s after",
+          "its session 0xa0 was lost"]),
+        ([("disconnected", 13.5, "suspended"), ("connected", 13.6, 2, "0xa0")],
+         ["noticed the silence after 3.50s",
+          "late: it reconnected to member 2 on the same session only 3.60s after"]),
+    ],
+    ids=["stuck-for-ever", "new-session", "late"],
+)
+def test_i6_what_a_stranded_candidate_did_instead(
+    tmp_path: Path, events: list[tuple[Any, ...]], expected: list[str]
+) -> None:
+    b = silent_run()
+    for ev, t, *fields in events:
+        if ev == "connected":
+            b.connected(t, "c0", 0, *fields)
+        else:
+            b.disconnected(t, "c0", 0, *fields)
+    messages, [silent] = i6_checks(b, tmp_path)
+    [message] = messages
+    assert silent.status == "violation" and silent.seconds is None
+    for text in expected:
+        assert text in message
+
+
+def test_i6_one_connect_attempt_on_the_silent_member_extends_the_bound(tmp_path: Path) -> None:
+    b = silent_run(connects={"c0": 1, "c1": 0})
+    b.disconnected(12.6, "c0", 0)
+    b.connected(14.0, "c0", 0, 2, "0xa0")  # 4.0 s: past BOUND, within BOUND_RETRIED
+    messages, [silent] = i6_checks(b, tmp_path)
+    assert messages == []
+    assert silent.retried and silent.bound_s == pytest.approx(BOUND_RETRIED)
+    # A later arrival is still late, and the message says the bound included the retry.
+    b = silent_run(connects={"c0": 2})
+    b.connected(14.8, "c0", 0, 2, "0xa0")
+    messages, _ = i6_checks(b, tmp_path / "later")
+    [message] = messages
+    assert "+ 1.33333s for its retry of the silent member" in message
+
+
+@pytest.mark.parametrize(("event", "status"), [("kill", "killed"), ("stop", "paused")])
+def test_i6_a_process_the_runner_killed_or_paused_is_not_judged(
+    tmp_path: Path, event: str, status: str
+) -> None:
+    b = silent_run()
+    b.nem(11.0, event, cand="c0", inc=0, **({"pid": 1000} if event == "kill" else {}))
+    if event == "kill":
+        b.start(11.5, "c0", 1, "0xa2")
+    messages, [silent] = i6_checks(b, tmp_path)
+    assert messages == [] and silent.status == status
+
+
+def test_i6_only_processes_connected_to_the_member_at_the_start_are_judged(
+    tmp_path: Path,
+) -> None:
+    b = silent_run()
+    b.disconnected(9.5, "c0", 0)  # reconnecting when the member went silent: not on it
+    b.connected(9.0, "c1", 0, 0, "0xb0")  # c1 moved to member 0 before the silence
+    b.connected(10.5, "c1", 0, 2, "0xb0")
+    result = check(b.write_to(tmp_path))
+    assert [(c.name, c.status) for c in result.silent] == [("c1#0", "ok")]
+
+
+def test_i6_a_member_that_speaks_again_before_the_bound_judges_nobody(tmp_path: Path) -> None:
+    b = silent_run(end=11.0)
+    messages, [silent] = i6_checks(b, tmp_path)
+    assert messages == [] and silent.status == "healed-first"
+    # A new session is a violation even then: the member was silent for a second only.
+    b = silent_run(end=11.0)
+    b.connected(11.5, "c0", 0, 1, "0xa1")
+    messages, _ = i6_checks(b, tmp_path / "new")
+    assert len(messages) == 1 and "new session" in messages[0]
+
+
+def test_i6_a_silent_member_fault_must_name_its_member(tmp_path: Path) -> None:
+    b = silent_run()
+    b.nemesis[0]["detail"] = {"variant": "sigstop"}
+    messages, _ = i6_checks(b, tmp_path)
+    assert messages == [
+        "fault 1 (silent-member) does not say which member went silent (detail 'member' is "
+        "None), so it cannot be judged"
+    ]
+
+
 # --- I4 ---------------------------------------------------------------------------------------
 
 
@@ -548,6 +708,11 @@ def test_a_torn_line_in_the_middle_is_an_error_naming_file_and_line(tmp_path: Pa
                                  "epoch": "7", "node": "x"}, "'epoch' must be an integer"),
         ("candidates/c0.jsonl", {"t": 1.0, "ev": "start", "cand": "c1", "inc": 0, "pid": 1},
          "in the file of 'c0'"),
+        ("candidates/c0.jsonl", {"t": 1.0, "ev": "connected", "cand": "c0", "inc": 0,
+                                 "member": "zk1", "session_id": "0xa0"},
+         "'member' must be an integer"),
+        ("candidates/c0.jsonl", {"t": 1.0, "ev": "disconnected", "cand": "c0", "inc": 0,
+                                 "state": "gone"}, "'state' must be suspended or lost"),
     ],
 )
 def test_malformed_records_are_errors(

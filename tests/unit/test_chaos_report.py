@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from test_chaos_checker import T0, RunBuilder, clean_run, node
+from test_chaos_checker import T0, RunBuilder, clean_run, node, silent_run
 
 from chaos.checker import check
 from chaos.history import FAULT_KINDS
@@ -65,7 +65,7 @@ def test_report_files_are_written_and_complete(tmp_path: Path) -> None:
     report = json.loads(paths.json.read_text())
     assert report["run"]["seed"] == 7
     assert report["summary"]["elections"] == 3
-    assert report["summary"]["violations"] == {f"I{n}": 0 for n in range(1, 6)}
+    assert report["summary"]["violations"] == {f"I{n}": 0 for n in range(1, 7)}
     assert report["violations"] == []
 
     page = parse(paths.html.read_text())
@@ -75,7 +75,7 @@ def test_report_files_are_written_and_complete(tmp_path: Path) -> None:
         assert kind in text
     for epoch in (100, 200, 300):
         assert f"epoch {epoch}" in titles
-    assert "I1-I5 hold: 0 violations" in text
+    assert "I1-I6 hold: 0 violations" in text
     assert "stale writes rejected" in text
     assert "svg" in page.tags and "rect" in page.tags
     # Self-contained: no script, no external resource.
@@ -150,3 +150,17 @@ def test_the_command_checks_and_reports(tmp_path: Path, capsys: pytest.CaptureFi
 
     assert main([str(tmp_path / "nowhere")]) == 1
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_a_candidate_stranded_on_a_silent_member_is_reported(tmp_path: Path) -> None:
+    run_dir = silent_run().write_to(tmp_path)  # c0 never leaves the silent member
+    result = check(run_dir)
+    report = json.loads(write_report(run_dir, result).json.read_text())
+    assert [v["invariant"] for v in report["violations"]] == ["I6"]
+    silent = report["summary"]["silent_member"]
+    assert (silent["judged"], silent["violations"]) == (1, 1)
+    assert silent["list"][0]["process"] == "c0#0" and silent["list"][0]["status"] == "violation"
+    text = " ".join(parse((run_dir / "report.html").read_text()).text)
+    assert "Candidates on a silent member (I6)" in text
+    assert "0 of 1 judged candidates in time" in text
+    assert "stuck: it never connected again" in text
