@@ -771,10 +771,7 @@ class Election:
         """Delete our nodes for stop(); what cannot be deleted in time is left to the session
         (an owned one is closed, a shared one deletes them once it is connected again)."""
         deadline = self._clock() + self.config.request_timeout
-        while self._clock() < deadline:
-            if self._session.state is not ConnectionState.CONNECTED:
-                time.sleep(0.05)  # the stopping election's own step: nothing else queues
-                continue
+        while self._session.state is ConnectionState.CONNECTED and self._clock() < deadline:
             try:
                 self._delete_abandoned()
                 if self._create_uncertain:
@@ -787,6 +784,7 @@ class Election:
             except ZkElectError:
                 break
         self._session.abandon([self._child(name) for name in self._abandoned])
+        self._abandoned.clear()
 
     def _cannot_delete(self, node: str, what: str, exc: PermissionDeniedError) -> ZkElectError:
         return PermissionDeniedError(

@@ -18,6 +18,11 @@ thing that zkelect's own heartbeat would otherwise defeat:
   packet read, so it can apply kazoo's own rule (nothing heard for ``read_timeout`` = 2/3 of
   the session timeout: the connection is dead) and :meth:`ConnectionTap.drop_silent` the
   connection, after which kazoo tries the *other* members first, on the same session;
+* **the servers' shortest session** (``minSessionTimeout``, 2 ticks by default), which
+  bounds how late a follower reports a touch to the leader (half a tick): asked of the
+  member with a ConnectRequest of our own for a 1 ms session
+  (:meth:`ConnectionTap.probe_min_session`), so that a client connected before zkelect saw
+  it proves its lease in half a tick, not a quarter of the session timeout (lease.py);
 * kazoo's threading handler builds and closes an epoll object for every wait of its
   connection thread; :func:`_plain_select` does the same wait in one ``select()``.
 
@@ -31,13 +36,14 @@ from __future__ import annotations
 import logging
 import select
 import socket
+import struct
 import threading
 from typing import Any, cast
 
 import kazoo
 from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.handlers.utils import selector_select
-from kazoo.protocol.serialization import Connect
+from kazoo.protocol.serialization import Close, Connect, int_struct
 
 from .clock import Clock
 from .errors import ZkElectError
@@ -177,6 +183,47 @@ class ConnectionTap:
             return None  # already closed: kazoo is reconnecting anyway
         return peer
 
+    def probe_min_session(self, timeout: float) -> float | None:
+        """The shortest session the member we are connected to grants (seconds), or None.
+
+        A connection of its own, speaking kazoo's own protocol classes and TLS settings: a
+        ConnectRequest for a 1 ms session is granted ``minSessionTimeout``; the probe session
+        is closed at once. Nothing of the client's own connection is touched.
+        """
+        peer = self._peer
+        if peer is None:
+            return None
+        client = self._client
+        names = [str(host) for host, port in client.hosts if int(port) == peer[1]]
+        try:
+            sock = client.handler.create_connection(
+                address=peer,
+                hostname=names[0] if names else peer[0],
+                timeout=timeout,
+                use_ssl=client.use_ssl,
+                keyfile=client.keyfile,
+                certfile=client.certfile,
+                ca=client.ca,
+                keyfile_password=client.keyfile_password,
+                verify_certs=client.verify_certs,
+                check_hostname=client.check_hostname,
+            )
+        except Exception:
+            return None
+        try:
+            sock.settimeout(timeout)
+            request = bytes(Connect(0, 0, 1, 0, b"\x00" * 16, False).serialize())
+            sock.sendall(int_struct.pack(len(request)) + request)
+            (length,) = int_struct.unpack(_recv_exact(sock, int_struct.size))
+            granted = Connect.deserialize(_recv_exact(sock, length), 0)[0].time_out
+            close = _REQUEST_HEADER.pack(1, Close.type)  # end the probe session now
+            sock.sendall(int_struct.pack(len(close)) + close)
+        except Exception:
+            return None
+        finally:
+            sock.close()
+        return float(granted) / 1000.0 if granted > 0 else None
+
     # -- the hooks ------------------------------------------------------------------------
 
     def _wrap(self, connection: Any) -> None:
@@ -217,6 +264,20 @@ class ConnectionTap:
         connection._invoke = invoke
         connection._read_socket = read_socket
         connection._expand_client_hosts = expand_client_hosts
+
+
+_REQUEST_HEADER = struct.Struct(">ii")  # xid, type
+
+
+def _recv_exact(sock: Any, size: int) -> bytes:
+    parts, left = [], size
+    while left > 0:
+        chunk = sock.recv(left)
+        if not chunk:
+            raise ConnectionError("closed by the server")
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
 
 
 def _plain_select(

@@ -72,7 +72,7 @@ from .errors import (
     PermissionDeniedError,
 )
 from .kazoo_hooks import ConnectionTap
-from .lease import Lease, LeaseFigures, lease_figures, report_delay
+from .lease import Lease, LeaseFigures, report_delay
 
 if TYPE_CHECKING:
     from .joins import JoinBatcher
@@ -206,6 +206,7 @@ class Session:
         self._lease_waiters: dict[int, Callable[[], None]] = {}
         self._lease_timer: TimerHandle | None = None
         self._beats = 0  # the heartbeat chain's number: a released session's chain stops
+        self._min_session: float | None = None  # the servers' minSessionTimeout, if probed
         self._state = self._translate_state(client.state)
         self._session_id: int | None = self._read_session_id()
         self.pool: WorkerPool | None = None
@@ -257,7 +258,8 @@ class Session:
             # on the client. Read the state afresh: it may have changed since construction.
             self._state = self._translate_state(self.client.state)
             self._session_id = self._read_session_id()
-            if self._state is ConnectionState.CONNECTED:  # a shared client, already started
+            preconnected = self._state is ConnectionState.CONNECTED
+            if preconnected:  # a shared client, already started
                 self.tap.connected()
                 self.lease.connected(
                     self._session_id, self.tap.generation, self.tap.connect_sent_at
@@ -275,7 +277,13 @@ class Session:
         with self._lock:
             self._beats += 1
             beats = self._beats
-        self._schedule_heartbeat(beats)
+        if preconnected and self.lease.remaining() <= 0:
+            # Its connect was not seen, so the lease needs two answers a report delay apart
+            # (lease.py); learn how short that may be, and send the first one now.
+            self._min_session = self.tap.probe_min_session(min(2.0, self.config.request_timeout))
+            self._heartbeat(beats)
+        else:
+            self._schedule_heartbeat(beats)
         self._watch_connection()
 
     def release(self) -> None:
@@ -364,8 +372,12 @@ class Session:
         return float(self.client._session_timeout) / 1000.0
 
     def report_delay(self) -> float:
-        """How late a follower may report our touches to the ZooKeeper leader (lease.py)."""
-        return report_delay(self.session_timeout)
+        """How late a follower may report our touches to the ZooKeeper leader (lease.py):
+        half a tick, bounded by a quarter of the shortest session the servers grant (the
+        probed minSessionTimeout, else the session timeout itself)."""
+        timeout = self.session_timeout
+        shortest = self._min_session
+        return report_delay(timeout if shortest is None else min(shortest, timeout))
 
     def add_state_listener(self, listener: _SessionListener) -> None:
         with self._lock:
@@ -412,8 +424,8 @@ class Session:
         nodes go with it); a shared one deletes them as soon as it is connected, and after
         every reconnect until that succeeded (R11).
         """
-        if not paths:
-            return
+        if not paths or self._state is ConnectionState.LOST:
+            return  # nothing to do: ephemeral nodes went with the session
         if self.owned:
             with contextlib.suppress(Exception):
                 self.client.stop()
@@ -525,8 +537,11 @@ class Session:
 
     def lease_figures(self) -> LeaseFigures:
         """The lease arithmetic this session applies now (what ``zkelect doctor`` prints)."""
-        return lease_figures(
-            self.session_timeout, self.config.lease_margin_ratio, self.heartbeat_interval()
+        return LeaseFigures(
+            self.session_timeout,
+            self.config.lease_margin_ratio,
+            self.heartbeat_interval(),
+            self.report_delay(),
         )
 
     # -- the heartbeat, and failure detection it must not blind (R12) ---------------------
@@ -542,8 +557,14 @@ class Session:
 
     def _schedule_heartbeat(self, beats: int) -> None:
         timers = self.timers
-        if timers is not None and beats == self._beats:
-            timers.call_later(self.heartbeat_interval(), lambda: self._heartbeat(beats))
+        if timers is None or beats != self._beats:
+            return
+        delay = self.heartbeat_interval()
+        if self.lease.remaining() <= 0:
+            # Not proven: the answer that can prove it is one sent a report delay after the
+            # last answer (lease.py, rule 2); no need to wait a whole interval.
+            delay = min(delay, self.report_delay())
+        timers.call_later(delay, lambda: self._heartbeat(beats))
 
     def _heartbeat(self, beats: int) -> None:
         # A sync goes through the ZooKeeper leader: its answer renews the lease. The next
