@@ -10,6 +10,8 @@ integer printed with ``%010d``. It wraps from 2147483647 to -2147483648, after
 which string order (what Curator and kazoo use) puts the newest node first. We
 parse it as an integer and order with serial-number arithmetic (RFC 1982), which
 is correct as long as the live candidates span fewer than 2**31 sequence numbers.
+:func:`sequence_wrap` tells when the two orders disagree about who leads, which is when a
+mixed zkelect/Curator election can have two leaders (docs/safety.md).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "LATCH_MARKER",
     "CandidateNode",
     "LeaderInfo",
+    "SequenceWrap",
     "Sequenced",
     "election_order",
     "new_node_prefix",
@@ -32,6 +35,8 @@ __all__ = [
     "parse_sequence",
     "predecessor_of",
     "protected_guid",
+    "sequence_counter",
+    "sequence_wrap",
     "serial_order",
 ]
 
@@ -43,6 +48,8 @@ _HALF_SPACE = 1 << 31
 _MARKER = "latch-"
 _BY_SEQUENCE_THEN_NAME = operator.attrgetter("sequence", "name")
 _GUID_LENGTH = 36
+_DIGITS = "0123456789"
+_SAFETY_DOC = "docs/safety.md, 'Ordering across the sequence wrap'"
 
 
 class Sequenced(Protocol):
@@ -162,6 +169,100 @@ def serial_order(nodes: Iterable[S]) -> list[S]:
         if after - before > widest:
             widest, start = after - before, after
     return sorted(items, key=lambda n: ((n.sequence % _SEQ_SPACE - start) % _SEQ_SPACE, n.name))
+
+
+class SequenceWrap(NamedTuple):
+    """What :func:`sequence_wrap` found among an election's contenders.
+
+    ``wrapped``: a contender's sequence number is negative, so the parent's counter has
+    passed 2**31 - 1. ``first``: the node zkelect's order elects; ``string_first``: the node
+    that Curator's and kazoo's order (the sequence's text compared as a string) puts first.
+    Both are None when there is no contender.
+    """
+
+    wrapped: bool
+    first: str | None
+    string_first: str | None
+
+    @property
+    def orders_differ(self) -> bool:
+        """Whether Curator/kazoo elect another node than zkelect does, right now."""
+        return self.first != self.string_first
+
+    def warning(self, path: str) -> str | None:
+        """The one-line warning every reporter prints (status, the exporter, candidates'
+        logs), or None when there is nothing to say."""
+        if self.orders_differ:
+            cause = (
+                "ZooKeeper's sequence counter has wrapped"
+                if self.wrapped
+                else "sequence numbers ZooKeeper did not print"
+            )
+            return (
+                f"{path}: {cause}: string order (Curator's, kazoo's) puts {self.string_first} "
+                f"first where zkelect elects {self.first}, so a mixed zkelect/Curator election "
+                f"can have two leaders, or none, now; recreate the election path ({_SAFETY_DOC})"
+            )
+        if self.wrapped:
+            return (
+                f"{path}: ZooKeeper's sequence counter has wrapped (a candidate's sequence "
+                "number is negative): Curator and kazoo order such nodes differently from "
+                "zkelect, so a mixed zkelect/Curator election can get two leaders, or none, at "
+                f"any change; recreate the election path ({_SAFETY_DOC})"
+            )
+        return None
+
+
+def sequence_wrap(nodes: Iterable[Sequenced]) -> SequenceWrap:
+    """Whether ``nodes`` (an election's contenders, in any order) show a wrapped counter,
+    and which node each order puts first.
+
+    Curator (``LockInternals.getSortedChildren`` with ``standardFixForSorting``) and kazoo
+    (``Lock``) sort the text after the recipe's marker as a string: ``-`` sorts before every
+    digit, so every negative sequence comes before every positive one, and among negatives
+    printed with as many digits the newest (the closest to zero) comes first. zkelect uses
+    :func:`serial_order`. Both agree as long as no sequence is negative. O(n log n): the
+    serial order is computed here, so callers need not pass an ordered list.
+    """
+    items = list(nodes)
+    if not items:
+        return SequenceWrap(False, None, None)
+    return SequenceWrap(
+        wrapped=any(node.sequence < 0 for node in items),
+        first=serial_order(items)[0].name,
+        string_first=min(items, key=_string_key).name,
+    )
+
+
+def _string_key(node: Sequenced) -> tuple[str, str]:
+    """Curator's and kazoo's sort key: the sequence's text as written in the name (a
+    hand-made ``latch-7`` sorts as ``7``); the name breaks ties, as the server's listing
+    order would."""
+    name = node.name
+    text = name[len(name.rstrip(_DIGITS)) :]
+    # The marker ends in '-' too, so the sign is read from the parsed value, not the name.
+    return ("-" + text if node.sequence < 0 else text, name)
+
+
+def sequence_counter(cversion: int, num_children: int, newest: int | None) -> int | None:
+    """The sequence number ZooKeeper will give the parent's next sequential child; None when
+    it cannot be told.
+
+    ZooKeeper's counter is the parent's internal cversion, which counts child *creates*;
+    the stat it sends reports ``2 * creates - numChildren`` instead (``DataNode.copyStat``:
+    the changes to the children, a create and a delete for each child that is gone and a
+    create for each one still there), computed in 32-bit arithmetic (checked on ZooKeeper
+    3.8 by tests/integration/test_cli_doctor.py). So ``cversion`` and ``num_children``, from
+    the parent's stat, give the counter modulo 2**31 only; ``newest``, the sequence of the
+    newest child still present (the last in :func:`serial_order`), gives the rest: the
+    counter is the one of the two readings just after it. Without a child (``newest`` None)
+    the two readings cannot be told apart.
+    """
+    if newest is None:
+        return None
+    low = ((cversion + num_children) % _SEQ_SPACE) // 2  # the counter modulo 2**31
+    # The two readings are 2**31 apart: exactly one is at most 2**31 numbers after ``newest``.
+    return low if 0 < (low - newest) % _SEQ_SPACE <= _HALF_SPACE else low - _HALF_SPACE
 
 
 def predecessor_of(order: Sequence[CandidateNode], name: str) -> CandidateNode | None:

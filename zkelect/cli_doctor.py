@@ -23,7 +23,7 @@ from .cli_common import (
     valid_path,
 )
 from .config import ElectionConfig, validate_connect_string
-from .doctor import Status, diagnose, worst
+from .doctor import SEQUENCE_WRAP_MARGIN, Status, diagnose, worst
 from .errors import ConfigurationError
 
 __all__ = ["app"]
@@ -39,7 +39,9 @@ _HELP = (
     "Prints one line per check (ok / warn / fail) with the reason and the fix: ensemble "
     "size, quorum, the session timeout against the servers' bounds, the lease against "
     "realistic failure detection, ZooKeeper on this host, an election path anyone may "
-    "write, four-letter words. Run it on a candidate's host, with the candidates' "
+    "write, the path's sequence counter near or past its wrap at 2**31 (where Curator and "
+    "kazoo order candidates differently from zkelect), four-letter words. Run it on a "
+    "candidate's host, with the candidates' "
     "--session-timeout and --lease-margin.\n\n"
     "Exit code 1 when any check fails (warnings alone: 0). Read-only. To see inside the "
     "servers it needs the srvr and conf four-letter words (4lw.commands.whitelist)."
@@ -53,8 +55,11 @@ _EPILOG = (
     "lease (session timeout * (1 - margin) below 2 s warns; a session timeout below "
     "2 * syncLimit * tickTime warns; a margin below (syncLimit + 1) * tickTime warns); "
     "co-location (a member on this host warns); election-path (world:anyone with create, "
-    "delete or admin fails; a missing path warns; given PATH only); four-letter-words "
-    "(srvr or conf refused warns; nothing answering fails)."
+    "delete or admin fails; a missing path warns; given PATH only); sequence-wrap (given "
+    "PATH only: Curator's string order electing another node than zkelect fails; a "
+    f"negative sequence number, or fewer than {SEQUENCE_WRAP_MARGIN:,} left before the wrap, "
+    "warns); "
+    "four-letter-words (srvr or conf refused warns; nothing answering fails)."
 )
 
 

@@ -52,6 +52,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import exporter as _exporter
+from .candidate import SequenceWrap, sequence_wrap
 from .cli_common import (
     DEFAULT_HOSTS,
     AuthOption,
@@ -107,7 +108,10 @@ _STATUS_HELP = (
     "creates nothing.\n\n"
     "--json prints one object: {path, leader: {id, epoch, node, session, kind, joined_ms_ago} "
     "or null, candidates: [{id, node, sequence, session, kind, epoch, joined_ms_ago}, ...], "
-    "exists}. A path that does not exist is an empty election: exit 0, a note on stderr."
+    "exists, ignored, sequence_wrap: {wrapped, orders_differ, string_order_first}}. A path "
+    "that does not exist is an empty election: exit 0, a note on stderr. After ZooKeeper's "
+    "sequence counter wraps (a negative sequence number), a warning on stderr says whether "
+    "Curator and kazoo now elect another node (docs/safety.md)."
 )
 _WATCH_HELP = (
     "Print one line per leader change, the current leader first, until SIGINT/SIGTERM.\n\n"
@@ -195,6 +199,11 @@ class Snapshot:
     def leader(self) -> Candidate | None:
         return self.candidates[0] if self.candidates else None
 
+    @property
+    def sequence_wrap(self) -> SequenceWrap:
+        """Whether the counter wrapped, and whom Curator's and kazoo's string order elects."""
+        return sequence_wrap(c.contender for c in self.candidates)
+
     def as_json(self, now_ms: int) -> dict[str, Any]:
         leader = self.leader
         return {
@@ -205,7 +214,16 @@ class Snapshot:
             "candidates": [c.candidate_json(now_ms) for c in self.candidates],
             "exists": self.exists,
             "ignored": list(self.ignored),
+            "sequence_wrap": _wrap_json(self.sequence_wrap),
         }
+
+
+def _wrap_json(wrap: SequenceWrap) -> dict[str, Any]:
+    return {
+        "wrapped": wrap.wrapped,
+        "orders_differ": wrap.orders_differ,
+        "string_order_first": wrap.string_first,
+    }
 
 
 def read_election(client: KazooClient, path: str) -> Snapshot:
@@ -375,6 +393,9 @@ def status(
             f"zkelect: warning: contenders of several recipes share {path} ({recipes}): "
             "each recipe elects its own leader there; give each its own path\n"
         )
+    wrap_warning = snap.sequence_wrap.warning(path)
+    if wrap_warning is not None:
+        sys.stderr.write(f"zkelect: warning: {wrap_warning}\n")
     if json_output:
         echo_json(snap.as_json(now))
         return

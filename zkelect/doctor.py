@@ -5,8 +5,8 @@ Two halves, kept apart so the rules are testable without servers:
 * **Gathering** (:func:`observe`): four-letter words (``srvr``, ``conf``; ``mntr`` when
   ``srvr`` is refused) to every member of the connect string, in parallel, each bounded by
   ``timeout``; one kazoo session (unless the words already prove that no member serves) to
-  read ``/zookeeper/config`` and the election path's ACL; name resolution of the members to
-  tell whether they run on this host. Nothing is written.
+  read ``/zookeeper/config``, the election path's ACL and its children with its stat; name
+  resolution of the members to tell whether they run on this host. Nothing is written.
 * **Judging** (``check_*`` and :func:`run_checks`): pure functions from what was seen to
   one :class:`CheckResult` per check (``ok`` / ``warn`` / ``fail``, the reason, the fix).
 
@@ -25,6 +25,9 @@ Thresholds (all in this module, named):
 * co-location: any member on this host warns;
 * election path: ``world:anyone`` holding CREATE, DELETE or ADMIN fails; a missing path
   warns;
+* sequence wrap: string order (Curator's, kazoo's) electing another node than zkelect's
+  order fails; a negative sequence number (a contender's, or the next one) warns; fewer
+  than :data:`SEQUENCE_WRAP_MARGIN` numbers left before the counter wraps warns;
 * four-letter words: any of ``srvr``/``conf`` refused by a member warns.
 """
 
@@ -46,8 +49,10 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from kazoo.security import Permissions
 
+from .candidate import sequence_counter, sequence_wrap
 from .config import split_connect_string
 from .connect import start_client
+from .contenders import contender_order
 from .errors import ConnectionFailedError, ZkElectError
 from .security import ClientSecurity
 
@@ -55,10 +60,12 @@ __all__ = [
     "CHECK_NAMES",
     "DANGEROUS_WORLD_PERMS",
     "MIN_REALISTIC_LEASE",
+    "SEQUENCE_WRAP_MARGIN",
     "AclView",
     "CheckResult",
     "MemberView",
     "Observation",
+    "SequenceView",
     "ServerEntry",
     "ServerSettings",
     "Status",
@@ -68,6 +75,7 @@ __all__ = [
     "check_lease",
     "check_path_acl",
     "check_quorum",
+    "check_sequence_wrap",
     "check_session_timeout",
     "diagnose",
     "format_perms",
@@ -86,12 +94,25 @@ MIN_REALISTIC_LEASE = 2.0
 #: (anyone may join, and lead), DELETE (anyone may delete the leader's node), ADMIN
 #: (anyone may change the ACL, and so grant themselves the rest).
 DANGEROUS_WORLD_PERMS = Permissions.CREATE | Permissions.DELETE | Permissions.ADMIN
+#: Sequence numbers left before ZooKeeper's counter wraps at 2**31 below which doctor warns:
+#: 2**28 (about 268 million, an eighth of the range). The counter counts the children ever
+#: created under the path; at 100 joins a second, far more churn than an election sees, that
+#: is a month to plan the path's re-creation, and an election that joins a few times a day
+#: never comes near it (it would need about 1.9 billion joins first).
+SEQUENCE_WRAP_MARGIN = 1 << 28
 #: The words doctor needs; ``mntr`` stands in for ``srvr`` when only it is allowed.
 NEEDED_WORDS = ("srvr", "conf")
 WHITELIST_FIX = (
     "add 4lw.commands.whitelist=srvr,conf,mntr,ruok (or *) to every member's zoo.cfg and restart it"
 )
 _RETRY_FIX = "bring a quorum back (see the quorum check), then run doctor again"
+_RECREATE = (
+    "recreate the path, which restarts its counter at 0: stop every candidate, delete the "
+    "path (zkCli: delete PATH, which fails while any child is left), create it again with "
+    "the same ACL (getAcl PATH first) and start the candidates (docs/safety.md, 'Ordering "
+    "across the sequence wrap')"
+)
+_SEQ_LIMIT = 1 << 31  # ZooKeeper's counter is a signed 32-bit int: it wraps after 2**31 - 1
 
 CHECK_NAMES = (
     "ensemble-size",
@@ -100,6 +121,7 @@ CHECK_NAMES = (
     "lease",
     "co-location",
     "election-path",
+    "sequence-wrap",
     "four-letter-words",
 )
 
@@ -298,6 +320,25 @@ class AclView:
 
 
 @dataclass(frozen=True)
+class SequenceView:
+    """The election path's children and stat as a session read them (one getChildren).
+
+    ``state``: ``ok`` (``children``, and ``cversion``, ``num_children``, ``ctime_ms`` from the
+    path's stat, read at ``read_at_ms`` by this host's clock), ``missing``, ``unreadable``
+    (NoAuth: no READ on the path), ``error`` (see ``error``).
+    """
+
+    path: str
+    state: str
+    children: tuple[str, ...] = ()
+    cversion: int = 0
+    num_children: int = 0
+    ctime_ms: int = 0
+    read_at_ms: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything the checks judge. ``session``: True (a session was established), False
     (it was not, see ``session_error``), None (not attempted: no member serves)."""
@@ -309,6 +350,7 @@ class Observation:
     session_error: str = ""
     config_membership: tuple[ServerEntry, ...] = ()
     acl: AclView | None = None
+    sequence: SequenceView | None = None
 
     def membership(self) -> tuple[tuple[ServerEntry, ...], str]:
         """The servers' own membership and where it came from, or ``((), "")``."""
@@ -665,6 +707,110 @@ def check_path_acl(acl: AclView | None, session_error: str = "") -> CheckResult 
     return CheckResult("election-path", Status.OK, f"{path} is not open to anyone (ACL {entries})")
 
 
+def check_sequence_wrap(view: SequenceView | None) -> CheckResult | None:
+    """ZooKeeper's sequence counter under the election path, against its wrap at 2**31.
+
+    The parent's counter is a signed 32-bit int; past 2**31 - 1 it numbers children from
+    -2147483648 up. zkelect orders across that (serial-number arithmetic); Curator and kazoo
+    sort the number's text, so once a contender's number is negative the two can elect
+    different nodes: a mixed zkelect/Curator election then has two leaders, or none.
+    Doctor cannot tell zkelect's nodes from Curator's (same names), so:
+
+    * fail when the two orders elect different nodes now;
+    * warn when a contender's number is negative (the orders can part at any join or
+      leave), when the next number will be, or when fewer than
+      :data:`SEQUENCE_WRAP_MARGIN` numbers are left before the wrap.
+
+    Judged by the children's names (as Curator's LeaderLatch does; persistent nodes named
+    like contenders count here, where ``zkelect status`` skips them). None when there is no
+    path to check (no PATH, or no session: the election-path check says why).
+    """
+    if view is None:
+        return None
+    name, path = "sequence-wrap", view.path
+    if view.state == "missing":
+        return CheckResult(
+            name,
+            Status.OK,
+            f"{path} does not exist: its sequence counter starts at 0 when it is created",
+        )
+    if view.state != "ok":
+        why = "NoAuth: no READ permission" if view.state == "unreadable" else view.error
+        return CheckResult(
+            name,
+            Status.WARN,
+            f"cannot list the children of {path} ({why}), so its sequence counter is unknown",
+            "pass --auth with READ permission on the path, then run doctor again",
+        )
+    order = contender_order(view.children)
+    wrap = sequence_wrap(order)
+    counter = sequence_counter(
+        view.cversion, view.num_children, order[-1].sequence if order else None
+    )
+    if wrap.orders_differ:
+        cause = (
+            "ZooKeeper's sequence counter has wrapped"
+            if wrap.wrapped
+            else "sequence numbers ZooKeeper did not print"
+        )
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{cause}: string order (Curator's, kazoo's) puts {wrap.string_first} first under "
+            f"{path} where zkelect elects {wrap.first}; if Curator or kazoo processes take part, "
+            "the election has two leaders, or none, now (harmless only if every contender "
+            "and every reader is zkelect)",
+            f"if Curator or kazoo take part in or read this election, {_RECREATE}",
+        )
+    if wrap.wrapped or (counter is not None and counter < 0):
+        which = (
+            "a contender's sequence number is negative"
+            if wrap.wrapped
+            else f"the next candidate's node will be numbered {counter}"
+        )
+        return CheckResult(
+            name,
+            Status.WARN,
+            f"ZooKeeper's sequence counter under {path} has wrapped ({which}): zkelect and "
+            "string order (Curator's, kazoo's) elect the same node for now, but can part at "
+            "any join or leave, and a mixed zkelect/Curator election then has two leaders, "
+            "or none",
+            f"if Curator or kazoo take part in or read this election, {_RECREATE}",
+        )
+    if counter is None:
+        return CheckResult(
+            name,
+            Status.OK,
+            f"no contender under {path}: without a sequential child, ZooKeeper's stat tells "
+            "the sequence counter only modulo 2**31, so how near it is to the wrap is unknown "
+            "(run doctor again while candidates are there)",
+        )
+    left = _SEQ_LIMIT - counter
+    if left > SEQUENCE_WRAP_MARGIN:
+        return CheckResult(
+            name,
+            Status.OK,
+            f"the next sequence number under {path} is {counter:,}: {left:,} left before "
+            "ZooKeeper's counter wraps at 2**31",
+        )
+    pace = ""
+    age_days = (view.read_at_ms - view.ctime_ms) / 86_400_000
+    if age_days > 0 and counter > 0:
+        per_day = counter / age_days
+        pace = (
+            f"; at the average pace since the path was created ({per_day:,.0f} joins a "
+            f"day) that is about {left / per_day:,.0f} days"
+        )
+    return CheckResult(
+        name,
+        Status.WARN,
+        f"only {left:,} sequence numbers are left under {path} before ZooKeeper's counter "
+        f"wraps (next: {counter:,}; warning below {SEQUENCE_WRAP_MARGIN:,}){pace}; after the "
+        "wrap Curator and kazoo order its contenders differently from zkelect",
+        f"if Curator or kazoo take part in or read this election, before the wrap {_RECREATE}",
+    )
+
+
 def check_four_letter_words(members: Sequence[MemberView]) -> CheckResult:
     answered = [m for m in members if m.answered]
     if not answered:
@@ -753,6 +899,9 @@ def run_checks(obs: Observation, session_timeout: float, lease_margin: float) ->
     )
     if acl_result is not None:
         results.append(acl_result)
+    wrap_result = check_sequence_wrap(obs.sequence)
+    if wrap_result is not None:
+        results.append(wrap_result)
     results.append(check_four_letter_words(obs.members))
     return results
 
@@ -866,7 +1015,7 @@ def _read_path(
     timeout: float,
     auth: tuple[str, str] | None,
     security: ClientSecurity | None = None,
-) -> tuple[bool, str, tuple[ServerEntry, ...], AclView | None]:
+) -> tuple[bool, str, tuple[ServerEntry, ...], AclView | None, SequenceView | None]:
     logging.getLogger("kazoo").addHandler(logging.NullHandler())  # no stray tracebacks
     options = security.kazoo() if security is not None else {}
     if auth:
@@ -877,10 +1026,16 @@ def _read_path(
             start_client(client, timeout, hosts)
         except ConnectionFailedError as exc:  # TLSError included
             if type(exc) is ConnectionFailedError:
-                return False, f"no session could be established within {timeout:g} s", (), None
-            return False, f"no session: {exc}", (), None
+                return (
+                    False,
+                    f"no session could be established within {timeout:g} s",
+                    (),
+                    None,
+                    None,
+                )
+            return False, f"no session: {exc}", (), None, None
         except ZkElectError as exc:  # e.g. SASL refused
-            return False, f"no session: {exc}", (), None
+            return False, f"no session: {exc}", (), None, None
         membership: tuple[ServerEntry, ...] = ()
         with contextlib.suppress(KazooException):
             data, _ = client.get("/zookeeper/config")
@@ -900,10 +1055,32 @@ def _read_path(
                 acl = AclView(path, "unreadable")
             except KazooException as exc:
                 acl = AclView(path, "error", error=f"{type(exc).__name__} {exc}".strip())
-        return True, "", membership, acl
+        sequence = None if path is None else _read_sequence(client, path)
+        return True, "", membership, acl, sequence
     finally:
         client.stop()
         client.close()
+
+
+def _read_sequence(client: KazooClient, path: str) -> SequenceView:
+    """The path's children and, from the same reply, its stat (the counter is in it)."""
+    try:
+        children, stat = client.get_children(path, include_data=True)
+    except NoNodeError:
+        return SequenceView(path, "missing")
+    except NoAuthError:
+        return SequenceView(path, "unreadable")
+    except KazooException as exc:
+        return SequenceView(path, "error", error=f"{type(exc).__name__} {exc}".strip())
+    return SequenceView(
+        path,
+        "ok",
+        tuple(str(child) for child in children),
+        int(stat.cversion),
+        int(stat.numChildren),
+        int(stat.ctime),
+        int(time.time() * 1000),
+    )
 
 
 def observe(
@@ -915,7 +1092,7 @@ def observe(
     security: ClientSecurity | None = None,
 ) -> Observation:
     """Look at the deployment (read-only): four-letter words to every member of ``hosts``
-    in parallel, then one session for ``/zookeeper/config`` and ``path``'s ACL.
+    in parallel, then one session for ``/zookeeper/config``, ``path``'s ACL and its children.
 
     ``auth``: ``(scheme, credential)`` for the session, e.g. ``("digest", "user:pw")``;
     ``security``: TLS, SASL and digest options for the session (and TLS for the words).
@@ -929,8 +1106,8 @@ def observe(
         members = tuple(ex.map(lambda hp: probe_member(hp[0], hp[1], timeout, tls), unique))
     if all(m.state in ("down", "not serving") for m in members):
         return Observation(hosts, members, path, None, "no member serves")
-    connected, error, membership, acl = _read_path(hosts, path, timeout, auth, security)
-    return Observation(hosts, members, path, connected, error, membership, acl)
+    connected, error, membership, acl, sequence = _read_path(hosts, path, timeout, auth, security)
+    return Observation(hosts, members, path, connected, error, membership, acl, sequence)
 
 
 def diagnose(

@@ -60,6 +60,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import MetricsHandler
 
+from .candidate import sequence_wrap
 from .config import check_seconds, validate_connect_string, validate_path
 from .connect import start_client
 from .contenders import Contender, ContenderKind, contender_order
@@ -89,7 +90,10 @@ class ObservedElection:
     the previous leader's); changes that happen faster than the observer can read are not
     all seen, so it is a lower bound. ``reads`` counts successful reads of the path (each
     watch event, reconnect and periodic refresh makes one). ``error`` is the last read's
-    failure, None after a successful read.
+    failure, None after a successful read. ``sequence_wrapped``: a contender's sequence
+    number is negative (ZooKeeper's counter wrapped); ``orders_differ``: Curator's and
+    kazoo's string order puts another node first than the leader reported here
+    (``zkelect.candidate.sequence_wrap``).
     """
 
     path: str
@@ -105,6 +109,8 @@ class ObservedElection:
     observed: bool = False
     reads: int = 0
     error: str | None = None
+    sequence_wrapped: bool = False
+    orders_differ: bool = False
 
     @property
     def has_leader(self) -> bool:
@@ -139,6 +145,8 @@ class ElectionExporter:
       while there is none; 0 before any);
     * ``zkelect_observed_candidates`` the number of contenders;
     * ``zkelect_observed_leader_changes_total`` new leaders seen since the exporter started;
+    * ``zkelect_observed_sequence_wrapped`` 1 while a contender's sequence number is
+      negative (ZooKeeper's counter wrapped), else 0;
     * ``zkelect_observer_connected`` (no label) 1 while the exporter's session is connected.
 
     Threads: one daemon worker thread reads ZooKeeper; kazoo's threads only record events.
@@ -485,6 +493,7 @@ class ElectionExporter:
         stat: Any = None,
     ) -> None:
         leader = order[0] if order else None
+        wrap = sequence_wrap(order)
         with self._cond:
             state = self._states[path]
             old = state.view
@@ -501,6 +510,8 @@ class ElectionExporter:
                     observed=True,
                     reads=old.reads + 1,
                     error=None,
+                    sequence_wrapped=wrap.wrapped,
+                    orders_differ=wrap.orders_differ,
                 )
             else:
                 epoch = int(stat.czxid)
@@ -519,6 +530,8 @@ class ElectionExporter:
                     observed=True,
                     reads=old.reads + 1,
                     error=None,
+                    sequence_wrapped=wrap.wrapped,
+                    orders_differ=wrap.orders_differ,
                 )
             state.view = view
             self._cond.notify_all()
@@ -533,6 +546,19 @@ class ElectionExporter:
                 )
             else:
                 log.info("zkelect exporter: %s has no leader", path)
+        # Once per change of the verdict, not per read: the state lasts until the path is
+        # recreated (or 2**31 more creates bring the counter back to positive numbers).
+        flags = (view.sequence_wrapped, view.orders_differ)
+        if flags != (old.sequence_wrapped, old.orders_differ):
+            warning = wrap.warning(path)
+            if warning is not None:
+                log.warning("zkelect exporter: %s", warning)
+            else:
+                log.info(
+                    "zkelect exporter: %s: no negative sequence number any more; zkelect's, "
+                    "Curator's and kazoo's orders agree",
+                    path,
+                )
 
 
 class _Collector:
@@ -571,6 +597,13 @@ class _Collector:
             "periodically).",
             labels=["election"],
         )
+        wrapped = GaugeMetricFamily(
+            "zkelect_observed_sequence_wrapped",
+            "1 while a contender under the observed election path has a negative sequence "
+            "number (ZooKeeper's counter wrapped: Curator and kazoo order such nodes "
+            "differently), else 0.",
+            labels=["election"],
+        )
         changes = CounterMetricFamily(
             "zkelect_observed_leader_changes",
             "New leaders observed since the exporter started.",
@@ -586,10 +619,11 @@ class _Collector:
                 leader.add_metric([path, view.leader_id], 1.0)
             epoch.add_metric([path], float(view.last_epoch))
             candidates.add_metric([path], float(view.candidates))
+            wrapped.add_metric([path], 1.0 if view.sequence_wrapped else 0.0)
             changes.add_metric([path], float(view.changes))
         if connected is not None:
             up.add_metric([], 1.0 if connected else 0.0)
-        return [has_leader, leader, epoch, candidates, changes, up]
+        return [has_leader, leader, epoch, candidates, wrapped, changes, up]
 
 
 # -- the command -------------------------------------------------------------------------------

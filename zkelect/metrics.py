@@ -71,6 +71,10 @@ class MetricsRecorder(Protocol):
     def candidates_seen(self, election: str, count: int) -> None:
         """The number of contenders read on the last look at the election path."""
 
+    def sequence_wrapped(self, election: str, wrapped: bool) -> None:
+        """Whether the last look at the election path found a contender with a negative
+        sequence number (``zkelect.candidate.sequence_wrap``): ZooKeeper's counter wrapped."""
+
     def fenced_write(self, election: str, result: str) -> None:
         """A fenced write finished with ``result``: 'accepted' or 'rejected'."""
 
@@ -98,6 +102,9 @@ class NoopRecorder:
         pass
 
     def candidates_seen(self, election: str, count: int) -> None:
+        pass
+
+    def sequence_wrapped(self, election: str, wrapped: bool) -> None:
         pass
 
     def fenced_write(self, election: str, result: str) -> None:
@@ -165,6 +172,7 @@ class _Election:
     leading: bool = False
     epoch: int = 0
     candidates: int = 0
+    wrapped: bool = False
     session: str | None = None  # None until the first session_state: all three series are 0
     lease: Callable[[], float] | None = None
 
@@ -176,6 +184,7 @@ class _Row(NamedTuple):
     is_leader: float
     epoch: float
     candidates: float
+    wrapped: float
     lease: float
     sessions: dict[str, float]
 
@@ -201,7 +210,8 @@ class PrometheusRecorder:
 
     ``aggregate=True`` is for a process in thousands of elections: every series carries
     ``election="*"`` and values are combined (is_leader = number of elections led,
-    candidates = sum, lease = minimum among the elections led, epoch = highest, counters
+    candidates = sum, sequence_wrapped = number of elections whose counter wrapped,
+    lease = minimum among the elections led, epoch = highest, counters
     and the duration histogram shared, session_state = number of elections per state), so
     the number of series does not grow with the number of elections.
 
@@ -286,6 +296,12 @@ class PrometheusRecorder:
             if state is not None:
                 state.candidates = max(0, int(count))
 
+    def sequence_wrapped(self, election: str, wrapped: bool) -> None:
+        with self._lock:
+            state = self._elections.get(election)
+            if state is not None:
+                state.wrapped = bool(wrapped)
+
     def fenced_write(self, election: str, result: str) -> None:
         # Counted even for an election that is not started here: a fenced store may run in
         # a process that takes part in no election.
@@ -353,6 +369,7 @@ class PrometheusRecorder:
                     is_leader=1.0 if state.leading else 0.0,
                     epoch=float(state.epoch),
                     candidates=float(state.candidates),
+                    wrapped=1.0 if state.wrapped else 0.0,
                     lease=_read_lease(name, state),
                     sessions={s: 1.0 if state.session == s else 0.0 for s in SESSION_STATES},
                 )
@@ -367,6 +384,7 @@ class PrometheusRecorder:
                 is_leader=float(len(leases)),
                 epoch=float(max((e.epoch for e in states), default=0)),
                 candidates=float(sum(e.candidates for e in states)),
+                wrapped=float(sum(1 for e in states if e.wrapped)),
                 lease=min(leases, default=0.0),
                 sessions={
                     s: float(sum(1 for e in states if e.session == s)) for s in SESSION_STATES
@@ -396,6 +414,13 @@ class PrometheusRecorder:
             "Contenders seen on this candidate's last read of the election path.",
             labels=by_election,
         )
+        wrapped = GaugeMetricFamily(
+            f"{ns}_sequence_wrapped",
+            "1 while this candidate's last read of the election path found a contender with a "
+            "negative sequence number (ZooKeeper's counter wrapped: Curator and kazoo order "
+            "such nodes differently), else 0.",
+            labels=by_election,
+        )
         lease = GaugeMetricFamily(
             f"{ns}_lease_remaining_seconds",
             "Seconds the leader may still assume it leads without hearing from ZooKeeper; "
@@ -411,6 +436,7 @@ class PrometheusRecorder:
             is_leader.add_metric([row.election], row.is_leader)
             epoch.add_metric([row.election], row.epoch)
             candidates.add_metric([row.election], row.candidates)
+            wrapped.add_metric([row.election], row.wrapped)
             lease.add_metric([row.election], row.lease)
             for state_name in SESSION_STATES:
                 session.add_metric([row.election, state_name], row.sessions[state_name])
@@ -444,7 +470,9 @@ class PrometheusRecorder:
             labels=["version", "kazoo_version", "python_version"],
         )
         build.add_metric(list(self._build_labels), 1.0)
-        yield from (is_leader, epoch, transitions, duration, candidates, session, lease, writes)
+        yield from (
+            is_leader, epoch, transitions, duration, candidates, wrapped, session, lease, writes,
+        )  # fmt: skip
         yield build
 
 
@@ -468,6 +496,7 @@ def _copy(state: _Election) -> _Election:
         leading=state.leading,
         epoch=state.epoch,
         candidates=state.candidates,
+        wrapped=state.wrapped,
         session=state.session,
         lease=state.lease,
     )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+from kazoo.client import KazooClient
 
 from zkelect import Election, ElectionConfig, Leadership
 
@@ -39,6 +42,16 @@ class Recorder:
     def time_of(self, kind: str, index: int = -1) -> float:
         with self.lock:
             return [t for k, _, t in self.events if k == kind][index]
+
+
+def hand_numbered(client: KazooClient, path: str, sequence: int, data: bytes = b"") -> str:
+    """Create a contender node numbered ``sequence`` by hand, as ZooKeeper numbers nodes after
+    its counter wraps (a test cannot make 2**31 creates); its name. Ephemeral, owned by
+    ``client``'s session, so it is a real contender to every recipe. Creates ``path`` if needed.
+    """
+    name = f"_c_{uuid.uuid4()}-latch-{sequence:010d}"
+    client.create(f"{path}/{name}", data, ephemeral=True, makepath=True)
+    return name
 
 
 @dataclass

@@ -10,13 +10,16 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from election_support import hand_numbered
 from kazoo.client import KazooClient
 from kazoo.security import make_acl, make_digest_acl
 
@@ -167,6 +170,50 @@ def test_open_and_locked_election_paths(
     code, results = doctor(ensemble.hosts, f"{zk_path}/missing")
     assert (code, results["election-path"]["status"]) == (0, "warn")
     assert "does not exist" in results["election-path"]["reason"]
+
+
+def test_sequence_counter_is_read_right_and_a_wrapped_election_fails(
+    ensemble: LocalEnsemble, kazoo_client: KazooClient, zk_path: str
+) -> None:
+    def join(data: bytes = b"") -> str:
+        """A candidate node numbered by ZooKeeper; its name."""
+        prefix = f"{zk_path}/_c_{uuid.uuid4()}-latch-"
+        created = kazoo_client.create(prefix, data, ephemeral=True, sequence=True)
+        return created.rsplit("/", 1)[1]
+
+    kazoo_client.create(zk_path, makepath=True)
+    # Candidates came and went, and a plain child was added: ZooKeeper's cversion (2 creates
+    # per departed child) is no longer the counter, which doctor must read right anyway.
+    for _ in range(3):
+        kazoo_client.delete(f"{zk_path}/{join()}")
+    kazoo_client.create(f"{zk_path}/config")
+    leader = join(data=b"a")
+
+    code, results = doctor(ensemble.hosts, zk_path)
+    check = results["sequence-wrap"]
+    assert check["status"] == "ok", check
+    match = re.search(r"next sequence number under \S+ is ([\d,]+): ([\d,]+) left", check["reason"])
+    assert match, check["reason"]
+    predicted, left = (int(group.replace(",", "")) for group in match.groups())
+    assert join().endswith(f"-latch-{predicted:010d}")  # what ZooKeeper gave next
+    assert left == 2**31 - predicted
+
+    # Just after a wrap: -2147483648 is the newest; string order (Curator's) puts it first.
+    newest = hand_numbered(kazoo_client, zk_path, -(2**31), b"curator-peer")
+    code, results = doctor(ensemble.hosts, zk_path)
+    check = results["sequence-wrap"]
+    assert (code, check["status"]) == (1, "fail"), check
+    assert f"puts {newest} first under {zk_path} where zkelect elects {leader}" in check["reason"]
+    assert "two leaders, or none, now" in check["reason"]
+    assert "delete PATH" in check["fix"] and "docs/safety.md" in check["fix"]
+
+    # A negative number the two orders agree about (it is the oldest in both): a warning.
+    kazoo_client.delete(f"{zk_path}/{newest}")
+    hand_numbered(kazoo_client, zk_path, -5)
+    code, results = doctor(ensemble.hosts, zk_path)
+    check = results["sequence-wrap"]
+    assert check["status"] == "warn", check
+    assert "a contender's sequence number is negative" in check["reason"]
 
 
 def test_session_timeout_bounds_and_lease(ensemble: LocalEnsemble) -> None:

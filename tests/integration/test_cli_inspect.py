@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from election_support import Candidate
+from election_support import Candidate, hand_numbered
 from kazoo.client import KazooClient
 from kazoo.exceptions import CancelledError
 from kazoo.security import make_acl, make_digest_acl
@@ -246,8 +246,66 @@ def test_status_reads_a_kazoo_election_and_a_missing_path(
         "candidates": [],
         "exists": False,
         "ignored": [],
+        "sequence_wrap": {"wrapped": False, "orders_differ": False, "string_order_first": None},
     }
     assert "does not exist" in one_line(missing.stderr)
+
+
+def test_status_warns_when_the_sequence_counter_has_wrapped(
+    ensemble: LocalEnsemble,
+    zk_path: str,
+    kazoo_client: KazooClient,
+    candidates: Callable[..., Candidate],
+) -> None:
+    join_in_order(candidates, ensemble.hosts, zk_path, ["node-a", "node-b"])
+    clean = zkelect(ensemble.hosts, "status", zk_path, "--json")
+    assert clean.returncode == 0 and clean.stderr == "", clean.stderr
+    assert json.loads(clean.stdout)["sequence_wrap"] == {
+        "wrapped": False,
+        "orders_differ": False,
+        "string_order_first": json.loads(clean.stdout)["leader"]["node"],
+    }
+
+    # Just after the wrap: -2147483648 follows node-a's and node-b's numbers in zkelect's
+    # (serial) order, but string order (Curator's, kazoo's) puts it first.
+    newest = hand_numbered(kazoo_client, zk_path, -(2**31), b"curator-peer")
+
+    done = zkelect(ensemble.hosts, "status", zk_path, "--json")
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    leader = report["leader"]["node"]
+    assert report["leader"]["id"] == "node-a"
+    assert [c["id"] for c in report["candidates"]] == ["node-a", "node-b", "curator-peer"]
+    assert report["sequence_wrap"] == {
+        "wrapped": True,
+        "orders_differ": True,
+        "string_order_first": newest,
+    }
+    warning = one_line(done.stderr)
+    assert warning.startswith(
+        f"zkelect: warning: {zk_path}: ZooKeeper's sequence counter has wrapped"
+    )
+    assert f"puts {newest} first where zkelect elects {leader}" in warning
+    assert "two leaders, or none" in warning and "docs/safety.md" in warning
+    table = zkelect(ensemble.hosts, "status", zk_path)  # the human form warns the same way
+    assert table.returncode == 0 and one_line(table.stderr) == warning
+    assert "leader node-a" in table.stdout
+
+    # Wrapped, but both orders still elect the same node: a warning that they can part.
+    agreeing = f"{zk_path}-agreeing"
+    for sequence, data in ((-5, b"older"), (5, b"newer")):
+        hand_numbered(kazoo_client, agreeing, sequence, data)
+    done = zkelect(ensemble.hosts, "status", agreeing, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["leader"]["id"] == "older"
+    assert report["sequence_wrap"] == {
+        "wrapped": True,
+        "orders_differ": False,
+        "string_order_first": report["leader"]["node"],
+    }
+    assert "a candidate's sequence number is negative" in one_line(done.stderr)
 
 
 # --------------------------------------------------------------------------- watch

@@ -5,6 +5,9 @@ Why each test exists:
 * the exporter must name the leader and its epoch exactly as the candidates see them, for the
   three recipes operators actually run (zkelect, kazoo's Election, Curator's LeaderLatch from a
   real JVM built here against Debian's Curator jars), and follow every change;
+* after ZooKeeper's sequence counter wraps, real Curator orders the candidates by the text of
+  their numbers and zkelect does not: the exporter must say so (metric and log), since a mixed
+  election then has two leaders or none;
 * observing must not change anyone's election: no node is created, and the exporter's session
   holds at most one watch per path, checked on the servers (``wchc`` and ``mntr``), not in the
   client;
@@ -17,6 +20,7 @@ Every process a test starts is stopped by PID in a ``finally``; waits have deadl
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import queue
 import re
@@ -32,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from election_support import Candidate
+from election_support import Candidate, hand_numbered
 from kazoo.client import KazooClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -182,6 +186,7 @@ def test_follows_a_zkelect_election(
     assert samples(exporter, "zkelect_observed_leader_epoch") == [(election, first.epoch)]
     assert samples(exporter, "zkelect_observed_has_leader") == [(election, 1)]
     assert samples(exporter, "zkelect_observed_candidates") == [(election, 2)]
+    assert samples(exporter, "zkelect_observed_sequence_wrapped") == [(election, 0)]
     assert samples(exporter, "zkelect_observed_leader_changes_total") == [(election, 0)]
 
     # A resign hands over to zk-b: one change, a higher epoch, the old series gone.
@@ -367,6 +372,71 @@ def test_follows_a_curator_leader_latch(
         assert second.epoch is not None and first.epoch is not None
         assert second.epoch > first.epoch
         print(f"Curator successor node {second.node} czxid {second.epoch:#x}")
+    finally:
+        codes = [stop_process(peer.proc) for peer in peers]
+        logs = {peer.log.name: peer.log.read_text()[-2000:] for peer in peers}
+    assert all(code in (0, 143) for code in codes), (codes, logs)
+
+
+def test_curator_orders_the_wrap_by_text_and_the_exporter_says_so(
+    ensemble: LocalEnsemble,
+    kazoo_client: KazooClient,
+    exporters: Callable[..., ElectionExporter],
+    latch_peer: list[str],
+    zk_path: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A contender numbered as ZooKeeper numbers the first node after its counter wraps.
+    caplog.set_level(logging.INFO, logger="zkelect.exporter")
+    wrapped = hand_numbered(kazoo_client, zk_path, -(2**31), b"after-the-wrap")
+    peers: list[Peer] = []
+    try:
+        peer = Peer([*latch_peer, ensemble.hosts, zk_path, "curator-a"], tmp_path / "a.log")
+        peers.append(peer)
+        peer.lines.expect("STARTED curator-a")
+        ours = wait_for(
+            lambda: [n for n in kazoo_client.get_children(zk_path) if n != wrapped],
+            WAIT,
+            message="the Curator node",
+        )
+        assert len(ours) == 1 and CURATOR_NODE.match(ours[0])
+        session = kazoo_client.get(f"{zk_path}/{ours[0]}")[1].ephemeralOwner
+        # Real Curator sorts the text ("-2147483648" < "0000000001"): its node is not first, so
+        # it waits on the wrapped node, which its session watches (seen on the servers).
+        wait_for(
+            lambda: (
+                f"{zk_path}/{wrapped}" in data_watches_by_session(ensemble.hosts).get(session, [])
+            ),
+            WAIT,
+            message="Curator watching the wrapped node as its predecessor",
+        )
+        # zkelect's order (serial arithmetic) puts Curator's node first: nobody leads now.
+        exporter = exporters([zk_path], refresh_interval=0.3)
+        view = seen(exporter, zk_path, leader_id="curator-a", sequence_wrapped=True)
+        assert view.orders_differ and view.node == ours[0]
+        election = {"election": zk_path}
+        assert samples(exporter, "zkelect_observed_sequence_wrapped") == [(election, 1)]
+        reads_at_least(exporter, zk_path, view.reads + 3)  # logged once, not once per read
+        warnings = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "zkelect.exporter" and r.levelno == logging.WARNING
+        ]
+        assert len(warnings) == 1, warnings
+        assert f"puts {wrapped} first where zkelect elects {ours[0]}" in warnings[0]
+
+        # The wrapped node leaves: Curator leads at last, and the orders agree again.
+        kazoo_client.delete(f"{zk_path}/{wrapped}")
+        peer.lines.expect("LEADER curator-a")
+        seen(exporter, zk_path, sequence_wrapped=False, orders_differ=False, candidates=1)
+        assert samples(exporter, "zkelect_observed_sequence_wrapped") == [(election, 0)]
+        # Logged by the worker just after it publishes the view: wait for it.
+        wait_for(
+            lambda: any("orders agree" in r.getMessage() for r in caplog.records),
+            WAIT,
+            message="the exporter logging that the orders agree again",
+        )
     finally:
         codes = [stop_process(peer.proc) for peer in peers]
         logs = {peer.log.name: peer.log.read_text()[-2000:] for peer in peers}

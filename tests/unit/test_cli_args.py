@@ -135,7 +135,7 @@ def _snapshot(*ids: str) -> Snapshot:
 
 def test_status_json_shape() -> None:
     report = _snapshot("a", "b").as_json(now_ms=4_500)
-    assert list(report) == ["path", "leader", "candidates", "exists", "ignored"]
+    assert list(report) == ["path", "leader", "candidates", "exists", "ignored", "sequence_wrap"]
     assert report["leader"] == {
         "id": "a",
         "epoch": 100,
@@ -153,6 +153,11 @@ def test_status_json_shape() -> None:
         "epoch": 101,
         "joined_ms_ago": 3_500,
     }
+    assert report["sequence_wrap"] == {
+        "wrapped": False,
+        "orders_differ": False,
+        "string_order_first": _NAMES[0],
+    }
     json.dumps(report)  # serialisable as is
     empty = Snapshot("/e", False, ()).as_json(now_ms=0)
     assert empty == {
@@ -161,6 +166,7 @@ def test_status_json_shape() -> None:
         "candidates": [],
         "exists": False,
         "ignored": [],
+        "sequence_wrap": {"wrapped": False, "orders_differ": False, "string_order_first": None},
     }
 
 

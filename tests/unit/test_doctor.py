@@ -8,9 +8,11 @@ from kazoo.security import Permissions
 from zkelect.doctor import (
     CHECK_NAMES,
     MIN_REALISTIC_LEASE,
+    SEQUENCE_WRAP_MARGIN,
     AclView,
     MemberView,
     Observation,
+    SequenceView,
     ServerEntry,
     ServerSettings,
     Status,
@@ -20,6 +22,7 @@ from zkelect.doctor import (
     check_lease,
     check_path_acl,
     check_quorum,
+    check_sequence_wrap,
     check_session_timeout,
     format_perms,
     negotiated_timeout_ms,
@@ -331,6 +334,85 @@ def test_missing_unreadable_and_unchecked_paths() -> None:
     assert no_session is not None and no_session.status is Status.FAIL
 
 
+# --------------------------------------------------------------------------- sequence wrap
+
+DAY_MS = 86_400_000
+
+
+def wrap32(value: int) -> int:
+    return (value + 2**31) % 2**32 - 2**31
+
+
+def sequence_view(
+    sequences: list[int], *, counter: int | None = None, age_days: float = 100.0
+) -> SequenceView:
+    """What a getChildren of /e with its stat shows when these contenders are present and
+    the counter (default: just after the last one) stands at ``counter``."""
+    guid = "0f2d6a3e-1b0c-4a51-9a2b-"
+    children = tuple(f"_c_{guid}{i:012d}-latch-{s:010d}" for i, s in enumerate(sequences))
+    if counter is None:
+        counter = wrap32(sequences[-1] + 1) if sequences else 0
+    # ZooKeeper's stat reports 2 * creates - numChildren, in Java int arithmetic.
+    cversion = wrap32(2 * counter - len(children))
+    return SequenceView("/e", "ok", children, cversion, len(children), 0, int(age_days * DAY_MS))
+
+
+def test_sequence_counter_far_from_the_wrap_is_ok() -> None:
+    result = check_sequence_wrap(sequence_view([7, 8, 9]))
+    assert result is not None and result.status is Status.OK
+    assert "the next sequence number under /e is 10: 2,147,483,638 left" in result.reason
+
+
+def test_sequence_counter_within_the_margin_warns_with_the_pace() -> None:
+    counter = 2**31 - SEQUENCE_WRAP_MARGIN
+    result = check_sequence_wrap(sequence_view([counter - 2, counter - 1], age_days=1000))
+    assert result is not None and result.status is Status.WARN
+    assert f"only {SEQUENCE_WRAP_MARGIN:,} sequence numbers are left under /e" in result.reason
+    # 1,879,048,192 creates in 1000 days: 1,879,048 a day; 268,435,456 left: about 143 days.
+    assert "(1,879,048 joins a day) that is about 143 days" in result.reason
+    assert "delete PATH" in result.fix and "docs/safety.md" in result.fix
+    one_more = check_sequence_wrap(sequence_view([counter - 3, counter - 2]))
+    assert one_more is not None and one_more.status is Status.OK
+
+
+def test_wrapped_counter_warns_before_any_contender_is_negative() -> None:
+    # The newest contender took 2**31 - 1: the next node will be numbered -2**31.
+    result = check_sequence_wrap(sequence_view([2**31 - 2, 2**31 - 1]))
+    assert result is not None and result.status is Status.WARN
+    assert "the next candidate's node will be numbered -2147483648" in result.reason
+
+
+def test_a_negative_contender_warns_while_the_orders_agree() -> None:
+    result = check_sequence_wrap(sequence_view([-5, 5]))
+    assert result is not None and result.status is Status.WARN
+    assert "a contender's sequence number is negative" in result.reason
+    assert "elect the same node for now" in result.reason
+
+
+@pytest.mark.parametrize("sequences", [[2**31 - 1, -(2**31)], [-5, -3]])
+def test_orders_electing_different_nodes_fail(sequences: list[int]) -> None:
+    view = sequence_view(sequences)
+    result = check_sequence_wrap(view)
+    assert result is not None and result.status is Status.FAIL
+    first, newest = view.children
+    assert f"puts {newest} first under /e where zkelect elects {first}" in result.reason
+    assert "two leaders, or none, now" in result.reason
+    assert "recreate the path" in result.fix
+
+
+def test_sequence_check_without_contenders_path_or_permission() -> None:
+    empty = check_sequence_wrap(sequence_view([], counter=12))
+    assert empty is not None and empty.status is Status.OK
+    assert "modulo 2**31" in empty.reason
+    missing = check_sequence_wrap(SequenceView("/e", "missing"))
+    assert missing is not None and missing.status is Status.OK
+    assert "starts at 0" in missing.reason
+    locked = check_sequence_wrap(SequenceView("/e", "unreadable"))
+    assert locked is not None and locked.status is Status.WARN
+    assert "--auth" in locked.fix
+    assert check_sequence_wrap(None) is None  # no PATH or no session: no check
+
+
 # --------------------------------------------------------------------------- four-letter words
 
 
@@ -356,7 +438,7 @@ def test_run_checks_on_a_healthy_observation() -> None:
         for p, mode in ((1, "leader"), (2, "follower"), (3, "follower"))
     )
     acl = AclView("/e", "ok", (("digest", "app:h", int(Permissions.ALL)),))
-    obs = Observation("h", members, "/e", True, "", (), acl)
+    obs = Observation("h", members, "/e", True, "", (), acl, sequence_view([3, 4]))
     results = run_checks(obs, 10.0, 0.2)
     assert [r.check for r in results] == list(CHECK_NAMES)
     statuses = {r.check: r.status for r in results}

@@ -30,6 +30,7 @@ INITIAL = {
     ("zkelect_is_leader", ()): 0.0,
     ("zkelect_leader_epoch", ()): 0.0,
     ("zkelect_candidates", ()): 0.0,
+    ("zkelect_sequence_wrapped", ()): 0.0,
     ("zkelect_lease_remaining_seconds", ()): 0.0,
     ("zkelect_leadership_transitions_total", (("event", "acquired"),)): 0.0,
     ("zkelect_leadership_transitions_total", (("event", "lost"),)): 0.0,
@@ -118,6 +119,21 @@ def test_transitions_gauges_and_duration(registry: CollectorRegistry) -> None:
     assert value(registry, "zkelect_fenced_writes_total", result="rejected") == 1.0
 
 
+def test_sequence_wrapped_follows_the_last_look(registry: CollectorRegistry) -> None:
+    recorder = PrometheusRecorder(registry)
+    NoopRecorder().sequence_wrapped(E, True)  # does nothing, raises nothing
+    recorder.sequence_wrapped(E, True)  # before the election started: no series
+    assert value(registry, "zkelect_sequence_wrapped") is None
+    recorder.election_started(E)
+    assert value(registry, "zkelect_sequence_wrapped") == 0.0
+    for wrapped in (True, True, False, True):
+        recorder.sequence_wrapped(E, wrapped)
+        assert value(registry, "zkelect_sequence_wrapped") == (1.0 if wrapped else 0.0)
+    recorder.election_stopped(E)
+    recorder.sequence_wrapped(E, True)  # a late callback cannot bring the series back
+    assert value(registry, "zkelect_sequence_wrapped") is None
+
+
 def test_session_state_is_one_hot(registry: CollectorRegistry) -> None:
     recorder = PrometheusRecorder(registry)
     recorder.election_started(E)
@@ -171,6 +187,7 @@ def test_stopped_election_is_removed_and_late_callbacks_cannot_resurrect_it(
     recorder.leadership_acquired(E, 43, 0.01)
     recorder.session_state(E, "connected")
     recorder.candidates_seen(E, 2)
+    recorder.sequence_wrapped(E, True)
     recorder.lease_source(E, lambda: 5.0)
     assert value(registry, "zkelect_is_leader") is None
     assert all(labels.get("election") != E for _, labels in series(registry))
@@ -228,6 +245,7 @@ def test_aggregate_mode_bounds_cardinality_with_1000_elections(
         recorder.election_started(name)
         recorder.session_state(name, "suspended" if i % 10 == 0 else "connected")
         recorder.candidates_seen(name, 3)
+        recorder.sequence_wrapped(name, i % 100 == 7)  # 10 of them
         recorder.lease_source(name, lambda i=i: 5.0 + i)
     led = names[100:350]  # 250 led
     for i, name in enumerate(led):
@@ -243,6 +261,7 @@ def test_aggregate_mode_bounds_cardinality_with_1000_elections(
 
     assert agg("zkelect_is_leader") == 199.0
     assert agg("zkelect_candidates") == 3000.0
+    assert agg("zkelect_sequence_wrapped") == 10.0
     assert agg("zkelect_leader_epoch") == 1249.0
     assert agg("zkelect_lease_remaining_seconds") == 5.0 + 151  # the minimum among leaders
     assert agg("zkelect_session_state", state="connected") == 900.0
@@ -258,6 +277,7 @@ def test_aggregate_mode_bounds_cardinality_with_1000_elections(
         recorder.election_stopped(name)
     assert agg("zkelect_is_leader") == 0.0
     assert agg("zkelect_candidates") == 0.0
+    assert agg("zkelect_sequence_wrapped") == 0.0
     assert agg("zkelect_lease_remaining_seconds") == 0.0
     assert agg("zkelect_leadership_transitions_total", event="acquired") == 250.0
 

@@ -52,6 +52,7 @@ CANDIDATE_METRICS = frozenset(
         "zkelect_leadership_transitions_total",
         "zkelect_election_duration_seconds",
         "zkelect_candidates",
+        "zkelect_sequence_wrapped",
         "zkelect_session_state",
         "zkelect_lease_remaining_seconds",
         "zkelect_fenced_writes_total",
@@ -66,6 +67,7 @@ EXPORTER_METRICS = frozenset(
         "zkelect_observed_leader",
         "zkelect_observed_leader_epoch",
         "zkelect_observed_candidates",
+        "zkelect_observed_sequence_wrapped",
         "zkelect_observed_leader_changes_total",
     }
 )
@@ -360,6 +362,7 @@ def test_split_brain_and_no_leader_rules_are_per_election() -> None:
         "ZkElectSessionLost",
         "ZkElectFencedWritesRejected",
         "ZkElectExporterDisconnected",
+        "ZkElectSequenceWrapped",
     ):
         assert name in by_name
 
