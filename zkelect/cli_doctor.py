@@ -22,9 +22,10 @@ from .cli_common import (
     echo_json,
     valid_path,
 )
-from .config import ElectionConfig, validate_connect_string
+from .config import MAX_SECONDS, ElectionConfig, validate_connect_string
 from .doctor import SEQUENCE_WRAP_MARGIN, Status, diagnose, worst
 from .errors import ConfigurationError
+from .supervisor import DEFAULT_GRACE
 
 __all__ = ["app"]
 
@@ -38,11 +39,12 @@ _HELP = (
     "Check the deployment against the classic pitfalls.\n\n"
     "Prints one line per check (ok / warn / fail) with the reason and the fix: ensemble "
     "size, quorum, the session timeout against the servers' bounds, the lease against "
-    "realistic failure detection, ZooKeeper on this host, an election path anyone may "
+    "realistic failure detection, zkelect run's --grace against the lease's margin, "
+    "ZooKeeper on this host, an election path anyone may "
     "write, the path's sequence counter near or past its wrap at 2**31 (where Curator and "
     "kazoo order candidates differently from zkelect), four-letter words. Run it on a "
     "candidate's host, with the candidates' "
-    "--session-timeout and --lease-margin.\n\n"
+    "--session-timeout, --lease-margin and --grace.\n\n"
     "Exit code 1 when any check fails (warnings alone: 0). Read-only. To see inside the "
     "servers it needs the srvr and conf four-letter words (4lw.commands.whitelist)."
 )
@@ -52,8 +54,11 @@ _EPILOG = (
     "Checks: ensemble-size (2 members fail, 4 or 6 warn, 1 warns); quorum (fewer than a "
     "majority of the voting members serving fails; members down warn); session-timeout "
     "(outside minSessionTimeout..maxSessionTimeout warns: it is negotiated into them); "
-    "lease (session timeout * (1 - margin) below 2 s warns; a session timeout below "
-    "2 * syncLimit * tickTime warns; a margin below (syncLimit + 1) * tickTime warns); "
+    "lease (the lease left after each heartbeat, session timeout * (1 - margin) - "
+    "timeout / 4, below 2 s warns; a session timeout below 2 * syncLimit * tickTime, or "
+    "below 2 * tickTime, warns; a margin below (syncLimit + 1) * tickTime warns); grace "
+    "(--grace longer than the lease's margin warns: it is cut short after a loss the "
+    "candidate did not choose); "
     "co-location (a member on this host warns); election-path (world:anyone with create, "
     "delete or admin fails; a missing path warns; given PATH only); sequence-wrap (given "
     "PATH only: Curator's string order electing another node than zkelect fails; a "
@@ -89,6 +94,16 @@ def doctor(
             "session timeout early.",
         ),
     ] = _DEFAULTS.lease_margin_ratio,
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace",
+            min=0,
+            max=MAX_SECONDS,
+            help="The candidates' zkelect run --grace: whether it holds after a loss they "
+            "did not choose.",
+        ),
+    ] = DEFAULT_GRACE,
     json_output: JsonOption = False,
     timeout: TimeoutOption = 5.0,
     auth: AuthOption = None,
@@ -126,6 +141,7 @@ def doctor(
         path,
         session_timeout=session_timeout,
         lease_margin=lease_margin,
+        grace=grace,
         timeout=timeout,
         security=security,
     )

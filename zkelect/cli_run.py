@@ -27,7 +27,7 @@ from .cli_common import (
     valid_path,
 )
 from .config import MAX_SECONDS
-from .supervisor import OnExit, Supervisor, SupervisorOptions, command_problem
+from .supervisor import DEFAULT_GRACE, OnExit, Supervisor, SupervisorOptions, command_problem
 
 __all__ = ["app"]
 
@@ -37,7 +37,8 @@ _RUN_HELP = (
     "Run CMD only while this process leads the election at PATH.\n\n"
     "When elected, CMD starts in its own process group with ZKELECT_EPOCH, ZKELECT_PATH, "
     "ZKELECT_ID and ZKELECT_TOKEN in its environment. On leadership loss the group gets "
-    "SIGTERM, then SIGKILL after --grace seconds, and the candidate keeps campaigning. "
+    "SIGTERM, then SIGKILL after --grace seconds (sooner if a successor could be elected "
+    "sooner), and the candidate keeps campaigning. "
     "On SIGTERM/SIGINT: CMD is stopped first, then the election is left, then exit 0. "
     "If this process is SIGKILLed, CMD dies with it (PR_SET_PDEATHSIG). Put CMD after '--'."
 )
@@ -92,9 +93,13 @@ def run(
     grace: Annotated[
         float,
         typer.Option(
-            "--grace", min=0, max=MAX_SECONDS, help="Seconds between SIGTERM and SIGKILL to CMD."
+            "--grace",
+            min=0,
+            max=MAX_SECONDS,
+            help="Seconds between SIGTERM and SIGKILL to CMD when this candidate stops; after a "
+            "loss it did not choose, CMD is SIGKILLed by the time a successor could be elected.",
         ),
-    ] = 10.0,
+    ] = DEFAULT_GRACE,
     on_exit: Annotated[
         OnExit,
         typer.Option(

@@ -21,7 +21,10 @@ Thresholds (all in this module, named):
   negotiate it into that range);
 * lease: below :data:`MIN_REALISTIC_LEASE` seconds warns; a session timeout below
   ``2 * syncLimit * tickTime`` warns; a lease margin (``timeout * ratio``) below
-  ``(syncLimit + 1) * tickTime`` warns (see :func:`check_lease` for why);
+  ``(syncLimit + 1) * tickTime`` warns, a session shorter than 2 ticks warns (see
+  :func:`check_lease` for why); the figure is the lease the candidates apply;
+* grace: a ``zkelect run --grace`` longer than the lease's margin warns: it is cut short
+  after a loss the candidate did not choose (:func:`check_grace`);
 * co-location: any member on this host warns;
 * election path: ``world:anyone`` holding CREATE, DELETE or ADMIN fails; a missing path
   warns;
@@ -54,7 +57,9 @@ from .config import split_connect_string
 from .connect import start_client
 from .contenders import contender_order
 from .errors import ConnectionFailedError, ZkElectError
+from .lease import lease_figures
 from .security import ClientSecurity
+from .supervisor import DEFAULT_GRACE
 
 __all__ = [
     "CHECK_NAMES",
@@ -72,6 +77,7 @@ __all__ = [
     "check_colocation",
     "check_ensemble_size",
     "check_four_letter_words",
+    "check_grace",
     "check_lease",
     "check_path_acl",
     "check_quorum",
@@ -119,6 +125,7 @@ CHECK_NAMES = (
     "quorum",
     "session-timeout",
     "lease",
+    "grace",
     "co-location",
     "election-path",
     "sequence-wrap",
@@ -556,28 +563,35 @@ def check_lease(
     """Whether the leader's lease fits realistic failure detection.
 
     ``session_timeout_s`` is the timeout the servers grant (the negotiated one when the
-    bounds are known: ``negotiated``). Three rules:
+    bounds are known: ``negotiated``). The lease is the one the candidates apply
+    (zkelect.lease.lease_figures): what is left right after each heartbeat's answer. Rules:
 
-    1. lease = timeout * (1 - margin) below :data:`MIN_REALISTIC_LEASE`: ordinary
-       hiccups revoke the leader, the election flaps.
+    1. that lease below :data:`MIN_REALISTIC_LEASE`: ordinary hiccups revoke the leader, the
+       election flaps.
     2. timeout below 2 * syncLimit * tickTime: a member cut off from the ZooKeeper leader
        keeps serving its clients for up to syncLimit * tickTime before it drops them, and
        the quorum hears nothing of those sessions meanwhile; a candidate attached to it can
        then lose its session although it and most of the ensemble are healthy.
-    3. margin = timeout * ratio below (syncLimit + 1) * tickTime: the lease is refreshed by
-       answers from the member a client is attached to, but the quorum expires the session
-       from the last heartbeat *it* received. A member cut off from the quorum keeps
-       answering for up to syncLimit * tickTime (plus a heartbeat interval), so the lease
-       can outlast the session by that much: a deposed leader may still believe it leads
-       while the next one is elected (fencing catches its writes; the lease alone does not).
+    3. margin = timeout * ratio below (syncLimit + 1) * tickTime: a ZooKeeper leader cut off
+       from the quorum keeps answering for up to syncLimit * tickTime (plus a heartbeat
+       interval), so a lease proven through it can outlast the session by that much while
+       the quorum elects a new leader (fencing catches the writes; the lease alone does not).
+    4. timeout below 2 * tickTime: the lease assumes a follower reports touches to the leader
+       within a quarter of the session (half a tick, sessions of at least 2 ticks: ZooKeeper's
+       default minSessionTimeout); a server that grants a shorter session breaks that.
     """
     timeout = session_timeout_s
-    lease = timeout * (1 - lease_margin)
-    margin = timeout * lease_margin
+    figures = lease_figures(timeout, lease_margin)
+    lease, margin = figures.after_renewal, figures.margin
     which = "negotiated" if negotiated else "requested"
-    head = f"lease {lease:g} s (session timeout {timeout:g} s {which} * (1 - {lease_margin:g}))"
+    head = (
+        f"lease {lease:g} s after each heartbeat (every {figures.heartbeat:g} s; session "
+        f"timeout {timeout:g} s {which} * (1 - {lease_margin:g}) - {figures.partner_age:g} s), "
+        f"ending {margin:g} s before the servers could elect a successor"
+    )
     problems: list[str] = []
-    need = MIN_REALISTIC_LEASE / (1 - lease_margin)  # the smallest session timeout that fits
+    # The smallest session timeout whose lease fits (the lease scales with the timeout).
+    need = MIN_REALISTIC_LEASE * timeout / lease if lease > 0 else math.inf
     alternatives: list[str] = []
     if lease < MIN_REALISTIC_LEASE:
         problems.append(
@@ -586,6 +600,14 @@ def check_lease(
             "would revoke the leader (the election flaps)"
         )
     unsafe_margin = False
+    if tick_time_ms is not None and tick_time_ms > 0 and timeout < 2 * tick_time_ms / 1000:
+        need = max(need, 2 * tick_time_ms / 1000)
+        problems.append(
+            f"the session timeout is below 2 * tickTime = {2 * tick_time_ms / 1000:g} s: the "
+            "lease assumes the servers grant sessions of at least 2 ticks (ZooKeeper's default "
+            "minSessionTimeout), so that a follower reports a touch to the leader within a "
+            "quarter of the session; set minSessionTimeout to at least 2 * tickTime"
+        )
     if tick_time_ms is not None and sync_limit is not None and tick_time_ms > 0:
         window = tick_time_ms * sync_limit / 1000
         need = max(need, 2 * window)
@@ -603,13 +625,14 @@ def check_lease(
             unsafe_margin = True
             problems.append(
                 f"the lease margin ({margin:g} s) is below (syncLimit + 1) * tickTime = "
-                f"{unsafe:g} s: a member cut off from the quorum keeps answering (and so "
-                "refreshing the lease) for that long after the quorum last heard of the "
+                f"{unsafe:g} s: a ZooKeeper leader cut off from the quorum keeps answering "
+                "(and so refreshing the lease) for that long after the quorum last heard of the "
                 "session, so a deposed leader may still believe it leads while the next one "
                 "is elected"
             )
             ratio = unsafe / timeout
-            if ratio <= 0.5 and timeout * (1 - ratio) >= MIN_REALISTIC_LEASE:
+            fits = lease_figures(timeout, ratio)
+            if ratio < 1 and fits.after_renewal >= MIN_REALISTIC_LEASE and fits.before_renewal > 0:
                 alternatives.insert(0, f"a lease margin of at least {_ceil(ratio, 2)}")
             if "a smaller syncLimit * tickTime" not in alternatives:
                 alternatives.append("a smaller syncLimit * tickTime")
@@ -629,6 +652,35 @@ def check_lease(
     if unsafe_margin:
         fix += "; and fence every write that matters"
     return CheckResult("lease", Status.WARN, f"{head}: " + "; ".join(problems), fix)
+
+
+def check_grace(grace_s: float, session_timeout_s: float, lease_margin: float) -> CheckResult:
+    """Whether ``zkelect run --grace`` holds after a loss the candidate did not choose.
+
+    After its lease ran out or its connection was suspended, a leader's command is SIGKILLed
+    by the time the servers could elect a successor: the lease's margin after the lease
+    ended (less a tenth of it), however long ``--grace`` is (``Leadership.stop_by``).
+    """
+    margin = lease_figures(session_timeout_s, lease_margin).margin
+    if grace_s <= margin * 0.9:
+        return CheckResult(
+            "grace",
+            Status.OK,
+            f"--grace {grace_s:g} s fits in the lease's margin ({margin:g} s): a command is "
+            "given all of it, also after a loss it did not choose (but SIGKILLed at once when "
+            "its node is deleted)",
+        )
+    return CheckResult(
+        "grace",
+        Status.WARN,
+        f"--grace {grace_s:g} s is cut short after a loss the candidate did not choose: its "
+        f"command is SIGKILLed within {margin * 0.9:.2g} s after the lease ran out or the "
+        "connection was suspended (then the servers could elect a successor), and at once "
+        "when its node is deleted or its session lost; --grace holds only for stops the "
+        "candidate chooses",
+        "make the command stop within that time of SIGTERM and fence its writes "
+        "(docs/fencing.md); a longer --lease-margin buys time at the cost of a shorter lease",
+    )
 
 
 def _ceil(value: float, digits: int = 1) -> str:
@@ -849,7 +901,12 @@ def check_four_letter_words(members: Sequence[MemberView]) -> CheckResult:
     )
 
 
-def run_checks(obs: Observation, session_timeout: float, lease_margin: float) -> list[CheckResult]:
+def run_checks(
+    obs: Observation,
+    session_timeout: float,
+    lease_margin: float,
+    grace: float = DEFAULT_GRACE,
+) -> list[CheckResult]:
     """Judge an observation; one result per check, in :data:`CHECK_NAMES` order."""
     membership, source = obs.membership()
     voting = [e for e in membership if e.voting]
@@ -890,6 +947,7 @@ def run_checks(obs: Observation, session_timeout: float, lease_margin: float) ->
             negotiated=bool(checked_bounds),
         )
     )
+    results.append(check_grace(grace, granted, lease_margin))
     results.append(check_colocation(obs.members))
     acl_result = check_path_acl(
         obs.acl,
@@ -1116,6 +1174,7 @@ def diagnose(
     *,
     session_timeout: float = 10.0,
     lease_margin: float = 0.2,
+    grace: float = DEFAULT_GRACE,
     timeout: float = 5.0,
     auth: tuple[str, str] | None = None,
     security: ClientSecurity | None = None,
@@ -1125,6 +1184,7 @@ def diagnose(
         observe(hosts, path, timeout=timeout, auth=auth, security=security),
         session_timeout,
         lease_margin,
+        grace,
     )
 
 

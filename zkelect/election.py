@@ -39,7 +39,14 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar, overload
 
-from .candidate import CandidateNode, LeaderInfo, election_order, new_node_prefix, parse_node
+from .candidate import (
+    CandidateNode,
+    LeaderInfo,
+    election_order,
+    new_node_prefix,
+    parse_node,
+    sequence_wrap,
+)
 from .clock import Clock, monotonic_clock
 from .config import (
     ElectionConfig,
@@ -195,6 +202,7 @@ class Election:
         self._abandoned: list[str] = []  # our nodes still to delete (failed deletes)
         self._foreign: set[str] = set()  # persistent children named like candidates: not ones
         self._unreadable: set[str] = set()  # nodes we may not read (warned about once)
+        self._wrap_verdict = (False, False)  # (wrapped, orders_differ) last reported
         self._watch_gen = 0
         self._watched: str | None = None
         self._waiting_since = 0.0
@@ -829,6 +837,7 @@ class Election:
                 children = []  # the election path itself was deleted (R10)
             order = self._skip_foreign(election_order(children), children)
             self._metrics.candidates_seen(self.path, len(order))
+            self._report_wrap(order)
             names = [node.name for node in order]
             if self._node not in names:
                 self._set_leadership(False, "node_deleted")
@@ -859,6 +868,25 @@ class Election:
             self._recheck = False
             return
         self._schedule_retry()
+
+    def _report_wrap(self, order: list[CandidateNode]) -> None:
+        """Report ZooKeeper's sequence-counter wrap: the gauge at every look, the log once
+        per change of the verdict (it lasts until the path is recreated; docs/safety.md)."""
+        wrap = sequence_wrap(order)
+        self._metrics.sequence_wrapped(self.path, wrap.wrapped)
+        verdict = (wrap.wrapped, wrap.orders_differ)
+        if verdict == self._wrap_verdict:
+            return
+        self._wrap_verdict = verdict
+        warning = wrap.warning(self.path)
+        if warning is not None:
+            log.warning("zkelect %s", warning)
+        else:
+            log.info(
+                "zkelect %s: no negative sequence number any more; zkelect's, Curator's and "
+                "kazoo's orders agree",
+                self.path,
+            )
 
     def _lead(self) -> None:
         """Our node is first and ours: lead, once the session is proven alive (R7)."""

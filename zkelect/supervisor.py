@@ -83,6 +83,10 @@ class OnExit(str, enum.Enum):
     RESTART = "restart"  # start it again (after a short backoff) while still leading
 
 
+#: Seconds between SIGTERM and SIGKILL for the stops a candidate chooses (``--grace``).
+DEFAULT_GRACE = 10.0
+
+
 class SupervisorError(ZkElectError):
     """An operational failure of the supervisor itself (the election gave up, say)."""
 
@@ -93,8 +97,9 @@ class SupervisorOptions:
     path: str
     command: Sequence[str]
     candidate_id: str | None = None
-    #: Seconds between SIGTERM and SIGKILL to the child's process group.
-    grace: float = 10.0
+    #: Seconds between SIGTERM and SIGKILL to the child's process group (cut short after a
+    #: loss this candidate did not choose: ``Leadership.stop_by``).
+    grace: float = DEFAULT_GRACE
     on_exit: OnExit = OnExit.RELEASE
     session_timeout: float = 10.0
     connect_timeout: float = 15.0

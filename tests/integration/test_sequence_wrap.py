@@ -2,10 +2,6 @@
 change of the verdict, and the ``zkelect_sequence_wrapped`` gauge (docs/safety.md, "Ordering
 across the sequence wrap"). ``zkelect status``, ``doctor`` and the exporter are tested with
 their commands (test_cli_inspect.py, test_cli_doctor.py, test_exporter.py).
-
-The call belongs in zkelect/election.py, which another change is rewriting; until it lands
-this test is a strict xfail, so it fails (XPASS) as soon as the call is added: then remove the
-marker.
 """
 
 from __future__ import annotations
@@ -24,7 +20,6 @@ from zkelect.metrics import PrometheusRecorder
 WAIT = 20.0
 
 
-@pytest.mark.xfail(strict=True, reason="zkelect/election.py does not report the wrap yet")
 def test_a_candidate_logs_and_exports_a_wrapped_counter(
     ensemble: LocalEnsemble,
     kazoo_client: KazooClient,

@@ -19,6 +19,7 @@ from zkelect.doctor import (
     check_colocation,
     check_ensemble_size,
     check_four_letter_words,
+    check_grace,
     check_lease,
     check_path_acl,
     check_quorum,
@@ -238,7 +239,9 @@ def test_unknown_bounds_warn_or_fail() -> None:
 def test_default_lease_on_fast_ticks_is_ok() -> None:
     result = check_lease(10.0, 0.2, tick_time_ms=200, sync_limit=5)
     assert result.status is Status.OK
-    assert "lease 8 s" in result.reason
+    # The lease the candidates apply: 10 * (1 - 0.2) - 2.5 s, renewed every 2.5 s.
+    assert "lease 5.5 s after each heartbeat (every 2.5 s;" in result.reason
+    assert "ending 2 s before the servers could elect a successor" in result.reason
 
 
 def test_lease_below_the_realistic_floor_warns() -> None:
@@ -247,16 +250,15 @@ def test_lease_below_the_realistic_floor_warns() -> None:
     assert f"shorter than realistic failure detection ({MIN_REALISTIC_LEASE:g} s)" in (
         result.reason
     )
-    assert "at least 2.5 s" in result.fix  # 2 s / (1 - 0.2)
+    assert "at least 3.7 s" in result.fix  # the lease scales with it: 2 s / (0.8 - 0.25)
 
 
 def test_session_timeout_below_twice_the_sync_window_warns() -> None:
     # Stock ZooKeeper: tickTime 2000 ms, syncLimit 5 -> a cut-off member holds clients 10 s.
-    result = check_lease(18.0, 0.7, tick_time_ms=2000, sync_limit=5)
+    result = check_lease(18.0, 0.4, tick_time_ms=2000, sync_limit=5)
     assert result.status is Status.WARN
     assert "2 * syncLimit * tickTime = 20 s" in result.reason
-    assert "lease margin" not in result.reason  # 12.6 s covers (5 + 1) * 2 s
-    assert "at least 20 s" in result.fix
+    assert "at least 30 s" in result.fix  # the margin rule: (5 + 1) * 2 s / 0.4
 
 
 def test_lease_margin_shorter_than_a_cut_off_member_answers_warns() -> None:
@@ -271,6 +273,24 @@ def test_lease_margin_shorter_than_a_cut_off_member_answers_warns() -> None:
 
 def test_stock_zookeeper_with_defaults_warns() -> None:
     assert check_lease(10.0, 0.2, tick_time_ms=2000, sync_limit=5).status is Status.WARN
+
+
+def test_a_session_shorter_than_two_ticks_warns() -> None:
+    # A server with minSessionTimeout below 2 * tickTime: the lease's report delay (a quarter
+    # of the session) may be shorter than the half tick a follower takes to report a touch.
+    result = check_lease(3.0, 0.2, tick_time_ms=2000)
+    assert result.status is Status.WARN
+    assert "below 2 * tickTime = 4 s" in result.reason
+    assert "at least 4 s" in result.fix
+
+
+def test_grace_longer_than_the_margin_is_cut_short() -> None:
+    cut = check_grace(10.0, 10.0, 0.2)  # zkelect run's defaults
+    assert cut.status is Status.WARN
+    assert "SIGKILLed within 1.8 s after the lease ran out" in cut.reason
+    assert "at once" in cut.reason and "fence its writes" in cut.fix
+    fits = check_grace(1.5, 10.0, 0.2)
+    assert fits.status is Status.OK and "fits in the lease's margin (2 s)" in fits.reason
 
 
 # --------------------------------------------------------------------------- co-location
@@ -439,7 +459,7 @@ def test_run_checks_on_a_healthy_observation() -> None:
     )
     acl = AclView("/e", "ok", (("digest", "app:h", int(Permissions.ALL)),))
     obs = Observation("h", members, "/e", True, "", (), acl, sequence_view([3, 4]))
-    results = run_checks(obs, 10.0, 0.2)
+    results = run_checks(obs, 10.0, 0.2, grace=1.0)
     assert [r.check for r in results] == list(CHECK_NAMES)
     statuses = {r.check: r.status for r in results}
     assert statuses.pop("co-location") is Status.WARN
@@ -452,7 +472,10 @@ def test_run_checks_uses_the_negotiated_timeout_for_the_lease() -> None:
     results = {r.check: r for r in run_checks(obs, 60.0, 0.2)}
     assert "election-path" not in results  # no PATH, no ACL check
     assert results["session-timeout"].status is Status.WARN
-    assert "lease 16 s (session timeout 20 s negotiated" in results["lease"].reason
+    assert "lease 11 s after each heartbeat (every 5 s; session timeout 20 s negotiated" in (
+        results["lease"].reason
+    )
+    assert "within 3.6 s after the lease ran out" in results["grace"].reason  # 0.9 * 4 s
 
 
 def test_run_checks_when_nothing_answers() -> None:
