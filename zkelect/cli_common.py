@@ -28,6 +28,7 @@ __all__ = [
     "AclWriterOption",
     "AuthOption",
     "CliError",
+    "GraceOption",
     "HostsOption",
     "JsonOption",
     "SaslUserOption",
@@ -65,6 +66,18 @@ TimeoutOption = Annotated[
         min=0.1,
         max=MAX_SECONDS,
         help="Seconds to wait for ZooKeeper before giving up.",
+    ),
+]
+#: zkelect run's --grace; doctor takes it too, to say whether it holds.
+GraceOption = Annotated[
+    float,
+    typer.Option(
+        "--grace",
+        min=0,
+        max=MAX_SECONDS,
+        help="Seconds between SIGTERM and SIGKILL to zkelect run's command when the candidate "
+        "stops; after a loss it did not choose, the command is SIGKILLed by the time a "
+        "successor could be elected, whatever --grace says.",
     ),
 ]
 

@@ -8,6 +8,7 @@ import typer
 
 from .cli_common import (
     AuthOption,
+    GraceOption,
     HostsOption,
     JsonOption,
     SaslUserOption,
@@ -22,7 +23,7 @@ from .cli_common import (
     echo_json,
     valid_path,
 )
-from .config import MAX_SECONDS, ElectionConfig, validate_connect_string
+from .config import ElectionConfig, validate_connect_string
 from .doctor import SEQUENCE_WRAP_MARGIN, Status, diagnose, worst
 from .errors import ConfigurationError
 from .supervisor import DEFAULT_GRACE
@@ -94,16 +95,7 @@ def doctor(
             "session timeout early.",
         ),
     ] = _DEFAULTS.lease_margin_ratio,
-    grace: Annotated[
-        float,
-        typer.Option(
-            "--grace",
-            min=0,
-            max=MAX_SECONDS,
-            help="The candidates' zkelect run --grace: whether it holds after a loss they "
-            "did not choose.",
-        ),
-    ] = DEFAULT_GRACE,
+    grace: GraceOption = DEFAULT_GRACE,
     json_output: JsonOption = False,
     timeout: TimeoutOption = 5.0,
     auth: AuthOption = None,

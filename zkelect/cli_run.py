@@ -16,6 +16,7 @@ from .cli_common import (
     AclNoReadOption,
     AclWriterOption,
     AuthOption,
+    GraceOption,
     SaslUserOption,
     TlsCaOption,
     TlsCertOption,
@@ -90,16 +91,7 @@ def run(
     http_bind: Annotated[
         str, typer.Option("--http-bind", help="Address the HTTP server listens on.")
     ] = "127.0.0.1",
-    grace: Annotated[
-        float,
-        typer.Option(
-            "--grace",
-            min=0,
-            max=MAX_SECONDS,
-            help="Seconds between SIGTERM and SIGKILL to CMD when this candidate stops; after a "
-            "loss it did not choose, CMD is SIGKILLed by the time a successor could be elected.",
-        ),
-    ] = DEFAULT_GRACE,
+    grace: GraceOption = DEFAULT_GRACE,
     on_exit: Annotated[
         OnExit,
         typer.Option(

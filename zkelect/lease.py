@@ -74,6 +74,8 @@ class LeaseFigures:
     @property
     def partner_age(self) -> float:
         """How much older than the newest answered heartbeat its rule-2 partner is."""
+        if self.heartbeat <= 0:  # only for absurdly short sessions: the limit
+            return self.report_delay
         return math.ceil(self.report_delay / self.heartbeat - 1e-9) * self.heartbeat
 
     @property
