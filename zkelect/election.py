@@ -762,17 +762,21 @@ class Election:
         try:
             self._delete_on_leaving()
         except PermissionDeniedError as exc:
-            if node is not None and node in self._abandoned and not self._session.owned:
+            ours = node is not None and stat is not None and node in self._abandoned
+            if ours and not self._session.owned:
+                assert node is not None and stat is not None
                 # A shared session outlives us: the node would block the election for as
                 # long as it lives. Stay a candidate (leading again if first) and say why.
                 self._abandoned.remove(node)
-                self._adopt(node, stat)  # type: ignore[arg-type]
+                self._adopt(node, stat)
                 with self._cond:
                     self._closing = False
                 done.set_exception(self._cannot_delete(node, "stop", exc))
                 self._recheck = True
                 self._reconcile()
                 return
+            self._session.abandon([self._child(name) for name in self._abandoned])
+            self._abandoned.clear()
         done.set_result(None)
 
     def _delete_on_leaving(self) -> None:
