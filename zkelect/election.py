@@ -722,11 +722,14 @@ class Election:
             self._observe()
 
     def _step_resign(self, done: Future[bool]) -> None:
-        node = self._node
-        if self._leadership is None or node is None:
+        node, stat = self._node, self._node_stat
+        if self._leadership is None or node is None or stat is None:
             done.set_result(False)
             return
         self._set_leadership(False, "resigned")  # lost is set before the node goes (R9)
+        # Forgotten before the delete: our own watch then fires as a stale generation and
+        # sends no read, which would land on the servers just as the successor needs them.
+        self._forget_node()
         try:
             with contextlib.suppress(NoNode):
                 self._session.delete(self._child(node))
@@ -735,11 +738,11 @@ class Election:
         except PermissionDeniedError as exc:
             # We may create here but not delete: the node stays first, so we lead again
             # (same epoch) rather than leave an election nobody can lead (R11).
+            self._adopt(node, stat)
             done.set_exception(self._cannot_delete(node, "resign", exc))
             self._recheck = True
             self._reconcile()
             return
-        self._forget_node()
         done.set_result(True)
         # Re-join at the back in a step of its own, a moment later: resign() returns as soon
         # as the node is gone, and the successor's reads do not compete with our create.
@@ -875,9 +878,15 @@ class Election:
 
     def _report_wrap(self, order: list[CandidateNode]) -> None:
         """Report ZooKeeper's sequence-counter wrap: the gauge at every look, the log once
-        per change of the verdict (it lasts until the path is recreated; docs/safety.md)."""
+        per change of the verdict (it lasts until the path is recreated; docs/safety.md).
+
+        Every look pays only a scan for a negative sequence (this is on the handover's path,
+        with thousands of candidates); the orders are compared only once one is found."""
+        wrapped = any(node.sequence < 0 for node in order)
+        self._metrics.sequence_wrapped(self.path, wrapped)
+        if not wrapped and self._wrap_verdict == (False, False):
+            return
         wrap = sequence_wrap(order)
-        self._metrics.sequence_wrapped(self.path, wrap.wrapped)
         verdict = (wrap.wrapped, wrap.orders_differ)
         if verdict == self._wrap_verdict:
             return

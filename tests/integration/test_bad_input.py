@@ -80,7 +80,8 @@ def test_existing_chroot_works(
 def test_no_permission_is_terminal_and_leaves_nothing(
     ensemble: LocalEnsemble, kazoo_client: KazooClient, zk_path: str
 ) -> None:
-    kazoo_client.create(zk_path, acl=[make_acl("world", "anyone", read=True)], makepath=True)
+    kazoo_client.ensure_path(zk_path.rsplit("/", 1)[0])  # an open parent: makepath would lock it
+    kazoo_client.create(zk_path, acl=[make_acl("world", "anyone", read=True)])
     election = Election(ensemble.hosts, zk_path, candidate_id="intruder")
     with pytest.raises(PermissionDeniedError, match="ACL"):
         election.start()  # NoAuth is not retried: start() reports it at once

@@ -435,7 +435,8 @@ def test_resign_refuses_without_permission(ensemble: LocalEnsemble, zk_path: str
     operator = ("digest", "operator:secret")
     acl = [make_acl("world", "anyone", read=True), make_digest_acl("operator", "secret", all=True)]
     with _client(ensemble.hosts, operator) as admin:
-        admin.create(zk_path, acl=acl, makepath=True)
+        admin.ensure_path(zk_path.rsplit("/", 1)[0])  # an open parent: makepath would lock it
+        admin.create(zk_path, acl=acl)
         nodes = [
             admin.create(
                 f"{zk_path}/_c_{uuid.uuid4()}-latch-",

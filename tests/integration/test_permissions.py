@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from election_support import Candidate
 from kazoo.client import KazooClient
-from kazoo.security import make_acl, make_digest_acl
+from kazoo.security import ACL, make_acl, make_digest_acl
 
 from zkelect import PermissionDeniedError
 from zkelect.ensemble import LocalEnsemble
@@ -23,6 +23,13 @@ Make = Callable[..., Candidate]
 # Candidates may read and create in the path, but not delete from it.
 NO_DELETE = [make_acl("world", "anyone", read=True, create=True, write=True, admin=True)]
 EVERYTHING = [make_acl("world", "anyone", all=True)]
+
+
+def create_locked(client: KazooClient, path: str, acl: list[ACL]) -> None:
+    """``path`` with ``acl``; its parents open (kazoo's makepath would give them ``acl`` too,
+    and lock every other test out of /t)."""
+    client.ensure_path(path.rsplit("/", 1)[0])
+    client.create(path, acl=acl)
 
 
 @pytest.fixture
@@ -45,7 +52,7 @@ def make_client(ensemble: LocalEnsemble) -> Iterator[Callable[..., KazooClient]]
 def test_resign_without_delete_permission_raises_and_keeps_leading(
     ensemble: LocalEnsemble, kazoo_client: KazooClient, zk_path: str, candidates: Make
 ) -> None:
-    kazoo_client.create(zk_path, acl=NO_DELETE, makepath=True)
+    create_locked(kazoo_client, zk_path, NO_DELETE)
     leader = candidates(ensemble.hosts, zk_path, "leader")
     follower = candidates(ensemble.hosts, zk_path, "follower")
     lead = leader.election.wait_for_leadership(10)
@@ -69,7 +76,7 @@ def test_stop_of_a_shared_session_without_delete_permission_keeps_the_candidacy(
     candidates: Make,
     make_client: Callable[..., KazooClient],
 ) -> None:
-    kazoo_client.create(zk_path, acl=NO_DELETE, makepath=True)
+    create_locked(kazoo_client, zk_path, NO_DELETE)
     shared = make_client()
     leader = candidates(shared, zk_path, "leader")
     follower = candidates(ensemble.hosts, zk_path, "follower")
@@ -98,7 +105,7 @@ def test_an_unreadable_predecessor_is_watched_anyway(
     """Each candidate's node is readable by its own identity only: its successor cannot
     read it (a get is refused), but may still watch it (exists is not ACL-checked)."""
     a_acl, b_acl = make_digest_acl("a", "pa", all=True), make_digest_acl("b", "pb", all=True)
-    kazoo_client.create(zk_path, acl=[a_acl, b_acl], makepath=True)
+    create_locked(kazoo_client, zk_path, [a_acl, b_acl])
     first = candidates(
         make_client(auth_data=[("digest", "a:pa")], default_acl=[a_acl]), zk_path, "a"
     )
