@@ -188,11 +188,20 @@ class ConnectionTap:
 
         A connection of its own, speaking kazoo's own protocol classes and TLS settings: a
         ConnectRequest for a 1 ms session is granted ``minSessionTimeout``; the probe session
-        is closed at once. Nothing of the client's own connection is touched.
+        is closed at once. Nothing of the client's own connection is touched. Asked once per
+        process and ensemble (the members of one ensemble share their configuration): a
+        process with a hundred clients opens one probe session, not a hundred.
         """
         peer = self._peer
         if peer is None:
             return None
+        ensemble = tuple(sorted((str(host), int(port)) for host, port in self._client.hosts))
+        with _probe_lock:
+            if ensemble not in _probed:
+                _probed[ensemble] = self._probe(peer, timeout)
+            return _probed[ensemble]
+
+    def _probe(self, peer: tuple[str, int], timeout: float) -> float | None:
         client = self._client
         names = [str(host) for host, port in client.hosts if int(port) == peer[1]]
         try:
@@ -267,6 +276,9 @@ class ConnectionTap:
 
 
 _REQUEST_HEADER = struct.Struct(">ii")  # xid, type
+# minSessionTimeout per ensemble (its members' sorted host:port), probed once per process.
+_probed: dict[tuple[tuple[str, int], ...], float | None] = {}
+_probe_lock = threading.Lock()
 
 
 def _recv_exact(sock: Any, size: int) -> bytes:
