@@ -137,15 +137,8 @@ class Candidate:
 
     def _member(self) -> int | None:
         """The member the client's socket reaches, from the proxy port it is connected to."""
-        # kazoo has no public accessor for its socket; the connection handler keeps it in
-        # ``_socket`` while connected. Without it (a kazoo that renamed it) the member is
-        # unknown and no ``connected`` event is written: I6 then finds nothing to judge.
-        sock = getattr(getattr(self.client, "_connection", None), "_socket", None)
-        try:
-            port = int(sock.getpeername()[1]) if sock is not None else None
-        except (OSError, AttributeError, IndexError, TypeError):
-            return None
-        return self.members.get(port) if port is not None else None
+        peer = self.election.session.tap.current_peer()
+        return self.members.get(peer[1]) if peer is not None else None
 
     def _on_elected(self, lead: Leadership) -> None:
         with self.write_lock:

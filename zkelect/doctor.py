@@ -661,8 +661,9 @@ def check_grace(grace_s: float, session_timeout_s: float, lease_margin: float) -
     by the time the servers could elect a successor: the lease's margin after the lease
     ended (less a tenth of it), however long ``--grace`` is (``Leadership.stop_by``).
     """
-    margin = lease_figures(session_timeout_s, lease_margin).margin
-    if grace_s <= margin * 0.9:
+    figures = lease_figures(session_timeout_s, lease_margin)
+    margin, within = figures.margin, figures.stop_within
+    if grace_s <= within:
         return CheckResult(
             "grace",
             Status.OK,
@@ -674,7 +675,7 @@ def check_grace(grace_s: float, session_timeout_s: float, lease_margin: float) -
         "grace",
         Status.WARN,
         f"--grace {grace_s:g} s is cut short after a loss the candidate did not choose: its "
-        f"command is SIGKILLed within {margin * 0.9:.2g} s after the lease ran out or the "
+        f"command is SIGKILLed within {within:.2g} s after the lease ran out or the "
         "connection was suspended (then the servers could elect a successor), and at once "
         "when its node is deleted or its session lost; --grace holds only for stops the "
         "candidate chooses",

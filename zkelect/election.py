@@ -97,7 +97,6 @@ _T = TypeVar("_T")
 _MAX_PASSES = 16  # re-reads in one step before backing off (a churning election)
 # Revocations after which our node (and so the session) may still be alive on the servers.
 _SESSION_MAY_LIVE = frozenset({"suspended", "lease_expired"})
-_STOP_SAFETY = 0.1  # of the lease's margin, kept between stop_by and a possible successor
 
 
 class Lifecycle(str, enum.Enum):
@@ -558,12 +557,13 @@ class Election:
         now = self._clock()
         if reason in _SESSION_MAY_LIVE:
             # Our node lives until the servers expire the session: not before the lease's
-            # proven touch + the session timeout (lease.py). A tenth of the lease's margin
-            # is kept for the work to be stopped (a SIGKILL, a cancellation) in time.
+            # proven touch + the session timeout (lease.py), less what is kept for the stop
+            # itself (LeaseFigures.stop_within).
             session = self._session
             bound = session.lease.successor_possible_at()
             if bound is not None:
-                return max(now, bound - _STOP_SAFETY * session.lease_figures().margin)
+                figures = session.lease_figures()
+                return max(now, bound - (figures.margin - figures.stop_within))
         return now  # the node is gone (or about to be deleted): a successor may lead now
 
     def _notify_elected(self, lead: Leadership) -> Callable[[], None] | None:

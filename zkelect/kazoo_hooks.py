@@ -144,23 +144,24 @@ class ConnectionTap:
     def connected(self) -> None:
         """Called on kazoo's thread when the connection reaches CONNECTED: note its socket."""
         self.heard()
-        sock = getattr(self._client._connection, "_socket", None)
-        peer: tuple[str, int] | None = None
-        if isinstance(sock, socket.socket):
-            try:
-                address = sock.getpeername()
-                peer = (str(address[0]), int(address[1]))
-            except OSError:
-                sock = None
-        else:
-            sock = None
+        sock, peer = self._current()
         with self._lock:
             self._socket, self._peer = sock, peer
 
-    @property
-    def member(self) -> tuple[str, int] | None:
-        """The (address, port) of the member the latest connection went to."""
-        return self._peer
+    def current_peer(self) -> tuple[str, int] | None:
+        """The (address, port) the client's connection reaches now, if it has one."""
+        return self._current()[1]
+
+    def _current(self) -> tuple[socket.socket | None, tuple[str, int] | None]:
+        # kazoo keeps its socket in ``_connection._socket`` (no public accessor).
+        sock = getattr(self._client._connection, "_socket", None)
+        if not isinstance(sock, socket.socket):
+            return None, None
+        try:
+            address = sock.getpeername()
+        except OSError:
+            return None, None
+        return sock, (str(address[0]), int(address[1]))
 
     def drop_silent(self) -> tuple[str, int] | None:
         """Close the current connection because its member went silent, and have kazoo try

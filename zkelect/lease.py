@@ -38,8 +38,10 @@ from dataclasses import dataclass
 
 from .clock import Clock
 
-__all__ = ["Lease", "LeaseFigures", "lease_figures", "report_delay"]
+__all__ = ["STOP_SAFETY", "Lease", "LeaseFigures", "lease_figures", "report_delay"]
 
+#: The share of the margin kept between ``Leadership.stop_by`` and a possible successor.
+STOP_SAFETY = 0.1
 #: The most answers kept per connection as candidates for rule 2's first request.
 _KEPT_ANSWERS = 64
 
@@ -70,6 +72,13 @@ class LeaseFigures:
     def margin(self) -> float:
         """From the lease's end to the earliest moment the servers could expire the session."""
         return self.session_timeout * self.margin_ratio
+
+    @property
+    def stop_within(self) -> float:
+        """After the lease ran out, how long leader-only work may take to stop: the margin,
+        less a tenth of it kept for the stop itself (a SIGKILL, a cancellation) to land
+        before the servers could elect a successor (``Leadership.stop_by``)."""
+        return self.margin * (1.0 - STOP_SAFETY)
 
     @property
     def partner_age(self) -> float:

@@ -368,11 +368,11 @@ class Supervisor:
     def _say_grace_limit(self, election: Election) -> None:
         """Say once when --grace will be cut short on an involuntary loss (see the module
         docstring): the lease ends its margin before the servers could elect a successor."""
-        margin = election.session.lease_figures().margin
-        if self.options.grace > margin:
+        within = election.session.lease_figures().stop_within
+        if self.options.grace > within:
             self.say(
                 f"note: --grace {self.options.grace:g}s applies when this candidate stops; "
-                f"after a loss it did not choose, the child is SIGKILLed within {margin:g}s "
+                f"after a loss it did not choose, the child is SIGKILLed within {within:.2g}s "
                 "(a lease that ran out, a suspended connection: then the servers could elect "
                 "a successor) or at once (its node deleted, its session lost)"
             )
