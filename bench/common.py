@@ -41,9 +41,9 @@ import kazoo  # noqa: E402
 from kazoo.client import KazooClient  # noqa: E402
 
 import zkelect  # noqa: E402
-from zkelect.ensemble import LocalEnsemble, find_zookeeper  # noqa: E402
-from zkelect.lifeline import popen_tied  # noqa: E402
+from zkelect._lifeline import popen_tied  # noqa: E402
 from zkelect.testing import four_letter, mntr, mntr_int, split_hosts  # noqa: E402
+from zkelect.testing.ensemble import LocalEnsemble, find_zookeeper  # noqa: E402
 
 # The suite's ensemble: 3 members on loopback. tickTime 200 ms; sessions from 2 to 100 ticks.
 ENSEMBLE_SIZE = 3

@@ -52,7 +52,7 @@ from common import (
 from kazoo.client import KazooClient
 from kazoo.protocol.states import EventType, WatchedEvent
 
-from zkelect.candidate import election_order
+from zkelect._election.nodes import election_order
 
 TARGET_SLACK = 0.10  # within the session timeout + 10%
 CANDIDATES = 3

@@ -47,7 +47,7 @@ from common import (
 from kazoo.client import KazooClient
 
 from zkelect import Election, ElectionConfig, FencingToken, SQLiteFencedStore
-from zkelect.localpg import LocalPostgres, PostgresUnavailable
+from zkelect.testing.localpg import LocalPostgres, PostgresUnavailable
 
 TARGET = 1.2
 WARMUP = 20

@@ -78,7 +78,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import CancelledError
 
 from zkelect import Election, ElectionConfig, Leadership, NoopRecorder, ZkElectError
-from zkelect.candidate import election_order, parse_node, serial_order
+from zkelect._election.nodes import election_order, parse_node, serial_order
 
 TARGET_RATIO = 1.3
 CLIENT_TIMEOUT = 10.0  # requested session timeout (s) of every candidate's session

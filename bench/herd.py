@@ -58,7 +58,7 @@ from common import (
 from kazoo.client import KazooClient
 
 from zkelect import Election, ElectionConfig, Leadership, NoopRecorder, ZkElectError
-from zkelect.candidate import election_order
+from zkelect._election.nodes import election_order
 from zkelect.testing import FIRED_WATCH_KEYS, data_watches_by_path
 
 SESSION_TIMEOUT = 20.0  # long: fewer background pings in the request counts

@@ -39,7 +39,7 @@ from common import (
     python_command,
 )
 
-from zkelect.lifeline import popen_tied
+from zkelect._lifeline import popen_tied
 
 # name, script, time limit in seconds (full run, smoke run). Most sensitive first.
 BENCHMARKS: list[tuple[str, str, float, float]] = [

@@ -33,9 +33,9 @@ from typing import Any
 from kazoo.client import KazooClient
 
 from zkelect import Election, ElectionConfig, TlsOptions, kazoo_options
-from zkelect.certs import make_test_pki
-from zkelect.connect import start_client
-from zkelect.ensemble import LocalEnsemble, ServerTls
+from zkelect._zookeeper.connect import start_client
+from zkelect.testing.certs import make_test_pki
+from zkelect.testing.ensemble import LocalEnsemble, ServerTls
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tls.json"
 CONFIG = ElectionConfig(session_timeout=10.0, connect_timeout=30.0)

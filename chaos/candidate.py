@@ -48,7 +48,7 @@ from kazoo.client import KazooClient, KazooState
 from chaos.events import EventLog
 from zkelect import Election, ElectionConfig, Leadership
 from zkelect.errors import StaleEpochError
-from zkelect.stores import SQLiteFencedStore
+from zkelect.fencing.stores import SQLiteFencedStore
 
 __all__ = [
     "AUDIT_TABLE",

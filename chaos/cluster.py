@@ -27,10 +27,10 @@ from chaos.candidate import AUDIT_TABLE, create_audit_table
 from chaos.events import EventLog, read_new_lines
 from chaos.netns import CandidateNet, NetLab
 from zkelect import ElectionConfig
-from zkelect.ensemble import LocalEnsemble
-from zkelect.lifeline import popen_tied
-from zkelect.proxy import FaultProxy
-from zkelect.stores import SQLiteFencedStore
+from zkelect._lifeline import popen_tied
+from zkelect.fencing.stores import SQLiteFencedStore
+from zkelect.testing.ensemble import LocalEnsemble
+from zkelect.testing.proxy import FaultProxy
 
 __all__ = ["PROFILES", "Cluster", "HarnessError", "Profile", "Slot"]
 

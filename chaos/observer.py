@@ -24,7 +24,7 @@ from typing import Any
 from kazoo.client import KazooClient, KazooState
 
 from chaos.events import EventLog
-from zkelect.candidate import election_order
+from zkelect._election.nodes import election_order
 from zkelect.testing import four_letter, parse_wchp, split_hosts
 
 __all__ = ["LeaderSample", "Observer", "hex_session"]

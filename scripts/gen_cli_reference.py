@@ -1,6 +1,6 @@
 """Generate the CLI reference (Markdown) from the ``zkelect`` typer app.
 
-Walks ``typer.main.get_command(zkelect.cli.app)`` recursively and writes, for every
+Walks ``typer.main.get_command(zkelect.ops.cli.main.app)`` recursively and writes, for every
 command: its usage line, its help, its arguments and its options (type, default,
 environment variable). The docs site builds it at build time (``scripts/mkdocs_hooks.py``),
 so the reference always covers the commands the app has; nothing is committed.
@@ -40,7 +40,7 @@ def load_app() -> Any:
         sys.path.insert(0, str(ROOT))
     import typer
 
-    from zkelect.cli import app
+    from zkelect.ops.cli.main import app
 
     return typer.main.get_command(app)
 

@@ -92,5 +92,5 @@ if ((${#wanted[@]})); then
 fi
 
 # The library's own lookup has the last word: it is what tests, demo and bench will use.
-.venv/bin/python -c 'from zkelect.ensemble import find_zookeeper as f; i = f(); print(f"setup: ok ({i.description}, java: {i.java})")' \
+.venv/bin/python -c 'from zkelect.testing.ensemble import find_zookeeper as f; i = f(); print(f"setup: ok ({i.description}, java: {i.java})")' \
     || die "ZooKeeper is still not usable: ${HINT}"

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
-from zkelect.ensemble import LocalEnsemble, ZooKeeperInstall, find_zookeeper
 from zkelect.errors import ZooKeeperNotFoundError
+from zkelect.testing.ensemble import LocalEnsemble, ZooKeeperInstall, find_zookeeper
 
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 SKIP_ENV = "ZKELECT_SKIP_INTEGRATION"

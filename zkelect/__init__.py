@@ -6,12 +6,13 @@
 ...     do_leader_work(lead.token)               # lead.epoch fences every write
 """
 
-from ._version import __version__
-from .candidate import LeaderInfo
-from .clock import Clock, ManualClock
-from .config import ElectionConfig, SuspendedPolicy
-from .election import Election, Lifecycle
-from .errors import (
+from zkelect._election.election import Election, Lifecycle
+from zkelect._election.nodes import LeaderInfo
+from zkelect._version import __version__
+from zkelect._zookeeper.session import ConnectionState
+from zkelect.clock import Clock, ManualClock
+from zkelect.config import ElectionConfig, SuspendedPolicy
+from zkelect.errors import (
     ChrootMissingError,
     ConfigurationError,
     ConnectionFailedError,
@@ -26,12 +27,11 @@ from .errors import (
     ZkElectError,
     ZooKeeperNotFoundError,
 )
-from .fencing import FencedTransaction, FencingToken, Leadership
-from .guard import FENCING_HEADER, Admission, FencingGuard, fencing_headers
-from .metrics import MetricsRecorder, NoopRecorder, PrometheusRecorder
-from .security import DigestAuth, ElectionAcl, SaslOptions, TlsOptions, kazoo_options
-from .session import ConnectionState
-from .stores import FencedStore, PostgresFencedStore, SQLiteFencedStore
+from zkelect.fencing.guard import FENCING_HEADER, Admission, FencingGuard, fencing_headers
+from zkelect.fencing.leadership import FencedTransaction, FencingToken, Leadership
+from zkelect.fencing.stores import FencedStore, PostgresFencedStore, SQLiteFencedStore
+from zkelect.metrics import MetricsRecorder, NoopRecorder, PrometheusRecorder
+from zkelect.security import DigestAuth, ElectionAcl, SaslOptions, TlsOptions, kazoo_options
 
 __all__ = [
     "FENCING_HEADER",

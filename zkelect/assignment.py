@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from .errors import ConfigurationError
+from zkelect.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_PART_BYTES",

@@ -14,8 +14,8 @@ import re
 import socket
 from dataclasses import dataclass
 
-from .errors import ConfigurationError
-from .lease import lease_figures
+from zkelect._zookeeper.lease import lease_figures
+from zkelect.errors import ConfigurationError
 
 __all__ = [
     "MAX_CANDIDATE_ID_BYTES",

@@ -39,8 +39,8 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
-from ._version import __version__
-from .errors import ConfigurationError
+from zkelect._version import __version__
+from zkelect.errors import ConfigurationError
 
 __all__ = [
     "AGGREGATE_LABEL",
@@ -73,7 +73,7 @@ class MetricsRecorder(Protocol):
 
     def sequence_wrapped(self, election: str, wrapped: bool) -> None:
         """Whether the last look at the election path found a contender with a negative
-        sequence number (``zkelect.candidate.sequence_wrap``): ZooKeeper's counter wrapped."""
+        sequence number (``zkelect._election.nodes.sequence_wrap``): ZooKeeper's counter wrapped."""
 
     def fenced_write(self, election: str, result: str) -> None:
         """A fenced write finished with ``result``: 'accepted' or 'rejected'."""
@@ -130,7 +130,7 @@ DURATION_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 #: Values of the ``event`` label of the transitions counter.
 TRANSITION_EVENTS: tuple[str, ...] = ("acquired", "lost", "resigned")
-#: Values of the ``state`` label of the session-state gauge (zkelect.session.ConnectionState).
+#: Values of the ``state`` label of the session-state gauge (``ConnectionState``).
 SESSION_STATES: tuple[str, ...] = ("connected", "suspended", "lost")
 #: Values of the ``result`` label of the fenced-writes counter.
 WRITE_RESULTS: tuple[str, ...] = ("accepted", "rejected")

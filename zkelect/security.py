@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError
+from zkelect.errors import ConfigurationError
 
 __all__ = [
     "AclEntry",
@@ -343,7 +343,7 @@ def kazoo_options(
     if sasl is not None:
         options["sasl_options"] = sasl.kazoo()
     if tls is not None:
-        from .connect import TlsHandler
+        from zkelect._zookeeper.connect import TlsHandler
 
         options.update(
             use_ssl=True,

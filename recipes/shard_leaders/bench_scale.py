@@ -119,7 +119,7 @@ def main() -> int:
     ensemble = None
     hosts = args.hosts
     if hosts is None:
-        from zkelect.ensemble import LocalEnsemble
+        from zkelect.testing.ensemble import LocalEnsemble
 
         ensemble = LocalEnsemble(3).start()
         hosts = ensemble.hosts

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from chaos.history import FAULT_KINDS
-from zkelect.lifeline import popen_tied
+from zkelect._lifeline import popen_tied
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("ZKELECT_CHAOS_SEED", "20261126"))

@@ -22,7 +22,7 @@ import threading
 from typing import Any
 
 from zkelect import Election, ElectionConfig, Leadership, ZkElectError
-from zkelect.stores import FencedStore, PostgresFencedStore, SQLiteFencedStore
+from zkelect.fencing.stores import FencedStore, PostgresFencedStore, SQLiteFencedStore
 
 out_lock = threading.Lock()
 

@@ -1,5 +1,5 @@
-"""The tests' PostgreSQL server: zkelect.localpg (shared with the benchmarks)."""
+"""The tests' PostgreSQL server: zkelect.testing.localpg (shared with the benchmarks)."""
 
-from zkelect.localpg import LocalPostgres, PostgresUnavailable
+from zkelect.testing.localpg import LocalPostgres, PostgresUnavailable
 
 __all__ = ["LocalPostgres", "PostgresUnavailable"]

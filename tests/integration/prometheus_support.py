@@ -1,7 +1,7 @@
-"""Real processes for the observability tests: candidate processes (``python -m zkelect.http``)
+"""Real processes for the observability tests: candidate processes (``python -m zkelect.ops.http``)
 and Debian's Prometheus server, each started here and stopped by PID.
 
-Every process is forked from zkelect.ensemble's spawner thread with PR_SET_PDEATHSIG, as the
+Every process is forked from zkelect.testing.ensemble's spawner thread with PR_SET_PDEATHSIG, as the
 ZooKeeper members are, so a test run that is itself killed leaves no orphans behind; the
 fixtures' ``finally`` blocks stop them by PID in every other case.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from zkelect.lifeline import popen_tied
+from zkelect._lifeline import popen_tied
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,7 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> int:
 
 
 class CandidateProcess:
-    """``python -m zkelect.http`` as a child process, on a free port it reports itself."""
+    """``python -m zkelect.ops.http`` as a child process, on a free port it reports itself."""
 
     def __init__(
         self, hosts: str, path: str, candidate_id: str, *, session_timeout: float, log_dir: Path
@@ -79,7 +79,7 @@ class CandidateProcess:
         cmd = [
             sys.executable,
             "-m",
-            "zkelect.http",
+            "zkelect.ops.http",
             "--hosts",
             hosts,
             "--path",

@@ -24,8 +24,8 @@ from zkelect import (
     PermissionDeniedError,
 )
 from zkelect.config import MAX_CANDIDATE_ID_BYTES
-from zkelect.ensemble import LocalEnsemble
 from zkelect.testing import mntr, mntr_int, split_hosts
+from zkelect.testing.ensemble import LocalEnsemble
 
 
 @pytest.mark.parametrize(
@@ -181,7 +181,7 @@ def test_bad_cli_options_open_no_connection(listener: CountingListener, argv: li
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZKELECT_")}
     env["ZKELECT_HOSTS"] = listener.hosts
     done = subprocess.run(
-        [sys.executable, "-m", "zkelect.cli", *argv],
+        [sys.executable, "-m", "zkelect.ops.cli.main", *argv],
         env=env,
         capture_output=True,
         text=True,

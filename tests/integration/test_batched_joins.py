@@ -20,9 +20,9 @@ from zkelect import (
     PermissionDeniedError,
     kazoo_options,
 )
-from zkelect.ensemble import LocalEnsemble
-from zkelect.proxy import FaultProxy
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
+from zkelect.testing.proxy import FaultProxy
 
 CONFIG = ElectionConfig(session_timeout=6.0, request_timeout=5.0, connect_timeout=20.0)
 OP_MULTI = 14

@@ -46,7 +46,7 @@ def test_zkelect_demo_fails_over_fences_the_frozen_leader_and_leaves_nothing_run
     # On timeout subprocess.run SIGKILLs the demo; its ZooKeeper servers and candidates die
     # with it (PR_SET_PDEATHSIG), and the candidates' workers with them.
     result = subprocess.run(
-        [sys.executable, "-m", "zkelect.cli", "demo"],
+        [sys.executable, "-m", "zkelect.ops.cli.main", "demo"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -23,8 +23,8 @@ from election_support import hand_numbered
 from kazoo.client import KazooClient
 from kazoo.security import make_acl, make_digest_acl
 
-from zkelect.ensemble import LocalEnsemble
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKS = {
@@ -47,7 +47,7 @@ def zkelect(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[st
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZKELECT_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, "-m", "zkelect.cli", *args],
+        [sys.executable, "-m", "zkelect.ops.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from zkelect.ensemble import ZooKeeperInstall
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import ZooKeeperInstall
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 30.0
@@ -35,7 +35,7 @@ def zkelect(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[s
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZKELECT_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, "-m", "zkelect.cli", *args],
+        [sys.executable, "-m", "zkelect.ops.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -185,7 +185,8 @@ def test_an_interrupted_up_leaves_nothing_running(ensemble_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZKELECT_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     up = subprocess.Popen(
-        [sys.executable, "-m", "zkelect.cli", "ensemble", "up", "--dir", str(ensemble_dir)],
+        [sys.executable, "-m", "zkelect.ops.cli.main", "ensemble", "up",
+         "--dir", str(ensemble_dir)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

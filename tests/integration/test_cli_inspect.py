@@ -27,8 +27,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import CancelledError
 from kazoo.security import make_acl, make_digest_acl
 
-from zkelect.ensemble import LocalEnsemble
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 20.0  # generous deadlines: the CI machine may be loaded
@@ -50,7 +50,7 @@ def _env(hosts: str) -> dict[str, str]:
 def zkelect(hosts: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run ``zkelect ARGS`` to completion (killed by subprocess.run at the deadline)."""
     return subprocess.run(
-        [sys.executable, "-m", "zkelect.cli", *args],
+        [sys.executable, "-m", "zkelect.ops.cli.main", *args],
         env=_env(hosts),
         capture_output=True,
         text=True,
@@ -64,7 +64,7 @@ class Streaming:
 
     def __init__(self, hosts: str, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zkelect.cli", *args],
+            [sys.executable, "-m", "zkelect.ops.cli.main", *args],
             env=_env(hosts),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

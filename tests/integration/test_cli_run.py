@@ -1,4 +1,4 @@
-"""``zkelect run``: real supervisor processes (``python -m zkelect.cli run``) on a real
+"""``zkelect run``: real supervisor processes (``python -m zkelect.ops.cli.main run``) on a real
 ensemble, each running a small child script that records its environment and the signals
 it gets. Every process a test starts is stopped by PID at teardown, pass or fail.
 """
@@ -24,11 +24,11 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.protocol.states import EventType, WatchedEvent
 
-from zkelect.candidate import election_order
-from zkelect.ensemble import LocalEnsemble
-from zkelect.fencing import FencingToken
-from zkelect.proxy import FaultProxy
+from zkelect._election.nodes import election_order
+from zkelect.fencing.leadership import FencingToken
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
+from zkelect.testing.proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +99,7 @@ class Supervisor:
 
     def __init__(self, args: list[str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zkelect.cli", "run", *args],
+            [sys.executable, "-m", "zkelect.ops.cli.main", "run", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -486,7 +486,7 @@ def test_bad_arguments_and_no_quorum_give_one_line_and_the_exit_code(tmp_path: P
     ]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "zkelect.cli", "run", *args],
+            [sys.executable, "-m", "zkelect.ops.cli.main", "run", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

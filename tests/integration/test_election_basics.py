@@ -17,9 +17,9 @@ from zkelect import (
     LeaderInfo,
     LeadershipLostError,
 )
-from zkelect.candidate import election_order
-from zkelect.ensemble import LocalEnsemble
+from zkelect._election.nodes import election_order
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
 
 Make = Callable[..., Candidate]
 

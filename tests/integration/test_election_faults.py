@@ -12,9 +12,9 @@ from election_support import FAST, Candidate
 from kazoo.client import KazooClient
 
 from zkelect import ElectionConfig, SuspendedPolicy
-from zkelect.ensemble import LocalEnsemble
-from zkelect.proxy import FaultProxy
 from zkelect.testing import expire_session, wait_for
+from zkelect.testing.ensemble import LocalEnsemble
+from zkelect.testing.proxy import FaultProxy
 
 Make = Callable[..., Candidate]
 TOLERANT = ElectionConfig(

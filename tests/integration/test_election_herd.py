@@ -11,10 +11,10 @@ from collections.abc import Callable
 from election_support import Candidate
 from kazoo.client import KazooClient
 
-from zkelect.candidate import election_order
-from zkelect.ensemble import LocalEnsemble
+from zkelect._election.nodes import election_order
 from zkelect.metrics import NoopRecorder
 from zkelect.testing import data_watches_by_session, fired_watch_counts, total_watches, wait_for
+from zkelect.testing.ensemble import LocalEnsemble
 
 N = 50
 

@@ -20,8 +20,8 @@ from typing import TypeVar
 import pytest
 from kazoo.client import KazooClient
 
-from zkelect.ensemble import LocalEnsemble
 from zkelect.errors import ConfigurationError, ConnectionFailedError
+from zkelect.testing.ensemble import LocalEnsemble
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -270,7 +270,7 @@ def test_members_die_when_the_python_parent_is_sigkilled(tmp_path: Path) -> None
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(REPO_ROOT)!r})
-        from zkelect.ensemble import LocalEnsemble
+        from zkelect.testing.ensemble import LocalEnsemble
         ens = LocalEnsemble(1, base_dir={str(tmp_path)!r}).start()
         print(ens.pid(0), flush=True)
         time.sleep(300)

@@ -11,7 +11,7 @@ Why each test exists:
 * observing must not change anyone's election: no node is created, and the exporter's session
   holds at most one watch per path, checked on the servers (``wchc`` and ``mntr``), not in the
   client;
-* ``python -m zkelect.exporter`` is what operators deploy: it must serve the metrics, stop
+* ``python -m zkelect.ops.exporter`` is what operators deploy: it must serve the metrics, stop
   cleanly on SIGTERM and fail with one line and the documented exit codes.
 
 Every process a test starts is stopped by PID in a ``finally``; waits have deadlines.
@@ -41,11 +41,11 @@ from kazoo.client import KazooClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from zkelect.contenders import ContenderKind
-from zkelect.ensemble import LocalEnsemble, find_zookeeper
-from zkelect.exporter import ElectionExporter, ObservedElection
-from zkelect.proxy import FaultProxy
+from zkelect._election.contenders import ContenderKind
+from zkelect.ops.exporter import ElectionExporter, ObservedElection
 from zkelect.testing import data_watches_by_session, expire_session, total_watches, wait_for
+from zkelect.testing.ensemble import LocalEnsemble, find_zookeeper
+from zkelect.testing.proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
 LATCH_PEER_SOURCE = REPO / "tests" / "java" / "LatchPeer.java"
@@ -388,7 +388,7 @@ def test_curator_orders_the_wrap_by_text_and_the_exporter_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A contender numbered as ZooKeeper numbers the first node after its counter wraps.
-    caplog.set_level(logging.INFO, logger="zkelect.exporter")
+    caplog.set_level(logging.INFO, logger="zkelect.ops.exporter")
     wrapped = hand_numbered(kazoo_client, zk_path, -(2**31), b"after-the-wrap")
     peers: list[Peer] = []
     try:
@@ -421,7 +421,7 @@ def test_curator_orders_the_wrap_by_text_and_the_exporter_says_so(
         warnings = [
             r.getMessage()
             for r in caplog.records
-            if r.name == "zkelect.exporter" and r.levelno == logging.WARNING
+            if r.name == "zkelect.ops.exporter" and r.levelno == logging.WARNING
         ]
         assert len(warnings) == 1, warnings
         assert f"puts {wrapped} first where zkelect elects {ours[0]}" in warnings[0]
@@ -580,7 +580,7 @@ def test_connection_loss_is_followed_by_a_fresh_read(
 
 
 def exporter_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "zkelect.exporter", *args]
+    return [sys.executable, "-m", "zkelect.ops.exporter", *args]
 
 
 def child_env() -> dict[str, str]:

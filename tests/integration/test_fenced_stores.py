@@ -13,8 +13,8 @@ import pytest
 from pg_support import LocalPostgres
 
 from zkelect import ConfigurationError, FencingToken, StaleEpochError
+from zkelect.fencing.stores import FencedStore, PostgresFencedStore, SQLiteFencedStore
 from zkelect.metrics import NoopRecorder
-from zkelect.stores import FencedStore, PostgresFencedStore, SQLiteFencedStore
 
 
 class WriteCounter(NoopRecorder):

@@ -10,9 +10,9 @@ from election_support import Candidate
 from kazoo.client import KazooClient
 
 from zkelect import LeadershipLostError, StaleEpochError, WriteFailedError
-from zkelect.ensemble import LocalEnsemble
 from zkelect.metrics import NoopRecorder
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
 
 Make = Callable[..., Candidate]
 

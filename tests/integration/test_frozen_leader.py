@@ -26,7 +26,7 @@ import pytest
 from kazoo.client import KazooClient
 from pg_support import LocalPostgres
 
-from zkelect.ensemble import LocalEnsemble
+from zkelect.testing.ensemble import LocalEnsemble
 
 CHILD = Path(__file__).with_name("fencing_child.py")
 REPO = Path(__file__).resolve().parents[2]

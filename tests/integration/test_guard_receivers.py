@@ -25,7 +25,7 @@ import pytest
 from pg_support import LocalPostgres
 
 from zkelect import FencingToken, PostgresFencedStore
-from zkelect.lifeline import popen_tied
+from zkelect._lifeline import popen_tied
 from zkelect.testing import wait_for
 
 REPO = Path(__file__).resolve().parents[2]

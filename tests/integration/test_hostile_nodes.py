@@ -29,7 +29,7 @@ from kazoo.client import KazooClient
 from prometheus_client import CollectorRegistry
 
 from zkelect import LeaderInfo
-from zkelect.exporter import ElectionExporter
+from zkelect.ops.exporter import ElectionExporter
 from zkelect.testing import data_watches_by_session, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ def zkelect(hosts: str, *args: str, timeout: float = 60.0) -> subprocess.Complet
     env["ZKELECT_HOSTS"] = hosts
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, "-m", "zkelect.cli", *args],
+        [sys.executable, "-m", "zkelect.ops.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,

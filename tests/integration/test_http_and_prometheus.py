@@ -28,10 +28,10 @@ from prometheus_support import (
     kill,
 )
 
-from zkelect.ensemble import LocalEnsemble
-from zkelect.http import StatusServer
 from zkelect.metrics import PrometheusRecorder
+from zkelect.ops.http import StatusServer
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
 
 Make = Callable[..., Candidate]
 
@@ -143,7 +143,7 @@ def test_candidate_module_rejects_bad_arguments_in_one_line() -> None:
         ["--path", "/p", "--port", "x"],
     ):
         result = subprocess.run(
-            [sys.executable, "-m", "zkelect.http", *args],
+            [sys.executable, "-m", "zkelect.ops.http", *args],
             cwd=REPO,
             capture_output=True,
             text=True,

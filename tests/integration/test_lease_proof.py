@@ -5,7 +5,7 @@ from __future__ import annotations
 from kazoo.client import KazooClient
 
 from zkelect import Election, ElectionConfig
-from zkelect.ensemble import LocalEnsemble
+from zkelect.testing.ensemble import LocalEnsemble
 
 DEFAULTS = ElectionConfig()
 

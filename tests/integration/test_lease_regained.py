@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zkelect.ensemble import LocalEnsemble
-from zkelect.lifeline import popen_tied
+from zkelect._lifeline import popen_tied
+from zkelect.testing.ensemble import LocalEnsemble
 
 CHILD = Path(__file__).with_name("fencing_child.py")
 REPO = Path(__file__).resolve().parents[2]

@@ -16,8 +16,8 @@ from kazoo.client import KazooClient
 from kazoo.security import ACL, make_acl, make_digest_acl
 
 from zkelect import PermissionDeniedError
-from zkelect.ensemble import LocalEnsemble
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
 
 Make = Callable[..., Candidate]
 # Candidates may read and create in the path, but not delete from it.

@@ -10,10 +10,10 @@ import pytest
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import ConnectionLoss, NodeExistsError
 
-from zkelect.ensemble import LocalEnsemble
 from zkelect.errors import ConfigurationError
-from zkelect.proxy import OP_CREATE, OP_GET_DATA, FaultProxy
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
+from zkelect.testing.proxy import OP_CREATE, OP_GET_DATA, FaultProxy
 
 pytestmark = pytest.mark.integration
 

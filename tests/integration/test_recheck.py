@@ -20,10 +20,10 @@ import pytest
 from kazoo.client import KazooClient
 
 from zkelect import Election, ElectionConfig, Leadership
-from zkelect.candidate import new_node_prefix
-from zkelect.ensemble import LocalEnsemble
-from zkelect.proxy import OP_GET_CHILDREN2, OP_SYNC, FaultProxy
+from zkelect._election.nodes import new_node_prefix
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
+from zkelect.testing.proxy import OP_GET_CHILDREN2, OP_SYNC, FaultProxy
 
 DEFAULTS = ElectionConfig()
 

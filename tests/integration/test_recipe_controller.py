@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
-from zkelect.ensemble import LocalEnsemble
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
 
 REPO = Path(__file__).resolve().parents[2]
 BROKER = REPO / "recipes" / "controller" / "broker.py"

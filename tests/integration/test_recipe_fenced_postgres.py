@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from pg_support import LocalPostgres
 
-from zkelect.ensemble import LocalEnsemble
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
 
 REPO = Path(__file__).resolve().parents[2]
 WRITER = REPO / "recipes" / "fenced_postgres" / "writer.py"

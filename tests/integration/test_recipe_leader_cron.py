@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from zkelect import Election, ElectionConfig
-from zkelect.ensemble import LocalEnsemble
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
 
 REPO = Path(__file__).resolve().parents[2]
 CRON = REPO / "recipes" / "leader_cron" / "cron.py"

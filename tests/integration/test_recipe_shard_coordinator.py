@@ -29,8 +29,8 @@ from kazoo.client import KazooClient
 
 from zkelect import Election, ElectionConfig, LeadershipLostError
 from zkelect.assignment import assign, loads, minimum_moves, moved
-from zkelect.ensemble import LocalEnsemble
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "recipes" / "shard_coordinator" / "shard_coordinator.py"

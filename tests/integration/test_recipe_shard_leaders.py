@@ -15,9 +15,9 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from zkelect.candidate import election_order
-from zkelect.ensemble import LocalEnsemble
+from zkelect._election.nodes import election_order
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "shard_leaders"
 sys.path.insert(0, str(RECIPE))

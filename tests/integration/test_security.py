@@ -36,11 +36,11 @@ from zkelect import (
     TlsOptions,
     kazoo_options,
 )
-from zkelect.certs import TestPki, make_test_pki
-from zkelect.doctor import Status, diagnose
-from zkelect.ensemble import LocalEnsemble, ServerSasl, ServerTls
-from zkelect.lifeline import popen_tied
+from zkelect._lifeline import popen_tied
+from zkelect.ops.doctor import Status, diagnose
 from zkelect.testing import wait_for
+from zkelect.testing.certs import TestPki, make_test_pki
+from zkelect.testing.ensemble import LocalEnsemble, ServerSasl, ServerTls
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 30.0
@@ -333,7 +333,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "zkelect.cli", *args],
+        [sys.executable, "-m", "zkelect.ops.cli.main", *args],
         env=_env(**env),
         capture_output=True,
         text=True,
@@ -346,7 +346,7 @@ class Run:
 
     def __init__(self, *args: str, **env: str) -> None:
         self.proc = popen_tied(
-            [sys.executable, "-m", "zkelect.cli", "run", *args],
+            [sys.executable, "-m", "zkelect.ops.cli.main", "run", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -14,8 +14,8 @@ from election_support import Candidate, hand_numbered
 from kazoo.client import KazooClient
 from prometheus_client import CollectorRegistry
 
-from zkelect.ensemble import LocalEnsemble
 from zkelect.metrics import PrometheusRecorder
+from zkelect.testing.ensemble import LocalEnsemble
 
 WAIT = 20.0
 

@@ -19,9 +19,9 @@ from election_support import Candidate
 from kazoo.client import KazooClient
 
 from zkelect import ElectionConfig
-from zkelect.ensemble import LocalEnsemble
-from zkelect.proxy import FaultProxy
 from zkelect.testing import wait_for
+from zkelect.testing.ensemble import LocalEnsemble
+from zkelect.testing.proxy import FaultProxy
 
 Make = Callable[..., Candidate]
 DEFAULTS = ElectionConfig()  # what users run: a 10 s session timeout

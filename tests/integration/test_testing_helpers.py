@@ -10,7 +10,6 @@ import pytest
 from kazoo.client import KazooClient, KazooState
 from kazoo.protocol.states import WatchedEvent
 
-from zkelect.ensemble import LocalEnsemble
 from zkelect.errors import ConfigurationError, ConnectionFailedError
 from zkelect.testing import (
     connect_string,
@@ -24,6 +23,7 @@ from zkelect.testing import (
     total_watches,
     wait_for,
 )
+from zkelect.testing.ensemble import LocalEnsemble
 
 pytestmark = pytest.mark.integration
 

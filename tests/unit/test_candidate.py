@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zkelect.candidate import (
+from zkelect._election.contenders import contender_order
+from zkelect._election.nodes import (
     CandidateNode,
     SequenceWrap,
     election_order,
@@ -19,7 +20,6 @@ from zkelect.candidate import (
     sequence_counter,
     sequence_wrap,
 )
-from zkelect.contenders import contender_order
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from zkelect import cli_ensemble, cli_inspect
-from zkelect.cli import main
-from zkelect.cli_common import CliError
-from zkelect.cli_inspect import Candidate, Snapshot
-from zkelect.contenders import parse_contender
+from zkelect._election.contenders import parse_contender
+from zkelect.ops.cli import ensemble as cli_ensemble
+from zkelect.ops.cli import inspect as cli_inspect
+from zkelect.ops.cli.common import CliError
+from zkelect.ops.cli.inspect import Candidate, Snapshot
+from zkelect.ops.cli.main import main
 
 UNREACHABLE = "127.0.0.1:9"  # never contacted: every case fails before connecting
 
@@ -104,7 +105,7 @@ def test_help_renders(capsys: pytest.CaptureFixture[str], argv: list[str]) -> No
 def test_the_commands_join_the_root_command(capsys: pytest.CaptureFixture[str]) -> None:
     import typer
 
-    from zkelect.cli import app
+    from zkelect.ops.cli.main import app
 
     names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
     assert {"status", "watch", "resign", "exporter", "ensemble"} <= names
@@ -191,7 +192,7 @@ def test_joined_ago(ms: int, text: str) -> None:
 
 
 def test_auth_parsing() -> None:
-    from zkelect.cli_common import client_security
+    from zkelect.ops.cli.common import client_security
     from zkelect.security import DigestAuth
 
     assert client_security(auth=None).auth == ()
@@ -267,7 +268,7 @@ def test_a_corrupt_state_file_is_one_line_exit_1(
 def test_processes_are_recognised_by_their_command_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    keeper = ["python", "-m", "zkelect.cli_ensemble", "--keeper", "--dir", str(tmp_path)]
+    keeper = ["python", "-m", "zkelect.ops.cli.ensemble", "--keeper", "--dir", str(tmp_path)]
     member_dir = str(tmp_path / "member-1")
     member = ["java", "-cp", "x", "org.apache.zookeeper.server.quorum.QuorumPeerMain"]
     cmdlines = {

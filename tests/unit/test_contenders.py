@@ -13,14 +13,14 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zkelect.candidate import election_order, new_node_prefix
-from zkelect.contenders import (
+from zkelect._election.contenders import (
     Contender,
     ContenderKind,
     contender_order,
     leader_of,
     parse_contender,
 )
+from zkelect._election.nodes import election_order, new_node_prefix
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 

@@ -40,7 +40,7 @@ gen = _load("gen_cli_reference")
 def test_reference_covers_every_command_and_option() -> None:
     import typer
 
-    from zkelect.cli import app
+    from zkelect.ops.cli.main import app
 
     root = typer.main.get_command(app)
     text = gen.render(root)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kazoo.security import Permissions
 
-from zkelect.doctor import (
+from zkelect.ops.doctor import (
     CHECK_NAMES,
     MIN_REALISTIC_LEASE,
     SEQUENCE_WRAP_MARGIN,
@@ -32,7 +32,7 @@ from zkelect.doctor import (
     parse_mode,
     run_checks,
 )
-from zkelect.doctor import (
+from zkelect.ops.doctor import (
     _local_addresses as local_address,
 )
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from zkelect import ensemble as ensemble_mod
-from zkelect.ensemble import LocalEnsemble, find_zookeeper
 from zkelect.errors import ConfigurationError, ZooKeeperNotFoundError
+from zkelect.testing import ensemble as ensemble_mod
+from zkelect.testing.ensemble import LocalEnsemble, find_zookeeper
 
 
 @pytest.fixture

@@ -30,8 +30,6 @@ from zkelect import (
     ZkElectError,
     assignment,
 )
-from zkelect.cli import main
-from zkelect.cli_ensemble import default_dir
 from zkelect.config import (
     MAX_SECONDS,
     split_connect_string,
@@ -39,10 +37,12 @@ from zkelect.config import (
     validate_connect_string,
     validate_path,
 )
-from zkelect.ensemble import LocalEnsemble
-from zkelect.exporter import ElectionExporter
-from zkelect.exporter import run as run_exporter
-from zkelect.http import StatusServer
+from zkelect.ops.cli.ensemble import default_dir
+from zkelect.ops.cli.main import main
+from zkelect.ops.exporter import ElectionExporter
+from zkelect.ops.exporter import run as run_exporter
+from zkelect.ops.http import StatusServer
+from zkelect.testing.ensemble import LocalEnsemble
 
 UNREACHABLE = "127.0.0.1:9"  # never contacted
 TOKEN = (
@@ -612,8 +612,8 @@ def test_a_relative_xdg_state_home_is_ignored(monkeypatch: pytest.MonkeyPatch) -
 def test_bad_install_variables_are_typed_errors(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str, fragment: str
 ) -> None:
-    from zkelect.ensemble import find_zookeeper
     from zkelect.errors import ZooKeeperNotFoundError
+    from zkelect.testing.ensemble import find_zookeeper
 
     monkeypatch.setenv(variable, value)
     with pytest.raises(ZooKeeperNotFoundError, match=fragment):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from zkelect import ConfigurationError, ElectionConfig, ManualClock
-from zkelect.lease import Lease, lease_figures
+from zkelect._zookeeper.lease import Lease, lease_figures
 
 T = 10.0
 GAP = T / 4  # how late a follower may report a touch: half a tick, ticks <= T / 2

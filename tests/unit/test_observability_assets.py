@@ -29,8 +29,8 @@ import yaml
 from kazoo.client import KazooClient
 from prometheus_client import CollectorRegistry, generate_latest
 
-from zkelect.exporter import ElectionExporter
 from zkelect.metrics import PrometheusRecorder
+from zkelect.ops.exporter import ElectionExporter
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = REPO / "compose"
@@ -74,8 +74,8 @@ EXPORTER_METRICS = frozenset(
 KNOWN_METRICS = CANDIDATE_METRICS | EXPORTER_METRICS
 HISTOGRAMS = frozenset({"zkelect_election_duration_seconds"})
 
-CANDIDATE_MODULE = "zkelect.http"
-EXPORTER_MODULE = "zkelect.exporter"
+CANDIDATE_MODULE = "zkelect.ops.http"
+EXPORTER_MODULE = "zkelect.ops.exporter"
 
 
 # ------------------------------------------------------------------------------------ helpers

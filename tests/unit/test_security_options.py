@@ -17,10 +17,10 @@ from zkelect import (
     TlsOptions,
     kazoo_options,
 )
-from zkelect.certs import make_test_pki
-from zkelect.cli_common import UsageError, client_security
-from zkelect.connect import TlsHandler
+from zkelect._zookeeper.connect import TlsHandler
+from zkelect.ops.cli.common import UsageError, client_security
 from zkelect.security import ALL, READ, digest_id
+from zkelect.testing.certs import make_test_pki
 
 
 @pytest.fixture(scope="module")

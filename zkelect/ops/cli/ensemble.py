@@ -1,7 +1,7 @@
 """``zkelect ensemble up|down|status``: a local, real ZooKeeper ensemble that outlives the command.
 
 How it survives the command: ``up`` starts a small *keeper* process in its own session
-(``python -m zkelect.cli_ensemble --keeper ...``), which runs a LocalEnsemble and waits for
+(``python -m zkelect.ops.cli.ensemble --keeper ...``), which runs a LocalEnsemble and waits for
 SIGTERM. LocalEnsemble ties each member JVM to the process that started it (Linux
 PR_SET_PDEATHSIG, plus an atexit hook), which is what keeps tests from leaking JVMs; the keeper
 is that process, so the members live exactly as long as the keeper, and a SIGKILLed keeper
@@ -35,9 +35,9 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from .cli_common import CliError, JsonOption, echo_json
-from .config import MAX_SECONDS
-from .errors import ZkElectError
+from zkelect.config import MAX_SECONDS
+from zkelect.errors import ZkElectError
+from zkelect.ops.cli.common import CliError, JsonOption, echo_json
 
 __all__ = ["app", "default_dir", "keeper_main"]
 
@@ -75,7 +75,7 @@ app.add_typer(ensemble_app, name="ensemble")
 STATE_FILE = "ensemble.json"
 LOCK_FILE = "keeper.lock"
 KEEPER_LOG = "keeper.log"
-_KEEPER_MODULE = "zkelect.cli_ensemble"
+_KEEPER_MODULE = "zkelect.ops.cli.ensemble"
 _KEEPER_FLAG = "--keeper"
 _STATE_VERSION = 1
 _STOP_GRACE = 10.0  # seconds for the keeper to stop its members before it is killed
@@ -469,7 +469,7 @@ def _member_dir(state: dict[str, Any], pid: int) -> str:
 
 @ensemble_app.command("status", help=_STATUS_HELP)
 def ensemble_status(directory: DirOption = None, json_output: JsonOption = False) -> None:
-    from .testing import four_letter  # the four-letter-word client, with deadlines
+    from zkelect.testing import four_letter  # the four-letter-word client, with deadlines
 
     home = _resolve(directory)
     state = _read_state(home) if home.is_dir() else None
@@ -545,7 +545,7 @@ def ensemble_status(directory: DirOption = None, json_output: JsonOption = False
 
 
 def keeper_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m zkelect.cli_ensemble --keeper --dir DIR --size N --tick-ms T --timeout S``:
+    """``python -m zkelect.ops.cli.ensemble --keeper --dir DIR --size N --tick-ms T --timeout S``:
     run a LocalEnsemble until SIGTERM/SIGINT/SIGHUP. Reports one JSON line on stdout
     (``{"ok": true, "state": ...}`` once serving, or ``{"ok": false, "error": ...}``), then
     detaches stdout; logs go to stderr (DIR/keeper.log)."""
@@ -579,7 +579,7 @@ def keeper_main(argv: Sequence[str] | None = None) -> int:
         for leftover in _member_dirs(home):
             shutil.rmtree(leftover, ignore_errors=True)
     with _stop_signals() as (stop_fd, phase):
-        from .ensemble import LocalEnsemble
+        from zkelect.testing.ensemble import LocalEnsemble
 
         try:
             ensemble = LocalEnsemble(

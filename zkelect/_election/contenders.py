@@ -21,7 +21,7 @@ kazoo 2.11 has no ``__wlock__`` node: its ``WriteLock`` creates ``__lock__`` nod
 lock may be held by several readers at once, so "the leader" of a read/write lock path is just
 its oldest contender; the notion only means "leader" for election paths.
 
-Ordering is :func:`zkelect.candidate.serial_order`, the one zkelect's candidates use: by the
+Ordering is :func:`zkelect._election.nodes.serial_order`, the one zkelect's candidates use: by the
 sequence number as a signed 32-bit integer with serial-number arithmetic, so it stays correct
 after ZooKeeper's counter wraps, where Curator's and kazoo's own string sort (and kazoo's
 ``-?\\d{10}`` pattern) go wrong. Sequences come from the parent's single counter, so nodes of
@@ -34,7 +34,7 @@ import enum
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from .candidate import parse_node, parse_sequence, protected_guid, serial_order
+from zkelect._election.nodes import parse_node, parse_sequence, protected_guid, serial_order
 
 __all__ = [
     "Contender",

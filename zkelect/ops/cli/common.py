@@ -16,10 +16,10 @@ from typing import Annotated, Any, NoReturn
 import typer
 from kazoo.client import KazooClient
 
-from .config import MAX_SECONDS, validate_connect_string, validate_path
-from .connect import start_client
-from .errors import ChrootMissingError, ConfigurationError, ConnectionFailedError
-from .security import ClientSecurity, DigestAuth, ElectionAcl, SaslOptions, TlsOptions
+from zkelect._zookeeper.connect import start_client
+from zkelect.config import MAX_SECONDS, validate_connect_string, validate_path
+from zkelect.errors import ChrootMissingError, ConfigurationError, ConnectionFailedError
+from zkelect.security import ClientSecurity, DigestAuth, ElectionAcl, SaslOptions, TlsOptions
 
 __all__ = [
     "DEFAULT_HOSTS",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError
+from zkelect.errors import ConfigurationError
 
 __all__ = ["TestPki", "make_certificate", "make_test_pki"]
 

@@ -45,8 +45,8 @@ from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.handlers.utils import selector_select
 from kazoo.protocol.serialization import Close, Connect, int_struct
 
-from .clock import Clock
-from .errors import ZkElectError
+from zkelect.clock import Clock
+from zkelect.errors import ZkElectError
 
 __all__ = ["TESTED_KAZOO", "ConnectionTap", "KazooIncompatibleError"]
 

@@ -29,10 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .session import NodeExists, NodeStat, NoNode, Pending, Retryable
+from zkelect._zookeeper.session import NodeExists, NodeStat, NoNode, Pending, Retryable
 
 if TYPE_CHECKING:
-    from .session import Session
+    from zkelect._zookeeper.session import Session
 
 __all__ = ["JoinBatcher", "JoinOutcome", "JoinTicket"]
 

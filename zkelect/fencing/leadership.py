@@ -24,8 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .config import validate_path
-from .errors import (
+from zkelect._zookeeper.session import (
+    BadVersion,
+    NoNode,
+    Retryable,
+    SessionGone,
+    Transaction,
+    TransactionFailed,
+)
+from zkelect.config import validate_path
+from zkelect.errors import (
     ConfigurationError,
     ConnectionFailedError,
     InvalidTokenError,
@@ -34,10 +42,9 @@ from .errors import (
     WriteFailedError,
     ZkElectError,
 )
-from .session import BadVersion, NoNode, Retryable, SessionGone, Transaction, TransactionFailed
 
 if TYPE_CHECKING:
-    from .session import Session
+    from zkelect._zookeeper.session import Session
 
 __all__ = ["FencedTransaction", "FencingToken", "Leadership", "describe_epoch"]
 

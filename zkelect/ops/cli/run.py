@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import (
+from zkelect.config import MAX_SECONDS
+from zkelect.ops.cli.common import (
     DEFAULT_HOSTS,
     AclNoReadOption,
     AclWriterOption,
@@ -27,8 +28,13 @@ from .cli_common import (
     client_security,
     valid_path,
 )
-from .config import MAX_SECONDS
-from .supervisor import DEFAULT_GRACE, OnExit, Supervisor, SupervisorOptions, command_problem
+from zkelect.ops.supervisor import (
+    DEFAULT_GRACE,
+    OnExit,
+    Supervisor,
+    SupervisorOptions,
+    command_problem,
+)
 
 __all__ = ["app"]
 
@@ -185,6 +191,6 @@ def demo(
 ) -> None:
     """The guided failover demo: a local 3-member ensemble, 3 `zkelect run` candidates
     writing through a fenced store, a crash, a freeze and a stale write refused."""
-    from .demo import run_demo
+    from zkelect.ops.demo import run_demo
 
     raise typer.Exit(run_demo(session_timeout=session_timeout, verbose=verbose))

@@ -28,7 +28,7 @@ from kazoo.exceptions import AuthFailedError, SASLException, SessionClosedRequir
 from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.protocol.connection import ConnectionDropped
 
-from .errors import ConnectionFailedError, PermissionDeniedError, TLSError
+from zkelect.errors import ConnectionFailedError, PermissionDeniedError, TLSError
 
 __all__ = ["TlsHandler", "start_client"]
 

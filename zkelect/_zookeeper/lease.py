@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .clock import Clock
+from zkelect.clock import Clock
 
 __all__ = ["STOP_SAFETY", "Lease", "LeaseFigures", "lease_figures", "report_delay"]
 

@@ -52,16 +52,16 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .config import ElectionConfig
-from .errors import ConfigurationError, ZkElectError
-from .fencing import Leadership, describe_epoch
-from .lifeline import popen_tied
-from .security import ClientSecurity
+from zkelect._lifeline import popen_tied
+from zkelect.config import ElectionConfig
+from zkelect.errors import ConfigurationError, ZkElectError
+from zkelect.fencing.leadership import Leadership, describe_epoch
+from zkelect.security import ClientSecurity
 
 if TYPE_CHECKING:
-    from .election import Election
-    from .http import StatusServer
-    from .metrics import PrometheusRecorder
+    from zkelect._election.election import Election
+    from zkelect.metrics import PrometheusRecorder
+    from zkelect.ops.http import StatusServer
 
 __all__ = [
     "OnExit",
@@ -315,11 +315,11 @@ class Supervisor:
     # -- the whole life of a candidate ----------------------------------------------------------
 
     def run(self) -> int:
-        from .election import Election
+        from zkelect._election.election import Election
 
         options = self.options
         if options.http_port is not None:
-            from .metrics import PrometheusRecorder
+            from zkelect.metrics import PrometheusRecorder
 
             self._recorder = PrometheusRecorder()
         self.election = election = Election(
@@ -381,7 +381,7 @@ class Supervisor:
         options = self.options
         if options.http_port is None:
             return
-        from .http import StatusServer
+        from zkelect.ops.http import StatusServer
 
         server = StatusServer(options.http_bind, options.http_port, elections=[election])
         try:

@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import (
+from zkelect.config import ElectionConfig, validate_connect_string
+from zkelect.errors import ConfigurationError
+from zkelect.ops.cli.common import (
     AuthOption,
     GraceOption,
     HostsOption,
@@ -23,10 +25,8 @@ from .cli_common import (
     echo_json,
     valid_path,
 )
-from .config import ElectionConfig, validate_connect_string
-from .doctor import SEQUENCE_WRAP_MARGIN, Status, diagnose, worst
-from .errors import ConfigurationError
-from .supervisor import DEFAULT_GRACE
+from zkelect.ops.doctor import SEQUENCE_WRAP_MARGIN, Status, diagnose, worst
+from zkelect.ops.supervisor import DEFAULT_GRACE
 
 __all__ = ["app"]
 
@@ -106,7 +106,7 @@ def doctor(
     tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
     sasl_user: SaslUserOption = None,
 ) -> None:
-    """Check the deployment against the classic pitfalls (see zkelect.doctor)."""
+    """Check the deployment against the classic pitfalls (see zkelect.ops.doctor)."""
     if path is not None:
         path = valid_path(path)
     # --auth also lets the session read a locked path's ACL.

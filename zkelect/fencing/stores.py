@@ -34,10 +34,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .config import check_seconds
-from .errors import ConfigurationError, StaleEpochError
-from .fencing import FencingToken, describe_epoch
-from .metrics import MetricsRecorder, NoopRecorder
+from zkelect.config import check_seconds
+from zkelect.errors import ConfigurationError, StaleEpochError
+from zkelect.fencing.leadership import FencingToken, describe_epoch
+from zkelect.metrics import MetricsRecorder, NoopRecorder
 
 __all__ = ["FencedStore", "PostgresFencedStore", "SQLiteFencedStore"]
 

@@ -10,7 +10,7 @@ like zkelect's candidates), so they work on any of those recipes' paths:
   and prints one line per leader change;
 * ``resign`` deletes one contender's node with the version it read (so it never deletes a
   node that changed meanwhile), then waits for the next leader;
-* ``exporter`` runs zkelect.exporter (Prometheus metrics for every observed path).
+* ``exporter`` runs zkelect.ops.exporter (Prometheus metrics for every observed path).
 
 What ZooKeeper cannot tell: when the leader *became* leader. A node's ctime is when its
 candidate joined (created the node); it led from the moment its predecessor's node went
@@ -51,9 +51,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import exporter as _exporter
-from .candidate import SequenceWrap, sequence_wrap
-from .cli_common import (
+from zkelect._election.contenders import Contender, ContenderKind, contender_order
+from zkelect._election.nodes import SequenceWrap, sequence_wrap
+from zkelect.config import MAX_SECONDS
+from zkelect.ops import exporter as _exporter
+from zkelect.ops.cli.common import (
     DEFAULT_HOSTS,
     AuthOption,
     CliError,
@@ -72,9 +74,7 @@ from .cli_common import (
     echo_json,
     valid_path,
 )
-from .config import MAX_SECONDS
-from .contenders import Contender, ContenderKind, contender_order
-from .security import ClientSecurity
+from zkelect.security import ClientSecurity
 
 __all__ = ["Candidate", "Snapshot", "app", "read_election"]
 
@@ -133,7 +133,7 @@ _EXPORTER_HELP = (
     "Export the leaders of election paths as Prometheus metrics, read-only.\n\n"
     "Serves http://BIND:PORT/metrics for zkelect, Curator and kazoo elections until "
     "SIGINT/SIGTERM, and prints 'listening on URL' once serving. The same as "
-    "'python -m zkelect.exporter'; see docs/exporter.md for the metrics."
+    "'python -m zkelect.ops.exporter'; see docs/exporter.md for the metrics."
 )
 
 

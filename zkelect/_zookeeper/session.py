@@ -62,20 +62,20 @@ from kazoo.protocol.serialization import Transaction as KazooMulti
 from kazoo.protocol.states import KazooState, WatchedEvent
 from kazoo.security import OPEN_ACL_UNSAFE
 
-from .clock import Clock, monotonic_clock
-from .config import ElectionConfig, validate_connect_string
-from .connect import start_client
-from .dispatch import Notifier, TimerHandle, Timers, WorkerPool
-from .errors import (
+from zkelect._dispatch import Notifier, TimerHandle, Timers, WorkerPool
+from zkelect._zookeeper.connect import start_client
+from zkelect._zookeeper.hooks import ConnectionTap
+from zkelect._zookeeper.lease import Lease, LeaseFigures, report_delay
+from zkelect.clock import Clock, monotonic_clock
+from zkelect.config import ElectionConfig, validate_connect_string
+from zkelect.errors import (
     ChrootMissingError,
     ConfigurationError,
     PermissionDeniedError,
 )
-from .kazoo_hooks import ConnectionTap
-from .lease import Lease, LeaseFigures, report_delay
 
 if TYPE_CHECKING:
-    from .joins import JoinBatcher
+    from zkelect._zookeeper.joins import JoinBatcher
 
 __all__ = ["ConnectionState", "NodeStat", "Session"]
 
@@ -723,7 +723,7 @@ class Session:
         """This session's batcher of candidate creates (see joins.py), made on first use."""
         with self._lock:
             if self._joins is None:
-                from .joins import JoinBatcher  # joins.py builds on this module
+                from zkelect._zookeeper.joins import JoinBatcher  # joins.py builds on this module
 
                 self._joins = JoinBatcher(self)
             return self._joins

@@ -1,4 +1,4 @@
-"""The guided failover demo: ``zkelect demo`` (or ``python -m zkelect.demo``).
+"""The guided failover demo: ``zkelect demo`` (or ``python -m zkelect.ops.demo``).
 
 In well under a minute, on this machine only, it shows what zkelect is for, with real
 processes and real ZooKeeper servers:
@@ -16,7 +16,7 @@ processes and real ZooKeeper servers:
    then its supervisor thaws, learns it lost leadership, stops the worker, rejoins;
 7. everything is stopped by PID, and a summary and a leadership timeline are printed.
 
-The worker is this module too: ``python -m zkelect.demo --worker --db FILE``.
+The worker is this module too: ``python -m zkelect.ops.demo --worker --db FILE``.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO, TypeVar
 
-from .errors import ZkElectError
-from .lifeline import popen_tied
+from zkelect._lifeline import popen_tied
+from zkelect.errors import ZkElectError
 
 __all__ = ["DemoError", "main", "run_demo", "worker_main"]
 
@@ -75,8 +75,8 @@ def worker_main(db: str) -> int:
     lower than one it has accepted. After a refusal this worker knows it was deposed: it
     writes no more and waits for its supervisor to stop it.
     """
-    from .fencing import FencingToken
-    from .stores import SQLiteFencedStore
+    from zkelect.fencing.leadership import FencingToken
+    from zkelect.fencing.stores import SQLiteFencedStore
 
     token = FencingToken.parse(os.environ.get("ZKELECT_TOKEN"))
     who = f"worker {token.candidate_id} pid={os.getpid()}"
@@ -334,7 +334,7 @@ class Demo:
         return [
             sys.executable,
             "-m",
-            "zkelect.cli",
+            "zkelect.ops.cli.main",
             "run",
             ELECTION_PATH,
             "--id",
@@ -350,7 +350,7 @@ class Demo:
             "--",
             sys.executable,
             "-m",
-            "zkelect.demo",
+            "zkelect.ops.demo",
             "--worker",
             "--db",
             self.db,
@@ -389,7 +389,7 @@ class Demo:
     def queue(self, client: Any) -> list[Any]:
         from kazoo.exceptions import NoNodeError
 
-        from .candidate import LeaderInfo, election_order
+        from zkelect._election.nodes import LeaderInfo, election_order
 
         infos = []
         client.sync(ELECTION_PATH)  # a member may lag behind the leader: read after a sync
@@ -416,7 +416,7 @@ class Demo:
         example = self.candidate_command("node-a", "<ensemble>")
         self.line(
             "    $ zkelect " + " ".join(example[3:5]) + " --id node-a ... -- "
-            "python -m zkelect.demo --worker --db store.db"
+            "python -m zkelect.ops.demo --worker --db store.db"
         )
         self.t0 = time.monotonic()
         for candidate_id in CANDIDATE_IDS:
@@ -620,7 +620,7 @@ class Demo:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(candidate.pid, signal.SIGCONT)
             for worker in candidate.worker_pids:
-                if alive(worker) and "zkelect.demo" in _cmdline(worker):  # never a reused pid
+                if alive(worker) and "zkelect.ops.demo" in _cmdline(worker):  # never a reused pid
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.killpg(worker, signal.SIGCONT)
         leading = self._leader_now()
@@ -645,7 +645,7 @@ class Demo:
         for pid in self.worker_pids():
             while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            if alive(pid) and "zkelect.demo" in _cmdline(pid):  # still ours: never a reused pid
+            if alive(pid) and "zkelect.ops.demo" in _cmdline(pid):  # still ours: never a reused pid
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
 
@@ -808,8 +808,8 @@ def _quiet_logs(verbose: bool) -> None:
 def _demo(demo: Demo) -> None:
     from kazoo.client import KazooClient
 
-    from .ensemble import LocalEnsemble
-    from .stores import SQLiteFencedStore
+    from zkelect.fencing.stores import SQLiteFencedStore
+    from zkelect.testing.ensemble import LocalEnsemble
 
     SQLiteFencedStore(demo.db)  # creates the fence table
     with sqlite3.connect(demo.db) as conn:
@@ -891,7 +891,7 @@ def run_demo(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m zkelect.demo",
+        prog="python -m zkelect.ops.demo",
         description="Guided failover demo (same as `zkelect demo`): a local 3-member "
         "ZooKeeper ensemble, three `zkelect run` candidates writing through a fenced store.",
     )

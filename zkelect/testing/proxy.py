@@ -45,7 +45,7 @@ import time
 from collections.abc import Collection
 from types import TracebackType
 
-from .errors import ConfigurationError
+from zkelect.errors import ConfigurationError
 
 __all__ = [
     "OP_CLOSE_SESSION",

@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from .candidate import LeaderInfo, election_order, parse_node
-from .errors import ZkElectError
-from .session import ConnectionState, NoNode, Retryable, Session, SessionGone
+from zkelect._election.nodes import LeaderInfo, election_order, parse_node
+from zkelect._zookeeper.session import ConnectionState, NoNode, Retryable, Session, SessionGone
+from zkelect.errors import ZkElectError
 
 __all__ = ["UNSET", "LeaderObserver"]
 

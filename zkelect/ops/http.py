@@ -14,7 +14,7 @@ server). It binds to loopback unless told otherwise.
 Run as a module it is one complete candidate, which the compose stack and the tests
 use::
 
-    python -m zkelect.http --hosts 127.0.0.1:2181 --path /elections/demo --id node-a --port 9464
+    python -m zkelect.ops.http --hosts 127.0.0.1:2181 --path /elections/demo --id node-a --port 9464
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
-from .errors import ConfigurationError, ElectionStoppedError, ZkElectError
-from .session import ConnectionState
+from zkelect._zookeeper.session import ConnectionState
+from zkelect.errors import ConfigurationError, ElectionStoppedError, ZkElectError
 
 if TYPE_CHECKING:
-    from .election import Election
+    from zkelect._election.election import Election
 
 __all__ = ["StatusServer", "main"]
 
@@ -48,7 +48,7 @@ log = logging.getLogger("zkelect")
 
 _JSON = "application/json"
 _ENDPOINTS = ["/metrics", "/healthz", "/leader", "/leader?election=<path>"]
-_PROG = "zkelect.http"  # the prefix of every command-line error
+_PROG = "zkelect.ops.http"  # the prefix of every command-line error
 
 
 class StatusServer:
@@ -209,7 +209,7 @@ class StatusServer:
 
 
 def _election(value: object) -> Election:
-    from .election import Election  # at call time, as in main(): no import cycle
+    from zkelect._election.election import Election  # at call time, as in main(): no import cycle
 
     if not isinstance(value, Election):
         raise ConfigurationError(f"expected a zkelect Election, got {value!r}")
@@ -307,7 +307,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> _Parser:
     parser = _Parser(
-        prog="python -m zkelect.http",
+        prog="python -m zkelect.ops.http",
         description="Run one zkelect candidate and serve /metrics, /healthz and /leader "
         "until SIGTERM or SIGINT.",
     )
@@ -343,9 +343,9 @@ def _port(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one candidate with a PrometheusRecorder and the endpoints; 0 after a signal,
     1 on an operational failure (no ZooKeeper, port taken), 2 on bad arguments."""
-    from .config import ElectionConfig
-    from .election import Election
-    from .metrics import PrometheusRecorder
+    from zkelect._election.election import Election
+    from zkelect.config import ElectionConfig
+    from zkelect.metrics import PrometheusRecorder
 
     args = _parser().parse_args(argv)
     prog = _PROG

@@ -42,7 +42,7 @@ from typing import TypeVar
 
 from kazoo.client import KazooClient, KazooState
 
-from .errors import ConfigurationError, ConnectionFailedError
+from zkelect.errors import ConfigurationError, ConnectionFailedError
 
 __all__ = [
     "FIRED_WATCH_KEYS",

@@ -52,14 +52,14 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from kazoo.security import Permissions
 
-from .candidate import sequence_counter, sequence_wrap
-from .config import split_connect_string
-from .connect import start_client
-from .contenders import contender_order
-from .errors import ConnectionFailedError, ZkElectError
-from .lease import lease_figures
-from .security import ClientSecurity
-from .supervisor import DEFAULT_GRACE
+from zkelect._election.contenders import contender_order
+from zkelect._election.nodes import sequence_counter, sequence_wrap
+from zkelect._zookeeper.connect import start_client
+from zkelect._zookeeper.lease import lease_figures
+from zkelect.config import split_connect_string
+from zkelect.errors import ConnectionFailedError, ZkElectError
+from zkelect.ops.supervisor import DEFAULT_GRACE
+from zkelect.security import ClientSecurity
 
 __all__ = [
     "CHECK_NAMES",
@@ -564,7 +564,7 @@ def check_lease(
 
     ``session_timeout_s`` is the timeout the servers grant (the negotiated one when the
     bounds are known: ``negotiated``). The lease is the one the candidates apply
-    (zkelect.lease.lease_figures): what is left right after each heartbeat's answer. Rules:
+    (``lease_figures``): what is left right after each heartbeat's answer. Rules:
 
     1. that lease below :data:`MIN_REALISTIC_LEASE`: ordinary hiccups revoke the leader, the
        election flaps.

@@ -1,15 +1,14 @@
 """The ``zkelect`` command: operators and scripts drive elections from a shell.
 
-Commands live in small modules (each a Typer app merged into this one): run and demo in
-cli_run.py; status, watch, resign and exporter in cli_inspect.py; ensemble in
-cli_ensemble.py; doctor in cli_doctor.py. This module owns the entry point and the error
+Commands live in small modules beside this one (each a Typer app merged into this one): run
+and demo in run.py; status, watch, resign and exporter in inspect.py; ensemble in
+ensemble.py; doctor in doctor.py. This module owns the entry point and the error
 conventions: one line on stderr, exit 2 for usage errors, 1 for operational failures,
 never a traceback.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import Annotated
 
@@ -20,9 +19,10 @@ try:  # typer >= 0.20 vendors click; older releases use the click package
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click_errors  # type: ignore[no-redef,import-not-found,unused-ignore]
 
-from ._version import __version__
-from .cli_common import CliError
-from .errors import ConfigurationError, ZkElectError
+from zkelect._version import __version__
+from zkelect.errors import ConfigurationError, ZkElectError
+from zkelect.ops.cli import doctor, ensemble, inspect, run
+from zkelect.ops.cli.common import CliError
 
 __all__ = ["app", "main"]
 
@@ -35,8 +35,6 @@ app = typer.Typer(
     add_completion=True,
 )
 
-# Each module defines a Typer app whose commands join the root command.
-_COMMAND_MODULES = ("cli_run", "cli_inspect", "cli_ensemble", "cli_doctor")
 
 
 def _version(value: bool) -> None:
@@ -55,18 +53,8 @@ def _root(
     """zkelect: leader election on Apache ZooKeeper."""
 
 
-def _register() -> None:
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"zkelect.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"zkelect.{name}":
-                continue  # a command group not built yet
-            raise
-        app.add_typer(module.app)
-
-
-_register()
+for _commands in (run, inspect, ensemble, doctor):
+    app.add_typer(_commands.app)
 
 
 def main(argv: list[str] | None = None) -> int:

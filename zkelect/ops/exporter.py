@@ -35,7 +35,7 @@ session expires the watches are gone; they are set again, and every path re-read
 kazoo has a new session. While disconnected the metrics keep the last observed values and
 ``zkelect_observer_connected`` is 0.
 
-Run it as ``python -m zkelect.exporter --hosts H --path P [--path P2 ...] --port N``.
+Run it as ``python -m zkelect.ops.exporter --hosts H --path P [--path P2 ...] --port N``.
 """
 
 from __future__ import annotations
@@ -60,15 +60,15 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import MetricsHandler
 
-from .candidate import sequence_wrap
-from .config import check_seconds, validate_connect_string, validate_path
-from .connect import start_client
-from .contenders import Contender, ContenderKind, contender_order
-from .errors import ConfigurationError, ZkElectError
+from zkelect._election.contenders import Contender, ContenderKind, contender_order
+from zkelect._election.nodes import sequence_wrap
+from zkelect._zookeeper.connect import start_client
+from zkelect.config import check_seconds, validate_connect_string, validate_path
+from zkelect.errors import ConfigurationError, ZkElectError
 
 __all__ = ["ElectionExporter", "ObservedElection", "main", "run"]
 
-log = logging.getLogger("zkelect.exporter")
+log = logging.getLogger("zkelect.ops.exporter")
 
 DEFAULT_REFRESH_INTERVAL = 15.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
@@ -93,7 +93,7 @@ class ObservedElection:
     failure, None after a successful read. ``sequence_wrapped``: a contender's sequence
     number is negative (ZooKeeper's counter wrapped); ``orders_differ``: Curator's and
     kazoo's string order puts another node first than the leader reported here
-    (``zkelect.candidate.sequence_wrap``).
+    (``zkelect._election.nodes.sequence_wrap``).
     """
 
     path: str
@@ -643,7 +643,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> _Parser:
     parser = _Parser(
-        prog="python -m zkelect.exporter",
+        prog="python -m zkelect.ops.exporter",
         description="Export the leader of ZooKeeper election paths (zkelect, Curator "
         "LeaderLatch/LeaderSelector, kazoo Election/Lock) as Prometheus metrics, read-only.",
     )
@@ -755,7 +755,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m zkelect.exporter``: parse ``argv``, run until SIGTERM or SIGINT."""
+    """``python -m zkelect.ops.exporter``: parse ``argv``, run until SIGTERM or SIGINT."""
     try:
         args = _parser().parse_args(argv)
     except _UsageError as exc:

@@ -25,10 +25,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import ConfigurationError, InvalidTokenError, StaleEpochError
-from .fencing import FencingToken, Leadership, describe_epoch
-from .metrics import MetricsRecorder, NoopRecorder
-from .stores import FencedStore
+from zkelect.errors import ConfigurationError, InvalidTokenError, StaleEpochError
+from zkelect.fencing.leadership import FencingToken, Leadership, describe_epoch
+from zkelect.fencing.stores import FencedStore
+from zkelect.metrics import MetricsRecorder, NoopRecorder
 
 __all__ = ["FENCING_HEADER", "Admission", "FencingGuard", "fencing_headers"]
 

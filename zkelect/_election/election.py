@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar, overload
 
-from .candidate import (
+from zkelect._election.nodes import (
     CandidateNode,
     LeaderInfo,
     election_order,
@@ -47,36 +47,9 @@ from .candidate import (
     parse_node,
     sequence_wrap,
 )
-from .clock import Clock, monotonic_clock
-from .config import (
-    ElectionConfig,
-    SuspendedPolicy,
-    check_timeout,
-    default_candidate_id,
-    validate_candidate_id,
-    validate_path,
-)
-from .errors import (
-    ConfigurationError,
-    ConnectionFailedError,
-    ElectionStoppedError,
-    ElectionTimeoutError,
-    PermissionDeniedError,
-    ZkElectError,
-)
-from .fencing import FencingToken, Leadership
-from .joins import JoinTicket
-from .metrics import MetricsRecorder, NoopRecorder
-from .observer import UNSET, LeaderObserver
-from .security import (
-    DigestAuth,
-    ElectionAcl,
-    SaslOptions,
-    TlsOptions,
-    check_options,
-    kazoo_options,
-)
-from .session import (
+from zkelect._election.observer import UNSET, LeaderObserver
+from zkelect._zookeeper.joins import JoinTicket
+from zkelect._zookeeper.session import (
     ConnectionState,
     Listing,
     NodeStat,
@@ -86,6 +59,33 @@ from .session import (
     Session,
     SessionGone,
     listing_of,
+)
+from zkelect.clock import Clock, monotonic_clock
+from zkelect.config import (
+    ElectionConfig,
+    SuspendedPolicy,
+    check_timeout,
+    default_candidate_id,
+    validate_candidate_id,
+    validate_path,
+)
+from zkelect.errors import (
+    ConfigurationError,
+    ConnectionFailedError,
+    ElectionStoppedError,
+    ElectionTimeoutError,
+    PermissionDeniedError,
+    ZkElectError,
+)
+from zkelect.fencing.leadership import FencingToken, Leadership
+from zkelect.metrics import MetricsRecorder, NoopRecorder
+from zkelect.security import (
+    DigestAuth,
+    ElectionAcl,
+    SaslOptions,
+    TlsOptions,
+    check_options,
+    kazoo_options,
 )
 
 __all__ = ["Election", "Lifecycle"]
@@ -272,7 +272,7 @@ class Election:
                 self._cond.notify_all()
             raise
         self._check_path_acl()
-        from .dispatch import Actor
+        from zkelect._dispatch import Actor
 
         self._actor = Actor(self._session.pool, self._handle)  # type: ignore[arg-type]
         self._metrics.election_started(self.path)

@@ -28,9 +28,9 @@ from xml.sax.saxutils import escape
 
 from kazoo.client import KazooClient
 
+from zkelect._lifeline import popen_tied
 from zkelect.config import check_seconds
 from zkelect.errors import ConfigurationError, ConnectionFailedError, ZooKeeperNotFoundError
-from zkelect.lifeline import popen_tied
 
 __all__ = ["LocalEnsemble", "ServerSasl", "ServerTls", "ZooKeeperInstall", "find_zookeeper"]
 
