@@ -20,6 +20,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from zkelect.clock import Clock, monotonic_clock, on_advance
+
 __all__ = ["Actor", "Notifier", "Timers", "WorkerPool"]
 
 log = logging.getLogger("zkelect")
@@ -110,20 +112,30 @@ class TimerHandle:
 
 
 class Timers:
-    """One thread firing callbacks at monotonic deadlines. Callbacks must be quick."""
+    """One thread firing callbacks at deadlines on ``clock``. Callbacks must be quick.
 
-    def __init__(self, name: str) -> None:
+    The real clock is read as ``time.monotonic`` itself (no wrapper call per timer); a
+    ManualClock wakes the thread when it is advanced, so its timers fire without real waits.
+    """
+
+    def __init__(self, name: str, clock: Clock = monotonic_clock) -> None:
+        self._now: Clock = time.monotonic if clock is monotonic_clock else clock
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, TimerHandle, Callable[[], None]]] = []
         self._counter = itertools.count()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name=f"{name}-timers", daemon=True)
         self._thread.start()
+        on_advance(clock, self._wake)
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> TimerHandle:
         handle = TimerHandle()
         with self._cond:
-            deadline = time.monotonic() + max(0.0, delay)
+            deadline = self._now() + max(0.0, delay)
             heapq.heappush(self._heap, (deadline, next(self._counter), handle, fn))
             self._cond.notify()
         return handle
@@ -133,7 +145,7 @@ class Timers:
             with self._cond:
                 while not self._stopped:
                     if self._heap:
-                        wait = self._heap[0][0] - time.monotonic()
+                        wait = self._heap[0][0] - self._now()
                         if wait <= 0:
                             break
                         self._cond.wait(wait)

@@ -252,7 +252,7 @@ class Session:
                 return
             name = "zkelect"
             self.pool = WorkerPool(self.config.worker_threads, name)
-            self.timers = Timers(name)
+            self.timers = Timers(name, self.clock)
             self.notifier = Notifier(name)
             # Listen only while in use: an election built but never started leaves no trace
             # on the client. Read the state afresh: it may have changed since construction.
