@@ -1,0 +1,144 @@
+"""Creating our candidate node (phase CREATING), and finding it again when the answer to a
+create was lost (R1).
+
+A create whose answer never came may still have landed: its node would then sit in the
+queue with nobody owning it in our mind, blocking everyone behind it until the session
+ends. So every create attempt names its node with a fresh GUID (``new_node_prefix``), and
+until an answer is taken the attempt is *uncertain*: the next try looks for a node with
+that prefix owned by our session (after a sync) before creating another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable
+
+from zkelect._election.nodes import new_node_prefix
+from zkelect._election.ports import PendingPort, SessionPort, TicketPort
+from zkelect._zookeeper.session import Listing, NodeStat, NoNode
+
+__all__ = ["Created", "Joiner"]
+
+Created = tuple[str, NodeStat]  # our node's name (not its path) and stat
+
+
+class Joiner:
+    """One candidacy's create attempts; its fields belong to the candidacy's actor."""
+
+    def __init__(self, session: SessionPort, path: str, data: bytes, timeout: float) -> None:
+        self._session = session
+        self._path = path
+        self._data = data
+        self._timeout = timeout
+        self.guid: str | None = None  # the GUID of the attempt not yet answered
+        self.uncertain = False  # a create of that attempt was sent: it may have landed
+        self.ticket: TicketPort | None = None  # a create batched by start(wait=False)
+
+    @property
+    def in_flight(self) -> bool:
+        return self.ticket is not None or self.uncertain
+
+    def settled(self) -> None:
+        """A node was adopted: no attempt is open any more."""
+        self.guid = None
+        self.uncertain = False
+
+    def reset(self) -> None:
+        """The session was lost: its creates are no longer ours to find (R2)."""
+        self.settled()
+        self.ticket = None
+
+    def create(self) -> Created:
+        """Our node: the batched create's answer, the node of an uncertain create found
+        again, or a new one (R1). Raises what the request raised (the attempt stays open)."""
+        taken = self.take()
+        if taken is not None:
+            return taken
+        session_id = self._session.session_id
+        if self.guid is None:
+            self.guid = str(uuid.uuid4())
+            self.uncertain = False
+        prefix = new_node_prefix(self.guid)
+        if self.uncertain:
+            found = self.find_own(prefix, session_id)
+            if found is not None:
+                return found
+        self.uncertain = True
+        created, stat = self._session.create_candidate(self._child(prefix), self._data)
+        return created.rsplit("/", 1)[1], stat
+
+    def send(
+        self, answered: Callable[[str, TicketPort, PendingPort | Listing | None], None]
+    ) -> None:
+        """Hand a create to the session's batcher (``start(wait=False)``); ``answered`` is
+        called on kazoo's thread with the children known or read ahead: none to read if the
+        batch created the election path too (nothing can precede us), else read the moment
+        the create is answered (so the read sees our node)."""
+        guid = str(uuid.uuid4())
+        self.guid = guid
+        self.uncertain = True  # R1: a lost reply is found again by its prefix
+        ticket = self._session.joins.submit(
+            self._path, self._child(new_node_prefix(guid)), self._data
+        )
+        slots = self._session.join_slots
+
+        def on_answer() -> None:
+            slots.release()
+            children: PendingPort | Listing | None = None
+            with contextlib.suppress(Exception):
+                outcome = ticket.result(0)
+                if outcome.first:  # as of its creation, our node was the only one
+                    name = outcome.node_path.rsplit("/", 1)[1]
+                    children = Listing([name], outcome.stat.czxid)
+                else:
+                    children = self._session.send_listing(self._path)
+            answered(guid, ticket, children)
+
+        self.ticket = ticket
+        ticket.when_done(on_answer)
+
+    def owns(self, guid: str, ticket: TicketPort) -> bool:
+        """Whether a batched answer is still the one we wait for (not taken by another
+        step, nor reset by a lost session)."""
+        return ticket is self.ticket and guid == self.guid
+
+    def take(self) -> Created | None:
+        """The answer of the batched create (waiting for it if need be); None if none is in
+        flight. Raises what the create raised (the attempt stays uncertain, so a retry finds
+        the node by its prefix if it did land)."""
+        ticket, self.ticket = self.ticket, None
+        if ticket is None:
+            return None
+        outcome = ticket.result(self._timeout)
+        return outcome.node_path.rsplit("/", 1)[1], outcome.stat
+
+    def find_own(self, prefix: str, session_id: int | None) -> Created | None:
+        """Our node of an uncertain create (R1). Looked for after a sync: the member we are
+        connected to now may not have applied that create yet, and a node we miss would be
+        an orphan ahead of the one we create instead."""
+        try:
+            self._session.sync()
+            children = self._session.children(self._path)
+        except NoNode:
+            return None
+        for name in children:
+            if name.startswith(prefix):
+                stat = self._session.exists(self._child(name))
+                if stat is not None and stat.ephemeral_owner == session_id:
+                    return name, stat
+        return None
+
+    def delete_uncertain(self) -> None:
+        """Delete the node of an uncertain create, if it landed (on leaving)."""
+        if self.guid is None:
+            return
+        found = self.find_own(new_node_prefix(self.guid), self._session.session_id)
+        if found is not None:
+            with contextlib.suppress(NoNode):
+                self._session.delete(self._child(found[0]))
+        self.uncertain = False
+        self.guid = None
+
+    def _child(self, name: str) -> str:
+        return f"{self._path}/{name}"

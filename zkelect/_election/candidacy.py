@@ -1,0 +1,487 @@
+"""The candidacy state machine: join, watch the predecessor, lead, resign, rejoin.
+
+Its steps run on the election's actor, one message at a time (``handle``), so the fields
+below need no lock. They read top to bottom:
+
+1. join       ``_join``: create our EPHEMERAL_SEQUENTIAL node (``Joiner``, found again by its
+              GUID if the answer was lost: R1), or adopt the node of a batched create.
+2. reconcile  ``_reconcile_once``: read the children; if our node is gone, join again; if
+              our own orphans are ahead of us, delete them.
+3. wait/lead  not first: leave one watch on the immediate predecessor (R3) and wait for it
+              to fire; first and ours (R2, R4): lead (``_lead``, after proving the session
+              alive: R7) and watch our own node.
+4. leave      ``_resign`` (delete our node, rejoin at the back) or ``_stop`` (delete, done);
+              ``_fail`` on a terminal error (leave, so nobody waits behind us for ever).
+
+A transient error anywhere schedules a retry on the session's timers (``_schedule_retry``).
+Leadership itself flips only in ``Standing`` (standing.py), which other threads share.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from zkelect._election._joining import Joiner
+from zkelect._election._leaving import Leaving
+from zkelect._election._watching import Watches
+from zkelect._election._wrap import WrapReport
+from zkelect._election.messages import (
+    RECHECK,
+    REJOIN,
+    RETRY,
+    Joined,
+    Message,
+    ObserverFired,
+    OwnNodeAnswered,
+    Phase,
+    PredecessorFired,
+    Recheck,
+    Rejoin,
+    Resign,
+    Retry,
+    SessionChanged,
+    Start,
+    Stop,
+    Subscribe,
+    assert_never,
+)
+from zkelect._election.nodes import CandidateNode, election_order, parse_node
+from zkelect._election.observer import UNSET
+from zkelect._election.ports import ObserverPort, PendingPort, SessionPort, TicketPort
+from zkelect._election.standing import Standing
+from zkelect._zookeeper.session import (
+    ConnectionState,
+    Listing,
+    NodeStat,
+    NoNode,
+    Retryable,
+    SessionGone,
+    listing_of,
+)
+from zkelect.clock import Clock
+from zkelect.config import ElectionConfig, SuspendedPolicy
+from zkelect.errors import PermissionDeniedError, ZkElectError
+from zkelect.metrics import MetricsRecorder
+
+__all__ = ["Candidacy"]
+
+log = logging.getLogger("zkelect")
+_MAX_PASSES = 16  # re-reads in one step before backing off (a churning election)
+
+
+class Candidacy:
+    """One election's candidacy; ``handle`` is its actor's handler."""
+
+    def __init__(
+        self,
+        session: SessionPort,
+        path: str,
+        data: bytes,
+        *,
+        config: ElectionConfig,
+        clock: Clock,
+        metrics: MetricsRecorder,
+        standing: Standing,
+        observer: ObserverPort,
+        observing: bool,
+    ) -> None:
+        self.path = path
+        self._session = session
+        self._config = config
+        self._clock = clock
+        self._metrics = metrics
+        self.standing = standing
+        self._observer = observer
+        self._observing = observing
+        self._joiner = Joiner(session, path, data, config.request_timeout)
+        self._watches = Watches(session, path)
+        self._wrap = WrapReport(path, metrics)
+        self._leaving = Leaving(session, path, config.request_timeout, clock)
+        self.post: Callable[[Message], None] = lambda message: None  # the actor's, at start
+        # Owned by the actor (one step at a time): no lock needed.
+        self.node: str | None = None  # our candidate node's name
+        self.node_stat: NodeStat | None = None
+        self._waiting_since = 0.0
+        self._retry_pending = False
+        self._retry_delay = config.retry_initial_delay
+        # Set after a revocation or a reconnect that kept our node: before leading again,
+        # read the children after a sync (a lagging member must not show a stale queue) and
+        # confirm the session with a round trip sent after deciding to lead (R7).
+        self._recheck = False
+        # The children, read (or known) ahead of the step that needs them.
+        self._prefetched: PendingPort | Listing | None = None
+        self._listing_zxid = 0  # the state our last look at the children showed
+
+    def attach(self, post: Callable[[Message], None]) -> None:
+        """Start taking messages: ``post`` puts one in the actor's mailbox."""
+        self.post = self._watches.post = post
+        self.standing.recheck = lambda: post(RECHECK)
+
+    @property
+    def phase(self) -> Phase:
+        """Where the candidacy stands, from the one set of fields that decides it."""
+        standing = self.standing
+        if standing.closing or standing.failure is not None:
+            return Phase.STOPPED
+        if self.node is None:
+            return Phase.CREATING if self._joiner.in_flight else Phase.NO_NODE
+        return Phase.WAITING if standing.leadership is None else Phase.LEADING
+
+    # -- the actor ------------------------------------------------------------------------------
+
+    def handle(self, message: Message) -> None:
+        match message:
+            case Stop(done):
+                self._stop(done)
+            case _ if self.phase is Phase.STOPPED:
+                self._refuse(message)
+            case PredecessorFired(generation, children):
+                if generation == self._watches.generation:
+                    self._watches.watched = None
+                    self._waiting_since = self._clock()
+                    self._prefetched = children
+                    self._reconcile()
+            case Start(first):
+                self._waiting_since = self._clock()
+                if first is None:
+                    self._send_join()
+                else:
+                    self._reconcile(first)
+                self._observe()
+            case Joined(guid, ticket, children):
+                self._joined(guid, ticket, children)
+            case Retry():
+                self._retry_pending = False
+                self._reconcile()
+            case Rejoin():
+                self._reconcile()
+            case Recheck():
+                self._recheck = True
+                self._reconcile()
+            case OwnNodeAnswered(generation, answer):
+                self._own_node_answered(generation, answer)
+            case SessionChanged(state):
+                self._session_changed(state)
+            case Resign(done):
+                self._resign(done)
+            case Subscribe(inbox):
+                if self._observer.last is not UNSET:
+                    inbox.put(self._observer.last)
+                self._observing = True
+                self._observe()
+            case ObserverFired(generation):
+                self._observer.on_fired(generation)
+            case _:
+                assert_never(message)
+
+    def _refuse(self, message: Message) -> None:
+        """A message that arrives once stopping or failed: give back what it holds."""
+        if isinstance(message, Start) and message.first is None:
+            self._session.join_slots.release()
+        elif isinstance(message, Resign):
+            message.done.set_result(False)
+
+    # -- 1. join --------------------------------------------------------------------------------
+
+    def _join(self) -> None:
+        """Create our node, finding it again if a previous create's reply was lost (R1)."""
+        self._adopt(*self._joiner.create())
+
+    def _send_join(self) -> None:
+        """The first join of ``start(wait=False)``: hand the create to the session's batcher;
+        its answer comes back as a ``Joined`` message with the children already known."""
+        if self._session.state is not ConnectionState.CONNECTED or self.node is not None:
+            self._session.join_slots.release()
+            self._reconcile()  # nothing to pipeline; the usual path retries as needed
+            return
+        post = self.post
+        self._joiner.send(lambda guid, ticket, children: post(Joined(guid, ticket, children)))
+
+    def _joined(
+        self, guid: str, ticket: TicketPort, children: PendingPort | Listing | None
+    ) -> None:
+        if not self._joiner.owns(guid, ticket):
+            return  # already taken by another step, or reset by a lost session
+        try:
+            taken = self._joiner.take()
+        except (Retryable, SessionGone, NoNode):
+            self._schedule_retry()
+            return
+        except ZkElectError as exc:
+            self._fail(exc)
+            return
+        if taken is not None:
+            self._adopt(*taken)
+        self._prefetched = children
+        self._reconcile()
+
+    def _adopt(self, name: str, stat: NodeStat) -> None:
+        self.node = name
+        self.node_stat = stat
+        self._joiner.settled()
+        self._watches.watched = None
+        self._waiting_since = self._clock()
+
+    def _forget_node(self) -> None:
+        self.node = None
+        self.node_stat = None
+        self._watches.forget()
+
+    # -- 2. reconcile ---------------------------------------------------------------------------
+
+    def _reconcile(self, first: Future[None] | None = None) -> None:
+        """Bring our candidacy in line with ZooKeeper; schedule a retry on failure."""
+        try:
+            if self._session.state is ConnectionState.CONNECTED:
+                self._reconcile_once()
+                self._retry_delay = self._config.retry_initial_delay
+        except (Retryable, SessionGone) as exc:
+            log.debug("zkelect %s: will retry after %r", self.path, exc)
+            self._schedule_retry()
+        except ZkElectError as exc:  # terminal: permission denied, bad arguments
+            self._fail(exc)
+            if first is not None:
+                first.set_exception(exc)
+                return
+        if first is not None:
+            first.set_result(None)
+
+    def _reconcile_once(self) -> None:
+        self._leaving.delete_abandoned()
+        for _ in range(_MAX_PASSES):
+            if self.node is None:
+                self._join()
+            order = self._read_order()
+            names = [node.name for node in order]
+            if self.node not in names:
+                self.standing.revoke("node_deleted")
+                self._forget_node()
+                continue
+            index = names.index(self.node)
+            orphans = self._own_orphans(order[:index])
+            if orphans:
+                # Nodes of our own create attempt ahead of us (a create whose reply was lost,
+                # missed by a look at a lagging member, then made again): never wait on them.
+                log.warning("zkelect %s: deleting our own orphan node(s) %s", self.path, orphans)
+                self._leaving.abandoned.extend(orphans)
+                self._leaving.delete_abandoned()
+                continue
+            if index == 0:
+                stat = self.node_stat
+                if stat is None or stat.ephemeral_owner != self._session.session_id:
+                    self.standing.revoke("session_changed")  # R2: not our node now
+                    self._forget_node()
+                    continue
+                self._lead()
+                return
+            if not self._watches.on_predecessor(names[index - 1]):
+                continue  # the predecessor left meanwhile, or is foreign: read again (R3)
+            # After the watch: a leader is not revoked for a foreign node ahead of it (a
+            # real candidate can never be created ahead of the leader: sequences only grow).
+            self.standing.revoke("not_first")
+            self._recheck = False
+            return
+        self._schedule_retry()
+
+    def _read_order(self) -> list[CandidateNode]:
+        """The candidates in election order, foreign nodes skipped (and reported)."""
+        try:
+            children = self._read_children()
+        except NoNode:
+            children = []  # the election path itself was deleted (R10)
+        order = self._watches.skip_foreign(election_order(children), children)
+        self._metrics.candidates_seen(self.path, len(order))
+        self._wrap.report(order)
+        return order
+
+    def _read_children(self) -> list[str]:
+        """The children, read ahead or now; remembers the zxid of the state they show.
+
+        Read now after a revocation or a reconnect (``_recheck``): after a sync, so that a
+        member that lags behind the leader cannot show us first in a stale queue.
+        """
+        prefetched, self._prefetched = self._prefetched, None
+        if isinstance(prefetched, Listing):
+            listing = prefetched
+        elif prefetched is not None:
+            listing = listing_of(prefetched.result())
+        else:
+            if self._recheck:
+                self._session.sync()
+            listing = self._session.listing(self.path)
+        self._listing_zxid = listing.pzxid
+        return listing.names
+
+    def _own_orphans(self, ahead: list[CandidateNode]) -> list[str]:
+        """Nodes ahead of ours that carry our node's GUID: made by our own create attempt."""
+        own = parse_node(self.node or "")
+        if own is None or own.guid is None:
+            return []
+        return [node.name for node in ahead if node.guid == own.guid]
+
+    # -- 3. lead --------------------------------------------------------------------------------
+
+    def _lead(self) -> None:
+        """Our node is first and ours: lead, once the session is proven alive (R7)."""
+        if self._recheck:
+            # After a revocation or a reconnect: a round trip through the ZooKeeper leader
+            # sent after deciding, so a session the servers are expiring is not led on.
+            self._session.sync()
+        if self._session.lease_remaining() <= 0:
+            # Not proven (yet): a client connected before we saw it, a lease that ran out,
+            # a create found again by reads. The heartbeat proves it soon (lease.py).
+            post = self.post
+            self._session.when_lease_valid(self.standing.key, lambda: post(REJOIN))
+            return
+        self._recheck = False
+        node, stat = self.node, self.node_stat
+        assert node is not None and stat is not None  # first and ours: _reconcile_once
+        self.standing.grant(node, stat, self._listing_zxid, self._waiting_since)
+        self._watches.on_own_node(node)
+
+    def _own_node_answered(self, generation: int, answer: PendingPort) -> None:
+        """The leader's watch on its own node could not be set: gone, or not readable."""
+        if generation != self._watches.generation:
+            return
+        try:
+            try:
+                answer.result()
+            except PermissionDeniedError:  # not even our own node readable: see Watches.stat
+                node = f"{self.path}/{self.node or ''}"
+                if self._watches.stat(node, self._watches.fired(generation)) is None:
+                    raise NoNode(node) from None
+        except NoNode:
+            self.standing.revoke("node_deleted")
+            self._forget_node()
+            self._reconcile()
+        except (Retryable, SessionGone):
+            self._watches.watched = None  # set it again on the next look
+            self._schedule_retry()
+        except ZkElectError as exc:
+            self._fail(exc)
+
+    # -- 4. leave -------------------------------------------------------------------------------
+
+    def _resign(self, done: Future[bool]) -> None:
+        node, stat = self.node, self.node_stat
+        if self.standing.leadership is None or node is None or stat is None:
+            done.set_result(False)
+            return
+        self.standing.revoke("resigned")  # lost is set before the node goes (R9)
+        # Forgotten before the delete: our own watch then fires as a stale generation and
+        # sends no read, which would land on the servers just as the successor needs them.
+        self._forget_node()
+        try:
+            self._leaving.delete(node)
+        except PermissionDeniedError as exc:
+            # We may create here but not delete: the node stays first, so we lead again
+            # (same epoch) rather than leave an election nobody can lead (R11).
+            self._adopt(node, stat)
+            done.set_exception(self._leaving.cannot_delete(node, "resign", exc))
+            self._recheck = True
+            self._reconcile()
+            return
+        done.set_result(True)
+        # Re-join at the back in a step of its own, a moment later: resign() returns as soon
+        # as the node is gone, and the successor's reads do not compete with our create.
+        timers, delay, post = self._session.timers, self._config.requeue_delay, self.post
+        if delay > 0 and timers is not None:
+            timers.call_later(delay, lambda: post(REJOIN))
+        else:
+            post(REJOIN)
+
+    def _stop(self, done: Future[None]) -> None:
+        with contextlib.suppress(Exception):
+            taken = self._joiner.take()  # a create still in flight: wait, so it is deleted too
+            if taken is not None:
+                self._adopt(*taken)
+        node, stat = self.node, self.node_stat
+        self.standing.revoke("stopped")
+        if node is not None:
+            self._leaving.abandoned.append(node)
+            self._forget_node()
+        self._watches.generation += 1
+        self._observer.invalidate()
+        try:
+            self._leaving.delete_on_leaving(self._joiner)
+        except PermissionDeniedError as exc:
+            ours = node is not None and stat is not None and node in self._leaving.abandoned
+            if ours and not self._session.owned:
+                assert node is not None and stat is not None
+                # A shared session outlives us: the node would block the election for as
+                # long as it lives. Stay a candidate (leading again if first) and say why.
+                self._leaving.abandoned.remove(node)
+                self._adopt(node, stat)
+                with self.standing.cond:
+                    self.standing.closing = False
+                done.set_exception(self._leaving.cannot_delete(node, "stop", exc))
+                self._recheck = True
+                self._reconcile()
+                return
+            self._leaving.abandon_all()
+        done.set_result(None)
+
+    def _fail(self, error: ZkElectError) -> None:
+        log.error("zkelect %s: giving up: %s", self.path, error)
+        self.standing.fail(error)
+        self.standing.revoke("failed")
+        if self.node is not None:
+            self._leaving.abandoned.append(self.node)
+            self._forget_node()
+        # A failed candidate must not keep its place in the queue: everyone behind it
+        # would wait for ever. What cannot be deleted is left to the session (R11).
+        with contextlib.suppress(Exception):
+            self._leaving.delete_abandoned()
+        if self._leaving.abandoned:
+            self._leaving.abandon_all()
+
+    # -- the session, the retries, the observer ------------------------------------------------
+
+    def on_session_state(self, state: ConnectionState, session_id: int | None) -> None:
+        """The session's listener (kazoo's connection thread): revoke at once where the
+        policy says so, then let the actor do any I/O."""
+        if state is ConnectionState.LOST:
+            self.standing.revoke("session_lost")
+        elif (
+            state is ConnectionState.SUSPENDED
+            and self._config.suspended_policy is SuspendedPolicy.REVOKE
+        ):
+            self.standing.revoke("suspended")
+        self._metrics.session_state(self.path, state.value)
+        self.post(SessionChanged(state))
+
+    def _session_changed(self, state: ConnectionState) -> None:
+        self._prefetched = None
+        if state is ConnectionState.LOST:
+            # The old session's nodes are not ours any more, even while still visible (R2).
+            self.node = None
+            self.node_stat = None
+            self._joiner.reset()
+            self._leaving.abandoned.clear()
+            self._watches.forget()
+            self._observer.invalidate()
+        elif state is ConnectionState.CONNECTED:
+            # Same session: kazoo re-registers our watch with the server (which fires it
+            # if the node changed meanwhile), so keep it; but read the children again,
+            # after a sync: the member we reconnected to may lag behind (R7).
+            self._recheck = True
+            self._reconcile()
+            self._observe()
+
+    def _schedule_retry(self) -> None:
+        timers = self._session.timers
+        if self._retry_pending or timers is None:
+            return
+        self._retry_pending = True
+        delay = self._retry_delay * random.uniform(0.5, 1.0)
+        self._retry_delay = min(self._retry_delay * 2, self._config.retry_max_delay)
+        post = self.post
+        timers.call_later(delay, lambda: post(RETRY))
+
+    def _observe(self) -> None:
+        if self._observing:
+            self._observer.refresh()

@@ -1,0 +1,147 @@
+"""What the candidacy state machine needs from the ZooKeeper boundary, and nothing more.
+
+``Session`` (zkelect/_zookeeper/session.py) satisfies these protocols structurally (the
+type checker verifies it where an Election hands its Session to the Candidacy), and the
+unit tests drive the state machine with a scripted fake of them (tests/unit/test_candidacy.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from zkelect._zookeeper.joins import JoinOutcome
+from zkelect._zookeeper.lease import LeaseFigures
+from zkelect._zookeeper.session import ConnectionState, Listing, NodeStat
+
+__all__ = [
+    "JoinsPort",
+    "LeasePort",
+    "NotifierPort",
+    "ObserverPort",
+    "PendingPort",
+    "SessionPort",
+    "SlotsPort",
+    "TicketPort",
+    "TimersPort",
+]
+
+Callback = Callable[[], None]
+
+
+class PendingPort(Protocol):
+    """A request in flight (``Pending``)."""
+
+    def when_done(self, callback: Callback) -> None: ...
+
+    def succeeded(self) -> bool: ...
+
+    def result(self) -> Any: ...
+
+
+class TicketPort(Protocol):
+    """A batched create in flight (``JoinTicket``)."""
+
+    def when_done(self, callback: Callback) -> None: ...
+
+    def result(self, timeout: float) -> JoinOutcome: ...
+
+
+class JoinsPort(Protocol):
+    """The session's batcher of creates (``JoinBatcher``)."""
+
+    def submit(self, path: str, prefix: str, data: bytes) -> TicketPort: ...
+
+
+class TimersPort(Protocol):
+    def call_later(self, delay: float, fn: Callback) -> object: ...
+
+
+class NotifierPort(Protocol):
+    def post(self, fn: Callback) -> None: ...
+
+
+class SlotsPort(Protocol):
+    def release(self) -> None: ...
+
+
+class LeasePort(Protocol):
+    def successor_possible_at(self) -> float | None: ...
+
+
+class SessionPort(Protocol):
+    """The calls a candidacy makes on its session: reads and writes of the election path,
+    the lease, and the session's timer, callback thread and create batcher."""
+
+    @property
+    def state(self) -> ConnectionState: ...
+
+    @property
+    def session_id(self) -> int | None: ...
+
+    @property
+    def owned(self) -> bool: ...
+
+    @property
+    def timers(self) -> TimersPort | None: ...
+
+    @property
+    def notifier(self) -> NotifierPort | None: ...
+
+    @property
+    def join_slots(self) -> SlotsPort: ...
+
+    @property
+    def joins(self) -> JoinsPort: ...
+
+    @property
+    def lease(self) -> LeasePort: ...
+
+    # -- the election path ----------------------------------------------------------------------
+
+    def create_candidate(self, path: str, data: bytes) -> tuple[str, NodeStat]: ...
+
+    def listing(self, path: str) -> Listing: ...
+
+    def send_listing(self, path: str) -> PendingPort: ...
+
+    def children(self, path: str, watch: Callback | None = None) -> list[str]: ...
+
+    def get(self, path: str, watch: Callback | None = None) -> tuple[bytes, NodeStat]: ...
+
+    def send_get(self, path: str, watch: Callback | None = None) -> PendingPort: ...
+
+    def get_many(self, paths: list[str]) -> list[tuple[bytes, NodeStat] | None]: ...
+
+    def exists(self, path: str, watch: Callback | None = None) -> NodeStat | None: ...
+
+    def delete(self, path: str, version: int = -1) -> None: ...
+
+    def sync(self, path: str = "/") -> None: ...
+
+    def abandon(self, paths: list[str]) -> None: ...
+
+    # -- the lease ------------------------------------------------------------------------------
+
+    def lease_remaining(self) -> float: ...
+
+    def lease_figures(self) -> LeaseFigures: ...
+
+    def watch_lease(self, key: int, on_expiry: Callback) -> None: ...
+
+    def unwatch_lease(self, key: int) -> None: ...
+
+    def when_lease_valid(self, key: int, callback: Callback) -> None: ...
+
+
+class ObserverPort(Protocol):
+    """The leader observer (``LeaderObserver``), driven from the candidacy's actor."""
+
+    @property
+    def last(self) -> object: ...
+
+    def invalidate(self) -> None: ...
+
+    def refresh(self) -> None: ...
+
+    def on_fired(self, generation: int) -> None: ...

@@ -1,0 +1,206 @@
+"""What other threads see of one candidacy, and the one place leadership flips.
+
+The state machine (candidacy.py) runs on its actor, but leadership is also taken away
+from other threads: kazoo's connection thread (a lost or suspended session), the timer
+thread (the lease ran out), a fenced write's caller (refused), ``stop()``. So the public
+state (lifecycle, failure, the Leadership) lives here, under one lock, and ``grant`` /
+``revoke`` are the only code that changes who leads: callbacks fire only on a flip, posted
+under the lock so that they keep their order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar, cast
+
+from zkelect._election.messages import Lifecycle
+from zkelect._election.nodes import election_order
+from zkelect._election.ports import SessionPort
+from zkelect._zookeeper.session import ConnectionState, NodeStat, NoNode, Retryable, SessionGone
+from zkelect.clock import Clock, sleep
+from zkelect.errors import ZkElectError
+from zkelect.fencing.leadership import FencingToken, Leadership
+from zkelect.metrics import MetricsRecorder
+
+if TYPE_CHECKING:
+    from zkelect._zookeeper.session import Session
+
+__all__ = ["Standing"]
+
+log = logging.getLogger("zkelect")
+_T = TypeVar("_T")
+# Revocations after which our node (and so the session) may still be alive on the servers.
+_SESSION_MAY_LIVE = frozenset({"suspended", "lease_expired"})
+_RETRY_PAUSE = 0.05  # between reads of a fenced write's error path while ZooKeeper is away
+
+
+class Standing:
+    """The shared state of one election (guarded by ``cond``) and its leadership flips."""
+
+    def __init__(
+        self,
+        session: SessionPort,
+        path: str,
+        candidate_id: str,
+        *,
+        clock: Clock,
+        metrics: MetricsRecorder,
+        on_elected: Callable[[Leadership], None] | None,
+        on_revoked: Callable[[str], None] | None,
+        request_timeout: float,
+    ) -> None:
+        self.cond = threading.Condition()
+        self.lifecycle = Lifecycle.LATENT
+        self.closing = False
+        self.failure: ZkElectError | None = None
+        self.leadership: Leadership | None = None
+        #: Asks the candidacy to look again (posted to its actor; set when it starts).
+        self.recheck: Callable[[], None] = lambda: None
+        self._session = session
+        self._path = path
+        self._candidate_id = candidate_id
+        self._clock = clock
+        self._metrics = metrics
+        self._on_elected = on_elected
+        self._on_revoked = on_revoked
+        self._request_timeout = request_timeout
+        self.key = id(self)  # ours among the session's lease listeners
+
+    # -- the flips ------------------------------------------------------------------------------
+
+    def grant(self, node: str, stat: NodeStat, listing_zxid: int, waiting_since: float) -> None:
+        """Lead with ``node``, unless stopping, or the session no longer proves it ours (R2)."""
+        session = self._session
+        with self.cond:
+            if self.leadership is not None:
+                return
+            if (
+                self.closing
+                or self.lifecycle is not Lifecycle.STARTED
+                or session.state is not ConnectionState.CONNECTED
+                or session.session_id != stat.ephemeral_owner  # R2
+                or session.lease_remaining() <= 0
+            ):
+                return
+            token = FencingToken(stat.czxid, self._path, self._candidate_id, stat.ephemeral_owner)
+            lead = Leadership(
+                token,
+                f"{self._path}/{node}",
+                # Leadership uses only the session's lease and transactions; fencing types
+                # it as the concrete Session, which is what an Election hands us.
+                cast("Session", session),
+                self._revoke_from_outside,
+                self._current_leader_epoch,
+                self._record_write,
+                self._node_gone,
+                granted_zxid=max(listing_zxid, stat.czxid),
+            )
+            self.leadership = lead
+            session.watch_lease(self.key, self._on_lease_expired)
+            callback = self._on_elected
+            # Recorded under the lock, so metrics see flips in the order they happen.
+            waited = max(0.0, self._clock() - waiting_since)
+            self._metrics.leadership_acquired(self._path, lead.epoch, waited)
+            self._notify(None if callback is None else lambda: callback(lead))
+
+    def revoke(self, reason: str) -> None:
+        """Stop leading (if we do): ``lost`` is set at once. Safe from any thread."""
+        with self.cond:
+            current = self.leadership
+            if current is None:
+                return
+            self.leadership = None
+            current._mark_lost(reason, self._stop_by(reason))
+            self._session.unwatch_lease(self.key)
+            callback = self._on_revoked
+            self._metrics.leadership_lost(self._path, reason)
+            self._notify(None if callback is None else lambda: callback(reason))
+
+    def _notify(self, notify: Callable[[], None] | None) -> None:
+        notifier = self._session.notifier
+        if notifier is not None and notify is not None:
+            notifier.post(notify)  # posted under the lock: callbacks keep their order
+        self.cond.notify_all()
+
+    def fail(self, error: ZkElectError) -> None:
+        with self.cond:
+            self.failure = error
+            self.cond.notify_all()
+
+    def _stop_by(self, reason: str) -> float:
+        """When leader-only work must have stopped after a loss for ``reason``: the earliest
+        moment the servers could elect a successor."""
+        now = self._clock()
+        if reason in _SESSION_MAY_LIVE:
+            # Our node lives until the servers expire the session: not before the lease's
+            # proven touch + the session timeout (lease.py), less what is kept for the stop
+            # itself (LeaseFigures.stop_within).
+            session = self._session
+            bound = session.lease.successor_possible_at()
+            if bound is not None:
+                figures = session.lease_figures()
+                return max(now, bound - (figures.margin - figures.stop_within))
+        return now  # the node is gone (or about to be deleted): a successor may lead now
+
+    # -- called from other threads --------------------------------------------------------------
+
+    def _revoke_from_outside(self, reason: str) -> None:
+        """Revoked from outside the actor (a fenced write was refused): look again at once,
+        so a candidate whose node is still first never waits without a next step."""
+        self.revoke(reason)
+        self.recheck()
+
+    def _on_lease_expired(self) -> None:
+        self.revoke("lease_expired")
+        # The session may still be alive (a silence shorter than the session timeout outlasts
+        # the lease, which ends earlier on purpose), and then nothing else would ever wake
+        # the election: our node stays first, everyone else waits behind it. So look again
+        # as soon as the lease is proven again: after a reconnect, or after two heartbeat
+        # answers (a late answer alone proves nothing, lease.py); then re-check before
+        # leading (``Candidacy.recheck``).
+        recheck = self.recheck
+        self._session.when_lease_valid(self.key, recheck)
+
+    def lease_remaining(self) -> float:
+        lead = self.leadership
+        return 0.0 if lead is None else lead.lease_remaining()
+
+    def _record_write(self, result: str) -> None:
+        self._metrics.fenced_write(self._path, result)
+
+    def _current_leader_epoch(self) -> int | None:
+        """The epoch of whoever leads now, best effort (for error messages)."""
+
+        def read() -> int | None:
+            try:
+                order = election_order(self._session.children(self._path))
+            except NoNode:
+                return None
+            if not order:
+                return None
+            got = self._session.get_many([f"{self._path}/{order[0].name}"])[0]
+            return None if got is None else got[1].czxid
+
+        return self._once_answered(read)
+
+    def _node_gone(self, node_path: str) -> bool | None:
+        """Whether ``node_path`` is gone (None if ZooKeeper does not answer in time)."""
+        return self._once_answered(lambda: self._session.exists(node_path) is None)
+
+    def _once_answered(self, read: Callable[[], _T]) -> _T | None:
+        """``read()``, retried for up to the request timeout while ZooKeeper cannot answer:
+        after a session expiry kazoo needs a moment to open a new session. Runs on the
+        caller's thread (a fenced write's error path), never on the actor."""
+        deadline = self._clock() + self._request_timeout
+        while True:
+            try:
+                return read()
+            except (Retryable, SessionGone):
+                pass
+            except ZkElectError:
+                return None
+            if self._clock() >= deadline or self.lifecycle is Lifecycle.CLOSED:
+                return None
+            sleep(self._clock, _RETRY_PAUSE)
