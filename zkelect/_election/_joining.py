@@ -14,7 +14,7 @@ import contextlib
 import uuid
 from collections.abc import Callable
 
-from zkelect._election.nodes import new_node_prefix
+from zkelect._election.nodes import CandidateNode, new_node_prefix, parse_node
 from zkelect._election.ports import PendingPort, SessionPort, TicketPort
 from zkelect._zookeeper.session import Listing, NodeStat, NoNode
 
@@ -128,6 +128,14 @@ class Joiner:
                 if stat is not None and stat.ephemeral_owner == session_id:
                     return name, stat
         return None
+
+    @staticmethod
+    def orphans(node: str, ahead: list[CandidateNode]) -> list[str]:
+        """Nodes ahead of ``node`` that carry its GUID: made by our own create attempt."""
+        own = parse_node(node)
+        if own is None or own.guid is None:
+            return []
+        return [other.name for other in ahead if other.guid == own.guid]
 
     def delete_uncertain(self) -> None:
         """Delete the node of an uncertain create, if it landed (on leaving)."""

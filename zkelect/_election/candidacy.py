@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 from concurrent.futures import Future
 
+from zkelect._election._backoff import Backoff
 from zkelect._election._joining import Joiner
 from zkelect._election._leaving import Leaving
+from zkelect._election._looking import Looks
 from zkelect._election._watching import Watches
-from zkelect._election._wrap import WrapReport
 from zkelect._election.messages import (
-    RECHECK,
     REJOIN,
     RETRY,
     Joined,
@@ -49,7 +48,6 @@ from zkelect._election.messages import (
     Subscribe,
     assert_never,
 )
-from zkelect._election.nodes import CandidateNode, election_order, parse_node
 from zkelect._election.observer import UNSET
 from zkelect._election.ports import ObserverPort, PendingPort, SessionPort, TicketPort
 from zkelect._election.standing import Standing
@@ -60,10 +58,9 @@ from zkelect._zookeeper.session import (
     NoNode,
     Retryable,
     SessionGone,
-    listing_of,
 )
 from zkelect.clock import Clock
-from zkelect.config import ElectionConfig, SuspendedPolicy
+from zkelect.config import ElectionConfig
 from zkelect.errors import PermissionDeniedError, ZkElectError
 from zkelect.metrics import MetricsRecorder
 
@@ -99,27 +96,22 @@ class Candidacy:
         self._observing = observing
         self._joiner = Joiner(session, path, data, config.request_timeout)
         self._watches = Watches(session, path)
-        self._wrap = WrapReport(path, metrics)
+        self._looks = Looks(session, path, metrics, self._watches)
         self._leaving = Leaving(session, path, config.request_timeout, clock)
+        self._backoff = Backoff(session, config)
         self.post: Callable[[Message], None] = lambda message: None  # the actor's, at start
         # Owned by the actor (one step at a time): no lock needed.
         self.node: str | None = None  # our candidate node's name
         self.node_stat: NodeStat | None = None
         self._waiting_since = 0.0
-        self._retry_pending = False
-        self._retry_delay = config.retry_initial_delay
         # Set after a revocation or a reconnect that kept our node: before leading again,
         # read the children after a sync (a lagging member must not show a stale queue) and
         # confirm the session with a round trip sent after deciding to lead (R7).
         self._recheck = False
-        # The children, read (or known) ahead of the step that needs them.
-        self._prefetched: PendingPort | Listing | None = None
-        self._listing_zxid = 0  # the state our last look at the children showed
 
     def attach(self, post: Callable[[Message], None]) -> None:
         """Start taking messages: ``post`` puts one in the actor's mailbox."""
-        self.post = self._watches.post = post
-        self.standing.recheck = lambda: post(RECHECK)
+        self.post = self._watches.post = self.standing.post = post
 
     @property
     def phase(self) -> Phase:
@@ -143,7 +135,7 @@ class Candidacy:
                 if generation == self._watches.generation:
                     self._watches.watched = None
                     self._waiting_since = self._clock()
-                    self._prefetched = children
+                    self._looks.prefetched = children
                     self._reconcile()
             case Start(first):
                 self._waiting_since = self._clock()
@@ -155,7 +147,7 @@ class Candidacy:
             case Joined(guid, ticket, children):
                 self._joined(guid, ticket, children)
             case Retry():
-                self._retry_pending = False
+                self._backoff.pending = False
                 self._reconcile()
             case Rejoin():
                 self._reconcile()
@@ -216,7 +208,7 @@ class Candidacy:
             return
         if taken is not None:
             self._adopt(*taken)
-        self._prefetched = children
+        self._looks.prefetched = children
         self._reconcile()
 
     def _adopt(self, name: str, stat: NodeStat) -> None:
@@ -238,7 +230,7 @@ class Candidacy:
         try:
             if self._session.state is ConnectionState.CONNECTED:
                 self._reconcile_once()
-                self._retry_delay = self._config.retry_initial_delay
+                self._backoff.succeeded()
         except (Retryable, SessionGone) as exc:
             log.debug("zkelect %s: will retry after %r", self.path, exc)
             self._schedule_retry()
@@ -255,14 +247,14 @@ class Candidacy:
         for _ in range(_MAX_PASSES):
             if self.node is None:
                 self._join()
-            order = self._read_order()
+            order = self._looks.order(self._recheck)
             names = [node.name for node in order]
             if self.node not in names:
                 self.standing.revoke("node_deleted")
                 self._forget_node()
                 continue
             index = names.index(self.node)
-            orphans = self._own_orphans(order[:index])
+            orphans = Joiner.orphans(self.node, order[:index])
             if orphans:
                 # Nodes of our own create attempt ahead of us (a create whose reply was lost,
                 # missed by a look at a lagging member, then made again): never wait on them.
@@ -287,42 +279,6 @@ class Candidacy:
             return
         self._schedule_retry()
 
-    def _read_order(self) -> list[CandidateNode]:
-        """The candidates in election order, foreign nodes skipped (and reported)."""
-        try:
-            children = self._read_children()
-        except NoNode:
-            children = []  # the election path itself was deleted (R10)
-        order = self._watches.skip_foreign(election_order(children), children)
-        self._metrics.candidates_seen(self.path, len(order))
-        self._wrap.report(order)
-        return order
-
-    def _read_children(self) -> list[str]:
-        """The children, read ahead or now; remembers the zxid of the state they show.
-
-        Read now after a revocation or a reconnect (``_recheck``): after a sync, so that a
-        member that lags behind the leader cannot show us first in a stale queue.
-        """
-        prefetched, self._prefetched = self._prefetched, None
-        if isinstance(prefetched, Listing):
-            listing = prefetched
-        elif prefetched is not None:
-            listing = listing_of(prefetched.result())
-        else:
-            if self._recheck:
-                self._session.sync()
-            listing = self._session.listing(self.path)
-        self._listing_zxid = listing.pzxid
-        return listing.names
-
-    def _own_orphans(self, ahead: list[CandidateNode]) -> list[str]:
-        """Nodes ahead of ours that carry our node's GUID: made by our own create attempt."""
-        own = parse_node(self.node or "")
-        if own is None or own.guid is None:
-            return []
-        return [node.name for node in ahead if node.guid == own.guid]
-
     # -- 3. lead --------------------------------------------------------------------------------
 
     def _lead(self) -> None:
@@ -340,7 +296,7 @@ class Candidacy:
         self._recheck = False
         node, stat = self.node, self.node_stat
         assert node is not None and stat is not None  # first and ours: _reconcile_once
-        self.standing.grant(node, stat, self._listing_zxid, self._waiting_since)
+        self.standing.grant(node, stat, self._looks.zxid, self._waiting_since)
         self._watches.on_own_node(node)
 
     def _own_node_answered(self, generation: int, answer: PendingPort) -> None:
@@ -441,21 +397,8 @@ class Candidacy:
 
     # -- the session, the retries, the observer ------------------------------------------------
 
-    def on_session_state(self, state: ConnectionState, session_id: int | None) -> None:
-        """The session's listener (kazoo's connection thread): revoke at once where the
-        policy says so, then let the actor do any I/O."""
-        if state is ConnectionState.LOST:
-            self.standing.revoke("session_lost")
-        elif (
-            state is ConnectionState.SUSPENDED
-            and self._config.suspended_policy is SuspendedPolicy.REVOKE
-        ):
-            self.standing.revoke("suspended")
-        self._metrics.session_state(self.path, state.value)
-        self.post(SessionChanged(state))
-
     def _session_changed(self, state: ConnectionState) -> None:
-        self._prefetched = None
+        self._looks.prefetched = None
         if state is ConnectionState.LOST:
             # The old session's nodes are not ours any more, even while still visible (R2).
             self.node = None
@@ -473,14 +416,8 @@ class Candidacy:
             self._observe()
 
     def _schedule_retry(self) -> None:
-        timers = self._session.timers
-        if self._retry_pending or timers is None:
-            return
-        self._retry_pending = True
-        delay = self._retry_delay * random.uniform(0.5, 1.0)
-        self._retry_delay = min(self._retry_delay * 2, self._config.retry_max_delay)
         post = self.post
-        timers.call_later(delay, lambda: post(RETRY))
+        self._backoff.schedule(lambda: post(RETRY))
 
     def _observe(self) -> None:
         if self._observing:

@@ -39,6 +39,7 @@ from concurrent.futures import Future
 from typing import Any, overload
 
 from zkelect._dispatch import Actor
+from zkelect._election._setup import check_arguments, check_path_acl, checked_config, open_session
 from zkelect._election.candidacy import Candidacy
 from zkelect._election.messages import (
     Lifecycle,
@@ -56,13 +57,13 @@ from zkelect._zookeeper.session import NoNode, Retryable, Session, SessionGone
 from zkelect.clock import Clock, monotonic_clock
 from zkelect.config import (
     ElectionConfig,
+    SuspendedPolicy,
     check_timeout,
     default_candidate_id,
     validate_candidate_id,
     validate_path,
 )
 from zkelect.errors import (
-    ConfigurationError,
     ConnectionFailedError,
     ElectionStoppedError,
     ElectionTimeoutError,
@@ -75,8 +76,6 @@ from zkelect.security import (
     ElectionAcl,
     SaslOptions,
     TlsOptions,
-    check_options,
-    kazoo_options,
 )
 
 __all__ = ["Election", "Lifecycle"]
@@ -119,11 +118,11 @@ class Election:
         self.path = validate_path(path)
         self.candidate_id = default_candidate_id() if candidate_id is None else candidate_id
         data = validate_candidate_id(self.candidate_id)
-        self.config = _checked_config(config)
-        _check_arguments(on_elected, on_revoked, on_leader_change, metrics, clock)
+        self.config = checked_config(config)
+        check_arguments(on_elected, on_revoked, on_leader_change, metrics, clock)
         self._on_leader_change = on_leader_change
         self._metrics: MetricsRecorder = metrics or NoopRecorder()
-        self._session, self._acl = _open_session(
+        self._session, self._acl = open_session(
             client_or_hosts, self.config, clock, auth, acl, tls, sasl
         )
         #: Set at start() when an ElectionAcl was given and the existing election path has
@@ -138,6 +137,7 @@ class Election:
             on_elected=on_elected,
             on_revoked=on_revoked,
             request_timeout=self.config.request_timeout,
+            revoke_on_suspend=self.config.suspended_policy is SuspendedPolicy.REVOKE,
         )
         self._cond = self._standing.cond  # guards the standing's fields and _subscribers
         self._subscribers: list[queue.SimpleQueue[object]] = []
@@ -194,7 +194,7 @@ class Election:
         error then surfaces from ``wait_for_leadership()``, not from ``start()``.
         """
         self._enter_started()
-        self._check_path_acl()
+        self.acl_mismatch = check_path_acl(self._session, self.path, self._acl)
         pool = self._session.pool
         assert pool is not None  # acquired
         actor: Actor[Message] = Actor(pool, self._candidacy.handle)
@@ -203,7 +203,7 @@ class Election:
         self._metrics.session_state(self.path, self._session.state.value)
         self._metrics.lease_source(self.path, self._standing.lease_remaining)
         # After the metrics: newer states win.
-        self._session.add_state_listener(self._candidacy.on_session_state)
+        self._session.add_state_listener(self._standing.on_session_state)
         first: Future[None] = Future()
         if not wait:
             if self._session.join_slots.acquire(timeout=self.config.request_timeout):
@@ -256,7 +256,7 @@ class Election:
         self._post(Stop(done))
         with contextlib.suppress(TimeoutError):
             done.result(timeout=timeout if timeout is not None else self.config.request_timeout)
-        self._session.remove_state_listener(self._candidacy.on_session_state)
+        self._session.remove_state_listener(self._standing.on_session_state)
         standing.revoke("stopped")  # in case the actor never got to it
         with self._cond:
             standing.lifecycle = Lifecycle.CLOSED
@@ -409,24 +409,6 @@ class Election:
     def _child(self, name: str) -> str:
         return f"{self.path}/{name}"
 
-    def _check_path_acl(self) -> None:
-        """Report (never change) an existing election path whose ACL is not ``acl=``'s."""
-        if self._acl is None:
-            return
-        try:
-            found = self._session.get_acl(self.path)
-        except (NoNode, Retryable, SessionGone, ZkElectError):
-            return  # missing: we create it with ours; unreadable: the join will say so
-        differs = self._acl.differences(found)
-        if differs is not None:
-            self.acl_mismatch = differs
-            log.warning(
-                "zkelect %s: the election path exists with another ACL than acl= asks for "
-                "(%s); it is left as it is: change it with setAcl if it should match",
-                self.path,
-                differs,
-            )
-
     def _guard(self, request: Callable[[], Any]) -> Any:
         try:
             return request()
@@ -452,61 +434,3 @@ class Election:
         callback, notifier = self._on_leader_change, self._session.notifier
         if callback is not None and notifier is not None:
             notifier.post(lambda: callback(info))
-
-
-# -- construction ---------------------------------------------------------------------------------
-
-
-def _checked_config(config: ElectionConfig | None) -> ElectionConfig:
-    if config is not None and not isinstance(config, ElectionConfig):
-        raise ConfigurationError(f"config must be an ElectionConfig, got {config!r}")
-    return config or ElectionConfig()
-
-
-def _check_arguments(
-    on_elected: object, on_revoked: object, on_leader_change: object, metrics: object, clock: object
-) -> None:
-    for name, callback in (
-        ("on_elected", on_elected),
-        ("on_revoked", on_revoked),
-        ("on_leader_change", on_leader_change),
-    ):
-        if callback is not None and not callable(callback):
-            raise ConfigurationError(f"{name} must be callable, got {callback!r}")
-    if not callable(clock):
-        raise ConfigurationError(f"clock must be a callable returning seconds, got {clock!r}")
-    if metrics is not None and not callable(getattr(metrics, "election_started", None)):
-        raise ConfigurationError(f"metrics must be a MetricsRecorder, got {metrics!r}")
-
-
-def _open_session(
-    client_or_hosts: Any,
-    config: ElectionConfig,
-    clock: Clock,
-    auth: DigestAuth | Sequence[DigestAuth] | None,
-    acl: ElectionAcl | None,
-    tls: TlsOptions | None,
-    sasl: SaslOptions | None,
-) -> tuple[Session, ElectionAcl | None]:
-    """The session to run on: a client of our own for a connect string, else the shared
-    one of the KazooClient given (whose options must then already be what was asked)."""
-    digests, acl, tls, sasl = check_options(auth, acl, tls, sasl)
-    if isinstance(client_or_hosts, str):
-        options = kazoo_options(auth=digests, acl=acl, tls=tls, sasl=sasl)
-        return Session.owned_by_election(client_or_hosts, config, clock, **options), acl
-    if digests or tls is not None or sasl is not None:
-        raise ConfigurationError(
-            "auth=, tls= and sasl= configure the client zkelect builds from a connect "
-            "string; build your own KazooClient with them instead: "
-            "KazooClient(hosts, **zkelect.kazoo_options(auth=..., tls=..., sasl=...))"
-        )
-    session = Session.for_client(client_or_hosts, config, clock)
-    if acl is not None:
-        differs = acl.differences(session.default_acl())
-        if differs is not None:
-            raise ConfigurationError(
-                f"acl= needs the shared KazooClient to create nodes with it, but its "
-                f"default_acl differs ({differs}): build it with "
-                "KazooClient(hosts, **zkelect.kazoo_options(acl=..., auth=...))"
-            )
-    return session, acl

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar, cast
 
-from zkelect._election.messages import Lifecycle
+from zkelect._election.messages import RECHECK, Lifecycle, Message, SessionChanged
 from zkelect._election.nodes import election_order
 from zkelect._election.ports import SessionPort
 from zkelect._zookeeper.session import ConnectionState, NodeStat, NoNode, Retryable, SessionGone
@@ -50,14 +50,16 @@ class Standing:
         on_elected: Callable[[Leadership], None] | None,
         on_revoked: Callable[[str], None] | None,
         request_timeout: float,
+        revoke_on_suspend: bool,
     ) -> None:
         self.cond = threading.Condition()
         self.lifecycle = Lifecycle.LATENT
         self.closing = False
         self.failure: ZkElectError | None = None
         self.leadership: Leadership | None = None
-        #: Asks the candidacy to look again (posted to its actor; set when it starts).
-        self.recheck: Callable[[], None] = lambda: None
+        #: Puts a message in the candidacy's mailbox (its actor's, set when it starts).
+        self.post: Callable[[Message], None] = lambda message: None
+        self._revoke_on_suspend = revoke_on_suspend
         self._session = session
         self._path = path
         self._candidate_id = candidate_id
@@ -146,11 +148,25 @@ class Standing:
 
     # -- called from other threads --------------------------------------------------------------
 
+    def on_session_state(self, state: ConnectionState, session_id: int | None) -> None:
+        """The session's listener (kazoo's connection thread): revoke at once where the
+        policy says so, then let the candidacy's actor do any I/O."""
+        if state is ConnectionState.LOST:
+            self.revoke("session_lost")
+        elif state is ConnectionState.SUSPENDED and self._revoke_on_suspend:
+            self.revoke("suspended")
+        self._metrics.session_state(self._path, state.value)
+        self.post(SessionChanged(state))
+
     def _revoke_from_outside(self, reason: str) -> None:
         """Revoked from outside the actor (a fenced write was refused): look again at once,
         so a candidate whose node is still first never waits without a next step."""
         self.revoke(reason)
         self.recheck()
+
+    def recheck(self) -> None:
+        """Ask the candidacy to look again, re-checking before it leads."""
+        self.post(RECHECK)
 
     def _on_lease_expired(self) -> None:
         self.revoke("lease_expired")
@@ -160,8 +176,7 @@ class Standing:
         # as soon as the lease is proven again: after a reconnect, or after two heartbeat
         # answers (a late answer alone proves nothing, lease.py); then re-check before
         # leading (``Candidacy.recheck``).
-        recheck = self.recheck
-        self._session.when_lease_valid(self.key, recheck)
+        self._session.when_lease_valid(self.key, self.recheck)
 
     def lease_remaining(self) -> float:
         lead = self.leadership

@@ -1,0 +1,62 @@
+"""Our looks at the queue: the election path's children in election order.
+
+A look uses the children read ahead when there are some (a watch's callback sends the
+re-read before its step is even scheduled; a batched create knows them, or reads them the
+moment it is answered), else reads them now, after a sync when a recheck asks for it.
+"""
+
+from __future__ import annotations
+
+from zkelect._election._watching import Watches
+from zkelect._election._wrap import WrapReport
+from zkelect._election.nodes import CandidateNode, election_order
+from zkelect._election.ports import PendingPort, SessionPort
+from zkelect._zookeeper.session import Listing, NoNode, listing_of
+from zkelect.metrics import MetricsRecorder
+
+__all__ = ["Looks"]
+
+
+class Looks:
+    """One candidacy's reads of the children; its fields belong to the candidacy's actor."""
+
+    def __init__(
+        self, session: SessionPort, path: str, metrics: MetricsRecorder, watches: Watches
+    ) -> None:
+        self._session = session
+        self._path = path
+        self._metrics = metrics
+        self._watches = watches
+        self._wrap = WrapReport(path, metrics)
+        #: The children, read (or known) ahead of the step that needs them.
+        self.prefetched: PendingPort | Listing | None = None
+        self.zxid = 0  # the state our last look at the children showed
+
+    def order(self, recheck: bool) -> list[CandidateNode]:
+        """The candidates in election order, foreign nodes skipped (and the wrap reported)."""
+        try:
+            children = self._children(recheck)
+        except NoNode:
+            children = []  # the election path itself was deleted (R10)
+        order = self._watches.skip_foreign(election_order(children), children)
+        self._metrics.candidates_seen(self._path, len(order))
+        self._wrap.report(order)
+        return order
+
+    def _children(self, recheck: bool) -> list[str]:
+        """The children, read ahead or now; remembers the zxid of the state they show.
+
+        Read now after a revocation or a reconnect (``recheck``): after a sync, so that a
+        member that lags behind the leader cannot show us first in a stale queue.
+        """
+        prefetched, self.prefetched = self.prefetched, None
+        if isinstance(prefetched, Listing):
+            listing = prefetched
+        elif prefetched is not None:
+            listing = listing_of(prefetched.result())
+        else:
+            if recheck:
+                self._session.sync()
+            listing = self._session.listing(self._path)
+        self.zxid = listing.pzxid
+        return listing.names
