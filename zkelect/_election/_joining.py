@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 
 from zkelect._election.nodes import CandidateNode, new_node_prefix, parse_node
-from zkelect._election.ports import PendingPort, SessionPort, TicketPort
+from zkelect._election.ports import Children, SessionPort, TicketPort
 from zkelect._zookeeper.session import Listing, NodeStat, NoNode
 
 __all__ = ["Created", "Joiner"]
@@ -68,9 +68,7 @@ class Joiner:
         created, stat = self._session.create_candidate(self._child(prefix), self._data)
         return created.rsplit("/", 1)[1], stat
 
-    def send(
-        self, answered: Callable[[str, TicketPort, PendingPort | Listing | None], None]
-    ) -> None:
+    def send(self, answered: Callable[[str, TicketPort, Children], None]) -> None:
         """Hand a create to the session's batcher (``start(wait=False)``); ``answered`` is
         called on kazoo's thread with the children known or read ahead: none to read if the
         batch created the election path too (nothing can precede us), else read the moment
@@ -85,7 +83,7 @@ class Joiner:
 
         def on_answer() -> None:
             slots.release()
-            children: PendingPort | Listing | None = None
+            children: Children = None
             with contextlib.suppress(Exception):
                 outcome = ticket.result(0)
                 if outcome.first:  # as of its creation, our node was the only one

@@ -10,7 +10,7 @@ from __future__ import annotations
 from zkelect._election._watching import Watches
 from zkelect._election._wrap import WrapReport
 from zkelect._election.nodes import CandidateNode, election_order
-from zkelect._election.ports import PendingPort, SessionPort
+from zkelect._election.ports import Children, SessionPort
 from zkelect._zookeeper.session import Listing, NoNode, listing_of
 from zkelect.metrics import MetricsRecorder
 
@@ -29,7 +29,7 @@ class Looks:
         self._watches = watches
         self._wrap = WrapReport(path, metrics)
         #: The children, read (or known) ahead of the step that needs them.
-        self.prefetched: PendingPort | Listing | None = None
+        self.prefetched: Children = None
         self.zxid = 0  # the state our last look at the children showed
 
     def order(self, recheck: bool) -> list[CandidateNode]:

@@ -49,16 +49,9 @@ from zkelect._election.messages import (
     assert_never,
 )
 from zkelect._election.observer import UNSET
-from zkelect._election.ports import ObserverPort, PendingPort, SessionPort, TicketPort
+from zkelect._election.ports import Children, ObserverPort, PendingPort, SessionPort, TicketPort
 from zkelect._election.standing import Standing
-from zkelect._zookeeper.session import (
-    ConnectionState,
-    Listing,
-    NodeStat,
-    NoNode,
-    Retryable,
-    SessionGone,
-)
+from zkelect._zookeeper.session import ConnectionState, NodeStat, NoNode, Retryable, SessionGone
 from zkelect.clock import Clock
 from zkelect.config import ElectionConfig
 from zkelect.errors import PermissionDeniedError, ZkElectError
@@ -193,9 +186,7 @@ class Candidacy:
         post = self.post
         self._joiner.send(lambda guid, ticket, children: post(Joined(guid, ticket, children)))
 
-    def _joined(
-        self, guid: str, ticket: TicketPort, children: PendingPort | Listing | None
-    ) -> None:
+    def _joined(self, guid: str, ticket: TicketPort, children: Children) -> None:
         if not self._joiner.owns(guid, ticket):
             return  # already taken by another step, or reset by a lost session
         try:

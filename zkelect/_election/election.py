@@ -128,7 +128,21 @@ class Election:
         #: Set at start() when an ElectionAcl was given and the existing election path has
         #: another ACL (left as it is): what differs. None otherwise.
         self.acl_mismatch: str | None = None
-        self._standing = Standing(
+        self._subscribers: list[queue.SimpleQueue[object]] = []  # guarded by _cond
+        self._candidacy = self._candidacy_of(data, clock, on_elected, on_revoked)
+        self._standing = self._candidacy.standing
+        self._cond = self._standing.cond  # guards the standing's fields and _subscribers
+
+    def _candidacy_of(
+        self,
+        data: bytes,
+        clock: Clock,
+        on_elected: Callable[[Leadership], None] | None,
+        on_revoked: Callable[[str], None] | None,
+    ) -> Candidacy:
+        """The state machine on our session, its shared standing, and the leader observer
+        (which watches only once someone observes)."""
+        standing = Standing(
             self._session,
             self.path,
             self.candidate_id,
@@ -139,8 +153,6 @@ class Election:
             request_timeout=self.config.request_timeout,
             revoke_on_suspend=self.config.suspended_policy is SuspendedPolicy.REVOKE,
         )
-        self._cond = self._standing.cond  # guards the standing's fields and _subscribers
-        self._subscribers: list[queue.SimpleQueue[object]] = []
         observer = LeaderObserver(
             self._session,
             self.path,
@@ -148,16 +160,16 @@ class Election:
             self._deliver_leader,
             retry_delay=self.config.retry_initial_delay * 4,
         )
-        self._candidacy = Candidacy(
+        return Candidacy(
             self._session,
             self.path,
             data,
             config=self.config,
             clock=clock,
             metrics=self._metrics,
-            standing=self._standing,
+            standing=standing,
             observer=observer,
-            observing=on_leader_change is not None,
+            observing=self._on_leader_change is not None,
         )
 
     # -- public API ---------------------------------------------------------------------------
@@ -193,7 +205,12 @@ class Election:
         one session join in a pipelined burst instead of one round trip each. A terminal
         error then surfaces from ``wait_for_leadership()``, not from ``start()``.
         """
-        self._enter_started()
+        self._standing.enter_started()
+        try:
+            self._session.acquire()
+        except BaseException:
+            self._standing.enter_closed()
+            raise
         self.acl_mismatch = check_path_acl(self._session, self.path, self._acl)
         pool = self._session.pool
         assert pool is not None  # acquired
@@ -221,37 +238,13 @@ class Election:
             pass  # still trying in the background
         return self
 
-    def _enter_started(self) -> None:
-        """LATENT to STARTED, and acquire the session (back to CLOSED if that fails)."""
-        standing = self._standing
-        with self._cond:
-            if standing.lifecycle is not Lifecycle.LATENT:
-                raise ElectionStoppedError(
-                    f"election {self.path} was already started; an Election starts once "
-                    "(build a new one to join again)"
-                )
-            standing.lifecycle = Lifecycle.STARTED
-        try:
-            self._session.acquire()
-        except BaseException:
-            with self._cond:
-                standing.lifecycle = Lifecycle.CLOSED
-                self._cond.notify_all()
-            raise
-
     def stop(self, timeout: float | None = None) -> None:
         """Leave the election: revoke (``on_revoked('stopped')``), delete our node,
         release threads (and the client, if this election owns it). Idempotent."""
         timeout = check_timeout("timeout", timeout)
         standing = self._standing
-        with self._cond:
-            if standing.lifecycle is Lifecycle.LATENT:
-                standing.lifecycle = Lifecycle.CLOSED
-                self._cond.notify_all()
-                return
-            if standing.lifecycle is Lifecycle.CLOSED or standing.closing:
-                return
-            standing.closing = True
+        if not standing.enter_closing():
+            return
         done: Future[None] = Future()
         self._post(Stop(done))
         with contextlib.suppress(TimeoutError):
@@ -289,27 +282,7 @@ class Election:
     def wait_for_leadership(self, timeout: float | None = None) -> Leadership | None:
         """Block until this candidate leads; its Leadership, or None on timeout (without
         a timeout it returns only a Leadership, or raises if the election stops)."""
-        timeout = check_timeout("timeout", timeout)
-        standing = self._standing
-        with self._cond:
-            if standing.lifecycle is Lifecycle.LATENT:
-                raise ElectionStoppedError("call start() before waiting for leadership")
-            self._cond.wait_for(
-                lambda: (
-                    standing.leadership is not None
-                    or standing.failure is not None
-                    or standing.lifecycle is Lifecycle.CLOSED
-                    or standing.closing
-                ),
-                timeout,
-            )
-            if standing.leadership is not None:
-                return standing.leadership
-            if standing.failure is not None:
-                raise standing.failure
-            if standing.lifecycle is Lifecycle.CLOSED or standing.closing:
-                raise ElectionStoppedError(f"election {self.path} was stopped")
-            return None
+        return self._standing.wait(check_timeout("timeout", timeout))
 
     @contextlib.contextmanager
     def leadership(self, timeout: float | None = None) -> Iterator[Leadership]:

@@ -15,8 +15,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import NoReturn, TypeAlias
 
-from zkelect._election.ports import PendingPort, TicketPort
-from zkelect._zookeeper.session import ConnectionState, Listing
+from zkelect._election.ports import Children, PendingPort, TicketPort
+from zkelect._zookeeper.session import ConnectionState
 
 __all__ = [
     "RECHECK",
@@ -74,7 +74,7 @@ class Joined:
 
     guid: str
     ticket: TicketPort
-    children: PendingPort | Listing | None
+    children: Children
 
 
 @dataclass(frozen=True, slots=True)

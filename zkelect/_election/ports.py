@@ -8,13 +8,14 @@ unit tests drive the state machine with a scripted fake of them (tests/unit/test
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from zkelect._zookeeper.joins import JoinOutcome
 from zkelect._zookeeper.lease import LeaseFigures
 from zkelect._zookeeper.session import ConnectionState, Listing, NodeStat
 
 __all__ = [
+    "Children",
     "JoinsPort",
     "LeasePort",
     "NotifierPort",
@@ -37,6 +38,11 @@ class PendingPort(Protocol):
     def succeeded(self) -> bool: ...
 
     def result(self) -> Any: ...
+
+
+#: The election path's children for the next look: known (a batched create that made the
+#: path too), read ahead (in flight), or not yet (read them then).
+Children: TypeAlias = "PendingPort | Listing | None"
 
 
 class TicketPort(Protocol):

@@ -20,7 +20,7 @@ from zkelect._election.nodes import election_order
 from zkelect._election.ports import SessionPort
 from zkelect._zookeeper.session import ConnectionState, NodeStat, NoNode, Retryable, SessionGone
 from zkelect.clock import Clock, sleep
-from zkelect.errors import ZkElectError
+from zkelect.errors import ElectionStoppedError, ZkElectError
 from zkelect.fencing.leadership import FencingToken, Leadership
 from zkelect.metrics import MetricsRecorder
 
@@ -69,6 +69,59 @@ class Standing:
         self._on_revoked = on_revoked
         self._request_timeout = request_timeout
         self.key = id(self)  # ours among the session's lease listeners
+
+    # -- the lifecycle (for Election's public methods) ------------------------------------------
+
+    def enter_started(self) -> None:
+        """LATENT to STARTED; an Election starts once."""
+        with self.cond:
+            if self.lifecycle is not Lifecycle.LATENT:
+                raise ElectionStoppedError(
+                    f"election {self._path} was already started; an Election starts once "
+                    "(build a new one to join again)"
+                )
+            self.lifecycle = Lifecycle.STARTED
+
+    def enter_closed(self) -> None:
+        with self.cond:
+            self.lifecycle = Lifecycle.CLOSED
+            self.cond.notify_all()
+
+    def enter_closing(self) -> bool:
+        """Whether a stop() must stop the candidacy now (not if never started, or already
+        stopping or stopped); a never started election is closed at once."""
+        with self.cond:
+            if self.lifecycle is Lifecycle.LATENT:
+                self.lifecycle = Lifecycle.CLOSED
+                self.cond.notify_all()
+                return False
+            if self.lifecycle is Lifecycle.CLOSED or self.closing:
+                return False
+            self.closing = True
+            return True
+
+    def wait(self, timeout: float | None) -> Leadership | None:
+        """Our Leadership once we lead, None after ``timeout``; raises the failure, or
+        ElectionStoppedError once stopping."""
+        with self.cond:
+            if self.lifecycle is Lifecycle.LATENT:
+                raise ElectionStoppedError("call start() before waiting for leadership")
+            self.cond.wait_for(
+                lambda: (
+                    self.leadership is not None
+                    or self.failure is not None
+                    or self.lifecycle is Lifecycle.CLOSED
+                    or self.closing
+                ),
+                timeout,
+            )
+            if self.leadership is not None:
+                return self.leadership
+            if self.failure is not None:
+                raise self.failure
+            if self.lifecycle is Lifecycle.CLOSED or self.closing:
+                raise ElectionStoppedError(f"election {self._path} was stopped")
+            return None
 
     # -- the flips ------------------------------------------------------------------------------
 
