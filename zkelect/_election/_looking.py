@@ -3,18 +3,22 @@
 A look uses the children read ahead when there are some (a watch's callback sends the
 re-read before its step is even scheduled; a batched create knows them, or reads them the
 moment it is answered), else reads them now, after a sync when a recheck asks for it.
+Each look also reports ZooKeeper's sequence-counter wrap as it shows it (docs/safety.md).
 """
 
 from __future__ import annotations
 
+import logging
+
 from zkelect._election._watching import Watches
-from zkelect._election._wrap import WrapReport
-from zkelect._election.nodes import CandidateNode, election_order
+from zkelect._election.nodes import CandidateNode, election_order, sequence_wrap
 from zkelect._election.ports import Children, SessionPort
 from zkelect._zookeeper.session import Listing, NoNode, listing_of
 from zkelect.metrics import MetricsRecorder
 
-__all__ = ["Looks"]
+__all__ = ["Looks", "WrapReport"]
+
+log = logging.getLogger("zkelect")
 
 
 class Looks:
@@ -60,3 +64,35 @@ class Looks:
             listing = self._session.listing(self._path)
         self.zxid = listing.pzxid
         return listing.names
+
+
+class WrapReport:
+    """The gauge at every look, the log once per change of the verdict (it lasts until the
+    path is recreated)."""
+
+    def __init__(self, path: str, metrics: MetricsRecorder) -> None:
+        self._path = path
+        self._metrics = metrics
+        self._verdict = (False, False)  # (wrapped, orders_differ) last reported
+
+    def report(self, order: list[CandidateNode]) -> None:
+        """Every look pays only a scan for a negative sequence (this is on the handover's
+        path, with thousands of candidates); the orders are compared only once one is found."""
+        wrapped = any(node.sequence < 0 for node in order)
+        self._metrics.sequence_wrapped(self._path, wrapped)
+        if not wrapped and self._verdict == (False, False):
+            return
+        wrap = sequence_wrap(order)
+        verdict = (wrap.wrapped, wrap.orders_differ)
+        if verdict == self._verdict:
+            return
+        self._verdict = verdict
+        warning = wrap.warning(self._path)
+        if warning is not None:
+            log.warning("zkelect %s", warning)
+        else:
+            log.info(
+                "zkelect %s: no negative sequence number any more; zkelect's, Curator's and "
+                "kazoo's orders agree",
+                self._path,
+            )
