@@ -45,12 +45,16 @@ class Heartbeat:
         self._timer: TimerHandle | None = None
         self._beats = 0  # the heartbeat chain's number: a released session's chain stops
 
-    def start(self, *, beat_now: bool) -> None:
-        """Start a new heartbeat chain (the first beat now, or an interval from now) and
-        the watchdog; called when the session is acquired by its first user."""
+    def new_chain(self) -> int:
+        """The number of a new heartbeat chain: any earlier chain stops at its next beat."""
         with self._lock:
             self._beats += 1
-            beats = self._beats
+            return self._beats
+
+    def start(self, beats: int, *, beat_now: bool) -> None:
+        """Run chain ``beats`` (the first beat now, or an interval from now; nothing if the
+        session was released meanwhile) and the watchdog; called when the session is
+        acquired by its first user."""
         if beat_now:
             self._beat(beats)
         else:

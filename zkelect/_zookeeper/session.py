@@ -192,12 +192,13 @@ class Session(Requests):
         except BaseException:
             self.release()
             raise
+        beats = self._heartbeat.new_chain()
         beat_now = preconnected and self.lease.remaining() <= 0
         if beat_now:
             # Its connect was not seen, so the lease needs two answers a report delay apart
             # (lease.py); learn how short that may be, and send the first one now.
             self._min_session = self.tap.probe_min_session(min(2.0, self.config.request_timeout))
-        self._heartbeat.start(beat_now=beat_now)
+        self._heartbeat.start(beats, beat_now=beat_now)
 
     def release(self) -> None:
         """Unregister one user; the last one stops the threads (and an owned client)."""
