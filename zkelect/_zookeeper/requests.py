@@ -34,12 +34,13 @@ from kazoo.exceptions import (
     SessionMovedError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.protocol.states import WatchedEvent
+from kazoo.protocol.states import KazooState, WatchedEvent
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from zkelect._zookeeper.hooks import call_raw, create_multi
 from zkelect._zookeeper.outcomes import (
     BadVersion,
+    ConnectionState,
     Listing,
     NodeExists,
     NodeStat,
@@ -61,6 +62,7 @@ __all__ = [
     "Requests",
     "Transaction",
     "candidate_created",
+    "connection_state",
     "listing_of",
     "node_stat",
     "translate",
@@ -108,6 +110,15 @@ def translate(exc: BaseException) -> BaseException:
     ):
         return Retryable(type(exc).__name__)
     return exc
+
+
+def connection_state(state: str) -> ConnectionState:
+    """kazoo's state of a client as zkelect's."""
+    if state == KazooState.CONNECTED:
+        return ConnectionState.CONNECTED
+    if state == KazooState.SUSPENDED:
+        return ConnectionState.SUSPENDED
+    return ConnectionState.LOST
 
 
 def is_no_node(exc: BaseException | None) -> bool:

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.protocol.states import KazooState
 
 from zkelect._dispatch import Notifier, Timers, WorkerPool
 from zkelect._zookeeper.connect import start_client
@@ -51,6 +50,7 @@ from zkelect._zookeeper.requests import (
     Requests,
     Transaction,
     candidate_created,
+    connection_state,
     is_no_node,
     is_refused,
     listing_of,
@@ -125,7 +125,7 @@ class Session(Requests):
         self._listeners: dict[_SessionListener, None] = {}
         self._heartbeat = Heartbeat(self, self._lock)
         self._min_session: float | None = None  # the servers' minSessionTimeout, if probed
-        self._state = self._translate_state(client.state)
+        self._state = connection_state(client.state)
         self._session_id: int | None = self._read_session_id()
         self.pool: WorkerPool | None = None
         self.timers: Timers | None = None
@@ -174,7 +174,7 @@ class Session(Requests):
             self.notifier = Notifier(name)
             # Listen only while in use: an election built but never started leaves no trace
             # on the client. Read the state afresh: it may have changed since construction.
-            self._state = self._translate_state(self.client.state)
+            self._state = connection_state(self.client.state)
             self._session_id = self._read_session_id()
             preconnected = self._state is ConnectionState.CONNECTED
             if preconnected:  # a shared client, already started
@@ -254,14 +254,6 @@ class Session(Requests):
 
     # -- state --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _translate_state(state: str) -> ConnectionState:
-        if state == KazooState.CONNECTED:
-            return ConnectionState.CONNECTED
-        if state == KazooState.SUSPENDED:
-            return ConnectionState.SUSPENDED
-        return ConnectionState.LOST
-
     def _read_session_id(self) -> int | None:
         client_id = self.client.client_id
         return int(client_id[0]) if client_id else None
@@ -300,7 +292,7 @@ class Session(Requests):
 
     def _on_kazoo_state(self, kazoo_state: str) -> None:
         # Runs on kazoo's connection thread: only bookkeeping and posting, never I/O.
-        state = self._translate_state(kazoo_state)
+        state = connection_state(kazoo_state)
         session_id = self._read_session_id() if state is ConnectionState.CONNECTED else None
         if state is ConnectionState.SUSPENDED:
             session_id = self._session_id
@@ -402,8 +394,7 @@ class Session(Requests):
         )
 
     def heartbeat_interval(self) -> float:
-        """A quarter of the negotiated timeout, or the configured interval (scaled down in
-        proportion if the servers granted a shorter session than was asked for)."""
+        """See ``Heartbeat.interval``: a quarter of the session timeout by default."""
         return self._heartbeat.interval()
 
     def read_timeout(self) -> float:
