@@ -1,9 +1,10 @@
 """Keeping strangers out of an election: digest credentials, ACLs, TLS and SASL options.
 
 Everything here is a frozen value, validated when built (``ConfigurationError`` names the bad
-field), and nothing talks to ZooKeeper. ``Election(hosts, path, auth=..., acl=..., tls=...,
-sasl=...)`` builds its client from them; for a KazooClient of your own, pass
-``**kazoo_options(...)`` to its constructor (see docs/security.md).
+field); nothing talks to ZooKeeper or imports kazoo. ``Election(hosts, path, auth=..., acl=...,
+tls=..., sasl=...)`` builds its client from them; for a KazooClient of your own, pass
+``**zkelect.kazoo_options(...)`` to its constructor (see docs/security.md): the values become
+kazoo's in the ZooKeeper boundary (zkelect/_zookeeper/options.py).
 
 * ``DigestAuth(username, password)``: the ``digest`` identity a session adds (``auth_data``).
   ZooKeeper accepts any digest credentials: a wrong password is not refused at connect, it
@@ -155,12 +156,6 @@ class ElectionAcl:
         if self.others_may_read:
             found[("world", "anyone", READ)] = None
         return list(found)
-
-    def kazoo_acl(self) -> list[Any]:
-        """The ACL as kazoo ``ACL`` objects (for ``default_acl`` or ``create(acl=...)``)."""
-        from kazoo.security import ACL, Id
-
-        return [ACL(perms, Id(scheme, ident)) for scheme, ident, perms in self.entries()]
 
     def differences(self, found: Iterable[AclEntry]) -> str | None:
         """None if ``found`` (an existing node's ACL) is this one; else what differs."""
@@ -330,32 +325,13 @@ def kazoo_options(
     tls: TlsOptions | None = None,
     sasl: SaslOptions | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``KazooClient(hosts, **kazoo_options(...))`` that do what the
-    same arguments do for an Election: ``auth_data``, ``default_acl``, ``sasl_options``,
-    and for TLS ``use_ssl`` plus a connection handler that uses ``tls.ssl_context()`` (so
-    only your CA is trusted and the hostname is checked)."""
-    digests, acl, tls, sasl = check_options(auth, acl, tls, sasl)
-    options: dict[str, Any] = {}
-    if digests:
-        options["auth_data"] = [d.auth_data() for d in digests]
-    if acl is not None:
-        options["default_acl"] = acl.kazoo_acl()
-    if sasl is not None:
-        options["sasl_options"] = sasl.kazoo()
-    if tls is not None:
-        from zkelect._zookeeper.connect import TlsHandler
+    """``zkelect.kazoo_options``: see zkelect/_zookeeper/options.py.
 
-        options.update(
-            use_ssl=True,
-            verify_certs=tls.verify,
-            check_hostname=tls.check_hostname,
-            ca=tls.ca_file,
-            certfile=tls.cert_file,
-            keyfile=tls.key_file,
-            keyfile_password=tls.key_password,
-            handler=TlsHandler(tls.ssl_context()),
-        )
-    return options
+    Transitional (it imports the layer above): zkelect/_election/election.py calls it from
+    here; once it imports ``zkelect._zookeeper.options`` this goes."""
+    from zkelect._zookeeper.options import kazoo_options as options
+
+    return options(auth=auth, acl=acl, tls=tls, sasl=sasl)
 
 
 @dataclass(frozen=True)
@@ -378,11 +354,13 @@ class ClientSecurity:
         object.__setattr__(self, "other_auth", tuple(self.other_auth))
 
     def kazoo(self) -> dict[str, Any]:
-        """Keyword arguments for a KazooClient (see ``kazoo_options``)."""
-        options = kazoo_options(auth=self.auth, acl=self.acl, tls=self.tls, sasl=self.sasl)
-        if self.other_auth:
-            options["auth_data"] = [*options.get("auth_data", []), *self.other_auth]
-        return options
+        """Keyword arguments for a KazooClient: ``zkelect._zookeeper.options.client_options``.
+
+        Transitional (it imports the layer above): zkelect/ops/* call it; once they call
+        ``client_options(security)`` this goes."""
+        from zkelect._zookeeper.options import client_options
+
+        return client_options(self)
 
     def election_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for an Election built from a connect string."""

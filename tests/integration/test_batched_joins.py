@@ -1,7 +1,8 @@
-"""Batched joins (zkelect/joins.py): the creates of start(wait=False) in multi-ops, on real
-servers — missing election paths created in the same transaction, epochs equal to the
-czxid the servers report, and every way a batch can fail (a path created or deleted
-under it, a refused path, a lost answer) ending with each election joined exactly once."""
+"""Batched joins (zkelect/_zookeeper/joins.py): the creates of start(wait=False) in
+multi-ops, on real servers — missing election paths created in the same transaction,
+epochs equal to the czxid the servers report, and every way a batch can fail (a path
+created or deleted under it, a refused path, a lost answer) ending with each election
+joined exactly once."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from zkelect import (
     PermissionDeniedError,
     kazoo_options,
 )
+from zkelect._zookeeper.options import kazoo_acl
 from zkelect.testing import wait_for
 from zkelect.testing.ensemble import LocalEnsemble
 from zkelect.testing.proxy import FaultProxy
@@ -213,7 +215,7 @@ def test_batched_paths_and_nodes_carry_the_election_acl(
         elect_all(elections)
         for election in elections:
             assert election.wait_for_leadership(20) is not None
-        expected = sorted((a.id.scheme, a.id.id, a.perms) for a in acl.kazoo_acl())
+        expected = sorted((a.id.scheme, a.id.id, a.perms) for a in kazoo_acl(acl))
         for election in elections:
             for path in (election.path, node_of(election)):
                 # read as the owner: servers show others "x" for the digest (needs ADMIN)

@@ -25,7 +25,7 @@ from kazoo.client import KazooClient
 from kazoo.protocol.states import EventType, WatchedEvent
 
 from zkelect._election.nodes import election_order
-from zkelect.fencing.leadership import FencingToken
+from zkelect.fencing.token import FencingToken
 from zkelect.testing import wait_for
 from zkelect.testing.ensemble import LocalEnsemble
 from zkelect.testing.proxy import FaultProxy

@@ -18,6 +18,7 @@ from zkelect import (
     kazoo_options,
 )
 from zkelect._zookeeper.connect import TlsHandler
+from zkelect._zookeeper.options import kazoo_acl
 from zkelect.ops.cli.common import UsageError, client_security
 from zkelect.security import ALL, READ, digest_id
 from zkelect.testing.certs import make_test_pki
@@ -131,7 +132,7 @@ def test_kazoo_options(pki) -> None:  # type: ignore[no-untyped-def]
     assert options["use_ssl"] and options["check_hostname"] and options["verify_certs"]
     assert isinstance(options["handler"], TlsHandler)
     client = KazooClient("127.0.0.1:1", **options)  # kazoo accepts them all
-    assert client.default_acl == ElectionAcl([alice]).kazoo_acl()
+    assert client.default_acl == kazoo_acl(ElectionAcl([alice]))
     with pytest.raises(ConfigurationError, match="tls must be"):
         kazoo_options(tls="yes")  # type: ignore[arg-type]
 

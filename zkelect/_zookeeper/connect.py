@@ -11,6 +11,8 @@ down: a timeout. ``start_client`` watches each attempt instead and ends the wait
 * ``PermissionDeniedError`` as soon as SASL authentication is refused (not retried);
 * ``ConnectionFailedError`` at the deadline otherwise, naming the last error seen.
 
+Each attempt is seen through hooks.py (kazoo keeps them to itself); the verdicts are here.
+
 ``TlsHandler`` is kazoo's threading handler with one change: TLS connections use the
 ``ssl.SSLContext`` it was given (``TlsOptions.ssl_context()``), built once, instead of kazoo's
 per-connection context that also trusts every system CA and leaves hostname checking off.
@@ -28,11 +30,13 @@ from kazoo.exceptions import AuthFailedError, SASLException, SessionClosedRequir
 from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.protocol.connection import ConnectionDropped
 
+from zkelect._zookeeper.hooks import sasl_options, watch_connect_attempts
 from zkelect.errors import ConnectionFailedError, PermissionDeniedError, TLSError
 
 __all__ = ["TlsHandler", "start_client"]
 
 _PROBE_TIMEOUT = 1.0
+_WATCH_ATTRIBUTE = "_zkelect_connect_watch"
 _NOT_TLS_REASONS = (
     "WRONG_VERSION_NUMBER",
     "RECORD_LAYER_FAILURE",
@@ -139,7 +143,7 @@ class _ConnectWatch:
         return None
 
     def _auth_message(self, exc: Exception, where: str) -> str:
-        sasl = getattr(self._client._connection, "sasl_options", None)
+        sasl = sasl_options(self._client)
         if isinstance(exc, SASLException):
             return f"SASL authentication could not run ({exc}): pip install 'zkelect[sasl]'"
         if sasl is None:
@@ -210,29 +214,12 @@ class _ConnectWatch:
 
 
 def _watch(client: Any) -> _ConnectWatch:
-    watch = getattr(client, "_zkelect_connect_watch", None)
+    watch = getattr(client, _WATCH_ATTRIBUTE, None)
     if isinstance(watch, _ConnectWatch):
         return watch
     watch = _ConnectWatch(client)
-    connection = client._connection
-    original = connection._connect
-
-    def connect(host: str, hostip: str, port: int) -> Any:
-        try:
-            result = original(host, hostip, port)
-        except Exception as exc:
-            try:
-                replacement = watch.failed(exc, host, hostip, port)
-            except Exception:  # a diagnosis must never break kazoo's connection loop
-                replacement = None
-            if replacement is not None and replacement is not exc:
-                raise replacement from exc
-            raise
-        watch.succeeded()
-        return result
-
-    connection._connect = connect
-    client._zkelect_connect_watch = watch
+    watch_connect_attempts(client, watch.failed, watch.succeeded)
+    setattr(client, _WATCH_ATTRIBUTE, watch)
     return watch
 
 

@@ -24,10 +24,15 @@ thing that zkelect's own heartbeat would otherwise defeat:
   (:meth:`ConnectionTap.probe_min_session`), so that a client connected before zkelect saw
   it proves its lease in half a tick, not a quarter of the session timeout (lease.py);
 * kazoo's threading handler builds and closes an epoll object for every wait of its
-  connection thread; :func:`_plain_select` does the same wait in one ``select()``.
+  connection thread; :func:`_plain_select` does the same wait in one ``select()``;
+* **every connection attempt's outcome**, which kazoo swallows and retries: connect.py
+  turns a TLS or SASL failure into a verdict (:func:`watch_connect_attempts`);
+* **a multi-op of creates that says its zxid** (:func:`create_multi`, :func:`call_raw`):
+  kazoo's own multi answers paths only, so batched joins send a request of their own;
+* the requested session timeout and the SASL options, which kazoo keeps private.
 
 Every private name of kazoo that zkelect uses is listed in :data:`_PRIVATE_NAMES` and checked
-when a client is first tapped (:class:`KazooIncompatibleError` names the missing one), and
+when a client is first hooked (:class:`KazooIncompatibleError` names the missing one), and
 pyproject.toml pins kazoo to the versions these hooks were read against (2.9-2.11).
 """
 
@@ -36,19 +41,40 @@ from __future__ import annotations
 import logging
 import select
 import socket
-import struct
 import threading
+from collections.abc import Callable
 from typing import Any, cast
 
 import kazoo
+from kazoo.exceptions import EXCEPTIONS
 from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.handlers.utils import selector_select
-from kazoo.protocol.serialization import Close, Connect, int_struct
+from kazoo.protocol.paths import _prefix_root
+from kazoo.protocol.serialization import (
+    Connect,
+    Create,
+    Create2,
+    MultiHeader,
+    int_struct,
+    read_string,
+)
+from kazoo.protocol.serialization import Transaction as KazooMulti
+from kazoo.security import OPEN_ACL_UNSAFE
 
+from zkelect._zookeeper.probe import probe_min_session
 from zkelect.clock import Clock
 from zkelect.errors import ZkElectError
 
-__all__ = ["TESTED_KAZOO", "ConnectionTap", "KazooIncompatibleError"]
+__all__ = [
+    "TESTED_KAZOO",
+    "ConnectionTap",
+    "KazooIncompatibleError",
+    "call_raw",
+    "create_multi",
+    "requested_timeout",
+    "sasl_options",
+    "watch_connect_attempts",
+]
 
 log = logging.getLogger("zkelect")
 
@@ -57,6 +83,9 @@ TESTED_KAZOO = ((2, 9), (2, 11))
 #: kazoo's private methods of ``client._connection`` that zkelect wraps.
 _PRIVATE_NAMES = ("_connect", "_invoke", "_read_socket", "_expand_client_hosts")
 _ATTRIBUTE = "_zkelect_tap"
+# minSessionTimeout per ensemble (its members' sorted host:port), probed once per process.
+_probed: dict[tuple[tuple[str, int], ...], float | None] = {}
+_probe_lock = threading.Lock()
 
 
 class KazooIncompatibleError(ZkElectError):
@@ -75,9 +104,11 @@ def _kazoo_version() -> tuple[int, int]:
 _warned_version = False
 
 
-def _check_kazoo(connection: Any) -> None:
+def _check_kazoo(connection: Any, names: tuple[str, ...] = _PRIVATE_NAMES) -> None:
+    """The version guard: raise if ``connection`` lacks one of ``names``; warn (once) if this
+    kazoo is outside the tested range."""
     global _warned_version
-    missing = [name for name in _PRIVATE_NAMES if not callable(getattr(connection, name, None))]
+    missing = [name for name in names if not callable(getattr(connection, name, None))]
     if missing:
         raise KazooIncompatibleError(
             f"this kazoo ({'.'.join(map(str, _kazoo_version()))}) has no "
@@ -187,11 +218,10 @@ class ConnectionTap:
     def probe_min_session(self, timeout: float) -> float | None:
         """The shortest session the member we are connected to grants (seconds), or None.
 
-        A connection of its own, speaking kazoo's own protocol classes and TLS settings: a
-        ConnectRequest for a 1 ms session is granted ``minSessionTimeout``; the probe session
-        is closed at once. Nothing of the client's own connection is touched. Asked once per
-        process and ensemble (the members of one ensemble share their configuration): a
-        process with a hundred clients opens one probe session, not a hundred.
+        A connection of its own (probe.py); nothing of the client's own is touched. Asked
+        once per process and ensemble (the members of one ensemble share their
+        configuration): a process with a hundred clients opens one probe session, not a
+        hundred.
         """
         peer = self._peer
         if peer is None:
@@ -199,40 +229,8 @@ class ConnectionTap:
         ensemble = tuple(sorted((str(host), int(port)) for host, port in self._client.hosts))
         with _probe_lock:
             if ensemble not in _probed:
-                _probed[ensemble] = self._probe(peer, timeout)
+                _probed[ensemble] = probe_min_session(self._client, peer, timeout)
             return _probed[ensemble]
-
-    def _probe(self, peer: tuple[str, int], timeout: float) -> float | None:
-        client = self._client
-        names = [str(host) for host, port in client.hosts if int(port) == peer[1]]
-        try:
-            sock = client.handler.create_connection(
-                address=peer,
-                hostname=names[0] if names else peer[0],
-                timeout=timeout,
-                use_ssl=client.use_ssl,
-                keyfile=client.keyfile,
-                certfile=client.certfile,
-                ca=client.ca,
-                keyfile_password=client.keyfile_password,
-                verify_certs=client.verify_certs,
-                check_hostname=client.check_hostname,
-            )
-        except Exception:
-            return None
-        try:
-            sock.settimeout(timeout)
-            request = bytes(Connect(0, 0, 1, 0, b"\x00" * 16, False).serialize())
-            sock.sendall(int_struct.pack(len(request)) + request)
-            (length,) = int_struct.unpack(_recv_exact(sock, int_struct.size))
-            granted = Connect.deserialize(_recv_exact(sock, length), 0)[0].time_out
-            close = _REQUEST_HEADER.pack(1, Close.type)  # end the probe session now
-            sock.sendall(int_struct.pack(len(close)) + close)
-        except Exception:
-            return None
-        finally:
-            sock.close()
-        return float(granted) / 1000.0 if granted > 0 else None
 
     # -- the hooks ------------------------------------------------------------------------
 
@@ -276,23 +274,6 @@ class ConnectionTap:
         connection._expand_client_hosts = expand_client_hosts
 
 
-_REQUEST_HEADER = struct.Struct(">ii")  # xid, type
-# minSessionTimeout per ensemble (its members' sorted host:port), probed once per process.
-_probed: dict[tuple[tuple[str, int], ...], float | None] = {}
-_probe_lock = threading.Lock()
-
-
-def _recv_exact(sock: Any, size: int) -> bytes:
-    parts, left = [], size
-    while left > 0:
-        chunk = sock.recv(left)
-        if not chunk:
-            raise ConnectionError("closed by the server")
-        parts.append(chunk)
-        left -= len(chunk)
-    return b"".join(parts)
-
-
 def _plain_select(
     rlist: list[Any], wlist: list[Any], xlist: list[Any], timeout: float | None = None
 ) -> tuple[list[Any], list[Any], list[Any]]:
@@ -319,3 +300,109 @@ def _use_plain_select(client: Any) -> None:
     if type(handler) is SequentialThreadingHandler and "select" not in vars(handler):
         handler.select = _plain_select
 
+
+# -- connection attempts (connect.py's verdicts) ---------------------------------------------
+
+
+def watch_connect_attempts(
+    client: Any,
+    failed: Callable[[Exception, str, str, int], Exception | None],
+    succeeded: Callable[[], None],
+) -> None:
+    """Tell ``failed(exc, host, hostip, port)`` / ``succeeded()`` of each connection attempt
+    of ``client`` (on kazoo's connection thread). ``failed`` may return an exception for
+    kazoo to raise instead (kazoo stops retrying on some); install once per client."""
+    connection = client._connection
+    _check_kazoo(connection, ("_connect",))
+    original = connection._connect
+
+    def connect(host: str, hostip: str, port: int) -> Any:
+        try:
+            result = original(host, hostip, port)
+        except Exception as exc:
+            try:
+                replacement = failed(exc, host, hostip, port)
+            except Exception:  # a diagnosis must never break kazoo's connection loop
+                replacement = None
+            if replacement is not None and replacement is not exc:
+                raise replacement from exc
+            raise
+        succeeded()
+        return result
+
+    connection._connect = connect
+
+
+def sasl_options(client: Any) -> Any:
+    """The SASL options ``client`` was built with, or None (kazoo keeps them private)."""
+    return getattr(client._connection, "sasl_options", None)
+
+
+def requested_timeout(client: Any) -> float:
+    """The session timeout ``client`` asks for, in seconds (kazoo keeps it in ms, private)."""
+    return float(client._session_timeout) / 1000.0
+
+
+# -- a multi-op of creates that says its zxid (batched joins) --------------------------------
+
+_PERSISTENT, _EPHEMERAL_SEQUENTIAL = 0, 3  # ZooKeeper's create flags
+
+
+def create_multi(client: Any, creates: list[tuple[str, bytes, bool]]) -> _CreateMulti:
+    """One multi-op of ``creates`` (``(path, data, candidate)``; a candidate is
+    EPHEMERAL_SEQUENTIAL), with the client's chroot and default ACL; send it with
+    :func:`call_raw`."""
+    chroot = client.chroot
+    acl = client.default_acl or OPEN_ACL_UNSAFE
+    return _CreateMulti(
+        [
+            Create(_prefix_root(chroot, path, trailing=candidate), data, acl, flags)
+            for path, data, candidate in creates
+            for flags in (_EPHEMERAL_SEQUENTIAL if candidate else _PERSISTENT,)
+        ],
+        client,
+    )
+
+
+def call_raw(client: Any, request: Any) -> Any:
+    """Send a request object of our own on ``client``'s connection; its async result."""
+    answer = client.handler.async_result()
+    client._call(request, answer)
+    return answer
+
+
+class _CreateMulti:
+    """A multi-op of creates whose answer also says the transaction's zxid.
+
+    Servers answer every create in a multi with its path only (no stat, even for create2),
+    but all of a multi's nodes are created by one transaction, so each node's czxid is
+    that transaction's zxid: the zxid of the reply header, which kazoo stores in
+    ``client.last_zxid`` just before it reads the body (on its connection thread). The
+    answer is ``(zxid, session id, per-create results)``.
+    """
+
+    type = KazooMulti.type  # what kazoo dispatches on
+
+    def __init__(self, operations: list[Any], client: Any) -> None:
+        self.operations = operations
+        self.client = client
+
+    def serialize(self) -> bytearray:
+        return cast(bytearray, KazooMulti.serialize(self))
+
+    def deserialize(self, data: bytes, offset: int) -> tuple[int, int, list[object]]:
+        zxid, session_id = int(self.client.last_zxid), int(self.client._session_id or 0)
+        results: list[object] = []
+        header, offset = MultiHeader.deserialize(data, offset)
+        while not header.done:
+            if header.type in (Create.type, Create2.type):
+                path, offset = read_string(data, offset)
+                results.append(path)
+            elif header.type == -1:
+                code = int_struct.unpack_from(data, offset)[0]
+                offset += int_struct.size
+                results.append(EXCEPTIONS[code]())
+            else:
+                raise ValueError(f"unexpected answer type {header.type} in a multi of creates")
+            header, offset = MultiHeader.deserialize(data, offset)
+        return zxid, session_id, results

@@ -27,14 +27,12 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from zkelect._zookeeper.session import NodeExists, NodeStat, NoNode, Pending, Retryable
+from zkelect._zookeeper.outcomes import NodeExists, NodeStat, NoNode, Retryable
+from zkelect._zookeeper.requests import Pending
 
-if TYPE_CHECKING:
-    from zkelect._zookeeper.session import Session
-
-__all__ = ["JoinBatcher", "JoinOutcome", "JoinTicket"]
+__all__ = ["JoinBatcher", "JoinOutcome", "JoinRequests", "JoinTicket"]
 
 #: Creates per multi-op: far below ZooKeeper's ~1 MiB request limit, with
 #: ``MAX_BATCH_BYTES`` as the bound for large candidate ids.
@@ -46,6 +44,20 @@ MAX_IN_FLIGHT = 2
 #: many attempts; its elections then join the ordinary way.
 MAX_ATTEMPTS = 8
 _OP_OVERHEAD = 64  # bytes per create besides its path and data (headers, ACL, flags)
+
+
+class JoinRequests(Protocol):
+    """The requests a batcher sends: what it needs of a ``Session`` (which has them)."""
+
+    def send_children(self, path: str) -> Pending: ...
+
+    def send_ensure_path(self, path: str) -> Pending: ...
+
+    def send_creates(self, creates: list[tuple[str, bytes, bool]]) -> Pending: ...
+
+    def created_entries(
+        self, answer: Any, creates: list[tuple[str, bytes, bool]]
+    ) -> list[tuple[str, NodeStat] | BaseException | None]: ...
 
 
 @dataclass(frozen=True)
@@ -122,7 +134,7 @@ class _Join:
 class JoinBatcher:
     """Gathers the creates of one session's joining elections into multi-ops."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: JoinRequests) -> None:
         self._session = session
         self._lock = threading.Lock()
         self._queue: deque[_Join] = deque()
@@ -201,10 +213,7 @@ class JoinBatcher:
             try:
                 names = set(pending.result())
             except NoNode:
-                ensured = session.send(
-                    lambda: session.client.ensure_path_async(parent), via_leader=True
-                )
-                ensured.when_done(then)
+                session.send_ensure_path(parent).when_done(then)
                 return
             except Exception:  # the multi will say what is wrong
                 then()

@@ -6,8 +6,9 @@ the ZooKeeper client.
 """
 
 from zkelect.fencing.guard import FENCING_HEADER, Admission, FencingGuard, fencing_headers
-from zkelect.fencing.leadership import FencedTransaction, FencingToken, Leadership
+from zkelect.fencing.leadership import FencedTransaction, Leadership
 from zkelect.fencing.stores import FencedStore, PostgresFencedStore, SQLiteFencedStore
+from zkelect.fencing.token import FencingToken
 
 __all__ = [
     "FENCING_HEADER",

@@ -26,8 +26,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from zkelect.errors import ConfigurationError, InvalidTokenError, StaleEpochError
-from zkelect.fencing.leadership import FencingToken, Leadership, describe_epoch
+from zkelect.fencing.leadership import Leadership
 from zkelect.fencing.stores import FencedStore
+from zkelect.fencing.token import FencingToken, describe_epoch
 from zkelect.metrics import MetricsRecorder, NoopRecorder
 
 __all__ = ["FENCING_HEADER", "Admission", "FencingGuard", "fencing_headers"]

@@ -36,7 +36,7 @@ from typing import Any, Protocol, TypeVar
 
 from zkelect.config import check_seconds
 from zkelect.errors import ConfigurationError, StaleEpochError
-from zkelect.fencing.leadership import FencingToken, describe_epoch
+from zkelect.fencing.token import FencingToken, describe_epoch
 from zkelect.metrics import MetricsRecorder, NoopRecorder
 
 __all__ = ["FencedStore", "PostgresFencedStore", "SQLiteFencedStore"]
