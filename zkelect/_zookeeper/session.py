@@ -102,6 +102,7 @@ class NodeStat:
     mzxid: int
     version: int
     ephemeral_owner: int
+    ctime: int = 0  # milliseconds since the epoch (0 where a create's answer has none)
 
 
 class NoNode(Exception):
@@ -134,6 +135,7 @@ def _stat(raw: Any) -> NodeStat:
         mzxid=int(raw.mzxid),
         version=int(raw.version),
         ephemeral_owner=int(raw.ephemeralOwner),
+        ctime=int(raw.ctime),
     )
 
 
