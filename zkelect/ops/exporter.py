@@ -3,8 +3,9 @@
 Why it exists: operators need one dashboard and one set of alerts for every election on an
 ensemble, including those run by Java services on Apache Curator and Python services on plain
 kazoo, which export nothing of the kind. This observer reads the election path the way the
-candidates do (contenders.py parses the three recipes' node names and orders them exactly as
-zkelect's candidates do) and reports the leader's id, its epoch (the czxid of its node),
+candidates do (through zkelect/_election/reader.py, the one reader of an election:
+contenders.py parses the three recipes' node names, ordered exactly as zkelect's candidates
+order them) and reports the leader's id, its epoch (the czxid of its node),
 the number of contenders and how often the leader changed.
 
 What it never does, so that observing cannot change anyone's election:

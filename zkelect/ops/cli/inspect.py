@@ -1,8 +1,10 @@
 """``zkelect status``, ``watch``, ``resign`` and ``exporter``: see and change who leads.
 
-All of them read election paths the way the candidates do (contenders.py parses the node
-names of zkelect, Curator LeaderLatch/LeaderSelector and kazoo Lock/Election and orders them
-like zkelect's candidates), so they work on any of those recipes' paths:
+All of them read election paths through the one reader of an election
+(zkelect/_election/reader.py, over a Session of the ZooKeeper boundary that wraps the
+command's client without acquiring it: no heartbeat), which parses the node names of zkelect,
+Curator LeaderLatch/LeaderSelector and kazoo Lock/Election (contenders.py) and orders them
+like zkelect's candidates, so they work on any of those recipes' paths:
 
 * ``status`` reads once, sets no watch, creates nothing;
 * ``watch`` holds one watch at a time (the leader's node; the path's children only while it
