@@ -41,7 +41,7 @@ from kazoo.client import KazooClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from zkelect._election.contenders import ContenderKind
+from zkelect._election.nodes import ContenderKind
 from zkelect.ops.exporter import ElectionExporter, ObservedElection
 from zkelect.testing import data_watches_by_session, expire_session, total_watches, wait_for
 from zkelect.testing.ensemble import LocalEnsemble, find_zookeeper

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from zkelect._election.contenders import contender_order
 from zkelect._election.nodes import (
-    CandidateNode,
+    Contender,
     SequenceWrap,
     election_order,
     new_node_prefix,
@@ -107,7 +107,7 @@ def test_predecessor() -> None:
 # --------------------------------------------------------------------------- the wrap
 
 
-def nodes(*sequences: int) -> list[CandidateNode]:
+def nodes(*sequences: int) -> list[Contender]:
     """Candidate nodes with these sequences, each with its own GUID, in the order given."""
     guids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(len(sequences))]
     parsed = [parse_node(zk_name(s, guid)) for s, guid in zip(sequences, guids, strict=True)]

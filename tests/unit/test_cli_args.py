@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 
 from zkelect._election.contenders import parse_contender
+from zkelect._election.nodes import Contender
+from zkelect._election.reader import Snapshot
+from zkelect.ops.cli import _election_view as view
 from zkelect.ops.cli import ensemble as cli_ensemble
 from zkelect.ops.cli import inspect as cli_inspect
+from zkelect.ops.cli._election_view import status_json
 from zkelect.ops.cli.common import CliError
-from zkelect.ops.cli.inspect import Candidate, Snapshot
 from zkelect.ops.cli.main import main
 
 UNREACHABLE = "127.0.0.1:9"  # never contacted: every case fails before connecting
@@ -120,10 +123,16 @@ _NAMES = [
 ]
 
 
-def _candidate(name: str, candidate_id: str, czxid: int, ctime_ms: int = 1_000) -> Candidate:
+def _candidate(name: str, candidate_id: str, czxid: int, ctime_ms: int = 1_000) -> Contender:
     contender = parse_contender(name)
     assert contender is not None
-    return Candidate(contender, candidate_id, czxid, 0x1000 + czxid, ctime_ms, 0)
+    return contender._replace(
+        data=candidate_id.encode(),
+        epoch=czxid,
+        session_id=0x1000 + czxid,
+        ctime_ms=ctime_ms,
+        version=0,
+    )
 
 
 def _snapshot(*ids: str) -> Snapshot:
@@ -135,7 +144,7 @@ def _snapshot(*ids: str) -> Snapshot:
 
 
 def test_status_json_shape() -> None:
-    report = _snapshot("a", "b").as_json(now_ms=4_500)
+    report = status_json(_snapshot("a", "b"), now_ms=4_500)
     assert list(report) == ["path", "leader", "candidates", "exists", "ignored", "sequence_wrap"]
     assert report["leader"] == {
         "id": "a",
@@ -160,7 +169,7 @@ def test_status_json_shape() -> None:
         "string_order_first": _NAMES[0],
     }
     json.dumps(report)  # serialisable as is
-    empty = Snapshot("/e", False, ()).as_json(now_ms=0)
+    empty = status_json(Snapshot("/e", False, ()), now_ms=0)
     assert empty == {
         "path": "/e",
         "leader": None,
@@ -188,7 +197,7 @@ def test_resign_target_is_the_leader_or_a_named_candidate() -> None:
      (3_660_000, "1h01m ago"), (90_000_000, "1d01h ago")],
 )  # fmt: skip
 def test_joined_ago(ms: int, text: str) -> None:
-    assert cli_inspect._ago(ms) == text
+    assert view.ago(ms) == text
 
 
 def test_auth_parsing() -> None:
@@ -289,10 +298,10 @@ def test_processes_are_recognised_by_their_command_line(
 
 def test_candidate_ids_are_shown_as_data_not_markup(capsys: pytest.CaptureFixture[str]) -> None:
     """Node data is anything a client wrote: rich markup, control characters, a megabyte."""
-    assert cli_inspect._shown("") == "(no id)"
-    assert cli_inspect._shown("a\nb\x1b[31m") == "a?b?[31m"
-    assert cli_inspect._shown("x" * 1000) == "x" * 63 + "…"
-    cli_inspect._print_status(_snapshot("[/chroot] [bold]", "10.0.0.7"), now_ms=2_000)
+    assert view.shown("") == "(no id)"
+    assert view.shown("a\nb\x1b[31m") == "a?b?[31m"
+    assert view.shown("x" * 1000) == "x" * 63 + "…"
+    view.print_status(_snapshot("[/chroot] [bold]", "10.0.0.7"), now_ms=2_000)
     out = capsys.readouterr().out
     assert "leader [/chroot] [bold], epoch 0x64, 2 candidates" in out
     rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]

@@ -13,14 +13,8 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zkelect._election.contenders import (
-    Contender,
-    ContenderKind,
-    contender_order,
-    leader_of,
-    parse_contender,
-)
-from zkelect._election.nodes import election_order, new_node_prefix
+from zkelect._election.contenders import contender_order, leader_of, parse_contender
+from zkelect._election.nodes import Contender, ContenderKind, election_order, new_node_prefix
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 

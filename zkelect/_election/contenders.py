@@ -1,4 +1,5 @@
-"""Contender nodes of the three election recipes on ZooKeeper, parsed into one type. Pure logic.
+"""Contender nodes of the three election recipes on ZooKeeper, parsed into one type
+(nodes.Contender). Pure logic.
 
 Why: an observer (the exporter, ``zkelect status`` on a foreign path) must tell who leads an
 election run by *any* of the common recipes, and must agree with the candidates about it.
@@ -30,15 +31,18 @@ different recipes under one parent are ordered consistently too.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
-from typing import NamedTuple
 
-from zkelect._election.nodes import parse_node, parse_sequence, protected_guid, serial_order
+from zkelect._election.nodes import (
+    Contender,
+    ContenderKind,
+    parse_node,
+    parse_sequence,
+    protected_guid,
+    serial_order,
+)
 
 __all__ = [
-    "Contender",
-    "ContenderKind",
     "contender_order",
     "leader_of",
     "parse_contender",
@@ -49,28 +53,6 @@ _KAZOO_READ_LOCK = "__rlock__"
 _CURATOR_LOCK = "lock-"
 _KAZOO_GUID_LENGTH = 32
 _HEX = frozenset("0123456789abcdef")
-
-
-class ContenderKind(str, enum.Enum):
-    """Which recipe made a node (a ``str`` so it prints and serialises as its value)."""
-
-    LATCH = "latch"  # zkelect, Curator LeaderLatch
-    CURATOR_LOCK = "curator_lock"  # Curator LeaderSelector / InterProcessMutex
-    KAZOO_LOCK = "kazoo_lock"  # kazoo Lock / Election / WriteLock
-    KAZOO_READ_LOCK = "kazoo_read_lock"  # kazoo ReadLock
-
-
-class Contender(NamedTuple):
-    """One contender's child name, parsed. A tuple: thousands may be parsed per change.
-
-    ``guid`` is the creator's per-attempt random id (Curator's protection UUID, kazoo's uuid4
-    hex) when the name carries one in the recipe's format, else None.
-    """
-
-    name: str
-    sequence: int
-    kind: ContenderKind
-    guid: str | None
 
 
 def _split(name: str, marker: str) -> tuple[str, int] | None:
@@ -97,7 +79,7 @@ def parse_contender(name: str) -> Contender | None:
     """
     latch = parse_node(name)
     if latch is not None:
-        return Contender(name, latch.sequence, ContenderKind.LATCH, latch.guid)
+        return latch
     for marker, kind in (
         (_KAZOO_LOCK, ContenderKind.KAZOO_LOCK),
         (_KAZOO_READ_LOCK, ContenderKind.KAZOO_READ_LOCK),

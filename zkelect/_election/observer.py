@@ -6,9 +6,9 @@ node (or, only while the path has no candidates, a children/exists watch to lear
 one appears). Every observer wakes when the leader changes: the price of observing,
 paid only by those who ask for it.
 
-Foreign children are skipped as the candidates skip them: names that are not candidates,
-and persistent nodes named like one (found when the leader's node is read: no session owns
-it, so it is not a candidate; see docs/safety.md, "Hostile input").
+The reading is reader.watch_leader's, with zkelect's own order: foreign children are
+skipped as the candidates skip them (names that are not candidates, and persistent nodes
+named like one; see docs/safety.md, "Hostile input").
 
 ``LeaderObserver`` holds no thread of its own: its owner calls ``refresh()`` from the
 owner's actor, and the watches ask the owner (through ``post``) to call ``on_fired``.
@@ -19,15 +19,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from zkelect._election.nodes import LeaderInfo, election_order, parse_node
-from zkelect._zookeeper.session import ConnectionState, NoNode, Retryable, Session, SessionGone
+from zkelect._election.nodes import LeaderInfo, election_order
+from zkelect._election.reader import watch_always, watch_leader
+from zkelect._zookeeper.session import ConnectionState, Retryable, Session, SessionGone
 from zkelect.errors import ZkElectError
 
 __all__ = ["UNSET", "LeaderObserver"]
 
 log = logging.getLogger("zkelect")
 UNSET = object()  # nothing observed yet
-_MAX_PASSES = 16
 
 
 class LeaderObserver:
@@ -84,31 +84,7 @@ class LeaderObserver:
             self._deliver(info)
 
     def _read_leader(self, rewatch: Callable[[], None]) -> LeaderInfo | None:
-        for _ in range(_MAX_PASSES):
-            try:
-                children = self._session.children(self._path)
-            except NoNode:
-                if self._session.exists(self._path, watch=rewatch) is None:
-                    return None
-                continue  # created meanwhile
-            order = election_order(children)
-            if self._foreign:
-                self._foreign.intersection_update(children)
-                order = [node for node in order if node.name not in self._foreign]
-            if not order:
-                # Nobody to watch: wait for the first candidate with a children watch.
-                children = self._session.children(self._path, watch=rewatch)
-                if any(parse_node(name) and name not in self._foreign for name in children):
-                    continue
-                return None
-            try:
-                data, stat = self._session.get(f"{self._path}/{order[0].name}", watch=rewatch)
-            except NoNode:
-                continue  # the leader left between the two reads
-            if stat.ephemeral_owner == 0:
-                # Named like a candidate, but persistent: not one (its watch may wake us
-                # once more, for nothing).
-                self._foreign.add(order[0].name)
-                continue
-            return LeaderInfo.from_node(order[0], data, stat.czxid, stat.ephemeral_owner)
-        raise Retryable("the election changed too fast to observe")
+        snapshot = watch_leader(
+            self._session, self._path, watch_always(rewatch), self._foreign, order=election_order
+        )
+        return None if snapshot.leader is None else LeaderInfo.of(snapshot.leader)

@@ -45,6 +45,7 @@ class NodeStat:
     mzxid: int
     version: int
     ephemeral_owner: int
+    ctime: int = 0  # milliseconds since the epoch (0 where a create's answer has none)
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ def node_stat(raw: Any) -> NodeStat:
         mzxid=int(raw.mzxid),
         version=int(raw.version),
         ephemeral_owner=int(raw.ephemeralOwner),
+        ctime=int(raw.ctime),
     )
 
 

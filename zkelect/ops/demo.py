@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import logging
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -35,205 +33,36 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO, TypeVar
 
+from zkelect._election.nodes import Contender, election_order
+from zkelect._election.reader import read_election
 from zkelect._lifeline import popen_tied
+from zkelect._zookeeper.session import Session
+from zkelect.config import ElectionConfig
 from zkelect.errors import ZkElectError
+from zkelect.ops._demo_processes import (
+    CANDIDATE_IDS,
+    CandidateProcess,
+    DemoError,
+    Event,
+    alive,
+    cmdline,
+    hex_epoch,
+    proc_state,
+    worker_main,
+)
+from zkelect.ops._demo_report import summary
 
 __all__ = ["DemoError", "main", "run_demo", "worker_main"]
 
 ELECTION_PATH = "/demo/election"
-CANDIDATE_IDS = ("node-a", "node-b", "node-c")
-RESOURCE = "records"  # the fenced store's resource name: one high-water epoch for all writes
-WRITE_INTERVAL = 0.1
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL for the workers
 WAIT = 30.0  # seconds allowed for any one step
 
 T = TypeVar("T")
-
-
-class DemoError(ZkElectError):
-    """A step of the demo did not turn out as it should (one line, exit code 1)."""
-
-
-def hex_epoch(epoch: int) -> str:
-    """Epochs are zxids: the high 32 bits count ZooKeeper's own leader changes."""
-    return f"0x{epoch:x}"
-
-
-# ------------------------------------------------------------------------------ the worker
-
-
-def worker_main(db: str) -> int:
-    """The leader's work: a fenced write every 100 ms until SIGTERM.
-
-    Started by ``zkelect run`` only while its candidate leads, with the fencing token in
-    ``ZKELECT_TOKEN``. Every write goes through the fenced store, which refuses an epoch
-    lower than one it has accepted. After a refusal this worker knows it was deposed: it
-    writes no more and waits for its supervisor to stop it.
-    """
-    from zkelect.fencing.leadership import FencingToken
-    from zkelect.fencing.stores import SQLiteFencedStore
-
-    token = FencingToken.parse(os.environ.get("ZKELECT_TOKEN"))
-    who = f"worker {token.candidate_id} pid={os.getpid()}"
-    stop = threading.Event()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    store = SQLiteFencedStore(db)
-    accepted = rejected = 0
-    seq = 0
-    deposed = False
-    next_at = time.monotonic()
-    while not stop.is_set():
-        if not deposed:
-            seq += 1
-
-            def insert(conn: Any, n: int = seq) -> None:
-                conn.execute(
-                    "INSERT INTO records (writer, epoch, seq, at) VALUES (?, ?, ?, ?)",
-                    (token.candidate_id, token.epoch, n, time.time()),
-                )
-
-            try:
-                store.write(RESOURCE, token, insert)
-            except ZkElectError as exc:  # StaleEpochError: a newer leader has written
-                rejected += 1
-                deposed = True
-                current = getattr(exc, "current_epoch", None)
-                print(
-                    f"{who}: write #{seq} REJECTED epoch={hex_epoch(token.epoch)} "
-                    f"current={hex_epoch(current or 0)}: {exc}",
-                    flush=True,
-                )
-            else:
-                accepted += 1
-                print(f"{who}: write #{seq} accepted epoch={hex_epoch(token.epoch)}", flush=True)
-        next_at += WRITE_INTERVAL
-        stop.wait(max(0.0, next_at - time.monotonic()))
-    print(f"{who}: stopping (SIGTERM): {accepted} accepted, {rejected} rejected", flush=True)
-    return 0
-
-
-# ------------------------------------------------------------------------------ the candidates
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _proc_state(pid) not in ("Z", "X", None) or not Path("/proc").is_dir()
-
-
-def _proc_state(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-@dataclass
-class Event:
-    at: float  # seconds since the candidates started
-    who: str
-    kind: str  # joined elected started revoked exited left write stopping eof
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-_SUPERVISOR = re.compile(r"^zkelect run (?P<who>\S+): (?P<msg>.*)$")
-_WORKER = re.compile(
-    r"^worker (?P<who>\S+) pid=(?P<pid>\d+): write #(?P<n>\d+) (?P<result>accepted|REJECTED) "
-    r"epoch=0x(?P<epoch>[0-9a-f]+)(?: current=0x(?P<current>[0-9a-f]+))?"
-)
-_WORKER_STOP = re.compile(r"^worker (?P<who>\S+) pid=(?P<pid>\d+): stopping")
-
-
-def parse_line(line: str) -> tuple[str, str, dict[str, Any]] | None:
-    """(who, kind, data) for a line a candidate or its worker prints, or None."""
-    m = _WORKER.match(line)
-    if m:
-        data: dict[str, Any] = {
-            "pid": int(m["pid"]),
-            "n": int(m["n"]),
-            "ok": m["result"] == "accepted",
-            "epoch": int(m["epoch"], 16),
-            "current": int(m["current"], 16) if m["current"] else None,
-            "text": line,
-        }
-        return m["who"], "write", data
-    m = _WORKER_STOP.match(line)
-    if m:
-        return m["who"], "stopping", {"pid": int(m["pid"]), "text": line}
-    m = _SUPERVISOR.match(line)
-    if not m:
-        return None
-    who, msg = m["who"], m["msg"]
-    patterns: list[tuple[str, str]] = [
-        ("joined", r"^joined "),
-        ("elected", r"^elected: epoch=(?P<epoch>\d+)"),
-        ("started", r"^child started: pid=(?P<pid>\d+)"),
-        ("revoked", r"^revoked \((?P<reason>[^)]*)\)"),
-        ("exited", r"^child exited: pid=(?P<pid>\d+) (?P<how>.*)$"),
-        ("left", r"^left the election"),
-    ]
-    for kind, pattern in patterns:
-        found = re.match(pattern, msg)
-        if found:
-            data = {k: int(v) if v.isdigit() else v for k, v in found.groupdict().items()}
-            data["text"] = msg
-            return who, kind, data
-    return who, "other", {"text": msg}
-
-
-class Candidate:
-    """One ``zkelect run`` process; a thread reads what it and its worker print."""
-
-    def __init__(self, candidate_id: str, proc: subprocess.Popen[bytes], demo: Demo) -> None:
-        self.id = candidate_id
-        self.proc = proc
-        self.pid = proc.pid
-        self.worker_pids: list[int] = []
-        self._demo = demo
-        self._thread = threading.Thread(target=self._read, name=f"demo-{candidate_id}", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        stream = self.proc.stdout
-        assert stream is not None
-        for raw in stream:
-            line = raw.decode(errors="replace").rstrip("\n")
-            parsed = parse_line(line)
-            if parsed is None:
-                self._demo.record(self.id, "output", {"text": line})
-            else:
-                who, kind, data = parsed
-                if kind == "started":
-                    self.worker_pids.append(int(data["pid"]))
-                self._demo.record(who if who in CANDIDATE_IDS else self.id, kind, data)
-        self._demo.record(self.id, "eof", {})
-
-    def close(self) -> None:
-        self._thread.join(timeout=5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 # ------------------------------------------------------------------------------ the demo
@@ -247,7 +76,7 @@ class Demo:
         self.cond = threading.Condition()
         self.events: list[Event] = []
         self.t0 = time.monotonic()
-        self.candidates: dict[str, Candidate] = {}
+        self.candidates: dict[str, CandidateProcess] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="zkelect-demo-"))
         self.db = str(self.workdir / "store.db")
         self.ensemble_pids: list[int] = []
@@ -311,7 +140,7 @@ class Demo:
 
     # -- processes ------------------------------------------------------------------------------
 
-    def start_candidate(self, candidate_id: str, hosts: str) -> Candidate:
+    def start_candidate(self, candidate_id: str, hosts: str) -> CandidateProcess:
         package_root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -326,7 +155,7 @@ class Demo:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the demo only; it stops them in order
         )
-        candidate = Candidate(candidate_id, proc, self)
+        candidate = CandidateProcess(candidate_id, proc, self.record)
         self.candidates[candidate_id] = candidate
         return candidate
 
@@ -361,13 +190,6 @@ class Demo:
             f"{candidate_id} to join", lambda e: e.who == candidate_id and e.kind == "joined"
         )
 
-    def last_elected(self, candidate_id: str) -> Event:
-        with self.cond:
-            found = [e for e in self.events if e.who == candidate_id and e.kind == "elected"]
-        if not found:
-            raise DemoError(f"{candidate_id} was never elected")
-        return found[-1]
-
     def wait_write(self, candidate_id: str, after: float, ok: bool = True) -> Event:
         word = "accepted" if ok else "rejected"
         return self.wait_event(
@@ -380,38 +202,39 @@ class Demo:
         """SIGSTOP takes effect asynchronously: wait until the kernel shows it stopped."""
         self.wait_until(
             f"{what} (pid {pid}) to be stopped",
-            lambda: _proc_state(pid) in ("T", "t") or not alive(pid),
+            lambda: proc_state(pid) in ("T", "t") or not alive(pid),
             timeout=5,
         )
 
     # -- ZooKeeper's view -----------------------------------------------------------------------
 
-    def queue(self, client: Any) -> list[Any]:
-        from kazoo.exceptions import NoNodeError
+    def queue(self, session: Session) -> list[Contender]:
+        """The candidates as ZooKeeper lists them, the leader first (read through reader.py)."""
+        session.sync(ELECTION_PATH)  # a member may lag behind the leader: read after a sync
+        snapshot = read_election(session, ELECTION_PATH, order=election_order, settle=False)
+        return list(snapshot.contenders)
 
-        from zkelect._election.nodes import LeaderInfo, election_order
-
-        infos = []
-        client.sync(ELECTION_PATH)  # a member may lag behind the leader: read after a sync
-        for node in election_order(client.get_children(ELECTION_PATH)):
-            with contextlib.suppress(NoNodeError):  # gone meanwhile
-                data, stat = client.get(f"{ELECTION_PATH}/{node.name}")
-                infos.append(LeaderInfo.from_node(node, data, stat.czxid, stat.ephemeralOwner))
-        return infos
-
-    def show_queue(self, client: Any) -> list[Any]:
-        infos = self.queue(client)
-        for position, info in enumerate(infos, 1):
+    def show_queue(self, session: Session) -> list[Contender]:
+        queue = self.queue(session)
+        for position, contender in enumerate(queue, 1):
             role = "leader" if position == 1 else f"watches #{position - 1}"
             self.line(
-                f"    {position}. {info.candidate_id:7} epoch={hex_epoch(info.epoch)}  "
-                f"session=0x{info.session_id:x}  ({role})"
+                f"    {position}. {contender.candidate_id:7} epoch={hex_epoch(contender.epoch)}  "
+                f"session=0x{contender.session_id:x}  ({role})"
             )
-        return infos
+        return queue
 
     # -- the script -----------------------------------------------------------------------------
 
-    def run(self, ensemble: Any, client: Any) -> None:
+    def run(self, ensemble: Any, session: Session) -> None:
+        """Steps 2 to 6 (the module docstring); ``session`` reads ZooKeeper's view."""
+        a, e1 = self.first_leader(ensemble.hosts, session)
+        b, e2 = self.crash(a, e1)
+        c, third_at, worker_b = self.freeze_leader(a, b)
+        self.thaw(b, e2, c, third_at, worker_b, session)
+
+    def first_leader(self, hosts: str, session: Session) -> tuple[str, int]:
+        """Steps 2 and 3: three candidates start; the leader and its epoch, read back."""
         self.step(2, "three `zkelect run` candidates; the leader's worker writes every 100 ms")
         example = self.candidate_command("node-a", "<ensemble>")
         self.line(
@@ -420,7 +243,7 @@ class Demo:
         )
         self.t0 = time.monotonic()
         for candidate_id in CANDIDATE_IDS:
-            self.start_candidate(candidate_id, ensemble.hosts)
+            self.start_candidate(candidate_id, hosts)
         self.line("candidate pids: " + " ".join(str(c.pid) for c in self.candidates.values()))
         first = self.wait_event("a first leader", lambda e: e.kind == "elected")
         a, e1 = first.who, int(first.data["epoch"])
@@ -439,22 +262,25 @@ class Demo:
         self.wait_until(
             f"ZooKeeper to show {a} leading with epoch {hex_epoch(e1)} and 3 candidates",
             lambda: (
-                (q := self.queue(client))
+                (q := self.queue(session))
                 and len(q) == 3
                 and (q[0].candidate_id, q[0].epoch) == (a, e1)
             ),
         )
-        self.show_queue(client)
+        self.show_queue(session)
         self.line(
             f"leader: {a} epoch={hex_epoch(e1)} = the czxid of its node; its worker got it "
             "as ZKELECT_EPOCH/ZKELECT_TOKEN"
         )
+        return a, e1
+
+    def crash(self, a: str, e1: int) -> tuple[str, int]:
+        """Step 4: the leader's supervisor is SIGKILLed; the next one is elected."""
         recent = self.wait_event(
             f"a few writes by {a}'s worker",
             lambda e: e.who == a and e.kind == "write" and e.data["n"] >= 10,
         )
-        worker_a = int(recent.data["pid"])
-
+        worker_a = int(recent.data["pid"])  # the worker writing now
         self.step(4, f"crash: SIGKILL {a}'s supervisor (no goodbye to ZooKeeper)")
         sup_a = self.candidates[a]
         killed_at = self.now()
@@ -496,7 +322,10 @@ class Demo:
             f"a few writes by {b}'s worker",
             lambda e: e.who == b and e.kind == "write" and e.data["n"] >= 10 and e.at >= second.at,
         )
+        return b, e2
 
+    def freeze_leader(self, a: str, b: str) -> tuple[str, float, int]:
+        """Step 5: the new leader freezes past its session timeout; the third is elected."""
         self.step(5, f"freeze {b} past its session timeout (a GC pause, a VM stall)")
         frozen_at, worker_b = self.freeze(b)
         self.leaders[-1].update(ended="frozen", stopped_working=frozen_at)
@@ -527,7 +356,12 @@ class Demo:
             f"now refuses anything below {hex_epoch(e3)}",
             written.at,
         )
+        return c, third.at, worker_b
 
+    def thaw(
+        self, b: str, e2: int, c: str, third_at: float, worker_b: int, session: Session
+    ) -> None:
+        """Step 6: the frozen worker's late write is rejected; its supervisor rejoins."""
         self.step(6, f"thaw {b}: its worker wakes first, still holding epoch {hex_epoch(e2)}")
         self.line("    (in a real stall both wake together, and the worker may write before its")
         self.line("    supervisor notices: that is the window fencing closes)")
@@ -562,17 +396,17 @@ class Demo:
         self.wait_until(
             f"{b} to rejoin as a follower of {c}",
             lambda: (
-                (q := self.queue(client))
+                (q := self.queue(session))
                 and q[0].candidate_id == c
                 and any(i.candidate_id == b for i in q)
             ),
         )
         self.line("queue now (the thawed node rejoined at the back, on a new session):")
-        self.show_queue(client)
+        self.show_queue(session)
         # A few more writes by the current leader before the end.
         self.wait_event(
             f"more writes by {c}'s worker",
-            lambda e: e.who == c and e.kind == "write" and e.data["n"] >= 10 and e.at >= third.at,
+            lambda e: e.who == c and e.kind == "write" and e.data["n"] >= 10 and e.at >= third_at,
         )
 
     def freeze(self, who: str) -> tuple[float, int]:
@@ -620,7 +454,7 @@ class Demo:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(candidate.pid, signal.SIGCONT)
             for worker in candidate.worker_pids:
-                if alive(worker) and "zkelect.ops.demo" in _cmdline(worker):  # never a reused pid
+                if alive(worker) and "zkelect.ops.demo" in cmdline(worker):  # never a reused pid
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.killpg(worker, signal.SIGCONT)
         leading = self._leader_now()
@@ -645,7 +479,7 @@ class Demo:
         for pid in self.worker_pids():
             while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            if alive(pid) and "zkelect.ops.demo" in _cmdline(pid):  # still ours: never a reused pid
+            if alive(pid) and "zkelect.ops.demo" in cmdline(pid):  # still ours: never a reused pid
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
 
@@ -662,119 +496,6 @@ class Demo:
 
     def worker_pids(self) -> list[int]:
         return [pid for c in self.candidates.values() for pid in c.worker_pids]
-
-    # -- the summary ----------------------------------------------------------------------------
-
-    def reported(self, ok: bool) -> dict[int, int]:
-        """Writes the workers reported, accepted (``ok``) or rejected, per epoch."""
-        counts: dict[int, int] = {}
-        for event in self.events:
-            if event.kind == "write" and event.data["ok"] is ok:
-                epoch = int(event.data["epoch"])
-                counts[epoch] = counts.get(epoch, 0) + 1
-        return counts
-
-    def store_epochs(self) -> list[int]:
-        """The epoch of every record in the store, in the order they were written."""
-        conn = sqlite3.connect(self.db)
-        try:
-            return [int(e) for (e,) in conn.execute("SELECT epoch FROM records ORDER BY id")]
-        finally:
-            conn.close()
-
-    def summary(self) -> None:
-        end = self.end_at if self.end_at is not None else self.now()
-        stored = self.store_epochs()
-        reported, rejected = self.reported(True), self.reported(False)
-        self.line()
-        self.line("== summary")
-        header = (
-            f"  {'leader':8}{'epoch':>14}  {'elected':>8}  {'led until':>9}  "
-            f"{'how it ended':14}{'accepted':>9}{'rejected':>9}"
-        )
-        self.line(header)
-        self.line("  " + "-" * (len(header) - 2))
-        for leader in self.leaders:
-            epoch = leader["epoch"]
-            until = f"{leader['end']:.2f}s" if "end" in leader else "end"
-            self.line(
-                f"  {leader['who']:8}{hex_epoch(epoch):>14}  {leader['at']:7.2f}s  "
-                f"{until:>9}  {leader.get('ended', 'still leading'):14}"
-                f"{stored.count(epoch):>9}{rejected.get(epoch, 0):>9}"
-            )
-        for f in self.failovers:
-            self.line(
-                f"  failover {f['old']} -> {f['new']} after the {f['cause']}: {f['seconds']:.2f}s "
-                f"(session timeout {self.session_timeout:g}s)"
-            )
-        ordered = all(a <= b for a, b in itertools.pairwise(stored))
-        self.line(
-            f"  writes: {len(stored)} accepted, {sum(rejected.values())} rejected; the store "
-            f"holds {len(stored)} records, epochs {'never decrease' if ordered else 'DECREASE'}"
-        )
-        # The store is the authority; the workers' lines must agree with it, except that the
-        # SIGKILLed leader's worker may have died between its commit and its line.
-        lines = sum(reported.values())
-        if not ordered or not lines <= len(stored) <= lines + 1:
-            raise DemoError(
-                f"the store holds {len(stored)} records for {lines} writes the workers "
-                f"reported as accepted (epochs ordered: {ordered})"
-            )
-        self.timeline(end)
-
-    def timeline(self, end: float) -> None:
-        self.line()
-        self.line("== leadership timeline (seconds since the candidates started)")
-        for leader in self.leaders:
-            until = f"{leader['end']:6.2f}" if "end" in leader else "   end"
-            note = ""
-            if "stopped_working" in leader:
-                note = (
-                    f"  ({leader['ended']} at {leader['stopped_working']:.2f}s; its node held on "
-                    "until its session expired)"
-                )
-            self.line(
-                f"  {leader['at']:6.2f} - {until}  {leader['who']}  "
-                f"epoch {hex_epoch(leader['epoch'])}{note}"
-            )
-        width = 60
-        scale = width / max(end, 0.001)
-
-        def col(t: float) -> int:
-            return min(width - 1, max(0, int(t * scale)))
-
-        self.line()
-        self.line(f"  {'':8}0s{'':{width - 4}}{end:.0f}s")
-        for candidate_id in CANDIDATE_IDS:
-            row = [" "] * width
-            joined = next(
-                (e.at for e in self.events if e.who == candidate_id and e.kind == "joined"), None
-            )
-            if joined is not None:
-                for i in range(col(joined), width):
-                    row[i] = "."
-            for leader in (x for x in self.leaders if x["who"] == candidate_id):
-                working_end = leader.get("stopped_working", leader.get("end", end))
-                for i in range(col(leader["at"]), col(working_end) + 1):
-                    row[i] = "#"
-                if "stopped_working" in leader:
-                    for i in range(col(leader["stopped_working"]) + 1, col(leader["end"]) + 1):
-                        row[i] = "~"
-                    after = " " if leader["ended"] == "SIGKILLed" else ":"
-                    for i in range(col(leader["end"]) + 1, width):
-                        row[i] = after
-            mine = [e for e in self.events if e.who == candidate_id and e.at <= end]
-            for event in mine:
-                if event.kind == "revoked":
-                    for i in range(col(event.at), width):
-                        row[i] = "."
-            for event in mine:
-                if event.kind == "write" and not event.data["ok"]:
-                    row[col(event.at)] = "!"
-            self.line(f"  {candidate_id:8}|{''.join(row)}|")
-        self.line("  # leads, its worker writes     ~ crashed/frozen, its node still leads")
-        self.line("  : frozen and deposed           ! late write rejected    . candidate")
-
 
 # ------------------------------------------------------------------------------ running it
 
@@ -805,23 +526,26 @@ def _quiet_logs(verbose: bool) -> None:
         logging.getLogger("kazoo").setLevel(logging.CRITICAL)
 
 
-def _demo(demo: Demo) -> None:
-    from kazoo.client import KazooClient
-
+def _prepare_store(db: str) -> None:
     from zkelect.fencing.stores import SQLiteFencedStore
-    from zkelect.testing.ensemble import LocalEnsemble
 
-    SQLiteFencedStore(demo.db)  # creates the fence table
-    with sqlite3.connect(demo.db) as conn:
+    SQLiteFencedStore(db)  # creates the fence table
+    with sqlite3.connect(db) as conn:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY, writer TEXT NOT NULL, "
             "epoch INTEGER NOT NULL, seq INTEGER NOT NULL, at REAL NOT NULL)"
         )
+
+
+def _demo(demo: Demo) -> None:
+    from zkelect.testing.ensemble import LocalEnsemble
+
+    _prepare_store(demo.db)
     ensemble = LocalEnsemble(  # finds ZooKeeper and Java, or raises ZooKeeperNotFoundError
         3, tick_time_ms=200, min_session_timeout_ms=400, max_session_timeout_ms=10_000
     )
     demo.step(1, "a local 3-member ZooKeeper ensemble (real servers on 127.0.0.1)")
-    client: Any = None
+    session: Session | None = None
     finished = False
     try:
         started = time.monotonic()
@@ -829,18 +553,21 @@ def _demo(demo: Demo) -> None:
         demo.line(f"ensemble up in {time.monotonic() - started:.1f}s: {ensemble.hosts}")
         demo.ensemble_pids = [p for p in (ensemble.pid(i) for i in range(ensemble.size)) if p]
         demo.line("ensemble pids: " + " ".join(map(str, demo.ensemble_pids)))
-        client = KazooClient(hosts=ensemble.hosts, timeout=10.0)
-        client.start(timeout=WAIT)
-        demo.run(ensemble, client)
+        # The demo's own reader of ZooKeeper's view (a session of the boundary, acquired for
+        # its connection; released, and so closed, at step 7).
+        config = ElectionConfig(session_timeout=10.0, connect_timeout=WAIT)
+        reader = Session.owned_by_election(ensemble.hosts, config)
+        reader.acquire()  # connects, or raises (and releases) by itself
+        session = reader
+        demo.run(ensemble, session)
         finished = True
     finally:
         demo.end_at = demo.now()
         demo.step(7, "stop everything, by PID")
         try:
-            if client is not None:
+            if session is not None:
                 with contextlib.suppress(Exception):
-                    client.stop()
-                    client.close()
+                    session.release()
             demo.stop_candidates()
             demo.line(
                 f"candidates stopped: {' '.join(str(c.pid) for c in demo.candidates.values())}"
@@ -859,7 +586,7 @@ def _demo(demo: Demo) -> None:
         raise DemoError(f"processes still running after the demo: {left}")
     demo.line(f"checked: none of the {len(everything)} processes is running")
     if finished:
-        demo.summary()
+        summary(demo)
 
 
 def run_demo(

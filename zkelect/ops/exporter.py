@@ -3,8 +3,9 @@
 Why it exists: operators need one dashboard and one set of alerts for every election on an
 ensemble, including those run by Java services on Apache Curator and Python services on plain
 kazoo, which export nothing of the kind. This observer reads the election path the way the
-candidates do (contenders.py parses the three recipes' node names and orders them exactly as
-zkelect's candidates do) and reports the leader's id, its epoch (the czxid of its node),
+candidates do (through zkelect/_election/reader.py, the one reader of an election:
+contenders.py parses the three recipes' node names, ordered exactly as zkelect's candidates
+order them) and reports the leader's id, its epoch (the czxid of its node),
 the number of contenders and how often the leader changed.
 
 What it never does, so that observing cannot change anyone's election:
@@ -54,67 +55,33 @@ from http.server import ThreadingHTTPServer
 from typing import Any, NoReturn, TextIO
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoAuthError, NoNodeError
-from kazoo.protocol.states import EventType, KazooState, WatchedEvent
+from kazoo.protocol.states import KazooState
 from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import MetricsHandler
 
-from zkelect._election.contenders import Contender, ContenderKind, contender_order
-from zkelect._election.nodes import sequence_wrap
+from zkelect._election.reader import Snapshot, WatchKind, watch_leader
 from zkelect._zookeeper.connect import start_client
-from zkelect.config import check_seconds, validate_connect_string, validate_path
-from zkelect.errors import ConfigurationError, ZkElectError
+from zkelect._zookeeper.session import Session, Watcher
+from zkelect.config import ElectionConfig, check_seconds, validate_connect_string, validate_path
+from zkelect.errors import ConfigurationError, PermissionDeniedError, ZkElectError
+from zkelect.ops._exporter_metrics import (
+    MAX_LEADER_ID_CHARS,
+    MetricsCollector,
+    ObservedElection,
+)
 
-__all__ = ["ElectionExporter", "ObservedElection", "main", "run"]
+__all__ = ["MAX_LEADER_ID_CHARS", "ElectionExporter", "ObservedElection", "main", "run"]
 
 log = logging.getLogger("zkelect.ops.exporter")
 
 DEFAULT_REFRESH_INTERVAL = 15.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
-MAX_LEADER_ID_CHARS = 256  # a label value, not a document: node data may be up to ~1 MiB
 
-_DATA, _CHILD = "data", "child"  # the two kinds of watch, as ZooKeeper keeps them apart
-_MAX_PASSES = 16  # re-reads in one refresh while the election churns, before backing off
 _RETRY_MIN, _RETRY_MAX = 0.2, 5.0
 
 
-@dataclass(frozen=True)
-class ObservedElection:
-    """What the observer last read for one election path.
-
-    ``epoch`` is the czxid of the current leader's node (None while there is none);
-    ``last_epoch`` keeps the last leader's (0 before any), which is what the epoch metric
-    shows while there is no leader, so that it never goes backwards. ``changes`` counts each
-    *new* leader observed after the first look (a leader node with a different czxid than
-    the previous leader's); changes that happen faster than the observer can read are not
-    all seen, so it is a lower bound. ``reads`` counts successful reads of the path (each
-    watch event, reconnect and periodic refresh makes one). ``error`` is the last read's
-    failure, None after a successful read. ``sequence_wrapped``: a contender's sequence
-    number is negative (ZooKeeper's counter wrapped); ``orders_differ``: Curator's and
-    kazoo's string order puts another node first than the leader reported here
-    (``zkelect._election.nodes.sequence_wrap``).
-    """
-
-    path: str
-    leader_id: str | None = None
-    epoch: int | None = None
-    node: str | None = None
-    session_id: int | None = None
-    kind: ContenderKind | None = None
-    candidates: int = 0
-    changes: int = 0
-    last_epoch: int = 0
-    path_exists: bool = False
-    observed: bool = False
-    reads: int = 0
-    error: str | None = None
-    sequence_wrapped: bool = False
-    orders_differ: bool = False
-
-    @property
-    def has_leader(self) -> bool:
-        return self.node is not None
+# A watch the exporter holds on a path, as (kind, znode).
+_Watch = tuple[WatchKind, str]
 
 
 @dataclass
@@ -122,12 +89,38 @@ class _PathState:
     """The worker's bookkeeping for one path; guarded by the exporter's condition."""
 
     view: ObservedElection
-    # Watches we hold, as (kind, znode). Recorded *before* the request that sets one is sent,
-    # because its event may arrive before the reply does.
-    armed: set[tuple[str, str]] = field(default_factory=set)
+    # Watches we hold. Recorded *before* the request that sets one is sent, because its
+    # event may arrive before the reply does.
+    armed: set[_Watch] = field(default_factory=set)
     due: float = 0.0  # when to read this path next (monotonic clock)
     ignored: set[str] = field(default_factory=set)  # persistent nodes named like contenders
     failures: int = 0
+
+
+class _PathWatches:
+    """The exporter's reader.Watches for one path: a watch only while the path holds none
+    that tells of its next leader change (the module docstring), recorded in ``armed``."""
+
+    def __init__(self, exporter: ElectionExporter, path: str) -> None:
+        self._exporter = exporter
+        self._path = path
+
+    def watcher(self, kind: WatchKind, znode: str) -> Watcher | None:
+        exporter, path, watch = self._exporter, self._path, (kind, znode)
+        with exporter._cond:
+            armed = exporter._states[path].armed
+            if watch == (WatchKind.DATA, path):
+                # An ``exists`` watch on the path node helps only while the path is missing.
+                if watch in armed:
+                    return None
+            elif any(entry != (WatchKind.DATA, path) for entry in armed):
+                return None
+            armed.add(watch)
+        return lambda: exporter._fired(path, watch)
+
+    def unset(self, kind: WatchKind, znode: str) -> None:
+        with self._exporter._cond:
+            self._exporter._states[self._path].armed.discard((kind, znode))
 
 
 class ElectionExporter:
@@ -187,8 +180,12 @@ class ElectionExporter:
         self._started = False
         self._stopping = False
         self._worker: threading.Thread | None = None
-        self._collector = _Collector(self)
-        self._watch = self._on_watch  # one callable, so kazoo keeps one watcher per znode
+        self._collector = MetricsCollector(self.snapshot, lambda: self.connected)
+        # Reads go through a session of the boundary, not acquired: no heartbeat or threads,
+        # and not the shared one of Session.for_client, whose config belongs to elections.
+        config = ElectionConfig(request_timeout=request_timeout)
+        self._session = Session(client, config, owned=False)
+        self._watches = {p: _PathWatches(self, p) for p in checked}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -300,28 +297,17 @@ class ElectionExporter:
                     path_state.due = 0.0  # read again: anything may have changed meanwhile
             self._cond.notify_all()
 
-    def _on_watch(self, event: WatchedEvent) -> None:
-        """A watch fired: forget it and read that path again (the watch is used up)."""
+    def _fired(self, path: str, watch: _Watch) -> None:
+        """A watch fired: forget it and read its path again (the watch is used up). Also
+        called when kazoo drops every watcher (session expired, or the client closed)."""
         with self._cond:
             if self._stopping:
                 return
-            if event.type == EventType.NONE:
-                # kazoo dropped every watcher (session expired, or the client closed).
-                fired: set[tuple[str, str]] | None = None
-            elif event.type == EventType.CHILD:
-                fired = {(_CHILD, event.path)}
-            elif event.type == EventType.DELETED:
-                fired = {(_DATA, event.path), (_CHILD, event.path)}
-            else:  # CREATED, CHANGED
-                fired = {(_DATA, event.path)}
-            for state in self._states.values():
-                if fired is None:
-                    state.armed.clear()
-                elif state.armed & fired:
-                    state.armed.difference_update(fired)
-                else:
-                    continue  # not one of this path's watches (an old one, already re-read)
-                state.due = 0.0
+            state = self._states[path]
+            if watch not in state.armed:
+                return  # an old one, already re-read
+            state.armed.discard(watch)
+            state.due = 0.0
             self._cond.notify_all()
 
     # -- the worker -------------------------------------------------------------------------
@@ -352,7 +338,7 @@ class ElectionExporter:
     def _refresh_safely(self, path: str) -> None:
         try:
             self._refresh(path)
-        except NoAuthError:
+        except PermissionDeniedError:
             self._failed(
                 path,
                 "permission denied (NoAuth): give the exporter's client read access to the "
@@ -379,161 +365,14 @@ class ElectionExporter:
 
     def _refresh(self, path: str) -> None:
         """Read ``path``'s leader; set the path's one watch if it has none (module docstring)."""
-        for _ in range(_MAX_PASSES):
-            try:
-                children = self._children(path)
-            except NoNodeError:
-                if (
-                    not self._watching(path, path_exists=False)
-                    and self._exists_watched(path) is not None
-                ):
-                    continue  # created meanwhile: read it
-                self._record(path, exists=False)
-                return
-            order = self._skip_ignored(path, contender_order(children), children)
-            if not order and not self._watching(path, path_exists=True):
-                try:
-                    fresh = self._children_watched(path)
-                except NoNodeError:
-                    continue  # deleted meanwhile: no watch was set
-                order = self._skip_ignored(path, contender_order(fresh), fresh)
-            if not order:
-                self._record(path, exists=True)
-                return
-            leader = order[0]
-            znode = f"{path}/{leader.name}"
-            try:
-                data, stat = self._get(path, znode, watch=not self._watching(path, True))
-            except NoNodeError:
-                continue  # the leader left meanwhile: read the children again
-            if not stat.ephemeralOwner:
-                # Named like a contender but persistent: no session owns it, so it is not
-                # one (as for the candidates). Its watch, if we set one, tells nothing.
-                self._disarm(path, _DATA, znode)
-                with self._cond:
-                    self._states[path].ignored.add(leader.name)
-                continue
-            self._record(path, exists=True, order=order, data=data, stat=stat)
-            return
-        raise RuntimeError("the election changed too fast to observe; will read it again")
+        ignored = self._states[path].ignored  # the worker's alone
+        self._record(path, watch_leader(self._session, path, self._watches[path], ignored))
 
-    def _skip_ignored(
-        self, path: str, order: list[Contender], children: list[str]
-    ) -> list[Contender]:
-        with self._cond:
-            ignored = self._states[path].ignored
-            if not ignored:
-                return order
-            ignored.intersection_update(children)  # forget the ones deleted meanwhile
-            return [c for c in order if c.name not in ignored]
-
-    def _watching(self, path: str, path_exists: bool) -> bool:
-        """Whether ``path`` holds a watch that tells us about its next leader change.
-
-        An ``exists`` watch on the path node only helps while the path is missing: on an
-        existing path it fires only if the path is deleted or its data set.
-        """
-        with self._cond:
-            armed = self._states[path].armed
-            if not path_exists:
-                return (_DATA, path) in armed
-            return any(entry != (_DATA, path) for entry in armed)
-
-    def _arm(self, path: str, kind: str, znode: str) -> None:
-        with self._cond:
-            self._states[path].armed.add((kind, znode))
-
-    def _disarm(self, path: str, kind: str, znode: str) -> None:
-        with self._cond:
-            self._states[path].armed.discard((kind, znode))
-
-    def _children(self, path: str) -> list[str]:
-        return [str(n) for n in self._client.get_children_async(path).get(**self._deadline)]
-
-    def _children_watched(self, path: str) -> list[str]:
-        self._arm(path, _CHILD, path)
-        try:
-            names = self._client.get_children_async(path, self._watch).get(**self._deadline)
-        except BaseException:
-            self._disarm(path, _CHILD, path)  # no watch on NoNode; re-set later if unsure
-            raise
-        return [str(n) for n in names]
-
-    def _exists_watched(self, path: str) -> Any:
-        self._arm(path, _DATA, path)
-        try:
-            return self._client.exists_async(path, self._watch).get(**self._deadline)
-        except BaseException:
-            self._disarm(path, _DATA, path)
-            raise
-
-    def _get(self, path: str, znode: str, *, watch: bool) -> tuple[bytes, Any]:
-        if not watch:
-            data, stat = self._client.get_async(znode).get(**self._deadline)
-            return bytes(data or b""), stat
-        self._arm(path, _DATA, znode)
-        try:
-            data, stat = self._client.get_async(znode, self._watch).get(**self._deadline)
-        except BaseException:
-            self._disarm(path, _DATA, znode)  # getData on a missing node sets no watch
-            raise
-        return bytes(data or b""), stat
-
-    @property
-    def _deadline(self) -> dict[str, float]:
-        return {"timeout": self._request_timeout}
-
-    def _record(
-        self,
-        path: str,
-        *,
-        exists: bool,
-        order: Sequence[Contender] = (),
-        data: bytes = b"",
-        stat: Any = None,
-    ) -> None:
-        leader = order[0] if order else None
-        wrap = sequence_wrap(order)
+    def _record(self, path: str, snapshot: Snapshot) -> None:
         with self._cond:
             state = self._states[path]
             old = state.view
-            if leader is None or stat is None:
-                view = replace(
-                    old,
-                    leader_id=None,
-                    epoch=None,
-                    node=None,
-                    session_id=None,
-                    kind=None,
-                    candidates=len(order),
-                    path_exists=exists,
-                    observed=True,
-                    reads=old.reads + 1,
-                    error=None,
-                    sequence_wrapped=wrap.wrapped,
-                    orders_differ=wrap.orders_differ,
-                )
-            else:
-                epoch = int(stat.czxid)
-                new_leader = epoch != old.last_epoch
-                view = replace(
-                    old,
-                    leader_id=data.decode("utf-8", errors="replace")[:MAX_LEADER_ID_CHARS],
-                    epoch=epoch,
-                    node=leader.name,
-                    session_id=int(stat.ephemeralOwner),
-                    kind=leader.kind,
-                    candidates=len(order),
-                    changes=old.changes + (1 if new_leader and old.observed else 0),
-                    last_epoch=epoch,
-                    path_exists=True,
-                    observed=True,
-                    reads=old.reads + 1,
-                    error=None,
-                    sequence_wrapped=wrap.wrapped,
-                    orders_differ=wrap.orders_differ,
-                )
-            state.view = view
+            view = state.view = old.after(snapshot)
             self._cond.notify_all()
         if (view.node, view.leader_id) != (old.node, old.leader_id):
             if view.has_leader:
@@ -550,7 +389,7 @@ class ElectionExporter:
         # recreated (or 2**31 more creates bring the counter back to positive numbers).
         flags = (view.sequence_wrapped, view.orders_differ)
         if flags != (old.sequence_wrapped, old.orders_differ):
-            warning = wrap.warning(path)
+            warning = snapshot.sequence_wrap.warning(path)
             if warning is not None:
                 log.warning("zkelect exporter: %s", warning)
             else:
@@ -559,71 +398,6 @@ class ElectionExporter:
                     "Curator's and kazoo's orders agree",
                     path,
                 )
-
-
-class _Collector:
-    """Builds the metric families from the exporter's state at each scrape, so that series
-    exist from the start and an old leader's series disappears with it."""
-
-    def __init__(self, exporter: ElectionExporter) -> None:
-        self._exporter = exporter
-
-    def describe(self) -> list[Metric]:
-        return self._families({}, connected=None)
-
-    def collect(self) -> list[Metric]:
-        return self._families(self._exporter.snapshot(), connected=self._exporter.connected)
-
-    @staticmethod
-    def _families(views: dict[str, ObservedElection], *, connected: bool | None) -> list[Metric]:
-        has_leader = GaugeMetricFamily(
-            "zkelect_observed_has_leader",
-            "1 while the observed election path has a leader, else 0.",
-            labels=["election"],
-        )
-        leader = GaugeMetricFamily(
-            "zkelect_observed_leader",
-            "1 for the current leader of the observed election; leader_id is its node's data.",
-            labels=["election", "leader_id"],
-        )
-        epoch = GaugeMetricFamily(
-            "zkelect_observed_leader_epoch",
-            "czxid of the leader's node (of the last leader while there is none; 0 before).",
-            labels=["election"],
-        )
-        candidates = GaugeMetricFamily(
-            "zkelect_observed_candidates",
-            "Contenders under the observed election path (refreshed at leader changes and "
-            "periodically).",
-            labels=["election"],
-        )
-        wrapped = GaugeMetricFamily(
-            "zkelect_observed_sequence_wrapped",
-            "1 while a contender under the observed election path has a negative sequence "
-            "number (ZooKeeper's counter wrapped: Curator and kazoo order such nodes "
-            "differently), else 0.",
-            labels=["election"],
-        )
-        changes = CounterMetricFamily(
-            "zkelect_observed_leader_changes",
-            "New leaders observed since the exporter started.",
-            labels=["election"],
-        )
-        up = GaugeMetricFamily(
-            "zkelect_observer_connected",
-            "1 while the exporter's ZooKeeper session is connected (else values are stale).",
-        )
-        for path, view in views.items():
-            has_leader.add_metric([path], 1.0 if view.has_leader else 0.0)
-            if view.has_leader and view.leader_id is not None:
-                leader.add_metric([path, view.leader_id], 1.0)
-            epoch.add_metric([path], float(view.last_epoch))
-            candidates.add_metric([path], float(view.candidates))
-            wrapped.add_metric([path], 1.0 if view.sequence_wrapped else 0.0)
-            changes.add_metric([path], float(view.changes))
-        if connected is not None:
-            up.add_metric([], 1.0 if connected else 0.0)
-        return [has_leader, leader, epoch, candidates, wrapped, changes, up]
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -702,19 +476,9 @@ def run(
     err = sys.stderr if err is None else err
     prefix = "zkelect exporter"
     try:
-        validate_connect_string(hosts)
-        for path in paths:
-            validate_path(path)
-        if not paths:
-            raise ConfigurationError("give at least one --path")
-        if not 0 <= port <= 65535:
-            raise ConfigurationError(f"--port must be in 0..65535, got {port}")
-        for name, value in (
-            ("--refresh-interval", refresh_interval),
-            ("--connect-timeout", connect_timeout),
-            ("--session-timeout", session_timeout),
-        ):
-            check_seconds(name, value)
+        _check_run_arguments(
+            hosts, paths, port, refresh_interval, connect_timeout, session_timeout
+        )
     except ConfigurationError as exc:
         print(f"{prefix}: error: {exc}", file=err)
         return 2
@@ -733,14 +497,10 @@ def run(
             client, list(paths), registry, refresh_interval=refresh_interval
         ).start()
         try:
-            server = ThreadingHTTPServer((bind, port), MetricsHandler.factory(registry))
+            server = _serve(bind, port, registry)
         except OSError as exc:
             print(f"{prefix}: error: cannot serve on {bind}:{port}: {exc.strerror}", file=err)
             return 1
-        server.daemon_threads = True
-        threading.Thread(
-            target=server.serve_forever, name="zkelect-exporter-http", daemon=True
-        ).start()
         print(f"listening on http://{bind}:{server.server_port}", file=out, flush=True)
         stop.wait()
         return 0
@@ -752,6 +512,40 @@ def run(
             exporter.stop()
         client.stop()
         client.close()
+
+
+def _check_run_arguments(
+    hosts: str,
+    paths: Sequence[str],
+    port: int,
+    refresh_interval: float,
+    connect_timeout: float,
+    session_timeout: float,
+) -> None:
+    """Raise ConfigurationError for the first of run()'s arguments that is not valid."""
+    validate_connect_string(hosts)
+    for path in paths:
+        validate_path(path)
+    if not paths:
+        raise ConfigurationError("give at least one --path")
+    if not 0 <= port <= 65535:
+        raise ConfigurationError(f"--port must be in 0..65535, got {port}")
+    for name, value in (
+        ("--refresh-interval", refresh_interval),
+        ("--connect-timeout", connect_timeout),
+        ("--session-timeout", session_timeout),
+    ):
+        check_seconds(name, value)
+
+
+def _serve(bind: str, port: int, registry: CollectorRegistry) -> ThreadingHTTPServer:
+    """/metrics of ``registry`` served on ``bind:port`` by a daemon thread, from now on."""
+    server = ThreadingHTTPServer((bind, port), MetricsHandler.factory(registry))
+    server.daemon_threads = True
+    threading.Thread(
+        target=server.serve_forever, name="zkelect-exporter-http", daemon=True
+    ).start()
+    return server
 
 
 def main(argv: Sequence[str] | None = None) -> int:

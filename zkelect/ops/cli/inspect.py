@@ -1,8 +1,10 @@
 """``zkelect status``, ``watch``, ``resign`` and ``exporter``: see and change who leads.
 
-All of them read election paths the way the candidates do (contenders.py parses the node
-names of zkelect, Curator LeaderLatch/LeaderSelector and kazoo Lock/Election and orders them
-like zkelect's candidates), so they work on any of those recipes' paths:
+All of them read election paths through the one reader of an election
+(zkelect/_election/reader.py, over a Session of the ZooKeeper boundary that wraps the
+command's client without acquiring it: no heartbeat), which parses the node names of zkelect,
+Curator LeaderLatch/LeaderSelector and kazoo Lock/Election (contenders.py) and orders them
+like zkelect's candidates, so they work on any of those recipes' paths:
 
 * ``status`` reads once, sets no watch, creates nothing;
 * ``watch`` holds one watch at a time (the leader's node; the path's children only while it
@@ -20,41 +22,52 @@ away, which leaves no trace. So ``status`` shows "joined N ago" for every conten
 from __future__ import annotations
 
 import contextlib
-import datetime
 import logging
-import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
-from kazoo.client import KazooClient, KazooState
+from kazoo.client import KazooState
 from kazoo.exceptions import (
     AuthFailedError,
-    BadVersionError,
     ConnectionLoss,
     NoAuthError,
-    NoNodeError,
-    NotEmptyError,
     OperationTimeoutError,
     SessionClosedRequireSaslError,
     SessionExpiredError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.protocol.states import WatchedEvent
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from zkelect._election.contenders import Contender, ContenderKind, contender_order
-from zkelect._election.nodes import SequenceWrap, sequence_wrap
-from zkelect.config import MAX_SECONDS
+from zkelect._election.nodes import Contender
+from zkelect._election.reader import (
+    ChangedTooFast,
+    Snapshot,
+    read_election,
+    watch_always,
+    watch_leader,
+)
+from zkelect._zookeeper.session import (
+    BadVersion,
+    NoNode,
+    Retryable,
+    Session,
+    SessionGone,
+)
+from zkelect.config import MAX_SECONDS, ElectionConfig
+from zkelect.errors import PermissionDeniedError
 from zkelect.ops import exporter as _exporter
+from zkelect.ops.cli._election_view import (
+    KIND_LABEL,
+    describe,
+    leader_json,
+    print_change,
+    print_status,
+    status_json,
+)
 from zkelect.ops.cli.common import (
     DEFAULT_HOSTS,
     AuthOption,
@@ -76,21 +89,11 @@ from zkelect.ops.cli.common import (
 )
 from zkelect.security import ClientSecurity
 
-__all__ = ["Candidate", "Snapshot", "app", "read_election"]
+__all__ = ["app"]
 
 app = typer.Typer()
 
-_MAX_PASSES = 16  # re-reads while the election churns, before giving up
-_MAX_SHOWN = 64  # characters of a candidate id in human output (JSON has all of it)
-_MAX_IGNORED_SHOWN = 5  # names of ignored children in human output (JSON has all of them)
 _IDLE_WAKE = 0.2  # how often a waiting watch checks for SIGINT/SIGTERM (seconds)
-
-_KIND_LABEL = {
-    ContenderKind.LATCH: "zkelect / Curator LeaderLatch",
-    ContenderKind.CURATOR_LOCK: "Curator LeaderSelector / lock",
-    ContenderKind.KAZOO_LOCK: "kazoo Election / Lock",
-    ContenderKind.KAZOO_READ_LOCK: "kazoo ReadLock",
-}
 
 PathArgument = Annotated[
     str,
@@ -137,134 +140,6 @@ _EXPORTER_HELP = (
 )
 
 
-# -- reading an election ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One contender's node as read: who (its data), where, which session, when it joined."""
-
-    contender: Contender
-    candidate_id: str
-    czxid: int
-    session: int
-    ctime_ms: int
-    version: int
-
-    @property
-    def node(self) -> str:
-        return self.contender.name
-
-    def leader_json(self) -> dict[str, Any]:
-        """The ``leader`` object of ``status --json`` and ``watch --json``."""
-        return {
-            "id": self.candidate_id,
-            "epoch": self.czxid,
-            "node": self.node,
-            "session": self.session,
-            "kind": self.contender.kind.value,
-        }
-
-    def candidate_json(self, now_ms: int) -> dict[str, Any]:
-        return {
-            "id": self.candidate_id,
-            "node": self.node,
-            "sequence": self.contender.sequence,
-            "session": self.session,
-            "kind": self.contender.kind.value,
-            "epoch": self.czxid,
-            "joined_ms_ago": max(0, now_ms - self.ctime_ms),
-        }
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """An election path as read at one moment: contenders in election order, leader first.
-
-    ``ignored``: the other children, which no candidate counts either: names that are no
-    recipe's contender, and persistent nodes named like one (no session owns them).
-    """
-
-    path: str
-    exists: bool
-    candidates: tuple[Candidate, ...]
-    ignored: tuple[str, ...] = ()
-
-    @property
-    def kinds(self) -> list[ContenderKind]:
-        """The recipes whose contenders are here; more than one is a misconfiguration."""
-        return sorted({c.contender.kind for c in self.candidates}, key=lambda k: k.value)
-
-    @property
-    def leader(self) -> Candidate | None:
-        return self.candidates[0] if self.candidates else None
-
-    @property
-    def sequence_wrap(self) -> SequenceWrap:
-        """Whether the counter wrapped, and whom Curator's and kazoo's string order elects."""
-        return sequence_wrap(c.contender for c in self.candidates)
-
-    def as_json(self, now_ms: int) -> dict[str, Any]:
-        leader = self.leader
-        return {
-            "path": self.path,
-            "leader": None
-            if leader is None
-            else {**leader.leader_json(), "joined_ms_ago": max(0, now_ms - leader.ctime_ms)},
-            "candidates": [c.candidate_json(now_ms) for c in self.candidates],
-            "exists": self.exists,
-            "ignored": list(self.ignored),
-            "sequence_wrap": _wrap_json(self.sequence_wrap),
-        }
-
-
-def _wrap_json(wrap: SequenceWrap) -> dict[str, Any]:
-    return {
-        "wrapped": wrap.wrapped,
-        "orders_differ": wrap.orders_differ,
-        "string_order_first": wrap.string_first,
-    }
-
-
-def read_election(client: KazooClient, path: str) -> Snapshot:
-    """Read ``path``'s contenders and their nodes, without watches; re-read if the leader
-    leaves between the listing and its read (a follower that left is just dropped)."""
-    for _ in range(_MAX_PASSES):
-        try:
-            children = client.get_children(path)
-        except NoNodeError:
-            return Snapshot(path, False, ())
-        names = [str(c) for c in children]
-        order = contender_order(names)
-        ignored = set(names).difference(c.name for c in order)
-        found: list[Candidate] = []
-        for contender in order:
-            try:
-                data, stat = client.get(f"{path}/{contender.name}")
-            except NoNodeError:
-                if not found:
-                    break  # the leader left meanwhile: read the new order
-                continue
-            if not stat.ephemeralOwner:  # persistent: no session owns it, not a contender
-                ignored.add(contender.name)
-                continue
-            found.append(_candidate(contender, data, stat))
-        else:
-            return Snapshot(path, True, tuple(found), tuple(sorted(ignored)))
-    raise CliError(f"{path} changed too fast to read ({_MAX_PASSES} tries); try again")
-
-
-def _candidate(contender: Contender, data: bytes | None, stat: Any) -> Candidate:
-    return Candidate(
-        contender=contender,
-        candidate_id=(data or b"").decode("utf-8", errors="replace"),
-        czxid=int(stat.czxid),
-        session=int(stat.ephemeralOwner),
-        ctime_ms=int(stat.ctime),
-        version=int(stat.version),
-    )
-
-
 # -- shared plumbing -------------------------------------------------------------------------
 
 
@@ -294,69 +169,49 @@ def _security(
 
 
 @contextlib.contextmanager
-def _session(
-    hosts: str, timeout: float, security: ClientSecurity, path: str
-) -> Iterator[KazooClient]:
-    """A connected (and authenticated) client; kazoo failures become one-line CliErrors."""
+def _session(hosts: str, timeout: float, security: ClientSecurity, path: str) -> Iterator[Session]:
+    """A connected (and authenticated) session to read through (reader.py), used without
+    acquire(): no heartbeat, no threads of its own; failures become one-line CliErrors."""
     _quiet_kazoo()
     with _zk_errors(hosts, path), connected_client(hosts, timeout, security) as client:
-        yield client
+        yield Session(client, ElectionConfig(request_timeout=timeout), owned=False)
 
 
 @contextlib.contextmanager
 def _zk_errors(hosts: str, path: str) -> Iterator[None]:
     try:
         yield
-    except NoAuthError:
+    except ChangedTooFast as exc:
+        raise CliError(str(exc)) from None
+    except (NoAuthError, PermissionDeniedError) as exc:
+        if isinstance(exc.__cause__, SessionClosedRequireSaslError):
+            raise _sasl_required(hosts) from None
         raise CliError(
             f"no permission to read {path}: authenticate (--auth SCHEME:CREDENTIAL or "
             "--sasl-user) or ask an operator with rights"
         ) from None
     except SessionClosedRequireSaslError:
-        raise CliError(
-            f"ZooKeeper at {hosts} requires SASL authentication: pass --sasl-user USER with "
-            "the password in ZKELECT_SASL_PASSWORD"
-        ) from None
+        raise _sasl_required(hosts) from None
     except AuthFailedError:
         raise CliError(f"ZooKeeper at {hosts} refused this session's credentials") from None
-    except (ConnectionLoss, SessionExpiredError, OperationTimeoutError, KazooTimeoutError):
+    except (
+        ConnectionLoss,
+        SessionExpiredError,
+        OperationTimeoutError,
+        KazooTimeoutError,
+        Retryable,
+        SessionGone,
+    ):
         raise CliError(
             f"lost the connection to ZooKeeper at {hosts} (no quorum?); try again"
         ) from None
 
 
-def _hex(value: int) -> str:
-    return f"0x{value:x}"
-
-
-def _ago(ms: int) -> str:
-    seconds = max(0, ms) / 1000
-    if seconds < 60:
-        return f"{seconds:.1f}s ago"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s ago"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m ago"
-    return f"{int(seconds // 86400)}d{int(seconds % 86400 // 3600):02d}h ago"
-
-
-def _console() -> Console:
-    # Not a terminal (a pipe, a log): no colours, and wide enough not to fold node names.
-    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
-
-
-def _shown(candidate_id: str) -> str:
-    """A candidate id for human eyes: node data may be anything, up to a megabyte."""
-    if not candidate_id:
-        return "(no id)"
-    text = "".join(ch if ch.isprintable() else "?" for ch in candidate_id[: _MAX_SHOWN + 1])
-    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 1] + "…"
-
-
-def _describe(c: Candidate | None) -> str:
-    if c is None:
-        return "none"
-    return f"{_shown(c.candidate_id)} (epoch {_hex(c.czxid)}, node {c.node})"
+def _sasl_required(hosts: str) -> CliError:
+    return CliError(
+        f"ZooKeeper at {hosts} requires SASL authentication: pass --sasl-user USER with "
+        "the password in ZKELECT_SASL_PASSWORD"
+    )
 
 
 def _now_ms() -> int:
@@ -382,13 +237,13 @@ def status(
 ) -> None:
     path = valid_path(path)
     security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
-    with _session(hosts, timeout, security, path) as client:
-        snap = read_election(client, path)
+    with _session(hosts, timeout, security, path) as session:
+        snap = read_election(session, path)
     now = _now_ms()
     if not snap.exists:
         sys.stderr.write(f"zkelect: note: {path} does not exist (no election there yet)\n")
     if len(snap.kinds) > 1:
-        recipes = ", ".join(_KIND_LABEL[kind] for kind in snap.kinds)
+        recipes = ", ".join(KIND_LABEL[kind] for kind in snap.kinds)
         sys.stderr.write(
             f"zkelect: warning: contenders of several recipes share {path} ({recipes}): "
             "each recipe elects its own leader there; give each its own path\n"
@@ -397,56 +252,9 @@ def status(
     if wrap_warning is not None:
         sys.stderr.write(f"zkelect: warning: {wrap_warning}\n")
     if json_output:
-        echo_json(snap.as_json(now))
+        echo_json(status_json(snap, now))
         return
-    _print_status(snap, now)
-
-
-def _print_status(snap: Snapshot, now_ms: int) -> None:
-    console = _console()
-    leader = snap.leader
-    if leader is None:
-        console.print(f"{snap.path}: no leader, {len(snap.candidates)} candidates", markup=False)
-        _print_ignored(console, snap)
-        return
-    kinds = sorted({_KIND_LABEL[c.contender.kind] for c in snap.candidates})
-    count = len(snap.candidates)
-    heading = Text(f"{snap.path}: leader ")
-    heading.append(_shown(leader.candidate_id), style="bold")
-    heading.append(
-        f", epoch {_hex(leader.czxid)}, {count} candidate{'s' if count != 1 else ''} "
-        f"({', '.join(kinds)})"
-    )
-    console.print(heading)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for column in ("#", "id", "role", "czxid", "session", "joined", "node"):
-        table.add_column(column, no_wrap=True)
-    for position, c in enumerate(snap.candidates):
-        cells = (
-            str(position + 1),
-            _shown(c.candidate_id),
-            "leader" if position == 0 else "waiting",
-            _hex(c.czxid),
-            _hex(c.session),
-            _ago(now_ms - c.ctime_ms),
-            c.node,
-        )
-        table.add_row(*(Text(cell) for cell in cells))  # Text: ids are data, not markup
-    console.print(table)
-    _print_ignored(console, snap)
-
-
-def _print_ignored(console: Console, snap: Snapshot) -> None:
-    if not snap.ignored:
-        return
-    shown = ", ".join(_shown(name) for name in snap.ignored[:_MAX_IGNORED_SHOWN])
-    more = len(snap.ignored) - _MAX_IGNORED_SHOWN
-    console.print(
-        Text(
-            f"{len(snap.ignored)} other node{'s' if len(snap.ignored) != 1 else ''} ignored "
-            f"(no recipe's candidates): {shown}" + (f" and {more} more" if more > 0 else "")
-        )
-    )
+    print_status(snap, now)
 
 
 # -- watch -------------------------------------------------------------------------------------
@@ -460,49 +268,22 @@ class _LeaderWatch:
     candidate joined, a reconnection) print nothing.
     """
 
-    def __init__(self, client: KazooClient, path: str) -> None:
-        self._client = client
+    def __init__(self, session: Session, path: str) -> None:
+        self._session = session
         self._path = path
         self.wake = threading.Event()
         self.connected = True
-        self._watch = self._fired  # one callable: kazoo keeps one watcher per znode for it
+        self._watches = watch_always(self.wake.set)
         self._ignored: set[str] = set()  # persistent nodes named like contenders
-        client.add_listener(self._on_state)
-
-    def _fired(self, event: WatchedEvent) -> None:
-        self.wake.set()
+        # The session is not acquired (no heartbeat): its client tells us its state.
+        session.client.add_listener(self._on_state)
 
     def _on_state(self, state: str) -> None:
         self.connected = state == KazooState.CONNECTED
         self.wake.set()  # re-read on reconnection (a new session has no watches)
 
-    def read(self) -> Candidate | None:
-        client, path = self._client, self._path
-        for _ in range(_MAX_PASSES):
-            try:
-                children = client.get_children(path)
-            except NoNodeError:
-                if client.exists(path, watch=self._watch) is None:
-                    return None
-                continue  # created meanwhile
-            names = [str(c) for c in children]
-            self._ignored.intersection_update(names)  # forget the ones deleted meanwhile
-            order = [c for c in contender_order(names) if c.name not in self._ignored]
-            if not order:
-                # Nobody to watch: learn about the first contender from the children.
-                fresh = client.get_children(path, watch=self._watch)
-                if any(c.name not in self._ignored for c in contender_order(map(str, fresh))):
-                    continue
-                return None
-            try:
-                data, stat = client.get(f"{path}/{order[0].name}", watch=self._watch)
-            except NoNodeError:
-                continue  # the leader left between the two reads
-            if not stat.ephemeralOwner:  # persistent: not a contender (as in read_election)
-                self._ignored.add(order[0].name)
-                continue
-            return _candidate(order[0], data, stat)
-        raise CliError(f"{path} changed too fast to observe ({_MAX_PASSES} tries)")
+    def read(self) -> Contender | None:
+        return watch_leader(self._session, self._path, self._watches, self._ignored).leader
 
 
 class _Stop:
@@ -524,12 +305,6 @@ class _Stop:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-def _iso_now() -> str:
-    return (
-        datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="milliseconds")
-    )
 
 
 @app.command("watch", help=_WATCH_HELP)
@@ -554,63 +329,46 @@ def watch(
 ) -> None:
     path = valid_path(path)
     security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
-    with _Stop() as stop, _session(hosts, timeout, security, path) as client:
-        watcher = _LeaderWatch(client, path)
-        printed = 0
-        last: object = object()  # nothing printed yet
-        retry_at: float | None = None
-        noted_loss = False
-        while not stop.requested:
-            watcher.wake.clear()
-            if watcher.connected == noted_loss:  # a change since the last note
-                noted_loss = not watcher.connected
-                sys.stderr.write(
-                    "zkelect: note: lost the connection to ZooKeeper; retrying (changes meanwhile "
-                    "are reported once it is back)\n"
-                    if noted_loss
-                    else "zkelect: note: reconnected to ZooKeeper\n"
-                )
-            if watcher.connected:
-                try:
-                    leader = watcher.read()
-                except (ConnectionLoss, SessionExpiredError, OperationTimeoutError):
-                    retry_at = time.monotonic() + 0.5  # or on reconnection, if sooner
-                else:
-                    retry_at = None
-                    key = None if leader is None else (leader.node, leader.candidate_id)
-                    if key != last:
-                        last = key
-                        if not _print_change(leader, json_output):
-                            return  # the reader went away (a closed pipe): done
-                        printed += 1
-                        if count is not None and printed >= count:
-                            return
-            while not stop.requested and not watcher.wake.wait(_IDLE_WAKE):
-                if retry_at is not None and time.monotonic() >= retry_at:
-                    break
+    with _Stop() as stop, _session(hosts, timeout, security, path) as session:
+        _follow(_LeaderWatch(session, path), stop, json_output, count)
 
 
-def _print_change(leader: Candidate | None, json_output: bool) -> bool:
-    """Print one leader-change line; False if stdout is closed (``| head -1``)."""
-    now = _iso_now()
-    try:
-        if json_output:
-            echo_json({"time": now, "leader": None if leader is None else leader.leader_json()})
-        else:
-            line = (
-                f"{now}  no leader"
-                if leader is None
-                else f"{now}  leader {_shown(leader.candidate_id)}  epoch "
-                f"{_hex(leader.czxid)}  session {_hex(leader.session)}  node {leader.node}"
+def _follow(watcher: _LeaderWatch, stop: _Stop, json_output: bool, count: int | None) -> None:
+    """Print the leader, then a line at each change, until stopped (or ``count`` lines)."""
+    printed = 0
+    last: object = object()  # nothing printed yet
+    retry_at: float | None = None
+    noted_loss = False
+    while not stop.requested:
+        watcher.wake.clear()
+        if watcher.connected == noted_loss:  # a change since the last note
+            noted_loss = not watcher.connected
+            sys.stderr.write(
+                "zkelect: note: lost the connection to ZooKeeper; retrying (changes meanwhile "
+                "are reported once it is back)\n"
+                if noted_loss
+                else "zkelect: note: reconnected to ZooKeeper\n"
             )
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-    except BrokenPipeError:
-        # Keep the interpreter from complaining when it flushes stdout at exit.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return False
-    return True
+        if watcher.connected:
+            try:
+                leader = watcher.read()
+            except ChangedTooFast:
+                raise
+            except (Retryable, SessionGone):
+                retry_at = time.monotonic() + 0.5  # or on reconnection, if sooner
+            else:
+                retry_at = None
+                key = None if leader is None else (leader.name, leader.candidate_id)
+                if key != last:
+                    last = key
+                    if not print_change(leader, json_output):
+                        return  # the reader went away (a closed pipe): done
+                    printed += 1
+                    if count is not None and printed >= count:
+                        return
+        while not stop.requested and not watcher.wake.wait(_IDLE_WAKE):
+            if retry_at is not None and time.monotonic() >= retry_at:
+                break
 
 
 # -- resign ------------------------------------------------------------------------------------
@@ -642,96 +400,97 @@ def resign(
     if candidate is not None and not candidate:
         raise UsageError("--id must not be empty")
     security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
-    with _session(hosts, timeout, security, path) as client:
-        before = read_election(client, path)
-        if not before.exists:
-            raise CliError(f"{path} does not exist: there is no election to resign from")
-        if not before.candidates:
-            raise CliError(f"{path} has no candidates: nobody to resign")
+    with _session(hosts, timeout, security, path) as session:
+        before = read_election(session, path)
         target = _target(before, candidate)
-        node_path = f"{path}/{target.node}"
-        try:
-            client.delete(node_path, version=target.version)
-        except NoAuthError:
-            raise CliError(
-                f"no permission to delete {node_path}: authenticate (--auth "
-                "SCHEME:CREDENTIAL or --sasl-user) or ask an operator with rights"
-            ) from None
-        except NoNodeError:
-            raise CliError(
-                f"{_describe(target)} left before it could be removed; nothing was deleted"
-            ) from None
-        except (BadVersionError, NotEmptyError):
-            raise CliError(
-                f"{node_path} changed while resigning it; nothing was deleted, try again"
-            ) from None
-        was_leader = target.node == before.candidates[0].node
+        _delete(session, f"{path}/{target.name}", target)
+        was_leader = target.name == before.contenders[0].name
         after = (
-            _wait_for_leader(client, path, target.node, timeout)
+            _wait_for_leader(session, path, target.name, timeout)
             if was_leader
-            else (read_election(client, path).leader)
+            else read_election(session, path).leader
         )
     if json_output:
         echo_json(
             {
                 "path": path,
-                "removed": target.leader_json(),
+                "removed": leader_json(target),
                 "was_leader": was_leader,
-                "old_leader": before.candidates[0].leader_json(),
-                "new_leader": None if after is None else after.leader_json(),
+                "old_leader": leader_json(before.contenders[0]),
+                "new_leader": None if after is None else leader_json(after),
             }
         )
         return
     if was_leader:
-        sys.stdout.write(f"old leader: {_describe(target)}: node deleted\n")
+        sys.stdout.write(f"old leader: {describe(target)}: node deleted\n")
         if after is None:
             sys.stdout.write(f"new leader: no leader yet (waited {timeout:g}s)\n")
         else:
-            sys.stdout.write(f"new leader: {_describe(after)}\n")
+            sys.stdout.write(f"new leader: {describe(after)}\n")
     else:
-        sys.stdout.write(f"removed candidate: {_describe(target)}: node deleted\n")
-        sys.stdout.write(f"leader (unchanged): {_describe(after)}\n")
+        sys.stdout.write(f"removed candidate: {describe(target)}: node deleted\n")
+        sys.stdout.write(f"leader (unchanged): {describe(after)}\n")
 
 
-def _target(snap: Snapshot, wanted: str | None) -> Candidate:
+def _target(snap: Snapshot, wanted: str | None) -> Contender:
+    """The contender to remove: the leader, or the one whose id or node is ``wanted``."""
+    if not snap.exists:
+        raise CliError(f"{snap.path} does not exist: there is no election to resign from")
+    if snap.leader is None:
+        raise CliError(f"{snap.path} has no candidates: nobody to resign")
     if wanted is None:
-        assert snap.leader is not None
         return snap.leader
-    matches = [c for c in snap.candidates if wanted in (c.candidate_id, c.node)]
+    matches = [c for c in snap.contenders if wanted in (c.candidate_id, c.name)]
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        ids = ", ".join(repr(c.candidate_id) for c in snap.candidates)
+        ids = ", ".join(repr(c.candidate_id) for c in snap.contenders)
         raise CliError(f"no candidate {wanted!r} under {snap.path}; candidates: {ids}")
-    nodes = ", ".join(c.node for c in matches)
+    nodes = ", ".join(c.name for c in matches)
     raise CliError(
         f"{len(matches)} candidates have id {wanted!r} under {snap.path} ({nodes}); "
         "pass one node name as --id"
     )
 
 
+def _delete(session: Session, node_path: str, target: Contender) -> None:
+    """Delete ``target``'s node with the version read, so nothing that changed is deleted.
+    (It is ephemeral, so it has no children to refuse the delete.)"""
+    try:
+        session.delete(node_path, version=target.version)
+    except PermissionDeniedError:
+        raise CliError(
+            f"no permission to delete {node_path}: authenticate (--auth "
+            "SCHEME:CREDENTIAL or --sasl-user) or ask an operator with rights"
+        ) from None
+    except NoNode:
+        raise CliError(
+            f"{describe(target)} left before it could be removed; nothing was deleted"
+        ) from None
+    except BadVersion:
+        raise CliError(
+            f"{node_path} changed while resigning it; nothing was deleted, try again"
+        ) from None
+
+
 def _wait_for_leader(
-    client: KazooClient, path: str, old_node: str, timeout: float
-) -> Candidate | None:
+    session: Session, path: str, old_node: str, timeout: float
+) -> Contender | None:
     """The first leader other than ``old_node`` seen within ``timeout``, else None.
 
     Woken by a children watch (each read sets one: the leader rejoining or a first candidate
     appearing is a children change), bounded by the deadline.
     """
     changed = threading.Event()
-
-    def on_children(event: WatchedEvent) -> None:
-        changed.set()
-
     deadline = time.monotonic() + timeout
     while True:
         changed.clear()
         try:
-            client.get_children(path, watch=on_children)
-        except NoNodeError:
+            session.children(path, watch=changed.set)
+        except NoNode:
             return None  # the path itself was deleted: no election any more
-        leader = read_election(client, path).leader
-        if leader is not None and leader.node != old_node:
+        leader = read_election(session, path).leader
+        if leader is not None and leader.name != old_node:
             return leader
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not changed.wait(remaining):
