@@ -192,7 +192,7 @@ def test_joined_ago(ms: int, text: str) -> None:
 
 
 def test_auth_parsing() -> None:
-    from zkelect.ops.cli.common import client_security
+    from zkelect.ops.cli.security_options import client_security
     from zkelect.security import DigestAuth
 
     assert client_security(auth=None).auth == ()

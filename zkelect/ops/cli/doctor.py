@@ -9,24 +9,18 @@ import typer
 from zkelect.config import ElectionConfig, validate_connect_string
 from zkelect.errors import ConfigurationError
 from zkelect.ops.cli.common import (
-    AuthOption,
     GraceOption,
     HostsOption,
     JsonOption,
-    SaslUserOption,
     TimeoutOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsNoVerifyHostnameOption,
-    TlsOption,
     UsageError,
-    client_security,
     echo_json,
     valid_path,
 )
-from zkelect.ops.doctor import SEQUENCE_WRAP_MARGIN, Status, diagnose, worst
+from zkelect.ops.cli.security_options import with_security
+from zkelect.ops.doctor import SEQUENCE_WRAP_MARGIN, CheckResult, Status, diagnose, worst
 from zkelect.ops.supervisor import DEFAULT_GRACE
+from zkelect.security import ClientSecurity
 
 __all__ = ["app"]
 
@@ -70,6 +64,7 @@ _EPILOG = (
 
 
 @app.command("doctor", help=_HELP, epilog=_EPILOG)
+@with_security
 def doctor(
     path: Annotated[
         str | None,
@@ -98,27 +93,12 @@ def doctor(
     grace: GraceOption = DEFAULT_GRACE,
     json_output: JsonOption = False,
     timeout: TimeoutOption = 5.0,
-    auth: AuthOption = None,
-    tls: TlsOption = False,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
-    sasl_user: SaslUserOption = None,
+    *,
+    security: ClientSecurity,  # --auth also lets the session read a locked path's ACL
 ) -> None:
     """Check the deployment against the classic pitfalls (see zkelect.ops.doctor)."""
     if path is not None:
         path = valid_path(path)
-    # --auth also lets the session read a locked path's ACL.
-    security = client_security(
-        auth=auth,
-        tls=tls,
-        tls_ca=tls_ca,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        tls_no_verify_hostname=tls_no_verify_hostname,
-        sasl_user=sasl_user,
-    )
     try:
         validate_connect_string(hosts)
         ElectionConfig(session_timeout=session_timeout, lease_margin_ratio=lease_margin)
@@ -140,10 +120,14 @@ def doctor(
     if json_output:
         echo_json([r.as_dict() for r in results])
     else:
-        width = max(len(r.check) for r in results)
-        for r in results:
-            status = typer.style(f"{r.status.value:<4}", fg=_COLOURS[r.status], bold=True)
-            fix = f"  fix: {r.fix}" if r.fix else ""
-            typer.echo(f"{status}  {r.check:<{width}}  {r.reason}{fix}")
+        _print(results)
     if worst(results) is Status.FAIL:
         raise typer.Exit(1)
+
+
+def _print(results: list[CheckResult]) -> None:
+    width = max(len(r.check) for r in results)
+    for r in results:
+        status = typer.style(f"{r.status.value:<4}", fg=_COLOURS[r.status], bold=True)
+        fix = f"  fix: {r.fix}" if r.fix else ""
+        typer.echo(f"{status}  {r.check:<{width}}  {r.reason}{fix}")

@@ -57,23 +57,16 @@ from zkelect.config import MAX_SECONDS
 from zkelect.ops import exporter as _exporter
 from zkelect.ops.cli.common import (
     DEFAULT_HOSTS,
-    AuthOption,
     CliError,
     HostsOption,
     JsonOption,
-    SaslUserOption,
     TimeoutOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsNoVerifyHostnameOption,
-    TlsOption,
     UsageError,
-    client_security,
     connected_client,
     echo_json,
     valid_path,
 )
+from zkelect.ops.cli.security_options import with_security
 from zkelect.security import ClientSecurity
 
 __all__ = ["Candidate", "Snapshot", "app", "read_election"]
@@ -132,8 +125,8 @@ _RESIGN_HELP = (
 _EXPORTER_HELP = (
     "Export the leaders of election paths as Prometheus metrics, read-only.\n\n"
     "Serves http://BIND:PORT/metrics for zkelect, Curator and kazoo elections until "
-    "SIGINT/SIGTERM, and prints 'listening on URL' once serving. The same as "
-    "'python -m zkelect.ops.exporter'; see docs/exporter.md for the metrics."
+    "SIGINT/SIGTERM, and prints 'listening on URL' once serving. See docs/exporter.md for "
+    "the metrics."
 )
 
 
@@ -273,26 +266,6 @@ def _quiet_kazoo() -> None:
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
 
 
-def _security(
-    auth: str | None,
-    tls: bool,
-    tls_ca: str | None,
-    tls_cert: str | None,
-    tls_key: str | None,
-    tls_no_verify_hostname: bool,
-    sasl_user: str | None,
-) -> ClientSecurity:
-    return client_security(
-        auth=auth,
-        tls=tls,
-        tls_ca=tls_ca,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        tls_no_verify_hostname=tls_no_verify_hostname,
-        sasl_user=sasl_user,
-    )
-
-
 @contextlib.contextmanager
 def _session(
     hosts: str, timeout: float, security: ClientSecurity, path: str
@@ -367,21 +340,16 @@ def _now_ms() -> int:
 
 
 @app.command("status", help=_STATUS_HELP)
+@with_security
 def status(
     path: PathArgument,
     hosts: HostsOption = DEFAULT_HOSTS,
     json_output: JsonOption = False,
     timeout: TimeoutOption = 10.0,
-    auth: AuthOption = None,
-    tls: TlsOption = False,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
-    sasl_user: SaslUserOption = None,
+    *,
+    security: ClientSecurity,
 ) -> None:
     path = valid_path(path)
-    security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
     with _session(hosts, timeout, security, path) as client:
         snap = read_election(client, path)
     now = _now_ms()
@@ -533,27 +501,22 @@ def _iso_now() -> str:
 
 
 @app.command("watch", help=_WATCH_HELP)
+@with_security
 def watch(
     path: PathArgument,
     hosts: HostsOption = DEFAULT_HOSTS,
     json_output: JsonOption = False,
     timeout: TimeoutOption = 10.0,
-    auth: AuthOption = None,
-    tls: TlsOption = False,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
-    sasl_user: SaslUserOption = None,
     count: Annotated[
         int | None,
         typer.Option(
             "--count", min=1, help="Exit 0 after this many lines (default: until interrupted)."
         ),
     ] = None,
+    *,
+    security: ClientSecurity,
 ) -> None:
     path = valid_path(path)
-    security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
     with _Stop() as stop, _session(hosts, timeout, security, path) as client:
         watcher = _LeaderWatch(client, path)
         printed = 0
@@ -617,6 +580,7 @@ def _print_change(leader: Candidate | None, json_output: bool) -> bool:
 
 
 @app.command("resign", help=_RESIGN_HELP)
+@with_security
 def resign(
     path: PathArgument,
     candidate: Annotated[
@@ -630,18 +594,12 @@ def resign(
     hosts: HostsOption = DEFAULT_HOSTS,
     json_output: JsonOption = False,
     timeout: TimeoutOption = 10.0,
-    auth: AuthOption = None,
-    tls: TlsOption = False,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
-    sasl_user: SaslUserOption = None,
+    *,
+    security: ClientSecurity,
 ) -> None:
     path = valid_path(path)
     if candidate is not None and not candidate:
         raise UsageError("--id must not be empty")
-    security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
     with _session(hosts, timeout, security, path) as client:
         before = read_election(client, path)
         if not before.exists:
@@ -740,12 +698,25 @@ def _wait_for_leader(
 
 # -- exporter ----------------------------------------------------------------------------------
 
+# --connect-timeout: the name the exporter's own command line had (docs/exporter.md).
+_ConnectTimeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        "--connect-timeout",
+        min=0.1,
+        max=MAX_SECONDS,
+        help="Seconds to wait for ZooKeeper before giving up.",
+    ),
+]
+
 
 def _paths(values: list[str]) -> list[str]:
     return [valid_path(p) for p in values]
 
 
 @app.command("exporter", help=_EXPORTER_HELP)
+@with_security
 def exporter(
     paths: Annotated[
         list[str],
@@ -767,7 +738,7 @@ def exporter(
             help="Seconds between re-reads without watches.",
         ),
     ] = _exporter.DEFAULT_REFRESH_INTERVAL,
-    timeout: TimeoutOption = 15.0,
+    timeout: _ConnectTimeout = 15.0,
     session_timeout: Annotated[
         float,
         typer.Option(
@@ -777,16 +748,10 @@ def exporter(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "warning",
-    auth: AuthOption = None,
-    tls: TlsOption = False,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
-    sasl_user: SaslUserOption = None,
+    *,
+    security: ClientSecurity,
 ) -> None:
     checked = _paths(paths)
-    security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
     level = getattr(logging, log_level.upper(), None)
     if log_level.lower() not in ("debug", "info", "warning", "error") or not isinstance(level, int):
         raise UsageError(f"--log-level must be debug, info, warning or error; got {log_level!r}")
