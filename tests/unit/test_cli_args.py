@@ -268,7 +268,7 @@ def test_a_corrupt_state_file_is_one_line_exit_1(
 def test_processes_are_recognised_by_their_command_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    keeper = ["python", "-m", "zkelect.ops.cli.ensemble", "--keeper", "--dir", str(tmp_path)]
+    keeper = ["python", "-m", "zkelect.ops.cli.main", "ensemble", "keeper", "--dir", str(tmp_path)]
     member_dir = str(tmp_path / "member-1")
     member = ["java", "-cp", "x", "org.apache.zookeeper.server.quorum.QuorumPeerMain"]
     cmdlines = {

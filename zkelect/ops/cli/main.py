@@ -71,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("zkelect: interrupted\n")
         return 130
     except click_errors.UsageError as exc:
-        hint = f" (try 'zkelect {exc.ctx.command_path.split(' ', 1)[1]} --help')" if (
-            exc.ctx is not None and " " in exc.ctx.command_path
-        ) else " (try 'zkelect --help')"
+        hint = (
+            f" (try 'zkelect {exc.ctx.command_path.split(' ', 1)[1]} --help')"
+            if (exc.ctx is not None and " " in exc.ctx.command_path)
+            else " (try 'zkelect --help')"
+        )
         sys.stderr.write(f"zkelect: {exc.format_message()}{hint}\n")
         return 2
     except click_errors.ClickException as exc:
