@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
-from zkelect.config import ElectionConfig, validate_connect_string
+from zkelect.config import ElectionConfig, check_seconds, validate_connect_string
 from zkelect.errors import ConfigurationError
 from zkelect.ops.cli.common import (
+    DEFAULT_HOSTS,
     GraceOption,
     HostsOption,
     JsonOption,
@@ -63,33 +64,35 @@ _EPILOG = (
 )
 
 
+_PathArgument = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="PATH",
+        help="Election path whose ACL to check (omit to check only the ensemble).",
+        show_default=False,
+    ),
+]
+_SessionTimeout = Annotated[
+    float,
+    typer.Option("--session-timeout", help="Session timeout (seconds) the candidates ask for."),
+]
+_LeaseMargin = Annotated[
+    float,
+    typer.Option(
+        "--lease-margin",
+        help="The candidates' lease_margin_ratio: the lease ends this fraction of the "
+        "session timeout early.",
+    ),
+]
+
+
 @app.command("doctor", help=_HELP, epilog=_EPILOG)
 @with_security
 def doctor(
-    path: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="PATH",
-            help="Election path whose ACL to check (omit to check only the ensemble).",
-            show_default=False,
-        ),
-    ] = None,
-    hosts: HostsOption = "127.0.0.1:2181",
-    session_timeout: Annotated[
-        float,
-        typer.Option(
-            "--session-timeout",
-            help="Session timeout (seconds) the candidates ask for.",
-        ),
-    ] = _DEFAULTS.session_timeout,
-    lease_margin: Annotated[
-        float,
-        typer.Option(
-            "--lease-margin",
-            help="The candidates' lease_margin_ratio: the lease ends this fraction of the "
-            "session timeout early.",
-        ),
-    ] = _DEFAULTS.lease_margin_ratio,
+    path: _PathArgument = None,
+    hosts: HostsOption = DEFAULT_HOSTS,
+    session_timeout: _SessionTimeout = _DEFAULTS.session_timeout,
+    lease_margin: _LeaseMargin = _DEFAULTS.lease_margin_ratio,
     grace: GraceOption = DEFAULT_GRACE,
     json_output: JsonOption = False,
     timeout: TimeoutOption = 5.0,
@@ -99,15 +102,7 @@ def doctor(
     """Check the deployment against the classic pitfalls (see zkelect.ops.doctor)."""
     if path is not None:
         path = valid_path(path)
-    try:
-        validate_connect_string(hosts)
-        ElectionConfig(session_timeout=session_timeout, lease_margin_ratio=lease_margin)
-    except ConfigurationError as exc:
-        raise UsageError(
-            str(exc)
-            .replace("session_timeout", "--session-timeout")
-            .replace("lease_margin_ratio", "--lease-margin")
-        ) from None
+    _check_candidates(hosts, session_timeout, lease_margin)
     results = diagnose(
         hosts,
         path,
@@ -123,6 +118,23 @@ def doctor(
         _print(results)
     if worst(results) is Status.FAIL:
         raise typer.Exit(1)
+
+
+def _check_candidates(hosts: str, session_timeout: float, lease_margin: float) -> None:
+    """The candidates' settings as given, each error in the options' own words."""
+    try:
+        validate_connect_string(hosts)
+        check_seconds("--session-timeout", session_timeout)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
+    if not 0 < lease_margin < 1:
+        raise UsageError(f"--lease-margin must be a fraction in (0, 1), got {lease_margin:g}")
+    try:  # what is left: a lease that does not fit between heartbeats
+        ElectionConfig(session_timeout=session_timeout, lease_margin_ratio=lease_margin)
+    except ConfigurationError as exc:
+        raise UsageError(
+            f"--lease-margin {lease_margin:g} with --session-timeout {session_timeout:g}: {exc}"
+        ) from None
 
 
 def _print(results: list[CheckResult]) -> None:

@@ -579,18 +579,21 @@ def _print_change(leader: Candidate | None, json_output: bool) -> bool:
 # -- resign ------------------------------------------------------------------------------------
 
 
+_ResignId = Annotated[
+    str | None,
+    typer.Option(
+        "--id",
+        help="Remove this candidate (its id, or its node name) instead of the leader.",
+        show_default=False,
+    ),
+]
+
+
 @app.command("resign", help=_RESIGN_HELP)
 @with_security
 def resign(
     path: PathArgument,
-    candidate: Annotated[
-        str | None,
-        typer.Option(
-            "--id",
-            help="Remove this candidate (its id, or its node name) instead of the leader.",
-            show_default=False,
-        ),
-    ] = None,
+    candidate: _ResignId = None,
     hosts: HostsOption = DEFAULT_HOSTS,
     json_output: JsonOption = False,
     timeout: TimeoutOption = 10.0,
@@ -698,6 +701,30 @@ def _wait_for_leader(
 
 # -- exporter ----------------------------------------------------------------------------------
 
+_Paths = Annotated[
+    list[str],
+    typer.Option(
+        "--path", help="An election path to observe (repeat for more).", show_default=False
+    ),
+]
+_Port = Annotated[
+    int, typer.Option("--port", min=0, max=65535, help="HTTP port for /metrics (0: any).")
+]
+_Bind = Annotated[str, typer.Option("--bind", help="Address to serve on.")]
+_RefreshInterval = Annotated[
+    float,
+    typer.Option(
+        "--refresh-interval",
+        min=0.1,
+        max=MAX_SECONDS,
+        help="Seconds between re-reads without watches.",
+    ),
+]
+_SessionTimeout = Annotated[
+    float,
+    typer.Option("--session-timeout", min=0.1, max=MAX_SECONDS, help="ZooKeeper session timeout."),
+]
+_LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
 # --connect-timeout: the name the exporter's own command line had (docs/exporter.md).
 _ConnectTimeout = Annotated[
     float,
@@ -718,36 +745,14 @@ def _paths(values: list[str]) -> list[str]:
 @app.command("exporter", help=_EXPORTER_HELP)
 @with_security
 def exporter(
-    paths: Annotated[
-        list[str],
-        typer.Option(
-            "--path", help="An election path to observe (repeat for more).", show_default=False
-        ),
-    ],
+    paths: _Paths,
     hosts: HostsOption = DEFAULT_HOSTS,
-    port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="HTTP port for /metrics (0: any).")
-    ] = 8090,
-    bind: Annotated[str, typer.Option("--bind", help="Address to serve on.")] = "127.0.0.1",
-    refresh_interval: Annotated[
-        float,
-        typer.Option(
-            "--refresh-interval",
-            min=0.1,
-            max=MAX_SECONDS,
-            help="Seconds between re-reads without watches.",
-        ),
-    ] = _exporter.DEFAULT_REFRESH_INTERVAL,
+    port: _Port = 8090,
+    bind: _Bind = "127.0.0.1",
+    refresh_interval: _RefreshInterval = _exporter.DEFAULT_REFRESH_INTERVAL,
     timeout: _ConnectTimeout = 15.0,
-    session_timeout: Annotated[
-        float,
-        typer.Option(
-            "--session-timeout", min=0.1, max=MAX_SECONDS, help="ZooKeeper session timeout."
-        ),
-    ] = 10.0,
-    log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning or error.")
-    ] = "warning",
+    session_timeout: _SessionTimeout = 10.0,
+    log_level: _LogLevel = "warning",
     *,
     security: ClientSecurity,
 ) -> None:
