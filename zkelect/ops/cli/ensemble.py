@@ -41,7 +41,7 @@ from zkelect.ops.cli.common import CliError, JsonOption, echo_json
 if TYPE_CHECKING:
     from zkelect.testing.ensemble import LocalEnsemble
 
-__all__ = ["app", "default_dir", "keeper_main"]
+__all__ = ["app", "default_dir"]
 
 app = typer.Typer()
 ensemble_app = typer.Typer(
@@ -555,10 +555,10 @@ def keeper(
     LocalEnsemble until SIGTERM/SIGINT/SIGHUP. Reports one JSON line on stdout
     (``{"ok": true, "state": ...}`` once serving, or ``{"ok": false, "error": ...}``), then
     detaches stdout; logs go to stderr (DIR/keeper.log)."""
-    raise typer.Exit(keeper_main(directory, size, tick_ms, timeout))
+    raise typer.Exit(_run_keeper(directory, size, tick_ms, timeout))
 
 
-def keeper_main(home: Path, size: int, tick_ms: int, timeout: float) -> int:
+def _run_keeper(home: Path, size: int, tick_ms: int, timeout: float) -> int:
     """The keeper's life: hold DIR's lock, start the members, report, wait for a signal,
     stop them. Returns the exit code."""
     lock = open(home / LOCK_FILE, "a")  # noqa: SIM115 - held for the keeper's lifetime
