@@ -170,7 +170,11 @@ def with_candidate_security(command: Command) -> Command:
 def _with_options(
     command: Command, options: dict[str, tuple[Any, Any]], *, candidate: bool
 ) -> Command:
-    """``command`` as typer sees it: ``options`` in place of its ``security`` parameter."""
+    """``command`` as typer sees it: ``options`` in place of its ``security`` parameter.
+
+    Typer reads a command's options from its signature (``__signature__`` when set) and its
+    annotations, and calls it with keyword arguments: so the wrapper shows it the options
+    and turns the values it gets back into the one ``security`` argument."""
     signature = inspect.signature(command, eval_str=True)
     if signature.parameters.get("security") is None:
         raise TypeError(f"{command.__name__} needs a keyword-only 'security' parameter")
