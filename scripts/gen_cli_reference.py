@@ -2,8 +2,10 @@
 
 Walks ``typer.main.get_command(zkelect.ops.cli.main.app)`` recursively and writes, for every
 command: its usage line, its help, its arguments and its options (type, default,
-environment variable). The docs site builds it at build time (``scripts/mkdocs_hooks.py``),
-so the reference always covers the commands the app has; nothing is committed.
+environment variable). The security options, which every connecting command takes alike
+(zkelect/ops/cli/security_options.py), are described once, in their own section. The docs
+site builds it at build time (``scripts/mkdocs_hooks.py``), so the reference always covers
+the commands the app has; nothing is committed.
 
     python scripts/gen_cli_reference.py            # print the Markdown
     python scripts/gen_cli_reference.py -o cli.md  # write it to a file
@@ -32,6 +34,8 @@ environment variable (default `127.0.0.1:2181`). Exit codes: `0` success, `1` op
 failure (no quorum, no permission, timeout, a failed check), `2` usage error. Errors are one
 line on stderr, never a traceback.
 """
+
+SECURITY_PANEL = "Security"  # the help panel of the options in zkelect/ops/cli/security_options.py
 
 
 def load_app() -> Any:
@@ -125,6 +129,50 @@ def _type(param: Any, *, metavar: bool = True) -> str:
     return f"{name}{bounds}" if name else ""
 
 
+def _is_security(param: Any) -> bool:
+    return getattr(param, "rich_help_panel", None) == SECURITY_PANEL
+
+
+def _option_rows(options: list[Any]) -> list[str]:
+    lines = [
+        "| Option | Type | Default | Description |",
+        "|---|---|---|---|",
+    ]
+    for p in options:
+        names = ", ".join(f"`{o}`" for o in [*p.opts, *p.secondary_opts])
+        described = _cell(getattr(p, "help", "") or "")
+        envvar = p.envvar
+        if envvar:
+            envs = [envvar] if isinstance(envvar, str) else list(envvar)
+            env_note = "env " + ", ".join(f"`{e}`" for e in envs)
+            if env_note.replace("`", "") not in described:
+                described = f"{described} ({env_note})" if described else env_note
+        if p.required:
+            described = f"**Required.** {described}"
+        lines.append(f"| {names} | {_type(p)} | {_default(p)} | {described} |")
+    return [*lines, ""]
+
+
+def _security_section(commands: list[tuple[Any, Any]]) -> list[str]:
+    """The security options once, as the commands that take them declare them."""
+    seen: dict[str, Any] = {}
+    for command, ctx in commands:
+        for param in command.get_params(ctx):
+            if param.param_type_name == "option" and _is_security(param):
+                seen.setdefault(param.name, param)
+    if not seen:
+        return []
+    return [
+        "## Security options {#security-options}",
+        "",
+        "Every command that connects to ZooKeeper takes these, with the same names and "
+        "meaning; `--acl-writer` and `--acl-no-read` only the commands that join an election "
+        "(`run`, `serve`). A bad value is a usage error (exit 2) naming the option.",
+        "",
+        *_option_rows(list(seen.values())),
+    ]
+
+
 def _argument_label(param: Any) -> str:
     metavar = getattr(param, "metavar", None)
     return str(metavar) if metavar else str(param.name or "").upper()
@@ -156,7 +204,8 @@ def _section(command: Any, ctx: Any) -> list[str]:
     epilog = _text(getattr(command, "epilog", "") or "")
     params = [p for p in command.get_params(ctx) if not getattr(p, "hidden", False)]
     arguments = [p for p in params if p.param_type_name == "argument"]
-    options = [p for p in params if p.param_type_name == "option"]
+    options = [p for p in params if p.param_type_name == "option" and not _is_security(p)]
+    secured = [p.opts[0] for p in params if p.param_type_name == "option" and _is_security(p)]
     if arguments:
         lines += [
             "**Arguments**",
@@ -173,25 +222,11 @@ def _section(command: Any, ctx: Any) -> list[str]:
             )
         lines.append("")
     if options:
-        lines += [
-            "**Options**",
-            "",
-            "| Option | Type | Default | Description |",
-            "|---|---|---|---|",
-        ]
-        for p in options:
-            names = ", ".join(f"`{o}`" for o in [*p.opts, *p.secondary_opts])
-            described = _cell(getattr(p, "help", "") or "")
-            envvar = p.envvar
-            if envvar:
-                envs = [envvar] if isinstance(envvar, str) else list(envvar)
-                env_note = "env " + ", ".join(f"`{e}`" for e in envs)
-                if env_note.replace("`", "") not in described:
-                    described = f"{described} ({env_note})" if described else env_note
-            if p.required:
-                described = f"**Required.** {described}"
-            lines.append(f"| {names} | {_type(p)} | {_default(p)} | {described} |")
-        lines.append("")
+        lines += ["**Options**", "", *_option_rows(options)]
+    if secured:
+        acl = [f"`{o}`" for o in secured if o.startswith("--acl-")]
+        also = f", {' and '.join(acl)} included" if acl else ""
+        lines += [f"Also the [security options](#security-options){also}.", ""]
     subcommands = []
     list_commands = getattr(command, "list_commands", None)
     if list_commands is not None:
@@ -212,8 +247,9 @@ def _section(command: Any, ctx: Any) -> list[str]:
 def render(command: Any = None, prog_name: str = "zkelect") -> str:
     """The whole reference as Markdown."""
     root = load_app() if command is None else command
-    lines = [HEADER]
-    for cmd, ctx in _walk(root, prog_name):
+    commands = _walk(root, prog_name)
+    lines = [HEADER, *_security_section(commands)]
+    for cmd, ctx in commands:
         lines += _section(cmd, ctx)
     return "\n".join(lines).rstrip() + "\n"
 

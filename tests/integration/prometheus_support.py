@@ -1,4 +1,4 @@
-"""Real processes for the observability tests: candidate processes (``python -m zkelect.ops.http``)
+"""Real processes for the observability tests: candidate processes (``zkelect serve``)
 and Debian's Prometheus server, each started here and stopped by PID.
 
 Every process is forked from zkelect.testing.ensemble's spawner thread with PR_SET_PDEATHSIG, as the
@@ -69,7 +69,7 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> int:
 
 
 class CandidateProcess:
-    """``python -m zkelect.ops.http`` as a child process, on a free port it reports itself."""
+    """``zkelect serve`` as a child process, on a free port it reports itself."""
 
     def __init__(
         self, hosts: str, path: str, candidate_id: str, *, session_timeout: float, log_dir: Path
@@ -79,7 +79,8 @@ class CandidateProcess:
         cmd = [
             sys.executable,
             "-m",
-            "zkelect.ops.http",
+            "zkelect.ops.cli.main",
+            "serve",
             "--hosts",
             hosts,
             "--path",

@@ -11,7 +11,7 @@ Why each test exists:
 * observing must not change anyone's election: no node is created, and the exporter's session
   holds at most one watch per path, checked on the servers (``wchc`` and ``mntr``), not in the
   client;
-* ``python -m zkelect.ops.exporter`` is what operators deploy: it must serve the metrics, stop
+* ``zkelect exporter`` is what operators deploy: it must serve the metrics, stop
   cleanly on SIGTERM and fail with one line and the documented exit codes.
 
 Every process a test starts is stopped by PID in a ``finally``; waits have deadlines.
@@ -580,7 +580,7 @@ def test_connection_loss_is_followed_by_a_fresh_read(
 
 
 def exporter_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "zkelect.ops.exporter", *args]
+    return [sys.executable, "-m", "zkelect.ops.cli.main", "exporter", *args]
 
 
 def child_env() -> dict[str, str]:

@@ -136,14 +136,14 @@ def test_healthz_is_503_while_zookeeper_is_down(
         wait_for(lambda: leader_status(server)[0] == 200, 30, 0.05, "leads again")
 
 
-def test_candidate_module_rejects_bad_arguments_in_one_line() -> None:
+def test_serve_rejects_bad_arguments_in_one_line() -> None:
     for args in (
         ["--hosts", "127.0.0.1:1"],
         ["--path", "no-slash"],
         ["--path", "/p", "--port", "x"],
     ):
         result = subprocess.run(
-            [sys.executable, "-m", "zkelect.ops.http", *args],
+            [sys.executable, "-m", "zkelect.ops.cli.main", "serve", *args],
             cwd=REPO,
             capture_output=True,
             text=True,

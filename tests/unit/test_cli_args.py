@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,6 +72,24 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         (["ensemble", "up", "--timeout", "0"], "--timeout"),
         (["ensemble", "sideways"], "No such command"),
         (["ensemble", "down", "--size", "3"], "No such option"),
+        (["serve"], "Missing option '--path'"),
+        (["serve", "--path", "x"], "absolute path"),
+        (["serve", "--path", "/x", "--port", "70000"], "--port"),
+        (["serve", "--path", "/x", "--session-timeout", "0"], "--session-timeout"),
+        (["serve", "--path", "/x", "--hosts", "h:notaport"], "notaport"),
+        (["serve", "--path", "/x", "--auth", "ip:10.0.0.1"], "--auth: a candidate"),
+        (["run", "/x", "--auth", "ip:10.0.0.1", "--", "true"], "--auth: a candidate"),
+        (["run", "/x", "--acl-no-read", "--", "true"], "--acl-no-read needs --acl-writer"),
+        (["run", "/x", "--acl-writer", "self", "--", "true"], "--acl-writer self needs"),
+        (["run", "/x", "--acl-writer", "ip:1", "--", "true"], "--acl-writer: "),
+        (["status", "/x", "--acl-writer", "self"], "No such option"),  # a reader creates nothing
+        (["status", "/x", "--auth", "digest:alice:"], "--auth digest:USER:PASSWORD needs"),
+        (["watch", "/x", "--sasl-user", ""], "--sasl-user must not be empty"),
+        (["doctor", "--lease-margin", "1"], "--lease-margin must be a fraction"),
+        (["doctor", "--lease-margin", "0.9"], "--lease-margin 0.9 with --session-timeout 10"),
+        (["doctor", "--session-timeout", "-1"], "--session-timeout must be"),
+        (["demo-worker"], "Missing option '--db'"),
+        (["ensemble", "keeper"], "Missing option '--dir'"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
@@ -111,7 +130,61 @@ def test_the_commands_join_the_root_command(capsys: pytest.CaptureFixture[str]) 
     from zkelect.ops.cli.main import app
 
     names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-    assert {"status", "watch", "resign", "exporter", "ensemble"} <= names
+    assert {"status", "watch", "resign", "exporter", "ensemble", "serve"} <= names
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "serve" in out
+    assert "demo-worker" not in out  # the programs zkelect starts itself are hidden
+    code, out, _ = run(capsys, "ensemble", "--help")
+    assert code == 0 and "keeper" not in out
+
+
+def _security_options(command: Any) -> dict[str, tuple[tuple[str, ...], str | None]]:
+    """name -> (flags, help) of the options in a command's "Security" help panel."""
+    return {
+        str(p.name): (tuple(p.opts), getattr(p, "help", None))
+        for p in command.params
+        if getattr(p, "rich_help_panel", None) == "Security"
+    }
+
+
+def test_every_connecting_command_takes_the_same_security_options() -> None:
+    import typer
+
+    from zkelect.ops.cli.main import app
+
+    root: Any = typer.main.get_command(app)
+    readers = ("status", "watch", "resign", "exporter", "doctor")
+    candidates = ("run", "serve")
+    options = {name: _security_options(root.commands[name]) for name in readers + candidates}
+    connection = options["status"]
+    assert [flags[0] for flags, _ in connection.values()] == [
+        "--auth", "--tls", "--tls-ca", "--tls-cert", "--tls-key", "--tls-no-verify-hostname",
+        "--sasl-user",
+    ]  # fmt: skip
+    for name in readers:
+        assert options[name] == connection, name
+    for name in candidates:
+        acl = {k: v for k, v in options[name].items() if k not in connection}
+        assert options[name] == {**connection, **acl}, name
+        assert [flags[0] for flags, _ in acl.values()] == ["--acl-writer", "--acl-no-read"]
+    ensemble: Any = root.commands["ensemble"]
+    assert not any(_security_options(c) for c in ensemble.commands.values())
+
+
+def test_tls_file_errors_name_the_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pem = tmp_path / "client.pem"
+    pem.write_text("not a certificate")
+    for argv, says in (
+        (["--tls-ca", str(tmp_path / "missing.pem")], "--tls-ca: no such file"),
+        (["--tls-cert", str(pem)], "give --tls-cert and --tls-key together"),
+        (["--tls-cert", str(tmp_path / "gone.pem"), "--tls-key", str(pem)], "--tls-cert: no such"),
+        (["--tls-ca", str(pem)], "--tls-ca: TlsOptions: cannot load"),
+    ):
+        code, out, err = run(capsys, "status", "/x", *argv)
+        assert code == 2, err
+        assert out == "" and len(err.splitlines()) == 1 and says in err, err
 
 
 # -- status / resign logic ---------------------------------------------------------------------
@@ -201,7 +274,7 @@ def test_joined_ago(ms: int, text: str) -> None:
 
 
 def test_auth_parsing() -> None:
-    from zkelect.ops.cli.common import client_security
+    from zkelect.ops.cli.security_options import client_security
     from zkelect.security import DigestAuth
 
     assert client_security(auth=None).auth == ()
@@ -277,7 +350,7 @@ def test_a_corrupt_state_file_is_one_line_exit_1(
 def test_processes_are_recognised_by_their_command_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    keeper = ["python", "-m", "zkelect.ops.cli.ensemble", "--keeper", "--dir", str(tmp_path)]
+    keeper = ["python", "-m", "zkelect.ops.cli.main", "ensemble", "keeper", "--dir", str(tmp_path)]
     member_dir = str(tmp_path / "member-1")
     member = ["java", "-cp", "x", "org.apache.zookeeper.server.quorum.QuorumPeerMain"]
     cmdlines = {

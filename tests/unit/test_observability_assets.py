@@ -74,8 +74,8 @@ EXPORTER_METRICS = frozenset(
 KNOWN_METRICS = CANDIDATE_METRICS | EXPORTER_METRICS
 HISTOGRAMS = frozenset({"zkelect_election_duration_seconds"})
 
-CANDIDATE_MODULE = "zkelect.ops.http"
-EXPORTER_MODULE = "zkelect.ops.exporter"
+CANDIDATE_COMMAND = "serve"  # zkelect serve: one candidate with its HTTP endpoints
+EXPORTER_COMMAND = "exporter"
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -184,10 +184,10 @@ def command_of(service: dict[str, Any]) -> list[str]:
     return shlex.split(command) if isinstance(command, str) else list(command)
 
 
-def python_module(command: list[str]) -> str | None:
-    """`python -m MODULE ...` -> MODULE."""
-    if len(command) >= 3 and command[0].startswith("python") and command[1] == "-m":
-        return command[2]
+def zkelect_command(command: list[str]) -> str | None:
+    """`zkelect COMMAND ...` -> COMMAND."""
+    if len(command) >= 2 and command[0] == "zkelect":
+        return command[1]
     return None
 
 
@@ -198,11 +198,11 @@ def option(command: list[str], name: str) -> str:
     return command[index + 1]
 
 
-def services_running(module: str) -> dict[str, list[str]]:
+def services_running(zkelect: str) -> dict[str, list[str]]:
     return {
         name: command_of(service)
         for name, service in services().items()
-        if python_module(command_of(service)) == module
+        if zkelect_command(command_of(service)) == zkelect
     }
 
 
@@ -506,8 +506,8 @@ def test_dashboard_session_state_panel_encodes_the_current_state(tmp_path: Path)
 def test_compose_file_parses_and_defines_the_stack() -> None:
     names = set(services())
     assert len(zookeeper_services()) == 3
-    assert len(services_running(CANDIDATE_MODULE)) == 3
-    assert len(services_running(EXPORTER_MODULE)) == 1
+    assert len(services_running(CANDIDATE_COMMAND)) == 3
+    assert len(services_running(EXPORTER_COMMAND)) == 1
     assert {"prometheus", "grafana"} <= names
 
 
@@ -547,8 +547,8 @@ def test_zookeeper_members_form_one_ensemble() -> None:
         whitelist = str(environment["ZOO_4LW_COMMANDS_WHITELIST"]).split(",")
         assert "srvr" in whitelist and "mntr" in whitelist, name
     for name, command in {
-        **services_running(CANDIDATE_MODULE),
-        **services_running(EXPORTER_MODULE),
+        **services_running(CANDIDATE_COMMAND),
+        **services_running(EXPORTER_COMMAND),
     }.items():
         hosts = option(command, "--hosts").split(",")
         assert sorted(hosts) == sorted(f"{m}:2181" for m in members), name
@@ -556,19 +556,19 @@ def test_zookeeper_members_form_one_ensemble() -> None:
 
 
 def test_candidates_are_distinct_and_share_one_election() -> None:
-    candidates = services_running(CANDIDATE_MODULE)
+    candidates = services_running(CANDIDATE_COMMAND)
     ids = [option(command, "--id") for command in candidates.values()]
     assert len(set(ids)) == len(ids)
     paths = {option(command, "--path") for command in candidates.values()}
     assert len(paths) == 1
-    (exporter,) = services_running(EXPORTER_MODULE).values()
+    (exporter,) = services_running(EXPORTER_COMMAND).values()
     assert paths <= {exporter[i + 1] for i, word in enumerate(exporter) if word == "--path"}
 
 
 def test_scrape_targets_are_services_and_the_ports_they_listen_on() -> None:
     listening: dict[str, str] = {}
-    for module in (CANDIDATE_MODULE, EXPORTER_MODULE):
-        for name, command in services_running(module).items():
+    for zkelect in (CANDIDATE_COMMAND, EXPORTER_COMMAND):
+        for name, command in services_running(zkelect).items():
             listening[name] = option(command, "--port")
             # Reachable from Prometheus's container, not only from its own loopback.
             assert option(command, "--bind") == "0.0.0.0", name
@@ -586,8 +586,8 @@ def test_scrape_targets_are_services_and_the_ports_they_listen_on() -> None:
             assert listening.get(host) == port, f"job {job}: {host} listens on {listening[host]}"
             scraped[host] = job
     assert set(scraped) == set(listening), "every candidate, exporter and member is scraped"
-    assert {scraped[name] for name in services_running(CANDIDATE_MODULE)} == {"zkelect-candidates"}
-    assert {scraped[name] for name in services_running(EXPORTER_MODULE)} == {"zkelect-exporter"}
+    assert {scraped[name] for name in services_running(CANDIDATE_COMMAND)} == {"zkelect-candidates"}
+    assert {scraped[name] for name in services_running(EXPORTER_COMMAND)} == {"zkelect-exporter"}
 
 
 def test_prometheus_loads_the_mounted_config_and_rules() -> None:
@@ -633,29 +633,31 @@ def test_grafana_is_provisioned_from_the_mounted_directories() -> None:
         assert host_path(grafana, home) == DASHBOARD
 
 
-def test_compose_commands_use_options_the_modules_accept() -> None:
-    commands = {**services_running(CANDIDATE_MODULE), **services_running(EXPORTER_MODULE)}
+def test_compose_commands_use_options_the_commands_accept() -> None:
+    commands = {**services_running(CANDIDATE_COMMAND), **services_running(EXPORTER_COMMAND)}
     dockerfile = (COMPOSE_DIR / "Dockerfile").read_text(encoding="utf-8")
     cmd = re.search(r"^CMD (\[.*?\])\s*$", dockerfile.replace("\\\n", ""), re.MULTILINE)
     assert cmd, "compose/Dockerfile has no exec-form CMD"
     commands["Dockerfile CMD"] = json.loads(cmd.group(1))
     help_text: dict[str, str] = {}
     for name, command in commands.items():
-        module = python_module(command)
-        assert module, f"{name}: {command} is not `python -m MODULE ...`"
-        if module not in help_text:
+        zkelect = zkelect_command(command)
+        assert zkelect, f"{name}: {command} is not `zkelect COMMAND ...`"
+        if zkelect not in help_text:
             result = subprocess.run(
-                [sys.executable, "-m", module, "--help"],
+                [sys.executable, "-m", "zkelect.ops.cli.main", zkelect, "--help"],
                 cwd=REPO,
                 capture_output=True,
                 text=True,
                 timeout=60,
                 check=False,
             )
-            assert result.returncode == 0, f"{module} --help: {result.stdout}{result.stderr}"
-            help_text[module] = result.stdout
-        for word in command[3:]:
+            assert result.returncode == 0, (
+                f"zkelect {zkelect} --help: {result.stdout}{result.stderr}"
+            )
+            help_text[zkelect] = result.stdout
+        for word in command[2:]:
             if word.startswith("--"):
-                assert re.search(rf"{re.escape(word)}\b", help_text[module]), (
-                    f"{name}: {module} does not accept {word}"
+                assert re.search(rf"{re.escape(word)}\b", help_text[zkelect]), (
+                    f"{name}: zkelect {zkelect} does not accept {word}"
                 )

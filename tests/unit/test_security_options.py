@@ -19,7 +19,8 @@ from zkelect import (
 )
 from zkelect._zookeeper.connect import TlsHandler
 from zkelect._zookeeper.options import kazoo_acl
-from zkelect.ops.cli.common import UsageError, client_security
+from zkelect.ops.cli.common import UsageError
+from zkelect.ops.cli.security_options import client_security
 from zkelect.security import ALL, READ, digest_id
 from zkelect.testing.certs import make_test_pki
 

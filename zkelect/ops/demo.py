@@ -1,4 +1,4 @@
-"""The guided failover demo: ``zkelect demo`` (or ``python -m zkelect.ops.demo``).
+"""The guided failover demo: ``zkelect demo`` (or ``./dev demo``).
 
 In well under a minute, on this machine only, it shows what zkelect is for, with real
 processes and real ZooKeeper servers:
@@ -16,12 +16,11 @@ processes and real ZooKeeper servers:
    then its supervisor thaws, learns it lost leadership, stops the worker, rejoins;
 7. everything is stopped by PID, and a summary and a leadership timeline are printed.
 
-The worker is this module too: ``python -m zkelect.ops.demo --worker --db FILE``.
+The worker (_demo_processes.worker_main) runs as ``zkelect demo-worker --db FILE``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -56,11 +55,12 @@ from zkelect.ops._demo_processes import (
 )
 from zkelect.ops._demo_report import summary
 
-__all__ = ["DemoError", "main", "run_demo", "worker_main"]
+__all__ = ["DemoError", "run_demo", "worker_main"]
 
 ELECTION_PATH = "/demo/election"
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL for the workers
 WAIT = 30.0  # seconds allowed for any one step
+WORKER_COMMAND = "demo-worker"  # the hidden zkelect command the leader runs (worker_main)
 
 T = TypeVar("T")
 
@@ -179,8 +179,8 @@ class Demo:
             "--",
             sys.executable,
             "-m",
-            "zkelect.ops.demo",
-            "--worker",
+            "zkelect.ops.cli.main",
+            WORKER_COMMAND,
             "--db",
             self.db,
         ]
@@ -239,7 +239,7 @@ class Demo:
         example = self.candidate_command("node-a", "<ensemble>")
         self.line(
             "    $ zkelect " + " ".join(example[3:5]) + " --id node-a ... -- "
-            "python -m zkelect.ops.demo --worker --db store.db"
+            f"zkelect {WORKER_COMMAND} --db store.db"
         )
         self.t0 = time.monotonic()
         for candidate_id in CANDIDATE_IDS:
@@ -454,7 +454,7 @@ class Demo:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(candidate.pid, signal.SIGCONT)
             for worker in candidate.worker_pids:
-                if alive(worker) and "zkelect.ops.demo" in cmdline(worker):  # never a reused pid
+                if alive(worker) and WORKER_COMMAND in cmdline(worker):  # never a reused pid
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.killpg(worker, signal.SIGCONT)
         leading = self._leader_now()
@@ -479,7 +479,7 @@ class Demo:
         for pid in self.worker_pids():
             while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            if alive(pid) and "zkelect.ops.demo" in cmdline(pid):  # still ours: never a reused pid
+            if alive(pid) and WORKER_COMMAND in cmdline(pid):  # still ours: never a reused pid
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
 
@@ -614,42 +614,3 @@ def run_demo(
     finally:
         shutil.rmtree(demo.workdir, ignore_errors=True)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m zkelect.ops.demo",
-        description="Guided failover demo (same as `zkelect demo`): a local 3-member "
-        "ZooKeeper ensemble, three `zkelect run` candidates writing through a fenced store.",
-    )
-    parser.add_argument(
-        "--session-timeout",
-        type=float,
-        default=2.0,
-        metavar="SECONDS",
-        help="session timeout of the candidates (default: 2)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="show every line")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--db", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        if not args.db:
-            parser.error("--worker needs --db FILE")
-        try:
-            return worker_main(args.db)
-        except ZkElectError as exc:  # no token: not started by `zkelect run`
-            print(f"zkelect demo worker: {exc}", file=sys.stderr, flush=True)
-            return 2
-    if not 0.4 <= args.session_timeout <= 10.0:
-        parser.error("--session-timeout must be within 0.4..10 seconds (the demo's ensemble)")
-    try:
-        return run_demo(session_timeout=args.session_timeout, verbose=args.verbose)
-    except ZkElectError as exc:
-        message = " ".join(str(exc).split())
-        print(f"zkelect demo: {message}", file=sys.stderr, flush=True)
-        return 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -36,23 +36,20 @@ session expires the watches are gone; they are set again, and every path re-read
 kazoo has a new session. While disconnected the metrics keep the last observed values and
 ``zkelect_observer_connected`` is 0.
 
-Run it as ``python -m zkelect.ops.exporter --hosts H --path P [--path P2 ...] --port N``.
+Run it as ``zkelect exporter --hosts H --path P [--path P2 ...] --port N``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
-import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http.server import ThreadingHTTPServer
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
 from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
@@ -70,7 +67,7 @@ from zkelect.ops._exporter_metrics import (
     ObservedElection,
 )
 
-__all__ = ["MAX_LEADER_ID_CHARS", "ElectionExporter", "ObservedElection", "main", "run"]
+__all__ = ["MAX_LEADER_ID_CHARS", "ElectionExporter", "ObservedElection", "run"]
 
 log = logging.getLogger("zkelect.ops.exporter")
 
@@ -403,52 +400,6 @@ class ElectionExporter:
 # -- the command -------------------------------------------------------------------------------
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line (and exit code 2) instead of the usage
-    block, so that scripts and supervisors log something readable."""
-
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
-
-
-def _parser() -> _Parser:
-    parser = _Parser(
-        prog="python -m zkelect.ops.exporter",
-        description="Export the leader of ZooKeeper election paths (zkelect, Curator "
-        "LeaderLatch/LeaderSelector, kazoo Election/Lock) as Prometheus metrics, read-only.",
-    )
-    parser.add_argument(
-        "--hosts",
-        default=os.environ.get("ZKELECT_HOSTS", "127.0.0.1:2181"),
-        help="ZooKeeper connect string (default: $ZKELECT_HOSTS or 127.0.0.1:2181)",
-    )
-    parser.add_argument(
-        "--path", dest="paths", action="append", required=True, help="election path (repeat)"
-    )
-    parser.add_argument("--port", type=int, required=True, help="HTTP port for /metrics (0: any)")
-    parser.add_argument("--bind", default="127.0.0.1", help="address to serve on (127.0.0.1)")
-    parser.add_argument(
-        "--refresh-interval",
-        type=float,
-        default=DEFAULT_REFRESH_INTERVAL,
-        help="seconds between re-reads without watches (candidate counts; default 15)",
-    )
-    parser.add_argument(
-        "--connect-timeout", type=float, default=15.0, help="seconds to reach ZooKeeper (15)"
-    )
-    parser.add_argument(
-        "--session-timeout", type=float, default=10.0, help="ZooKeeper session timeout (10)"
-    )
-    parser.add_argument(
-        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
-    )
-    return parser
-
-
 def run(
     hosts: str,
     paths: Sequence[str],
@@ -546,39 +497,3 @@ def _serve(bind: str, port: int, registry: CollectorRegistry) -> ThreadingHTTPSe
         target=server.serve_forever, name="zkelect-exporter-http", daemon=True
     ).start()
     return server
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m zkelect.ops.exporter``: parse ``argv``, run until SIGTERM or SIGINT."""
-    try:
-        args = _parser().parse_args(argv)
-    except _UsageError as exc:
-        print(f"zkelect exporter: error: {exc} (see --help)", file=sys.stderr)
-        return 2
-    level = getattr(logging, args.log_level.upper())
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # kazoo logs every failed connection attempt as a warning; keep stderr to our one line
-    # unless debugging.
-    logging.getLogger("kazoo").setLevel(level if level <= logging.DEBUG else logging.ERROR)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-    return run(
-        args.hosts,
-        args.paths,
-        args.port,
-        bind=args.bind,
-        refresh_interval=args.refresh_interval,
-        connect_timeout=args.connect_timeout,
-        session_timeout=args.session_timeout,
-        stop=stop,
-    )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -11,26 +11,21 @@ The server is ``http.server.ThreadingHTTPServer`` in a daemon thread: no depende
 one short-lived thread per request, fine for probes and scrapes (this is not an API
 server). It binds to loopback unless told otherwise.
 
-Run as a module it is one complete candidate, which the compose stack and the tests
-use::
+``zkelect serve`` runs one candidate with this server, which the compose stack and the
+tests use::
 
-    python -m zkelect.ops.http --hosts 127.0.0.1:2181 --path /elections/demo --id node-a --port 9464
+    zkelect serve --hosts 127.0.0.1:2181 --path /elections/demo --id node-a --port 9464
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
-import signal
 import socket
-import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client.exposition import choose_encoder
@@ -42,13 +37,12 @@ from zkelect.errors import ConfigurationError, ElectionStoppedError, ZkElectErro
 if TYPE_CHECKING:
     from zkelect._election.election import Election
 
-__all__ = ["StatusServer", "main"]
+__all__ = ["StatusServer"]
 
 log = logging.getLogger("zkelect")
 
 _JSON = "application/json"
 _ENDPOINTS = ["/metrics", "/healthz", "/leader", "/leader?election=<path>"]
-_PROG = "zkelect.ops.http"  # the prefix of every command-line error
 
 
 class StatusServer:
@@ -209,7 +203,7 @@ class StatusServer:
 
 
 def _election(value: object) -> Election:
-    from zkelect._election.election import Election  # at call time, as in main(): no import cycle
+    from zkelect._election.election import Election  # at call time: no import cycle
 
     if not isinstance(value, Election):
         raise ConfigurationError(f"expected a zkelect Election, got {value!r}")
@@ -294,99 +288,3 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # Scrapes and probes arrive every few seconds: keep them out of stderr.
         log.debug("zkelect http %s: " + format, self.address_string(), *args)
-
-
-# ------------------------------------------------------------------------------ the module
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # One line, as every zkelect command-line error: no usage block to scroll past.
-        self.exit(2, f"{_PROG}: error: {message} (see --help)\n")
-
-
-def _parser() -> _Parser:
-    parser = _Parser(
-        prog="python -m zkelect.ops.http",
-        description="Run one zkelect candidate and serve /metrics, /healthz and /leader "
-        "until SIGTERM or SIGINT.",
-    )
-    parser.add_argument(
-        "--hosts",
-        default=os.environ.get("ZKELECT_HOSTS", "127.0.0.1:2181"),
-        help="ZooKeeper connect string (default: $ZKELECT_HOSTS or 127.0.0.1:2181)",
-    )
-    parser.add_argument("--path", required=True, help="election path, e.g. /elections/demo")
-    parser.add_argument("--id", dest="candidate_id", help="candidate id (default: host-pid)")
-    parser.add_argument(
-        "--port", type=_port, default=0, help="HTTP port (default 0: any free port)"
-    )
-    parser.add_argument(
-        "--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--session-timeout", type=float, default=10.0, help="ZooKeeper session timeout, seconds"
-    )
-    return parser
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be in 0..65535, got {value}")
-    return value
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one candidate with a PrometheusRecorder and the endpoints; 0 after a signal,
-    1 on an operational failure (no ZooKeeper, port taken), 2 on bad arguments."""
-    from zkelect._election.election import Election
-    from zkelect.config import ElectionConfig
-    from zkelect.metrics import PrometheusRecorder
-
-    args = _parser().parse_args(argv)
-    prog = _PROG
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    try:
-        config = ElectionConfig(session_timeout=args.session_timeout)
-        recorder = PrometheusRecorder()
-        election = Election(
-            args.hosts, args.path, candidate_id=args.candidate_id, config=config, metrics=recorder
-        )
-    except ConfigurationError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    server = StatusServer(args.bind, args.port, elections=[election])
-    try:
-        server.start()
-    except OSError as exc:
-        print(f"{prog}: error: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    try:
-        try:
-            election.start()
-        except ZkElectError as exc:
-            print(f"{prog}: error: {exc}", file=sys.stderr)
-            return 1
-        print(f"listening on {server.url}", flush=True)
-        while not stop.wait(1.0):
-            pass
-        election.stop()  # resign first, so a successor is elected while we shut down
-        return 0
-    finally:
-        server.stop()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,27 +6,22 @@ from typing import Annotated
 
 import typer
 
-from zkelect.config import ElectionConfig, validate_connect_string
+from zkelect.config import ElectionConfig, check_seconds, validate_connect_string
 from zkelect.errors import ConfigurationError
 from zkelect.ops.cli.common import (
-    AuthOption,
+    DEFAULT_HOSTS,
     GraceOption,
     HostsOption,
     JsonOption,
-    SaslUserOption,
     TimeoutOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsNoVerifyHostnameOption,
-    TlsOption,
     UsageError,
-    client_security,
     echo_json,
     valid_path,
 )
-from zkelect.ops.doctor import SEQUENCE_WRAP_MARGIN, Status, diagnose, worst
+from zkelect.ops.cli.security_options import with_security
+from zkelect.ops.doctor import SEQUENCE_WRAP_MARGIN, CheckResult, Status, diagnose, worst
 from zkelect.ops.supervisor import DEFAULT_GRACE
+from zkelect.security import ClientSecurity
 
 __all__ = ["app"]
 
@@ -69,65 +64,45 @@ _EPILOG = (
 )
 
 
+_PathArgument = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="PATH",
+        help="Election path whose ACL to check (omit to check only the ensemble).",
+        show_default=False,
+    ),
+]
+_SessionTimeout = Annotated[
+    float,
+    typer.Option("--session-timeout", help="Session timeout (seconds) the candidates ask for."),
+]
+_LeaseMargin = Annotated[
+    float,
+    typer.Option(
+        "--lease-margin",
+        help="The candidates' lease_margin_ratio: the lease ends this fraction of the "
+        "session timeout early.",
+    ),
+]
+
+
 @app.command("doctor", help=_HELP, epilog=_EPILOG)
+@with_security
 def doctor(
-    path: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="PATH",
-            help="Election path whose ACL to check (omit to check only the ensemble).",
-            show_default=False,
-        ),
-    ] = None,
-    hosts: HostsOption = "127.0.0.1:2181",
-    session_timeout: Annotated[
-        float,
-        typer.Option(
-            "--session-timeout",
-            help="Session timeout (seconds) the candidates ask for.",
-        ),
-    ] = _DEFAULTS.session_timeout,
-    lease_margin: Annotated[
-        float,
-        typer.Option(
-            "--lease-margin",
-            help="The candidates' lease_margin_ratio: the lease ends this fraction of the "
-            "session timeout early.",
-        ),
-    ] = _DEFAULTS.lease_margin_ratio,
+    path: _PathArgument = None,
+    hosts: HostsOption = DEFAULT_HOSTS,
+    session_timeout: _SessionTimeout = _DEFAULTS.session_timeout,
+    lease_margin: _LeaseMargin = _DEFAULTS.lease_margin_ratio,
     grace: GraceOption = DEFAULT_GRACE,
     json_output: JsonOption = False,
     timeout: TimeoutOption = 5.0,
-    auth: AuthOption = None,
-    tls: TlsOption = False,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
-    sasl_user: SaslUserOption = None,
+    *,
+    security: ClientSecurity,  # --auth also lets the session read a locked path's ACL
 ) -> None:
     """Check the deployment against the classic pitfalls (see zkelect.ops.doctor)."""
     if path is not None:
         path = valid_path(path)
-    # --auth also lets the session read a locked path's ACL.
-    security = client_security(
-        auth=auth,
-        tls=tls,
-        tls_ca=tls_ca,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        tls_no_verify_hostname=tls_no_verify_hostname,
-        sasl_user=sasl_user,
-    )
-    try:
-        validate_connect_string(hosts)
-        ElectionConfig(session_timeout=session_timeout, lease_margin_ratio=lease_margin)
-    except ConfigurationError as exc:
-        raise UsageError(
-            str(exc)
-            .replace("session_timeout", "--session-timeout")
-            .replace("lease_margin_ratio", "--lease-margin")
-        ) from None
+    _check_candidates(hosts, session_timeout, lease_margin)
     results = diagnose(
         hosts,
         path,
@@ -140,10 +115,31 @@ def doctor(
     if json_output:
         echo_json([r.as_dict() for r in results])
     else:
-        width = max(len(r.check) for r in results)
-        for r in results:
-            status = typer.style(f"{r.status.value:<4}", fg=_COLOURS[r.status], bold=True)
-            fix = f"  fix: {r.fix}" if r.fix else ""
-            typer.echo(f"{status}  {r.check:<{width}}  {r.reason}{fix}")
+        _print(results)
     if worst(results) is Status.FAIL:
         raise typer.Exit(1)
+
+
+def _check_candidates(hosts: str, session_timeout: float, lease_margin: float) -> None:
+    """The candidates' settings as given, each error in the options' own words."""
+    try:
+        validate_connect_string(hosts)
+        check_seconds("--session-timeout", session_timeout)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
+    if not 0 < lease_margin < 1:
+        raise UsageError(f"--lease-margin must be a fraction in (0, 1), got {lease_margin:g}")
+    try:  # what is left: a lease that does not fit between heartbeats
+        ElectionConfig(session_timeout=session_timeout, lease_margin_ratio=lease_margin)
+    except ConfigurationError as exc:
+        raise UsageError(
+            f"--lease-margin {lease_margin:g} with --session-timeout {session_timeout:g}: {exc}"
+        ) from None
+
+
+def _print(results: list[CheckResult]) -> None:
+    width = max(len(r.check) for r in results)
+    for r in results:
+        status = typer.style(f"{r.status.value:<4}", fg=_COLOURS[r.status], bold=True)
+        fix = f"  fix: {r.fix}" if r.fix else ""
+        typer.echo(f"{status}  {r.check:<{width}}  {r.reason}{fix}")

@@ -1,8 +1,8 @@
 """``zkelect ensemble up|down|status``: a local, real ZooKeeper ensemble that outlives the command.
 
 How it survives the command: ``up`` starts a small *keeper* process in its own session
-(``python -m zkelect.ops.cli.ensemble --keeper ...``), which runs a LocalEnsemble and waits for
-SIGTERM. LocalEnsemble ties each member JVM to the process that started it (Linux
+(the hidden command ``zkelect ensemble keeper --dir DIR ...``), which runs a LocalEnsemble
+and waits for SIGTERM. LocalEnsemble ties each member JVM to the process that started it (Linux
 PR_SET_PDEATHSIG, plus an atexit hook), which is what keeps tests from leaking JVMs; the keeper
 is that process, so the members live exactly as long as the keeper, and a SIGKILLed keeper
 still takes its members with it. ``up`` returns once the keeper reports that the quorum
@@ -17,7 +17,6 @@ flock on ``DIR/keeper.lock`` for its lifetime: two ``up`` in one DIR cannot both
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import json
@@ -31,7 +30,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -39,7 +38,10 @@ from zkelect.config import MAX_SECONDS
 from zkelect.errors import ZkElectError
 from zkelect.ops.cli.common import CliError, JsonOption, echo_json
 
-__all__ = ["app", "default_dir", "keeper_main"]
+if TYPE_CHECKING:
+    from zkelect.testing.ensemble import LocalEnsemble
+
+__all__ = ["app", "default_dir"]
 
 app = typer.Typer()
 ensemble_app = typer.Typer(
@@ -75,8 +77,8 @@ app.add_typer(ensemble_app, name="ensemble")
 STATE_FILE = "ensemble.json"
 LOCK_FILE = "keeper.lock"
 KEEPER_LOG = "keeper.log"
-_KEEPER_MODULE = "zkelect.ops.cli.ensemble"
-_KEEPER_FLAG = "--keeper"
+#: How 'up' starts the keeper (and how 'down' recognises it): the hidden command below.
+_KEEPER_COMMAND = ("-m", "zkelect.ops.cli.main", "ensemble", "keeper")
 _STATE_VERSION = 1
 _STOP_GRACE = 10.0  # seconds for the keeper to stop its members before it is killed
 
@@ -126,8 +128,7 @@ def _is_keeper(pid: int, directory: Path) -> bool:
     argv = _cmdline(pid)
     return (
         argv is not None
-        and _KEEPER_MODULE in argv
-        and _KEEPER_FLAG in argv
+        and tuple(argv[1 : 1 + len(_KEEPER_COMMAND)]) == _KEEPER_COMMAND
         and str(directory) in argv
     )
 
@@ -319,9 +320,7 @@ def _locked(directory: Path) -> bool:
 def _start_keeper(home: Path, size: int, tick_ms: int, timeout: float) -> dict[str, Any]:
     cmd = [
         sys.executable,
-        "-m",
-        _KEEPER_MODULE,
-        _KEEPER_FLAG,
+        *_KEEPER_COMMAND,
         "--dir",
         str(home),
         "--size",
@@ -469,8 +468,6 @@ def _member_dir(state: dict[str, Any], pid: int) -> str:
 
 @ensemble_app.command("status", help=_STATUS_HELP)
 def ensemble_status(directory: DirOption = None, json_output: JsonOption = False) -> None:
-    from zkelect.testing import four_letter  # the four-letter-word client, with deadlines
-
     home = _resolve(directory)
     state = _read_state(home) if home.is_dir() else None
     if state is None or not _running(home, state):
@@ -481,31 +478,7 @@ def ensemble_status(directory: DirOption = None, json_output: JsonOption = False
         else:
             sys.stdout.write(f"no ensemble running in {home}\n")
         return
-    members = []
-    for m in state["members"]:
-        pid = int(m["pid"])
-        alive = _is_member(pid, home, str(m["dir"]))
-        mode = ""
-        if alive:
-            with contextlib.suppress(ZkElectError):
-                reply = four_letter(f"127.0.0.1:{m['client_port']}", "srvr", timeout=2.0)
-                mode = next(
-                    (
-                        ln.split(":", 1)[1].strip()
-                        for ln in reply.splitlines()
-                        if ln.startswith("Mode:")
-                    ),
-                    "",
-                )
-        members.append(
-            {
-                "myid": m["myid"],
-                "address": f"127.0.0.1:{m['client_port']}",
-                "pid": pid if alive else None,
-                "mode": mode or "not serving",
-                "dir": m["dir"],
-            }
-        )
+    members = [_member_view(home, m) for m in state["members"]]
     serving = sum(1 for m in members if m["mode"] != "not serving")
     report = {
         "running": True,
@@ -519,15 +492,42 @@ def ensemble_status(directory: DirOption = None, json_output: JsonOption = False
     }
     if json_output:
         echo_json(report)
-        return
+    else:
+        _print_status(report)
+
+
+def _member_view(home: Path, member: dict[str, Any]) -> dict[str, Any]:
+    """One member as ``status`` shows it; its mode from the srvr four-letter word."""
+    from zkelect.testing import four_letter  # the four-letter-word client, with deadlines
+
+    pid = int(member["pid"])
+    address = f"127.0.0.1:{member['client_port']}"
+    alive = _is_member(pid, home, str(member["dir"]))
+    mode = ""
+    if alive:
+        with contextlib.suppress(ZkElectError):
+            reply = four_letter(address, "srvr", timeout=2.0)
+            modes = (ln.split(":", 1)[1] for ln in reply.splitlines() if ln.startswith("Mode:"))
+            mode = next(modes, "").strip()
+    return {
+        "myid": member["myid"],
+        "address": address,
+        "pid": pid if alive else None,
+        "mode": mode or "not serving",
+        "dir": member["dir"],
+    }
+
+
+def _print_status(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    members = report["members"]
     console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
     console.print(
-        f"ensemble in {home}: {serving} of {len(members)} members serving "
-        f"({'quorum' if report['quorum'] else 'NO QUORUM'}), keeper PID {state['keeper_pid']}",
+        f"ensemble in {report['dir']}: {report['serving']} of {len(members)} members serving "
+        f"({'quorum' if report['quorum'] else 'NO QUORUM'}), keeper PID {report['keeper_pid']}",
         markup=False,
     )
     table = Table(box=None, pad_edge=False, show_edge=False)
@@ -538,40 +538,34 @@ def ensemble_status(directory: DirOption = None, json_output: JsonOption = False
             *(Text(str(v)) for v in (m["myid"], m["address"], m["pid"] or "-", m["mode"]))
         )
     console.print(table)
-    console.print(f"export ZKELECT_HOSTS={state['hosts']}", markup=False)
+    console.print(f"export ZKELECT_HOSTS={report['hosts']}", markup=False)
 
 
 # -- the keeper process ------------------------------------------------------------------------
 
 
-def keeper_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m zkelect.ops.cli.ensemble --keeper --dir DIR --size N --tick-ms T --timeout S``:
-    run a LocalEnsemble until SIGTERM/SIGINT/SIGHUP. Reports one JSON line on stdout
+@ensemble_app.command("keeper", hidden=True)
+def keeper(
+    directory: Annotated[Path, typer.Option("--dir", help="The ensemble's directory.")],
+    size: Annotated[int, typer.Option("--size", min=1, max=9)] = 3,
+    tick_ms: Annotated[int, typer.Option("--tick-ms", min=10, max=60_000)] = 200,
+    timeout: Annotated[float, typer.Option("--timeout", min=1.0, max=MAX_SECONDS)] = 60.0,
+) -> None:
+    """The keeper process 'up' starts (``zkelect ensemble keeper --dir DIR ...``): run a
+    LocalEnsemble until SIGTERM/SIGINT/SIGHUP. Reports one JSON line on stdout
     (``{"ok": true, "state": ...}`` once serving, or ``{"ok": false, "error": ...}``), then
     detaches stdout; logs go to stderr (DIR/keeper.log)."""
-    parser = argparse.ArgumentParser(prog=f"python -m {_KEEPER_MODULE}")
-    parser.add_argument(_KEEPER_FLAG, action="store_true", required=True)
-    parser.add_argument("--dir", required=True, type=Path)
-    parser.add_argument("--size", type=int, default=3)
-    parser.add_argument("--tick-ms", type=int, default=200)
-    parser.add_argument("--timeout", type=float, default=60.0)
-    args = parser.parse_args(argv)
-    home: Path = args.dir
+    raise typer.Exit(_run_keeper(directory, size, tick_ms, timeout))
 
-    def report(message: dict[str, Any]) -> None:
-        with contextlib.suppress(OSError):
-            sys.stdout.write(json.dumps(message) + "\n")
-            sys.stdout.flush()
-        # Detach from the pipe: the 'up' command that reads it is about to exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
 
+def _run_keeper(home: Path, size: int, tick_ms: int, timeout: float) -> int:
+    """The keeper's life: hold DIR's lock, start the members, report, wait for a signal,
+    stop them. Returns the exit code."""
     lock = open(home / LOCK_FILE, "a")  # noqa: SIM115 - held for the keeper's lifetime
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        report({"ok": False, "error": f"another ensemble is running or starting in {home}"})
+        _report({"ok": False, "error": f"another ensemble is running or starting in {home}"})
         return 1
     if not (home / STATE_FILE).exists():
         # Left by a start that failed (kept for its logs) or a keeper killed with SIGKILL:
@@ -583,52 +577,73 @@ def keeper_main(argv: Sequence[str] | None = None) -> int:
 
         try:
             ensemble = LocalEnsemble(
-                args.size,
+                size,
                 base_dir=home,
-                tick_time_ms=args.tick_ms,
-                min_session_timeout_ms=2 * args.tick_ms,
-                max_session_timeout_ms=max(20 * args.tick_ms, 60_000),
-                start_timeout=args.timeout,
+                tick_time_ms=tick_ms,
+                min_session_timeout_ms=2 * tick_ms,
+                max_session_timeout_ms=max(20 * tick_ms, 60_000),
+                start_timeout=timeout,
             ).start()  # a signal meanwhile raises KeyboardInterrupt; start() cleans up
         except KeyboardInterrupt:
-            report({"ok": False, "error": "interrupted while starting"})
+            _report({"ok": False, "error": "interrupted while starting"})
             return 1
         except Exception as exc:  # one line for 'up' to print
-            report({"ok": False, "error": str(exc).splitlines()[0] if str(exc) else repr(exc)})
+            _report({"ok": False, "error": str(exc).splitlines()[0] if str(exc) else repr(exc)})
             return 1
         try:
             phase["starting"] = False  # from now on a signal only wakes stop_fd
-            state = {
-                "version": _STATE_VERSION,
-                "dir": str(home),
-                "hosts": ensemble.hosts,
-                "size": ensemble.size,
-                "tick_ms": ensemble.tick_time_ms,
-                "keeper_pid": os.getpid(),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "members": [
-                    {
-                        "myid": i + 1,
-                        "client_port": ensemble.client_port(i),
-                        "pid": ensemble.pid(i),
-                        "dir": str(ensemble.member_dir(i)),
-                    }
-                    for i in range(ensemble.size)
-                ],
-            }
-            _write_state(home, state)
-            report({"ok": True, "state": state})
-            while not select.select([stop_fd], [], [])[0]:
-                pass
+            _serve(home, ensemble, stop_fd)
         except KeyboardInterrupt:
             pass  # a signal that arrived just as the start finished
         finally:
             ensemble.stop()
-            with contextlib.suppress(FileNotFoundError, ValueError, OSError):
-                recorded = json.loads((home / STATE_FILE).read_text())
-                if recorded.get("keeper_pid") == os.getpid():
-                    (home / STATE_FILE).unlink()
+            _forget_state(home)
     return 0
+
+
+def _report(message: dict[str, Any]) -> None:
+    """The keeper's one line to 'up', after which its stdout goes nowhere: the 'up' command
+    that reads the pipe is about to exit."""
+    with contextlib.suppress(OSError):
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _serve(home: Path, ensemble: LocalEnsemble, stop_fd: int) -> None:
+    """Record the running ensemble, report it, and wait until a signal wakes ``stop_fd``."""
+    state = {
+        "version": _STATE_VERSION,
+        "dir": str(home),
+        "hosts": ensemble.hosts,
+        "size": ensemble.size,
+        "tick_ms": ensemble.tick_time_ms,
+        "keeper_pid": os.getpid(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "members": [
+            {
+                "myid": i + 1,
+                "client_port": ensemble.client_port(i),
+                "pid": ensemble.pid(i),
+                "dir": str(ensemble.member_dir(i)),
+            }
+            for i in range(ensemble.size)
+        ],
+    }
+    _write_state(home, state)
+    _report({"ok": True, "state": state})
+    while not select.select([stop_fd], [], [])[0]:
+        pass
+
+
+def _forget_state(home: Path) -> None:
+    """Remove the state file if it is this keeper's (a newer keeper may have written it)."""
+    with contextlib.suppress(FileNotFoundError, ValueError, OSError):
+        recorded = json.loads((home / STATE_FILE).read_text())
+        if recorded.get("keeper_pid") == os.getpid():
+            (home / STATE_FILE).unlink()
 
 
 @contextlib.contextmanager
@@ -657,7 +672,3 @@ def _stop_signals() -> Iterator[tuple[int, dict[str, bool]]]:
         signal.set_wakeup_fd(previous_fd)
         os.close(read_fd)
         os.close(write_fd)
-
-
-if __name__ == "__main__":
-    raise SystemExit(keeper_main())

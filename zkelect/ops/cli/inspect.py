@@ -70,23 +70,16 @@ from zkelect.ops.cli._election_view import (
 )
 from zkelect.ops.cli.common import (
     DEFAULT_HOSTS,
-    AuthOption,
     CliError,
     HostsOption,
     JsonOption,
-    SaslUserOption,
     TimeoutOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsNoVerifyHostnameOption,
-    TlsOption,
     UsageError,
-    client_security,
     connected_client,
     echo_json,
     valid_path,
 )
+from zkelect.ops.cli.security_options import with_security
 from zkelect.security import ClientSecurity
 
 __all__ = ["app"]
@@ -135,8 +128,8 @@ _RESIGN_HELP = (
 _EXPORTER_HELP = (
     "Export the leaders of election paths as Prometheus metrics, read-only.\n\n"
     "Serves http://BIND:PORT/metrics for zkelect, Curator and kazoo elections until "
-    "SIGINT/SIGTERM, and prints 'listening on URL' once serving. The same as "
-    "'python -m zkelect.ops.exporter'; see docs/exporter.md for the metrics."
+    "SIGINT/SIGTERM, and prints 'listening on URL' once serving. See docs/exporter.md for "
+    "the metrics."
 )
 
 
@@ -146,26 +139,6 @@ _EXPORTER_HELP = (
 def _quiet_kazoo() -> None:
     """kazoo logs every failed connection attempt; our errors are one line of our own."""
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
-
-
-def _security(
-    auth: str | None,
-    tls: bool,
-    tls_ca: str | None,
-    tls_cert: str | None,
-    tls_key: str | None,
-    tls_no_verify_hostname: bool,
-    sasl_user: str | None,
-) -> ClientSecurity:
-    return client_security(
-        auth=auth,
-        tls=tls,
-        tls_ca=tls_ca,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        tls_no_verify_hostname=tls_no_verify_hostname,
-        sasl_user=sasl_user,
-    )
 
 
 @contextlib.contextmanager
@@ -222,21 +195,16 @@ def _now_ms() -> int:
 
 
 @app.command("status", help=_STATUS_HELP)
+@with_security
 def status(
     path: PathArgument,
     hosts: HostsOption = DEFAULT_HOSTS,
     json_output: JsonOption = False,
     timeout: TimeoutOption = 10.0,
-    auth: AuthOption = None,
-    tls: TlsOption = False,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
-    sasl_user: SaslUserOption = None,
+    *,
+    security: ClientSecurity,
 ) -> None:
     path = valid_path(path)
-    security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
     with _session(hosts, timeout, security, path) as session:
         snap = read_election(session, path)
     now = _now_ms()
@@ -308,27 +276,22 @@ class _Stop:
 
 
 @app.command("watch", help=_WATCH_HELP)
+@with_security
 def watch(
     path: PathArgument,
     hosts: HostsOption = DEFAULT_HOSTS,
     json_output: JsonOption = False,
     timeout: TimeoutOption = 10.0,
-    auth: AuthOption = None,
-    tls: TlsOption = False,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
-    sasl_user: SaslUserOption = None,
     count: Annotated[
         int | None,
         typer.Option(
             "--count", min=1, help="Exit 0 after this many lines (default: until interrupted)."
         ),
     ] = None,
+    *,
+    security: ClientSecurity,
 ) -> None:
     path = valid_path(path)
-    security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
     with _Stop() as stop, _session(hosts, timeout, security, path) as session:
         _follow(_LeaderWatch(session, path), stop, json_output, count)
 
@@ -374,32 +337,30 @@ def _follow(watcher: _LeaderWatch, stop: _Stop, json_output: bool, count: int | 
 # -- resign ------------------------------------------------------------------------------------
 
 
+_ResignId = Annotated[
+    str | None,
+    typer.Option(
+        "--id",
+        help="Remove this candidate (its id, or its node name) instead of the leader.",
+        show_default=False,
+    ),
+]
+
+
 @app.command("resign", help=_RESIGN_HELP)
+@with_security
 def resign(
     path: PathArgument,
-    candidate: Annotated[
-        str | None,
-        typer.Option(
-            "--id",
-            help="Remove this candidate (its id, or its node name) instead of the leader.",
-            show_default=False,
-        ),
-    ] = None,
+    candidate: _ResignId = None,
     hosts: HostsOption = DEFAULT_HOSTS,
     json_output: JsonOption = False,
     timeout: TimeoutOption = 10.0,
-    auth: AuthOption = None,
-    tls: TlsOption = False,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
-    sasl_user: SaslUserOption = None,
+    *,
+    security: ClientSecurity,
 ) -> None:
     path = valid_path(path)
     if candidate is not None and not candidate:
         raise UsageError("--id must not be empty")
-    security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
     with _session(hosts, timeout, security, path) as session:
         before = read_election(session, path)
         target = _target(before, candidate)
@@ -499,53 +460,62 @@ def _wait_for_leader(
 
 # -- exporter ----------------------------------------------------------------------------------
 
+_Paths = Annotated[
+    list[str],
+    typer.Option(
+        "--path", help="An election path to observe (repeat for more).", show_default=False
+    ),
+]
+_Port = Annotated[
+    int, typer.Option("--port", min=0, max=65535, help="HTTP port for /metrics (0: any).")
+]
+_Bind = Annotated[str, typer.Option("--bind", help="Address to serve on.")]
+_RefreshInterval = Annotated[
+    float,
+    typer.Option(
+        "--refresh-interval",
+        min=0.1,
+        max=MAX_SECONDS,
+        help="Seconds between re-reads without watches.",
+    ),
+]
+_SessionTimeout = Annotated[
+    float,
+    typer.Option("--session-timeout", min=0.1, max=MAX_SECONDS, help="ZooKeeper session timeout."),
+]
+_LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+# --connect-timeout: the name the exporter's own command line had (docs/exporter.md).
+_ConnectTimeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        "--connect-timeout",
+        min=0.1,
+        max=MAX_SECONDS,
+        help="Seconds to wait for ZooKeeper before giving up.",
+    ),
+]
+
 
 def _paths(values: list[str]) -> list[str]:
     return [valid_path(p) for p in values]
 
 
 @app.command("exporter", help=_EXPORTER_HELP)
+@with_security
 def exporter(
-    paths: Annotated[
-        list[str],
-        typer.Option(
-            "--path", help="An election path to observe (repeat for more).", show_default=False
-        ),
-    ],
+    paths: _Paths,
     hosts: HostsOption = DEFAULT_HOSTS,
-    port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="HTTP port for /metrics (0: any).")
-    ] = 8090,
-    bind: Annotated[str, typer.Option("--bind", help="Address to serve on.")] = "127.0.0.1",
-    refresh_interval: Annotated[
-        float,
-        typer.Option(
-            "--refresh-interval",
-            min=0.1,
-            max=MAX_SECONDS,
-            help="Seconds between re-reads without watches.",
-        ),
-    ] = _exporter.DEFAULT_REFRESH_INTERVAL,
-    timeout: TimeoutOption = 15.0,
-    session_timeout: Annotated[
-        float,
-        typer.Option(
-            "--session-timeout", min=0.1, max=MAX_SECONDS, help="ZooKeeper session timeout."
-        ),
-    ] = 10.0,
-    log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning or error.")
-    ] = "warning",
-    auth: AuthOption = None,
-    tls: TlsOption = False,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
-    sasl_user: SaslUserOption = None,
+    port: _Port = 8090,
+    bind: _Bind = "127.0.0.1",
+    refresh_interval: _RefreshInterval = _exporter.DEFAULT_REFRESH_INTERVAL,
+    timeout: _ConnectTimeout = 15.0,
+    session_timeout: _SessionTimeout = 10.0,
+    log_level: _LogLevel = "warning",
+    *,
+    security: ClientSecurity,
 ) -> None:
     checked = _paths(paths)
-    security = _security(auth, tls, tls_ca, tls_cert, tls_key, tls_no_verify_hostname, sasl_user)
     level = getattr(logging, log_level.upper(), None)
     if log_level.lower() not in ("debug", "info", "warning", "error") or not isinstance(level, int):
         raise UsageError(f"--log-level must be debug, info, warning or error; got {log_level!r}")

@@ -1,10 +1,14 @@
 """The ``zkelect`` command: operators and scripts drive elections from a shell.
 
 Commands live in small modules beside this one (each a Typer app merged into this one): run
-and demo in run.py; status, watch, resign and exporter in inspect.py; ensemble in
-ensemble.py; doctor in doctor.py. This module owns the entry point and the error
-conventions: one line on stderr, exit 2 for usage errors, 1 for operational failures,
-never a traceback.
+and demo in run.py; serve in serve.py; status, watch, resign and exporter in inspect.py;
+ensemble in ensemble.py; doctor in doctor.py. Their security options are declared once, in
+security_options.py. This module owns the entry point and the error conventions: one line
+on stderr, exit 2 for usage errors, 1 for operational failures, never a traceback.
+
+Every zkelect program runs through here, the processes zkelect starts itself too (the
+demo's workers, the ensemble's keeper: hidden commands), as ``zkelect ...`` or
+``python -m zkelect.ops.cli.main ...``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 
 from zkelect._version import __version__
 from zkelect.errors import ConfigurationError, ZkElectError
-from zkelect.ops.cli import doctor, ensemble, inspect, run
+from zkelect.ops.cli import doctor, ensemble, inspect, run, serve
 from zkelect.ops.cli.common import CliError
 
 __all__ = ["app", "main"]
@@ -34,7 +38,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=True,
 )
-
 
 
 def _version(value: bool) -> None:
@@ -53,7 +56,7 @@ def _root(
     """zkelect: leader election on Apache ZooKeeper."""
 
 
-for _commands in (run, inspect, ensemble, doctor):
+for _commands in (run, serve, inspect, ensemble, doctor):
     app.add_typer(_commands.app)
 
 
@@ -68,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("zkelect: interrupted\n")
         return 130
     except click_errors.UsageError as exc:
-        hint = f" (try 'zkelect {exc.ctx.command_path.split(' ', 1)[1]} --help')" if (
-            exc.ctx is not None and " " in exc.ctx.command_path
-        ) else " (try 'zkelect --help')"
+        hint = (
+            f" (try 'zkelect {exc.ctx.command_path.split(' ', 1)[1]} --help')"
+            if (exc.ctx is not None and " " in exc.ctx.command_path)
+            else " (try 'zkelect --help')"
+        )
         sys.stderr.write(f"zkelect: {exc.format_message()}{hint}\n")
         return 2
     except click_errors.ClickException as exc:

@@ -1,7 +1,8 @@
 """``zkelect run`` (run a command only while leader) and ``zkelect demo`` (the guided demo).
 
 The logic lives in supervisor.py and demo.py; this module only parses arguments and maps
-them onto those. See docs/cli-run.md.
+them onto those. See docs/cli-run.md. ``zkelect demo-worker`` (hidden) is the program the
+demo's candidates run while they lead.
 """
 
 from __future__ import annotations
@@ -12,22 +13,17 @@ from typing import Annotated
 import typer
 
 from zkelect.config import MAX_SECONDS
+from zkelect.errors import ZkElectError
 from zkelect.ops.cli.common import (
     DEFAULT_HOSTS,
-    AclNoReadOption,
-    AclWriterOption,
-    AuthOption,
+    CandidateIdOption,
     GraceOption,
-    SaslUserOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsNoVerifyHostnameOption,
-    TlsOption,
+    HostsOption,
+    SessionTimeoutOption,
     UsageError,
-    client_security,
     valid_path,
 )
+from zkelect.ops.cli.security_options import with_candidate_security
 from zkelect.ops.supervisor import (
     DEFAULT_GRACE,
     OnExit,
@@ -35,6 +31,7 @@ from zkelect.ops.supervisor import (
     SupervisorOptions,
     command_problem,
 )
+from zkelect.security import ClientSecurity
 
 __all__ = ["app"]
 
@@ -49,17 +46,38 @@ _RUN_HELP = (
     "On SIGTERM/SIGINT: CMD is stopped first, then the election is left, then exit 0. "
     "If this process is SIGKILLed, CMD dies with it (PR_SET_PDEATHSIG). Put CMD after '--'."
 )
-# cli_common.HostsOption's help has '[/chroot]', which rich reads as a closing markup tag
-# (a MarkupError on --help); the same option with help text rich can render.
-_Hosts = Annotated[
-    str,
+
+_CommandArgument = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="-- CMD [ARGS]...", help="The command to run while leader."),
+]
+_HttpPort = Annotated[
+    int | None,
     typer.Option(
-        "--hosts",
-        envvar="ZKELECT_HOSTS",
-        help="ZooKeeper connect string 'h1:2181,h2:2181' with an optional /chroot "
-        "(env ZKELECT_HOSTS).",
-        show_default=True,
+        "--http-port",
+        min=0,
+        max=65535,
+        help="Serve /metrics, /healthz and /leader on this port (0: any free port).",
     ),
+]
+_HttpBind = Annotated[str, typer.Option("--http-bind", help="Address the HTTP server listens on.")]
+_OnExitOption = Annotated[
+    OnExit,
+    typer.Option(
+        "--on-exit",
+        case_sensitive=False,
+        help="When CMD exits on its own while leading: 'release' leaves the election and "
+        "exits with CMD's code; 'restart' starts it again after a short backoff.",
+    ),
+]
+_StartTimeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout", min=0.1, max=MAX_SECONDS, help="Seconds to wait for ZooKeeper at start."
+    ),
+]
+_Verbose = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Also log kazoo's connection events.")
 ]
 
 
@@ -74,82 +92,23 @@ def _configure_logging(verbose: bool) -> None:
 
 
 @app.command("run", help=_RUN_HELP)
+@with_candidate_security
 def run(
     path: Annotated[str, typer.Argument(help="Election path, e.g. /elections/cron.")],
-    command: Annotated[
-        list[str] | None,
-        typer.Argument(metavar="-- CMD [ARGS]...", help="The command to run while leader."),
-    ] = None,
-    candidate_id: Annotated[
-        str | None,
-        typer.Option("--id", help="Candidate id shown to operators (default: hostname-pid)."),
-    ] = None,
-    hosts: _Hosts = DEFAULT_HOSTS,
-    http_port: Annotated[
-        int | None,
-        typer.Option(
-            "--http-port",
-            min=0,
-            max=65535,
-            help="Serve /metrics, /healthz and /leader on this port (0: any free port).",
-        ),
-    ] = None,
-    http_bind: Annotated[
-        str, typer.Option("--http-bind", help="Address the HTTP server listens on.")
-    ] = "127.0.0.1",
+    command: _CommandArgument = None,
+    candidate_id: CandidateIdOption = None,
+    hosts: HostsOption = DEFAULT_HOSTS,
+    http_port: _HttpPort = None,
+    http_bind: _HttpBind = "127.0.0.1",
     grace: GraceOption = DEFAULT_GRACE,
-    on_exit: Annotated[
-        OnExit,
-        typer.Option(
-            "--on-exit",
-            case_sensitive=False,
-            help="When CMD exits on its own while leading: 'release' leaves the election and "
-            "exits with CMD's code; 'restart' starts it again after a short backoff.",
-        ),
-    ] = OnExit.RELEASE,
-    session_timeout: Annotated[
-        float,
-        typer.Option(
-            "--session-timeout",
-            min=0.1,
-            max=MAX_SECONDS,
-            help="ZooKeeper session timeout, seconds: how long a SIGKILLed or frozen leader "
-            "keeps its node before a successor is elected.",
-        ),
-    ] = 10.0,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            "--timeout", min=0.1, max=MAX_SECONDS, help="Seconds to wait for ZooKeeper at start."
-        ),
-    ] = 15.0,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Also log kazoo's connection events.")
-    ] = False,
-    auth: AuthOption = None,
-    tls: TlsOption = False,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_no_verify_hostname: TlsNoVerifyHostnameOption = False,
-    sasl_user: SaslUserOption = None,
-    acl_writer: AclWriterOption = None,
-    acl_no_read: AclNoReadOption = False,
+    on_exit: _OnExitOption = OnExit.RELEASE,
+    session_timeout: SessionTimeoutOption = 10.0,
+    timeout: _StartTimeout = 15.0,
+    verbose: _Verbose = False,
+    *,
+    security: ClientSecurity,
 ) -> None:
     path = valid_path(path)
-    security = client_security(
-        auth=auth,
-        tls=tls,
-        tls_ca=tls_ca,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        tls_no_verify_hostname=tls_no_verify_hostname,
-        sasl_user=sasl_user,
-        acl_writers=acl_writer,
-        acl_no_read=acl_no_read,
-    )
-    if security.other_auth:
-        raise UsageError("zkelect run authenticates with --auth digest:USER:PASSWORD only")
     argv = list(command or [])
     if not argv:
         raise UsageError("missing CMD: zkelect run PATH [OPTIONS] -- CMD [ARGS]...")
@@ -194,3 +153,18 @@ def demo(
     from zkelect.ops.demo import run_demo
 
     raise typer.Exit(run_demo(session_timeout=session_timeout, verbose=verbose))
+
+
+@app.command("demo-worker", hidden=True)
+def demo_worker(
+    db: Annotated[str, typer.Option("--db", help="The demo's SQLite store.")],
+) -> None:
+    """The demo leader's work: a fenced write every 100 ms until SIGTERM. ``zkelect demo``
+    starts it as the command of its ``zkelect run`` candidates, which give it ZKELECT_TOKEN."""
+    from zkelect.ops.demo import worker_main
+
+    try:
+        code = worker_main(db)
+    except ZkElectError as exc:  # no token: not started by `zkelect run`
+        raise UsageError(f"demo-worker: {exc}") from None
+    raise typer.Exit(code)
