@@ -4,11 +4,11 @@ Run ``python recipes/shard_coordinator/shard_coordinator.py --help`` (see README
 
 Every member joins one election at ``<base>/members``; the candidates are the membership,
 the leader is the coordinator. The coordinator assigns ``--shards`` shards to the live
-members (balanced within one, sticky: zkelect.assignment.assign) and publishes the result
-with fenced multi-ops (``lead.transaction()``): the document is split into parts of at most
-512 KiB under ``<base>/assignment/<epoch>-<generation>/part-N``, grouped into multi-ops that
-stay under ZooKeeper's 1 MiB request limit, and the manifest ``<base>/manifest`` is set in
-the last one. Readers only follow the manifest, so a half-written publish is never seen.
+members (balanced within one, sticky: ``assign`` in the sibling assignment.py) and publishes
+the result with fenced multi-ops (``lead.transaction()``): the document is split into parts of
+at most 512 KiB under ``<base>/assignment/<epoch>-<generation>/part-N``, grouped into
+multi-ops that stay under ZooKeeper's 1 MiB request limit, and the manifest ``<base>/manifest``
+is set in the last one. Readers only follow the manifest, so a half-written publish is never seen.
 
 Ownership tokens. A shard's owner writes through a fenced per-shard store (resource = the
 shard id). Its token's epoch is the **ownership zxid**: the zxid of the publish that gave
@@ -40,6 +40,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+# assignment.py sits beside this file: it is used by this recipe only. Running the script puts
+# this folder first on sys.path; tests add it themselves. (isort files it with third-party.)
+from assignment import (
+    DEFAULT_PART_BYTES,
+    DEFAULT_REQUEST_BUDGET,
+    OP_OVERHEAD_BYTES,
+    assign,
+    batches,
+    minimum_moves,
+    moved,
+    split,
+)
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 
@@ -52,16 +64,6 @@ from zkelect import (
     SQLiteFencedStore,
     StaleEpochError,
     ZkElectError,
-)
-from zkelect.assignment import (
-    DEFAULT_PART_BYTES,
-    DEFAULT_REQUEST_BUDGET,
-    OP_OVERHEAD_BYTES,
-    assign,
-    batches,
-    minimum_moves,
-    moved,
-    split,
 )
 
 log = logging.getLogger("shard_coordinator")

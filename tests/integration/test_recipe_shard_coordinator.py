@@ -28,12 +28,18 @@ import pytest
 from kazoo.client import KazooClient
 
 from zkelect import Election, ElectionConfig, LeadershipLostError
-from zkelect.assignment import assign, loads, minimum_moves, moved
 from zkelect.testing import wait_for
 from zkelect.testing.ensemble import LocalEnsemble
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "recipes" / "shard_coordinator" / "shard_coordinator.py"
+RECIPE = REPO / "recipes" / "shard_coordinator"
+SCRIPT = RECIPE / "shard_coordinator.py"
+# The recipe imports its assignment module as a sibling (running the script puts its folder
+# first on sys.path); load_recipe() and these imports need the folder too.
+sys.path.insert(0, str(RECIPE))
+
+from assignment import assign, loads, minimum_moves, moved  # noqa: E402
+
 ONE_MIB = 1024 * 1024
 SHARDS = 12
 SESSION_TIMEOUT = 2.0

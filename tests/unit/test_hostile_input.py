@@ -28,7 +28,6 @@ from zkelect import (
     InvalidTokenError,
     SQLiteFencedStore,
     ZkElectError,
-    assignment,
 )
 from zkelect.config import (
     MAX_SECONDS,
@@ -312,46 +311,6 @@ API_CASES: list[tuple[str, Callable[[KazooClient, Path], Any], type[ZkElectError
         ConfigurationError,
         "mapping",
     ),
-    (
-        "assign shards str",
-        lambda c, p: assignment.assign("3", ["a"], {}),
-        ConfigurationError,
-        "shards",
-    ),
-    (
-        "assign members str",
-        lambda c, p: assignment.assign(3, "ab", {}),
-        ConfigurationError,
-        "members",
-    ),
-    (
-        "assign duplicate",
-        lambda c, p: assignment.assign(3, ["a", "a"], {}),
-        ConfigurationError,
-        "distinct",
-    ),
-    (
-        "assign previous list",
-        lambda c, p: assignment.assign(3, ["a"], [0]),
-        ConfigurationError,
-        "previous",
-    ),
-    ("assign nobody", lambda c, p: assignment.assign(3, [], {}), ConfigurationError, "no members"),
-    (
-        "moves negative",
-        lambda c, p: assignment.minimum_moves(-1, ["a"], {}),
-        ConfigurationError,
-        "shards",
-    ),
-    ("split size 0", lambda c, p: assignment.split(b"abc", 0), ConfigurationError, "part size"),
-    ("split str", lambda c, p: assignment.split("abc"), ConfigurationError, "bytes"),
-    ("batches budget 0", lambda c, p: assignment.batches([1], 0), ConfigurationError, "budget"),
-    (
-        "batches negative size",
-        lambda c, p: assignment.batches([-1], 10),
-        ConfigurationError,
-        "bad size",
-    ),
 ]
 
 
@@ -370,11 +329,6 @@ def test_api_rejects_bad_input_with_a_typed_error(
         call(client, tmp_path)
     assert fragment in str(caught.value)
     assert "\n" not in str(caught.value)  # one line, whatever the input held
-
-
-def test_assignment_ignores_junk_in_previous_read_back_from_zookeeper() -> None:
-    previous: dict[Any, str] = {0: "gone", 1: "a", "x": "a", 99: "a", -1: "b", 2: 5}
-    assert assignment.assign(3, ["a", "b"], previous) == ["a", "a", "b"]  # a keeps shard 1
 
 
 def test_a_token_keeps_a_negative_session_id() -> None:

@@ -1,15 +1,28 @@
-"""Properties of zkelect.assignment: balanced within one shard, and sticky (the number of
-shards moved equals the lower bound, checked against brute force on small cases)."""
+"""Properties of the shard coordinator recipe's assignment module
+(recipes/shard_coordinator/assignment.py): balanced within one shard, and sticky (the number of
+shards moved equals the lower bound, checked against brute force on small cases); bad input
+gets a typed one-line error."""
 
 from __future__ import annotations
 
 import itertools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zkelect.assignment import (
+from zkelect import ConfigurationError
+
+# The module lives with the one recipe that uses it; the recipe imports it as a sibling.
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "shard_coordinator"
+sys.path.insert(0, str(RECIPE))
+
+import assignment  # noqa: E402
+from assignment import (  # noqa: E402
     assign,
     batches,
     loads,
@@ -158,3 +171,67 @@ def test_batches_keep_order_and_budget(sizes: list[int], budget: int) -> None:
         assert sum(sizes[i] for i in g) + sizes[nxt[0]] > budget
     with pytest.raises(ValueError, match="over the"):
         batches([budget + 1], budget)
+
+
+# -- hostile input (moved from test_hostile_input.py with the module) --------------------------
+
+BAD_INPUT: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
+    (
+        "assign shards str",
+        lambda: assignment.assign("3", ["a"], {}),
+        ConfigurationError,
+        "shards",
+    ),
+    (
+        "assign members str",
+        lambda: assignment.assign(3, "ab", {}),
+        ConfigurationError,
+        "members",
+    ),
+    (
+        "assign duplicate",
+        lambda: assignment.assign(3, ["a", "a"], {}),
+        ConfigurationError,
+        "distinct",
+    ),
+    (
+        "assign previous list",
+        lambda: assignment.assign(3, ["a"], [0]),
+        ConfigurationError,
+        "previous",
+    ),
+    ("assign nobody", lambda: assignment.assign(3, [], {}), ConfigurationError, "no members"),
+    (
+        "moves negative",
+        lambda: assignment.minimum_moves(-1, ["a"], {}),
+        ConfigurationError,
+        "shards",
+    ),
+    ("split size 0", lambda: assignment.split(b"abc", 0), ConfigurationError, "part size"),
+    ("split str", lambda: assignment.split("abc"), ConfigurationError, "bytes"),
+    ("batches budget 0", lambda: assignment.batches([1], 0), ConfigurationError, "budget"),
+    (
+        "batches negative size",
+        lambda: assignment.batches([-1], 10),
+        ConfigurationError,
+        "bad size",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "fragment"),
+    [pytest.param(call, error, fragment, id=name) for name, call, error, fragment in BAD_INPUT],
+)
+def test_bad_input_gets_a_typed_one_line_error(
+    call: Callable[[], Any], error: type[Exception], fragment: str
+) -> None:
+    with pytest.raises(error) as caught:
+        call()
+    assert fragment in str(caught.value)
+    assert "\n" not in str(caught.value)  # one line, whatever the input held
+
+
+def test_assignment_ignores_junk_in_previous_read_back_from_zookeeper() -> None:
+    previous: dict[Any, str] = {0: "gone", 1: "a", "x": "a", 99: "a", -1: "b", 2: 5}
+    assert assignment.assign(3, ["a", "b"], previous) == ["a", "a", "b"]  # a keeps shard 1
