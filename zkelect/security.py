@@ -40,7 +40,6 @@ __all__ = [
     "TlsOptions",
     "check_options",
     "digest_id",
-    "kazoo_options",
 ]
 
 # ZooKeeper's permission bits (org.apache.zookeeper.ZooDefs.Perms).
@@ -318,21 +317,6 @@ def check_options(
     return _auth_list(auth), acl, tls, sasl  # type: ignore[return-value]
 
 
-def kazoo_options(
-    *,
-    auth: DigestAuth | Sequence[DigestAuth] | None = None,
-    acl: ElectionAcl | None = None,
-    tls: TlsOptions | None = None,
-    sasl: SaslOptions | None = None,
-) -> dict[str, Any]:
-    """``zkelect.kazoo_options``: see zkelect/_zookeeper/options.py.
-
-    Transitional (it imports the layer above): zkelect/_election/election.py calls it from
-    here; once it imports ``zkelect._zookeeper.options`` this goes."""
-    from zkelect._zookeeper.options import kazoo_options as options
-
-    return options(auth=auth, acl=acl, tls=tls, sasl=sasl)
-
 
 @dataclass(frozen=True)
 class ClientSecurity:
@@ -352,15 +336,6 @@ class ClientSecurity:
         digests, _, _, _ = check_options(self.auth, self.acl, self.tls, self.sasl)
         object.__setattr__(self, "auth", tuple(digests))
         object.__setattr__(self, "other_auth", tuple(self.other_auth))
-
-    def kazoo(self) -> dict[str, Any]:
-        """Keyword arguments for a KazooClient: ``zkelect._zookeeper.options.client_options``.
-
-        Transitional (it imports the layer above): zkelect/ops/* call it; once they call
-        ``client_options(security)`` this goes."""
-        from zkelect._zookeeper.options import client_options
-
-        return client_options(self)
 
     def election_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for an Election built from a connect string."""

@@ -14,7 +14,7 @@ import contextlib
 import uuid
 from collections.abc import Callable
 
-from zkelect._election.nodes import CandidateNode, new_node_prefix, parse_node
+from zkelect._election.nodes import Contender, new_node_prefix, parse_node
 from zkelect._election.ports import Children, SessionPort, TicketPort
 from zkelect._zookeeper.session import Listing, NodeStat, NoNode
 
@@ -128,7 +128,7 @@ class Joiner:
         return None
 
     @staticmethod
-    def orphans(node: str, ahead: list[CandidateNode]) -> list[str]:
+    def orphans(node: str, ahead: list[Contender]) -> list[str]:
         """Nodes ahead of ``node`` that carry its GUID: made by our own create attempt."""
         own = parse_node(node)
         if own is None or own.guid is None:

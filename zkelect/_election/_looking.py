@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from zkelect._election._watching import Watches
-from zkelect._election.nodes import CandidateNode, election_order, sequence_wrap
+from zkelect._election.nodes import Contender, election_order, sequence_wrap
 from zkelect._election.ports import Children, SessionPort
 from zkelect._zookeeper.session import Listing, NoNode, listing_of
 from zkelect.metrics import MetricsRecorder
@@ -36,7 +36,7 @@ class Looks:
         self.prefetched: Children = None
         self.zxid = 0  # the state our last look at the children showed
 
-    def order(self, recheck: bool) -> list[CandidateNode]:
+    def order(self, recheck: bool) -> list[Contender]:
         """The candidates in election order, foreign nodes skipped (and the wrap reported)."""
         try:
             children = self._children(recheck)
@@ -75,7 +75,7 @@ class WrapReport:
         self._metrics = metrics
         self._verdict = (False, False)  # (wrapped, orders_differ) last reported
 
-    def report(self, order: list[CandidateNode]) -> None:
+    def report(self, order: list[Contender]) -> None:
         """Every look pays only a scan for a negative sequence (this is on the handover's
         path, with thousands of candidates); the orders are compared only once one is found."""
         wrapped = any(node.sequence < 0 for node in order)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from zkelect._zookeeper.options import kazoo_options
 from zkelect._zookeeper.session import NoNode, Retryable, Session, SessionGone
 from zkelect.clock import Clock
 from zkelect.config import ElectionConfig
@@ -17,7 +18,6 @@ from zkelect.security import (
     SaslOptions,
     TlsOptions,
     check_options,
-    kazoo_options,
 )
 
 __all__ = ["check_arguments", "check_path_acl", "checked_config", "open_session"]

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from zkelect._election.messages import Message, OwnNodeAnswered, PredecessorFired
-from zkelect._election.nodes import CandidateNode
+from zkelect._election.nodes import Contender
 from zkelect._election.ports import SessionPort
 from zkelect._zookeeper.session import NodeStat, NoNode
 from zkelect.errors import PermissionDeniedError
@@ -124,7 +124,7 @@ class Watches:
             return self._session.exists(path)  # a stat needs no permission
         return stat
 
-    def skip_foreign(self, order: list[CandidateNode], children: list[str]) -> list[CandidateNode]:
+    def skip_foreign(self, order: list[Contender], children: list[str]) -> list[Contender]:
         """``order`` without the persistent nodes found named like candidates."""
         if not self._foreign:
             return order

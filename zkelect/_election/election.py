@@ -52,8 +52,9 @@ from zkelect._election.messages import (
 )
 from zkelect._election.nodes import LeaderInfo, election_order
 from zkelect._election.observer import LeaderObserver
+from zkelect._election.reader import read_election, read_leader
 from zkelect._election.standing import Standing
-from zkelect._zookeeper.session import NoNode, Retryable, Session, SessionGone
+from zkelect._zookeeper.session import Retryable, Session, SessionGone
 from zkelect.clock import Clock, monotonic_clock
 from zkelect.config import (
     ElectionConfig,
@@ -83,7 +84,6 @@ __all__ = ["Election", "Lifecycle"]
 log = logging.getLogger("zkelect")
 
 _END = object()
-_MAX_PASSES = 16  # re-reads of the order in leader() before giving up (a churning election)
 
 
 class Election:
@@ -309,32 +309,16 @@ class Election:
     def leader(self) -> LeaderInfo | None:
         """The current leader, read now from ZooKeeper (None if there is none)."""
         self._require_started()
-        for _ in range(_MAX_PASSES):
-            order = self._read_order()
-            for first in order:
-                paths = [self._child(first.name)]
-                got = self._guard(lambda: self._session.get_many(paths))[0]  # noqa: B023
-                if got is None:
-                    break  # the leader left meanwhile: read the order again
-                data, stat = got
-                if stat.ephemeral_owner != 0:  # a persistent node is not a candidate
-                    return LeaderInfo.from_node(first, data, stat.czxid, stat.ephemeral_owner)
-            else:
-                return None
-        return None
+        found = self._guard(lambda: read_leader(self._session, self.path, order=election_order))
+        return None if found is None else LeaderInfo.of(found)
 
     def candidates(self) -> list[LeaderInfo]:
         """Every contender, in election order (the leader first), read now."""
         self._require_started()
-        order = self._read_order()
-        got = self._guard(lambda: self._session.get_many([self._child(n.name) for n in order]))
-        return [
-            LeaderInfo.from_node(node, data, stat.czxid, stat.ephemeral_owner)
-            for node, item in zip(order, got, strict=False)
-            if item is not None
-            for data, stat in [item]
-            if stat.ephemeral_owner != 0  # a persistent node is not a candidate
-        ]
+        snapshot = self._guard(
+            lambda: read_election(self._session, self.path, order=election_order, settle=False)
+        )
+        return [LeaderInfo.of(c) for c in snapshot.contenders]
 
     def observe(self) -> Iterator[LeaderInfo | None]:
         """Yield the current leader (or None), then each change, until the election stops.
@@ -390,13 +374,6 @@ class Election:
                 f"ZooKeeper did not answer within {self.config.request_timeout:g}s "
                 f"(connection {self._session.state.value}); try again"
             ) from None
-
-    def _read_order(self) -> list[Any]:
-        try:
-            children = self._guard(lambda: self._session.children(self.path))
-        except NoNode:
-            return []
-        return election_order(children)
 
     def _deliver_leader(self, info: LeaderInfo | None) -> None:
         """The observer saw a leader change: tell observe()'s iterators and on_leader_change."""

@@ -30,7 +30,6 @@ from typing import NamedTuple, Protocol, TypeVar
 
 __all__ = [
     "LATCH_MARKER",
-    "CandidateNode",
     "Contender",
     "ContenderKind",
     "LeaderInfo",
@@ -119,9 +118,6 @@ class Contender(NamedTuple):
         """The node's data as text: the candidate's id ("" when not read, or empty)."""
         return (self.data or b"").decode("utf-8", errors="replace")
 
-
-# Transitional: election.py (being rewritten) still names the type CandidateNode.
-CandidateNode = Contender
 
 _LATCH = ContenderKind.LATCH  # a global: an enum member's lookup costs more (hot path)
 _NOT_READ = Contender("", 0, _LATCH, None)[4:]  # the defaults of the fields read later
@@ -349,7 +345,3 @@ class LeaderInfo:
             sequence=contender.sequence,
         )
 
-    @classmethod
-    def from_node(cls, node: Contender, data: bytes, czxid: int, owner: int) -> LeaderInfo:
-        """Transitional, for election.py until it reads through reader.py."""
-        return cls.of(node._replace(data=data, epoch=czxid, session_id=owner))

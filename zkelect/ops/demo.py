@@ -41,7 +41,6 @@ from zkelect._election.reader import read_election
 from zkelect._lifeline import popen_tied
 from zkelect._zookeeper.session import Session
 from zkelect.config import ElectionConfig
-from zkelect.errors import ZkElectError
 from zkelect.ops._demo_processes import (
     CANDIDATE_IDS,
     CandidateProcess,

@@ -18,6 +18,7 @@ import typer
 from kazoo.client import KazooClient
 
 from zkelect._zookeeper.connect import start_client
+from zkelect._zookeeper.options import client_options
 from zkelect.config import MAX_SECONDS, validate_connect_string, validate_path
 from zkelect.errors import ChrootMissingError, ConfigurationError, ConnectionFailedError
 from zkelect.security import ClientSecurity
@@ -117,7 +118,7 @@ def connected_client(
         validate_connect_string(hosts)
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None
-    options = security.kazoo() if security is not None else {}
+    options = client_options(security) if security is not None else {}
     client = KazooClient(hosts=hosts, timeout=max(timeout, 4.0), **options)
     try:
         start_client(client, timeout, hosts)  # typed errors: TLS, SASL refused, no quorum

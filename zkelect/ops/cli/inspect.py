@@ -50,6 +50,7 @@ from zkelect._election.reader import (
     watch_always,
     watch_leader,
 )
+from zkelect._zookeeper.options import client_options
 from zkelect._zookeeper.session import (
     BadVersion,
     NoNode,
@@ -538,7 +539,7 @@ def exporter(
             connect_timeout=timeout,
             session_timeout=session_timeout,
             stop=stop,
-            client_options=security.kazoo(),
+            client_options=client_options(security),
         )
         stop.set()
     if code:
