@@ -3,7 +3,7 @@
 In well under a minute, on this machine only, it shows what zkelect is for, with real
 processes and real ZooKeeper servers:
 
-1. a local 3-member ZooKeeper ensemble starts (ensemble.py);
+1. a local 3-member ZooKeeper ensemble starts (zkelect.testing.ensemble);
 2. three ``zkelect run`` candidates start (node-a, node-b, node-c), each a separate OS
    process; whichever leads runs a *worker* that writes a record every 100 ms to a SQLite
    store fenced by epoch (stores.SQLiteFencedStore, token from ``ZKELECT_TOKEN``);

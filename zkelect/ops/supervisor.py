@@ -235,7 +235,7 @@ def start_child(command: Sequence[str], env: Mapping[str, str]) -> subprocess.Po
     terminal's Ctrl-C), with PR_SET_PDEATHSIG(SIGKILL) so it cannot outlive us.
 
     Forked from zkelect's long-lived spawner thread: the kernel sends the parent-death
-    signal when the *thread* that forked the child exits, not the process (ensemble.py).
+    signal when the *thread* that forked the child exits, not the process (zkelect/_lifeline.py).
     """
     return popen_tied(
         list(command),

@@ -1,4 +1,4 @@
-"""``zkelect doctor``: check a deployment against the classic pitfalls (see doctor.py)."""
+"""``zkelect doctor``: check a deployment against the classic pitfalls (the checks: zkelect/ops/doctor/)."""
 
 from __future__ import annotations
 
