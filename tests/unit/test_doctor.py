@@ -32,7 +32,7 @@ from zkelect.ops.doctor import (
     parse_mode,
     run_checks,
 )
-from zkelect.ops.doctor import (
+from zkelect.ops.doctor.observe import (
     _local_addresses as local_address,
 )
 
