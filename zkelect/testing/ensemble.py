@@ -29,6 +29,7 @@ from xml.sax.saxutils import escape
 from kazoo.client import KazooClient
 
 from zkelect._lifeline import popen_tied
+from zkelect._zookeeper.words import four_letter_word
 from zkelect.config import check_seconds
 from zkelect.errors import ConfigurationError, ConnectionFailedError, ZooKeeperNotFoundError
 
@@ -517,20 +518,9 @@ class LocalEnsemble:
 
     # -- inspection -------------------------------------------------------------------------
     def four_letter(self, i: int, cmd: str, timeout: float = 5.0) -> str:
-        """Send a four-letter word (srvr, mntr, cons, ...) to member ``i``; return the reply."""
-        if len(cmd) != 4 or not cmd.isascii() or not cmd.isalpha():
-            raise ConfigurationError(f"not a four-letter word: {cmd!r}")
-        port, chunks = self.client_port(i), []
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-                sock.sendall(cmd.encode("ascii"))
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
-        except OSError as exc:
-            raise ConnectionFailedError(
-                f"ZooKeeper member {i} (127.0.0.1:{port}) did not answer {cmd!r}: {exc}"
-            ) from exc
-        return b"".join(chunks).decode("utf-8", "replace")
+        """Send a four-letter word (srvr, mntr, cons, ...) to member ``i``; return the reply
+        (:func:`zkelect._zookeeper.words.four_letter_word`, whose errors it raises)."""
+        return four_letter_word(("127.0.0.1", self.client_port(i)), cmd, timeout=timeout)
 
     def mode(self, i: int) -> str:
         """ "leader", "follower" or "standalone" per ``srvr``; "" if not serving (or paused)."""
@@ -720,9 +710,7 @@ class LocalEnsemble:
         if self._sasl is None or not self._sasl.required:
             return {}
         user, password = next(iter(self._sasl.users.items()))
-        return {
-            "sasl_options": {"mechanism": "DIGEST-MD5", "username": user, "password": password}
-        }
+        return {"sasl_options": {"mechanism": "DIGEST-MD5", "username": user, "password": password}}
 
     def _stop_processes(self) -> None:
         procs = [m.proc for m in self._members if m.proc is not None]

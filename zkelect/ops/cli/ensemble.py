@@ -469,7 +469,7 @@ def _member_dir(state: dict[str, Any], pid: int) -> str:
 
 @ensemble_app.command("status", help=_STATUS_HELP)
 def ensemble_status(directory: DirOption = None, json_output: JsonOption = False) -> None:
-    from zkelect.testing import four_letter  # the four-letter-word client, with deadlines
+    from zkelect._zookeeper.words import four_letter_word
 
     home = _resolve(directory)
     state = _read_state(home) if home.is_dir() else None
@@ -488,7 +488,7 @@ def ensemble_status(directory: DirOption = None, json_output: JsonOption = False
         mode = ""
         if alive:
             with contextlib.suppress(ZkElectError):
-                reply = four_letter(f"127.0.0.1:{m['client_port']}", "srvr", timeout=2.0)
+                reply = four_letter_word(("127.0.0.1", int(m["client_port"])), "srvr", timeout=2.0)
                 mode = next(
                     (
                         ln.split(":", 1)[1].strip()

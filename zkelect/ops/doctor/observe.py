@@ -15,7 +15,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 
 from zkelect._zookeeper.connect import start_client
-from zkelect.config import split_connect_string
+from zkelect._zookeeper.words import NOT_SERVING, MemberSilent, WordNotAllowed, four_letter_word
+from zkelect.config import format_member, split_connect_string
 from zkelect.errors import ConnectionFailedError, ZkElectError
 from zkelect.ops.doctor.model import AclView, MemberView, Observation, SequenceView
 from zkelect.ops.doctor.parse import ServerEntry, parse_conf, parse_membership, parse_mode
@@ -23,8 +24,6 @@ from zkelect.security import ClientSecurity
 
 __all__ = ["observe", "probe_member"]
 
-_NOT_WHITELISTED = "is not executed because it is not in the whitelist"
-_NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
 _log = logging.getLogger(__name__)
 
 
@@ -33,38 +32,14 @@ def _ask(
 ) -> tuple[str, str]:
     """One four-letter word: ``("answer", text)``, ``("refused", text)`` (not whitelisted),
     ``("down", why)``. With ``tls``, over TLS (a secureClientPort answers them too)."""
-    deadline = time.monotonic() + timeout
-    chunks: list[bytes] = []
     try:
-        with contextlib.ExitStack() as stack:
-            sock = stack.enter_context(socket.create_connection(address, timeout=timeout))
-            if tls is not None:
-                sock = stack.enter_context(tls.wrap_socket(sock, server_hostname=address[0]))
-            sock.sendall(word.encode("ascii"))
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return "down", (
-                        f"accepted the connection but did not answer within {timeout:g} s "
-                        "(paused, overloaded, or a TLS-only port)"
-                    )
-                sock.settimeout(remaining)
-                data = sock.recv(65536)
-                if not data:
-                    break
-                chunks.append(data)
-    except TimeoutError:
-        return "down", f"no connection within {timeout:g} s"
-    except ConnectionRefusedError:
-        return "down", "connection refused"
-    except OSError as exc:
-        if not chunks:  # a reset after an answer keeps the answer
-            return "down", exc.strerror or str(exc)
-    text = b"".join(chunks).decode("utf-8", errors="replace")
-    if not text:
+        text = four_letter_word(address, word, timeout=timeout, tls=tls)
+    except WordNotAllowed as exc:
+        return "refused", exc.answer.strip()
+    except MemberSilent as exc:
+        return "down", exc.reason
+    if not text:  # srvr, mntr and conf always say something
         return "down", "closed the connection without answering (a TLS-only port?)"
-    if _NOT_WHITELISTED in text:
-        return "refused", text.strip()
     return "answer", text
 
 
@@ -96,7 +71,7 @@ def probe_member(
     host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None
 ) -> MemberView:
     """Ask one member ``srvr`` and ``conf`` (``mntr`` if ``srvr`` is refused)."""
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    address = format_member(host, port)
     local, resolve_error = _local_addresses(host, port)
     kind, text = _ask((host, port), "srvr", timeout, tls)
     refused: list[str] = []
@@ -113,7 +88,7 @@ def probe_member(
         )
     if kind == "refused":
         state = "unknown"
-    elif _NOT_SERVING in text:
+    elif NOT_SERVING in text:
         state = "not serving"
     else:
         state = parse_mode(text) or "unknown"
@@ -122,7 +97,7 @@ def probe_member(
         kind, conf = _ask((host, port), "conf", timeout, tls)
         if kind == "refused":
             refused.append("conf")
-        elif kind == "answer" and _NOT_SERVING not in conf:
+        elif kind == "answer" and NOT_SERVING not in conf:
             settings = parse_conf(conf)
     error = "it has no quorum" if state == "not serving" else ""
     return MemberView(address, state, error, tuple(refused), settings, local, resolve_error)
