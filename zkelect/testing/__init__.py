@@ -41,8 +41,8 @@ from typing import TypeVar
 from kazoo.client import KazooClient, KazooState
 
 from zkelect._zookeeper.words import NOT_SERVING, four_letter_word
-from zkelect.config import format_member, split_connect_string
-from zkelect.errors import ConfigurationError, ConnectionFailedError
+from zkelect.config import check_seconds, format_member, split_connect_string
+from zkelect.errors import ConnectionFailedError
 
 __all__ = [
     "FIRED_WATCH_KEYS",
@@ -95,10 +95,8 @@ def wait_for(
         TimeoutError: no truthy value within ``timeout`` seconds; the message contains
             ``message`` and the last value the predicate returned.
     """
-    if timeout < 0 or interval <= 0:
-        raise ConfigurationError(
-            f"wait_for needs timeout >= 0 and interval > 0, got {timeout} and {interval}"
-        )
+    check_seconds("wait_for timeout", timeout, allow_zero=True)
+    check_seconds("wait_for interval", interval)
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
