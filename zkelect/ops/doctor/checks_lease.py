@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from zkelect._zookeeper.lease import lease_figures
 from zkelect.ops.doctor.model import _RETRY_FIX, WHITELIST_FIX, CheckResult, Status, _secs
@@ -122,69 +123,101 @@ def check_lease(
         f"timeout {timeout:g} s {which} * (1 - {lease_margin:g}) - {figures.partner_age:g} s), "
         f"ending {margin:g} s before the servers could elect a successor"
     )
-    problems: list[str] = []
     # The smallest session timeout whose lease fits (the lease scales with the timeout).
-    need = MIN_REALISTIC_LEASE * timeout / lease if lease > 0 else math.inf
-    alternatives: list[str] = []
+    found = _LeaseFindings(MIN_REALISTIC_LEASE * timeout / lease if lease > 0 else math.inf)
     if lease < MIN_REALISTIC_LEASE:
-        problems.append(
+        found.problems.append(
             f"shorter than realistic failure detection ({MIN_REALISTIC_LEASE:g} s): GC pauses, "
             "VM steal, slow fsyncs and network hiccups of a second or two are common, and each "
             "would revoke the leader (the election flaps)"
         )
-    unsafe_margin = False
-    if tick_time_ms is not None and tick_time_ms > 0 and timeout < 2 * tick_time_ms / 1000:
-        need = max(need, 2 * tick_time_ms / 1000)
-        problems.append(
-            f"the session timeout is below 2 * tickTime = {2 * tick_time_ms / 1000:g} s: the "
-            "lease assumes the servers grant sessions of at least 2 ticks (ZooKeeper's default "
-            "minSessionTimeout), so that a follower reports a touch to the leader within a "
-            "quarter of the session; set minSessionTimeout to at least 2 * tickTime"
-        )
+    if tick_time_ms is not None and tick_time_ms > 0:
+        _check_two_ticks(found, timeout, tick_time_ms)
     if tick_time_ms is not None and sync_limit is not None and tick_time_ms > 0:
         window = tick_time_ms * sync_limit / 1000
-        need = max(need, 2 * window)
-        if timeout < 2 * window:
-            problems.append(
-                f"the session timeout is below 2 * syncLimit * tickTime = {2 * window:g} s: a "
-                f"member cut off from the ZooKeeper leader keeps its clients for up to "
-                f"{window:g} s before dropping them, unheard by the quorum, so one bad member "
-                "can expire healthy candidates' sessions (a failover for nothing)"
-            )
-            alternatives.append("a smaller syncLimit * tickTime")
-        unsafe = window + tick_time_ms / 1000
-        need = max(need, unsafe / lease_margin)
-        if margin < unsafe:
-            unsafe_margin = True
-            problems.append(
-                f"the lease margin ({margin:g} s) is below (syncLimit + 1) * tickTime = "
-                f"{unsafe:g} s: a ZooKeeper leader cut off from the quorum keeps answering "
-                "(and so refreshing the lease) for that long after the quorum last heard of the "
-                "session, so a deposed leader may still believe it leads while the next one "
-                "is elected"
-            )
-            ratio = unsafe / timeout
-            fits = lease_figures(timeout, ratio)
-            if ratio < 1 and fits.after_renewal >= MIN_REALISTIC_LEASE and fits.before_renewal > 0:
-                alternatives.insert(0, f"a lease margin of at least {_ceil(ratio, 2)}")
-            if "a smaller syncLimit * tickTime" not in alternatives:
-                alternatives.append("a smaller syncLimit * tickTime")
+        _check_sync_window(found, timeout, window)
+        _check_margin(found, timeout, lease_margin, margin, window + tick_time_ms / 1000)
         known = f"; syncLimit * tickTime = {window:g} s"
     else:
         known = "; tickTime and syncLimit unknown (the servers did not say)"
-    if not problems:
+    if not found.problems:
         return CheckResult(
             "lease",
             Status.OK,
             f"{head} leaves time for failure detection{known}; a crashed leader is replaced "
             f"within about {timeout:g} s",
         )
-    fix = f"ask for a session timeout of at least {_ceil(need)} s (--session-timeout)"
-    if alternatives:
-        fix += ", or " + ", or ".join(alternatives)
-    if unsafe_margin:
-        fix += "; and fence every write that matters"
-    return CheckResult("lease", Status.WARN, f"{head}: " + "; ".join(problems), fix)
+    return CheckResult("lease", Status.WARN, f"{head}: " + "; ".join(found.problems), found.fix())
+
+
+_SMALLER_WINDOW = "a smaller syncLimit * tickTime"
+
+
+@dataclass
+class _LeaseFindings:
+    """What the lease rules found: the problems, the smallest session timeout that fixes
+    them all (``need``), and the other ways out."""
+
+    need: float
+    problems: list[str] = field(default_factory=list)
+    alternatives: list[str] = field(default_factory=list)
+    unsafe_margin: bool = False
+
+    def fix(self) -> str:
+        fix = f"ask for a session timeout of at least {_ceil(self.need)} s (--session-timeout)"
+        if self.alternatives:
+            fix += ", or " + ", or ".join(self.alternatives)
+        if self.unsafe_margin:
+            fix += "; and fence every write that matters"
+        return fix
+
+
+def _check_two_ticks(found: _LeaseFindings, timeout: float, tick_time_ms: int) -> None:
+    """Rule 4 of :func:`check_lease`: a session of at least 2 ticks."""
+    if timeout < 2 * tick_time_ms / 1000:
+        found.need = max(found.need, 2 * tick_time_ms / 1000)
+        found.problems.append(
+            f"the session timeout is below 2 * tickTime = {2 * tick_time_ms / 1000:g} s: the "
+            "lease assumes the servers grant sessions of at least 2 ticks (ZooKeeper's default "
+            "minSessionTimeout), so that a follower reports a touch to the leader within a "
+            "quarter of the session; set minSessionTimeout to at least 2 * tickTime"
+        )
+
+
+def _check_sync_window(found: _LeaseFindings, timeout: float, window: float) -> None:
+    """Rule 2 of :func:`check_lease`: ``window`` is syncLimit * tickTime in seconds."""
+    found.need = max(found.need, 2 * window)
+    if timeout < 2 * window:
+        found.problems.append(
+            f"the session timeout is below 2 * syncLimit * tickTime = {2 * window:g} s: a "
+            f"member cut off from the ZooKeeper leader keeps its clients for up to "
+            f"{window:g} s before dropping them, unheard by the quorum, so one bad member "
+            "can expire healthy candidates' sessions (a failover for nothing)"
+        )
+        found.alternatives.append(_SMALLER_WINDOW)
+
+
+def _check_margin(
+    found: _LeaseFindings, timeout: float, lease_margin: float, margin: float, unsafe: float
+) -> None:
+    """Rule 3 of :func:`check_lease`: ``unsafe`` is (syncLimit + 1) * tickTime in seconds."""
+    found.need = max(found.need, unsafe / lease_margin)
+    if margin >= unsafe:
+        return
+    found.unsafe_margin = True
+    found.problems.append(
+        f"the lease margin ({margin:g} s) is below (syncLimit + 1) * tickTime = "
+        f"{unsafe:g} s: a ZooKeeper leader cut off from the quorum keeps answering "
+        "(and so refreshing the lease) for that long after the quorum last heard of the "
+        "session, so a deposed leader may still believe it leads while the next one "
+        "is elected"
+    )
+    ratio = unsafe / timeout
+    fits = lease_figures(timeout, ratio)
+    if ratio < 1 and fits.after_renewal >= MIN_REALISTIC_LEASE and fits.before_renewal > 0:
+        found.alternatives.insert(0, f"a lease margin of at least {_ceil(ratio, 2)}")
+    if _SMALLER_WINDOW not in found.alternatives:
+        found.alternatives.append(_SMALLER_WINDOW)
 
 
 def check_grace(grace_s: float, session_timeout_s: float, lease_margin: float) -> CheckResult:

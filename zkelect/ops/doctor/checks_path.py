@@ -5,7 +5,7 @@ from __future__ import annotations
 from kazoo.security import Permissions
 
 from zkelect._election.contenders import contender_order
-from zkelect._election.nodes import sequence_counter, sequence_wrap
+from zkelect._election.nodes import SequenceWrap, sequence_counter, sequence_wrap
 from zkelect.ops.doctor.model import _RETRY_FIX, AclView, CheckResult, SequenceView, Status
 from zkelect.ops.doctor.parse import format_perms
 
@@ -102,26 +102,48 @@ def check_sequence_wrap(view: SequenceView | None) -> CheckResult | None:
     """
     if view is None:
         return None
-    name, path = "sequence-wrap", view.path
-    if view.state == "missing":
-        return CheckResult(
-            name,
-            Status.OK,
-            f"{path} does not exist: its sequence counter starts at 0 when it is created",
-        )
     if view.state != "ok":
-        why = "NoAuth: no READ permission" if view.state == "unreadable" else view.error
-        return CheckResult(
-            name,
-            Status.WARN,
-            f"cannot list the children of {path} ({why}), so its sequence counter is unknown",
-            "pass --auth with READ permission on the path, then run doctor again",
-        )
+        return _unlisted(view)
     order = contender_order(view.children)
     wrap = sequence_wrap(order)
     counter = sequence_counter(
         view.cversion, view.num_children, order[-1].sequence if order else None
     )
+    if wrap.orders_differ or wrap.wrapped or (counter is not None and counter < 0):
+        return _wrapped(view.path, wrap, counter)
+    if counter is None:
+        return CheckResult(
+            _WRAP,
+            Status.OK,
+            f"no contender under {view.path}: without a sequential child, ZooKeeper's stat "
+            "tells the sequence counter only modulo 2**31, so how near it is to the wrap is "
+            "unknown (run doctor again while candidates are there)",
+        )
+    return _numbers_left(view, counter)
+
+
+_WRAP = "sequence-wrap"
+
+
+def _unlisted(view: SequenceView) -> CheckResult:
+    """The path is missing, or its children could not be listed."""
+    if view.state == "missing":
+        return CheckResult(
+            _WRAP,
+            Status.OK,
+            f"{view.path} does not exist: its sequence counter starts at 0 when it is created",
+        )
+    why = "NoAuth: no READ permission" if view.state == "unreadable" else view.error
+    return CheckResult(
+        _WRAP,
+        Status.WARN,
+        f"cannot list the children of {view.path} ({why}), so its sequence counter is unknown",
+        "pass --auth with READ permission on the path, then run doctor again",
+    )
+
+
+def _wrapped(path: str, wrap: SequenceWrap, counter: int | None) -> CheckResult:
+    """The counter has wrapped: the orders elect different nodes (fail), or may (warn)."""
     if wrap.orders_differ:
         cause = (
             "ZooKeeper's sequence counter has wrapped"
@@ -129,7 +151,7 @@ def check_sequence_wrap(view: SequenceView | None) -> CheckResult | None:
             else "sequence numbers ZooKeeper did not print"
         )
         return CheckResult(
-            name,
+            _WRAP,
             Status.FAIL,
             f"{cause}: string order (Curator's, kazoo's) puts {wrap.string_first} first under "
             f"{path} where zkelect elects {wrap.first}; if Curator or kazoo processes take part, "
@@ -137,33 +159,29 @@ def check_sequence_wrap(view: SequenceView | None) -> CheckResult | None:
             "and every reader is zkelect)",
             f"if Curator or kazoo take part in or read this election, {_RECREATE}",
         )
-    if wrap.wrapped or (counter is not None and counter < 0):
-        which = (
-            "a contender's sequence number is negative"
-            if wrap.wrapped
-            else f"the next candidate's node will be numbered {counter}"
-        )
-        return CheckResult(
-            name,
-            Status.WARN,
-            f"ZooKeeper's sequence counter under {path} has wrapped ({which}): zkelect and "
-            "string order (Curator's, kazoo's) elect the same node for now, but can part at "
-            "any join or leave, and a mixed zkelect/Curator election then has two leaders, "
-            "or none",
-            f"if Curator or kazoo take part in or read this election, {_RECREATE}",
-        )
-    if counter is None:
-        return CheckResult(
-            name,
-            Status.OK,
-            f"no contender under {path}: without a sequential child, ZooKeeper's stat tells "
-            "the sequence counter only modulo 2**31, so how near it is to the wrap is unknown "
-            "(run doctor again while candidates are there)",
-        )
+    which = (
+        "a contender's sequence number is negative"
+        if wrap.wrapped
+        else f"the next candidate's node will be numbered {counter}"
+    )
+    return CheckResult(
+        _WRAP,
+        Status.WARN,
+        f"ZooKeeper's sequence counter under {path} has wrapped ({which}): zkelect and "
+        "string order (Curator's, kazoo's) elect the same node for now, but can part at "
+        "any join or leave, and a mixed zkelect/Curator election then has two leaders, "
+        "or none",
+        f"if Curator or kazoo take part in or read this election, {_RECREATE}",
+    )
+
+
+def _numbers_left(view: SequenceView, counter: int) -> CheckResult:
+    """How many sequence numbers are left before the wrap, and at what pace they go."""
+    path = view.path
     left = _SEQ_LIMIT - counter
     if left > SEQUENCE_WRAP_MARGIN:
         return CheckResult(
-            name,
+            _WRAP,
             Status.OK,
             f"the next sequence number under {path} is {counter:,}: {left:,} left before "
             "ZooKeeper's counter wraps at 2**31",
@@ -177,7 +195,7 @@ def check_sequence_wrap(view: SequenceView | None) -> CheckResult | None:
             f"day) that is about {left / per_day:,.0f} days"
         )
     return CheckResult(
-        name,
+        _WRAP,
         Status.WARN,
         f"only {left:,} sequence numbers are left under {path} before ZooKeeper's counter "
         f"wraps (next: {counter:,}; warning below {SEQUENCE_WRAP_MARGIN:,}){pace}; after the "

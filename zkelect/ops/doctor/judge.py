@@ -40,7 +40,27 @@ def run_checks(
     ]
     voters = len(voting) if voting else sum(m.state != "observer" for m in obs.members)
     results.append(check_quorum(voters, obs.members, obs.session, obs.session_error))
+    results.extend(_timing_checks(obs, session_timeout, lease_margin, grace))
+    results.append(check_colocation(obs.members))
+    acl_result = check_path_acl(
+        obs.acl,
+        ""
+        if obs.acl is not None or obs.path is None
+        else f"cannot read the ACL of {obs.path}: {obs.session_error or 'no session'}",
+    )
+    if acl_result is not None:
+        results.append(acl_result)
+    wrap_result = check_sequence_wrap(obs.sequence)
+    if wrap_result is not None:
+        results.append(wrap_result)
+    results.append(check_four_letter_words(obs.members))
+    return results
 
+
+def _timing_checks(
+    obs: Observation, session_timeout: float, lease_margin: float, grace: float
+) -> list[CheckResult]:
+    """The session-timeout, lease and grace checks, against what the members reported."""
     settings = obs.settings()
     bounds = [(a, s.session_bounds_ms) for a, s in settings if s.session_bounds_ms]
     nothing_serves = True
@@ -51,10 +71,9 @@ def run_checks(
     else:
         why, nothing_serves = "no member answered 'conf' (not whitelisted)", False
     checked_bounds = [(a, b) for a, b in bounds if b is not None]
-    results.append(
+    results = [
         check_session_timeout(session_timeout, checked_bounds, why, nothing_serves=nothing_serves)
-    )
-
+    ]
     granted = session_timeout
     if checked_bounds:  # the strictest member decides
         granted = (
@@ -72,19 +91,6 @@ def run_checks(
         )
     )
     results.append(check_grace(grace, granted, lease_margin))
-    results.append(check_colocation(obs.members))
-    acl_result = check_path_acl(
-        obs.acl,
-        ""
-        if obs.acl is not None or obs.path is None
-        else f"cannot read the ACL of {obs.path}: {obs.session_error or 'no session'}",
-    )
-    if acl_result is not None:
-        results.append(acl_result)
-    wrap_result = check_sequence_wrap(obs.sequence)
-    if wrap_result is not None:
-        results.append(wrap_result)
-    results.append(check_four_letter_words(obs.members))
     return results
 
 
