@@ -167,13 +167,7 @@ def expire_session(
     Raises:
         ConnectionFailedError: the client is not connected, or a step did not happen in time.
     """
-    client_id: tuple[int, bytes] | None = client.client_id
-    if client_id is None:
-        raise ConnectionFailedError(
-            "expire_session needs a connected client: its session id and password are only "
-            "known while connected; start() the client and wait for CONNECTED first"
-        )
-    old_session_id, password = client_id
+    old_session_id, password = _session_of(client)
     lost = threading.Event()
 
     def on_state(state: str) -> None:
@@ -182,29 +176,7 @@ def expire_session(
 
     client.add_listener(on_state)
     try:
-        second = KazooClient(
-            hosts=hosts or connect_string(client),
-            client_id=(old_session_id, password),
-            timeout=max(1.0, timeout),
-        )
-        try:
-            second.start(timeout=timeout)
-            # Sanity check: a wrong password would have given the second handle a new session.
-            second_id: tuple[int, bytes] | None = second.client_id
-            if second_id is None or second_id[0] != old_session_id:
-                raise ConnectionFailedError(
-                    f"could not attach to session 0x{old_session_id:x}; was it already gone?"
-                )
-        except ConnectionFailedError:
-            raise
-        except Exception as exc:
-            raise ConnectionFailedError(
-                f"could not open a second handle on session 0x{old_session_id:x} within "
-                f"{timeout:g}s: {exc!r}"
-            ) from exc
-        finally:
-            second.stop()  # sends closeSession: the server ends the session here
-            second.close()
+        _close_session(hosts or connect_string(client), old_session_id, password, timeout)
         if not lost.wait(timeout):
             raise ConnectionFailedError(
                 f"session 0x{old_session_id:x} was closed on the server but the client did "
@@ -212,8 +184,46 @@ def expire_session(
             )
     finally:
         client.remove_listener(on_state)
-    if not wait_reconnect:
-        return
+    if wait_reconnect:
+        _wait_new_session(client, old_session_id, timeout)
+
+
+def _session_of(client: KazooClient) -> tuple[int, bytes]:
+    """The client's session id and password (known only while it is connected)."""
+    client_id: tuple[int, bytes] | None = client.client_id
+    if client_id is None:
+        raise ConnectionFailedError(
+            "expire_session needs a connected client: its session id and password are only "
+            "known while connected; start() the client and wait for CONNECTED first"
+        )
+    return client_id
+
+
+def _close_session(hosts: str, session_id: int, password: bytes, timeout: float) -> None:
+    """Attach a second handle to the session and close it: the server ends the session."""
+    second = KazooClient(hosts=hosts, client_id=(session_id, password), timeout=max(1.0, timeout))
+    try:
+        second.start(timeout=timeout)
+        # Sanity check: a wrong password would have given the second handle a new session.
+        second_id: tuple[int, bytes] | None = second.client_id
+        if second_id is None or second_id[0] != session_id:
+            raise ConnectionFailedError(
+                f"could not attach to session 0x{session_id:x}; was it already gone?"
+            )
+    except ConnectionFailedError:
+        raise
+    except Exception as exc:
+        raise ConnectionFailedError(
+            f"could not open a second handle on session 0x{session_id:x} within "
+            f"{timeout:g}s: {exc!r}"
+        ) from exc
+    finally:
+        second.stop()  # sends closeSession: the server ends the session here
+        second.close()
+
+
+def _wait_new_session(client: KazooClient, old_session_id: int, timeout: float) -> None:
+    """Wait until ``client`` is CONNECTED again, on another session than the old one."""
 
     def reconnected() -> bool:
         current: tuple[int, bytes] | None = client.client_id
