@@ -489,3 +489,10 @@ def test_run_checks_when_nothing_answers() -> None:
     for check in ("quorum", "session-timeout", "election-path", "four-letter-words"):
         assert results[check] is Status.FAIL, check
     assert results["ensemble-size"] is Status.OK  # 3 in the connect string
+
+
+def test_doctor_permission_bits_are_zookeepers() -> None:
+    from zkelect.ops.doctor.parse import Permissions as DoctorPermissions
+
+    for name in ("READ", "WRITE", "CREATE", "DELETE", "ADMIN", "ALL"):
+        assert getattr(DoctorPermissions, name) == getattr(Permissions, name)

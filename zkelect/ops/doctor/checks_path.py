@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from kazoo.security import Permissions
-
 from zkelect._election.contenders import contender_order
 from zkelect._election.nodes import SequenceWrap, sequence_counter, sequence_wrap
 from zkelect.ops.doctor.model import _RETRY_FIX, AclView, CheckResult, SequenceView, Status
-from zkelect.ops.doctor.parse import format_perms
+from zkelect.ops.doctor.parse import Permissions, format_perms
 
 __all__ = [
     "DANGEROUS_WORLD_PERMS",

@@ -5,9 +5,8 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from kazoo.security import Permissions
-
 __all__ = [
+    "Permissions",
     "ServerEntry",
     "ServerSettings",
     "format_perms",
@@ -15,6 +14,18 @@ __all__ = [
     "parse_membership",
     "parse_mode",
 ]
+
+
+class Permissions:
+    """ZooKeeper's ACL permission bits, as the wire protocol has them (the same values as
+    ``kazoo.security.Permissions``; doctor's rules need no kazoo)."""
+
+    READ = 1
+    WRITE = 2
+    CREATE = 4
+    DELETE = 8
+    ADMIN = 16
+    ALL = 31
 
 
 @dataclass(frozen=True)
