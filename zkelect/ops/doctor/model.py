@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from zkelect.config import split_connect_string
 from zkelect.ops.doctor.parse import ServerEntry, ServerSettings
 
 __all__ = [
@@ -168,7 +169,8 @@ class Observation:
             return self.config_membership, "/zookeeper/config"
         standalone = [m for m in self.members if m.state == "standalone"]
         if standalone:  # a standalone server lists no membership: it is the ensemble
-            return (ServerEntry(1, standalone[0].address.rpartition(":")[0]),), "srvr"
+            host = split_connect_string(standalone[0].address)[0][0][0]
+            return (ServerEntry(1, host),), "srvr"
         return (), ""
 
     def settings(self) -> list[tuple[str, ServerSettings]]:
