@@ -1,5 +1,5 @@
 """What a Prometheus scrape of zkelect shows: the metric families, rendered from a
-snapshot of a PrometheusRecorder's state (zkelect/_prometheus.py).
+snapshot of a PrometheusRecorder's state (zkelect/metrics/_prometheus.py).
 
 The metric names are a contract with the shipped alert rules and dashboard
 (docs/observability.md lists them); do not rename them.

@@ -5,9 +5,9 @@ Elections report transitions here; the default recorder does nothing. Keeping th
 interface apart from any metrics library (as client-go's ``LeaderMetric`` does) lets
 tests pass their own recorder and lets a process choose Prometheus or nothing.
 
-``PrometheusRecorder`` (zkelect/_prometheus.py, what a scrape shows in
-zkelect/_prometheus_families.py) keeps its own small state and renders it at scrape time (a custom
-collector) rather than driving prometheus_client's Gauge/Counter objects, because:
+``PrometheusRecorder`` (``_prometheus.py`` here; what a scrape shows: ``_families.py``)
+keeps its own small state and renders it at scrape time (a custom collector) rather than
+driving prometheus_client's Gauge/Counter objects, because:
 
 * a stopped election's series must disappear *atomically* with its state, so a callback
   racing with ``election_stopped`` can never leave ``is_leader=1`` behind;
@@ -24,14 +24,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from zkelect._prometheus import PrometheusRecorder
-from zkelect._prometheus_families import (
+from zkelect.metrics._families import (
     AGGREGATE_LABEL,
     DURATION_BUCKETS,
     SESSION_STATES,
     TRANSITION_EVENTS,
     WRITE_RESULTS,
 )
+from zkelect.metrics._prometheus import PrometheusRecorder
 
 __all__ = [
     "AGGREGATE_LABEL",

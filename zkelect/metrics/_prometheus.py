@@ -1,6 +1,6 @@
-"""PrometheusRecorder: the MetricsRecorder (zkelect/metrics.py) that exposes zkelect's
+"""PrometheusRecorder: the MetricsRecorder (zkelect/metrics/__init__.py) that exposes zkelect's
 metrics to Prometheus. It keeps its own small state under one lock and renders it at
-scrape time (zkelect/_prometheus_families.py); zkelect/metrics.py says why.
+scrape time (zkelect/metrics/_families.py); zkelect/metrics/__init__.py says why.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
-from zkelect._prometheus_families import (
+from zkelect._version import __version__
+from zkelect.errors import ConfigurationError
+from zkelect.metrics._families import (
     AGGREGATE_LABEL,
     SESSION_STATES,
     WRITE_RESULTS,
@@ -25,8 +27,6 @@ from zkelect._prometheus_families import (
     Totals,
     families,
 )
-from zkelect._version import __version__
-from zkelect.errors import ConfigurationError
 
 __all__ = ["PrometheusRecorder"]
 
