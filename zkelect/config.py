@@ -18,6 +18,7 @@ from zkelect._zookeeper.lease import lease_figures
 from zkelect.errors import ConfigurationError
 
 __all__ = [
+    "DEFAULT_PORT",
     "MAX_CANDIDATE_ID_BYTES",
     "MAX_SECONDS",
     "ElectionConfig",
@@ -25,6 +26,7 @@ __all__ = [
     "check_seconds",
     "check_timeout",
     "default_candidate_id",
+    "format_member",
     "split_connect_string",
     "validate_candidate_id",
     "validate_connect_string",
@@ -46,6 +48,8 @@ _CONTROL_CHARS = re.compile("[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202
 # '_'), or an IPv6 address in brackets. Anything else (a blank, '@', '?', '#', non-ASCII)
 # is either rejected by kazoo's URL-based parser or, worse, silently read as another host.
 _HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
+#: The port of a connect-string entry that names none (ZooKeeper's client port).
+DEFAULT_PORT = 2181
 #: The longest duration any setting accepts (a day): longer is a typo, and infinite or
 #: huge values overflow the clients' timers (time_t) and kazoo's int32 millisecond fields.
 MAX_SECONDS = 86_400.0
@@ -64,32 +68,20 @@ class SuspendedPolicy(str, enum.Enum):
     TOLERATE = "tolerate"
 
 
-def _positive(name: str, value: float, *, unit: str = "seconds") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ConfigurationError(f"{name} must be a number of {unit}, got {value!r}")
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be > 0 {unit}, got {value!r}")
-    if not value <= MAX_SECONDS:
-        raise ConfigurationError(
-            f"{name} must be at most {MAX_SECONDS:g} {unit} (a day), got {value!r}"
-        )
-    return float(value)
-
-
-def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
-    """``value`` as a finite duration in (0, MAX_SECONDS] (or [0, ...] with ``allow_zero``);
-    ConfigurationError naming ``name`` otherwise (a bool, NaN, infinity, a str...)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or not (value >= 0 if allow_zero else value > 0)
-        or value > MAX_SECONDS
-    ):
-        low = "0" if allow_zero else "> 0"
-        raise ConfigurationError(
-            f"{name} must be a number of seconds, {low} and at most {MAX_SECONDS:g}; got {value!r}"
-        )
+def check_seconds(
+    name: str, value: object, *, allow_zero: bool = False, at_most: float = MAX_SECONDS
+) -> float:
+    """The duration validator: ``value`` as a finite number of seconds in (0, ``at_most``]
+    (or [0, ...] with ``allow_zero``); a ConfigurationError naming ``name`` otherwise (a
+    bool, a str, NaN, infinity, a negative or huge number...)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
+    if not (value >= 0 if allow_zero else value > 0):
+        low = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(f"{name} must be {low} seconds, got {value!r}")
+    if not value <= at_most:
+        day = " (a day)" if at_most == MAX_SECONDS else ""
+        raise ConfigurationError(f"{name} must be at most {at_most:g} seconds{day}, got {value!r}")
     return float(value)
 
 
@@ -125,26 +117,18 @@ class ElectionConfig:
     requeue_delay: float = 0.01
 
     def __post_init__(self) -> None:
-        _positive("session_timeout", self.session_timeout)
-        _positive("connect_timeout", self.connect_timeout)
-        _positive("request_timeout", self.request_timeout)
-        _positive("retry_initial_delay", self.retry_initial_delay)
-        if (
-            isinstance(self.requeue_delay, bool)
-            or not isinstance(self.requeue_delay, (int, float))
-            or not 0 <= self.requeue_delay <= 60
-        ):
-            raise ConfigurationError(
-                f"requeue_delay must be 0..60 seconds, got {self.requeue_delay!r}"
-            )
-        _positive("retry_max_delay", self.retry_max_delay)
+        for name in ("session_timeout", "connect_timeout", "request_timeout"):
+            check_seconds(name, getattr(self, name))
+        check_seconds("retry_initial_delay", self.retry_initial_delay)
+        check_seconds("requeue_delay", self.requeue_delay, allow_zero=True, at_most=60)
+        check_seconds("retry_max_delay", self.retry_max_delay)
         if self.retry_max_delay < self.retry_initial_delay:
             raise ConfigurationError(
                 f"retry_max_delay ({self.retry_max_delay}) must be >= retry_initial_delay "
                 f"({self.retry_initial_delay})"
             )
         if self.heartbeat_interval is not None:
-            _positive("heartbeat_interval", self.heartbeat_interval)
+            check_seconds("heartbeat_interval", self.heartbeat_interval)
             if self.heartbeat_interval >= self.session_timeout / 2:
                 raise ConfigurationError(
                     f"heartbeat_interval ({self.heartbeat_interval}s) must be well below the "
@@ -167,7 +151,6 @@ class ElectionConfig:
         workers = self.worker_threads
         if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
             raise ConfigurationError(f"worker_threads must be an int in 1..64, got {workers!r}")
-
 
     def _check_lease_fits(self) -> None:
         """Refuse a margin and heartbeat whose lease would run out between two heartbeats
@@ -257,70 +240,79 @@ def default_candidate_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def split_connect_string(hosts: str) -> tuple[list[tuple[str, int]], str | None]:
-    """Split ``"h1:2181,h2:2182/chroot"`` into host/port pairs and the chroot (or None)."""
-    hosts = validate_connect_string(hosts)
-    servers, slash, chroot = hosts.partition("/")
-    pairs: list[tuple[str, int]] = []
-    for entry in servers.split(","):
-        entry = entry.strip()
-        if entry.startswith("["):  # [ipv6]:port
-            host, _, rest = entry[1:].partition("]")
-            port = rest[1:] if rest.startswith(":") else ""
-        else:
-            host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
-        pairs.append((host, int(port) if port else 2181))
+def split_connect_string(hosts: object) -> tuple[list[tuple[str, int]], str | None]:
+    """The connect-string parser: ``"h1:2181,h2,[::1]:2182/apps/x"`` gives
+    ``([("h1", 2181), ("h2", 2181), ("::1", 2182)], "/apps/x")`` (chroot None when absent).
+
+    ``host[:port]`` entries separated by commas, optionally followed by ``/chroot``; a host
+    is a DNS name, an IPv4 address or a bracketed IPv6 address (``[::1]:2181``); a missing
+    port is 2181, as in ZooKeeper's own client. Whatever it accepts, kazoo parses the same
+    way; anything else is a ConfigurationError naming the bad part.
+    """
+    text = _connect_text(hosts)
+    servers, slash, chroot = text.partition("/")
+    if slash and chroot:
+        validate_path("/" + chroot, what="chroot")
+    pairs = [_host_port(entry.strip(), text) for entry in servers.split(",")]
     return pairs, ("/" + chroot if slash and chroot else None)
 
 
 def validate_connect_string(hosts: object) -> str:
-    """Return ``hosts`` if it is a well-formed ZooKeeper connect string.
+    """Return ``hosts`` if it is a well-formed ZooKeeper connect string
+    (:func:`split_connect_string` says what that is)."""
+    split_connect_string(hosts)
+    return _connect_text(hosts)
 
-    ``host[:port]`` entries separated by commas, optionally followed by ``/chroot``; a host
-    is a DNS name, an IPv4 address or a bracketed IPv6 address (``[::1]:2181``).
-    """
+
+def format_member(host: str, port: int) -> str:
+    """One member as a connect string names it: ``h:2181``, or ``[::1]:2181`` for IPv6."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _connect_text(hosts: object) -> str:
     if not isinstance(hosts, str) or not hosts.strip():
         raise ConfigurationError(
             f"connect string must be a non-empty str like 'h1:2181,h2:2181/chroot', got {hosts!r}"
         )
-    servers, slash, chroot = hosts.partition("/")
-    if slash and chroot:
-        validate_path("/" + chroot, what="chroot")
-    for entry in servers.split(","):
-        entry = entry.strip()
-        if not entry:
-            raise ConfigurationError(f"connect string has an empty host entry: {hosts!r}")
-        port = ""
-        if entry.startswith("["):
-            host, bracket, rest = entry[1:].partition("]")
-            if not bracket or (rest and not rest.startswith(":")):
-                raise ConfigurationError(
-                    f"bad host entry {entry!r} in {hosts!r}; an IPv6 address looks like "
-                    "'[::1]:2181'"
-                )
-            port = rest[1:]
-            try:
-                ipaddress.IPv6Address(host)
-            except ValueError:
-                raise ConfigurationError(
-                    f"bad IPv6 address {host!r} in connect string {hosts!r}"
-                ) from None
-        else:
-            host, colon, port = entry.partition(":")
-            if ":" in port:
-                raise ConfigurationError(
-                    f"bad host entry {entry!r} in {hosts!r}; put an IPv6 address in "
-                    "brackets, like '[::1]:2181'"
-                )
-            if colon and not port:
-                raise ConfigurationError(f"empty port in host entry {entry!r} of {hosts!r}")
-            if not _HOST_NAME.fullmatch(host):
-                raise ConfigurationError(
-                    f"bad host {host!r} in connect string {hosts!r}; expected a DNS name "
-                    "or an IP address"
-                )
-        if port and (not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536):
-            raise ConfigurationError(
-                f"bad port {port!r} in connect string {hosts!r}; expected 1..65535"
-            )
     return hosts
+
+
+def _host_port(entry: str, hosts: str) -> tuple[str, int]:
+    """One ``host[:port]`` entry of ``hosts`` (stripped), checked."""
+    if not entry:
+        raise ConfigurationError(f"connect string has an empty host entry: {hosts!r}")
+    if entry.startswith("["):
+        host, port = _bracketed(entry, hosts)
+    else:
+        host, colon, port = entry.partition(":")
+        if ":" in port:
+            raise ConfigurationError(
+                f"bad host entry {entry!r} in {hosts!r}; put an IPv6 address in "
+                "brackets, like '[::1]:2181'"
+            )
+        if colon and not port:
+            raise ConfigurationError(f"empty port in host entry {entry!r} of {hosts!r}")
+        if not _HOST_NAME.fullmatch(host):
+            raise ConfigurationError(
+                f"bad host {host!r} in connect string {hosts!r}; expected a DNS name "
+                "or an IP address"
+            )
+    if port and (not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536):
+        raise ConfigurationError(
+            f"bad port {port!r} in connect string {hosts!r}; expected 1..65535"
+        )
+    return host, int(port) if port else DEFAULT_PORT
+
+
+def _bracketed(entry: str, hosts: str) -> tuple[str, str]:
+    """``[v6]`` or ``[v6]:port`` as the address and the port text (maybe empty)."""
+    host, bracket, rest = entry[1:].partition("]")
+    if not bracket or (rest and not rest.startswith(":")):
+        raise ConfigurationError(
+            f"bad host entry {entry!r} in {hosts!r}; an IPv6 address looks like '[::1]:2181'"
+        )
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        raise ConfigurationError(f"bad IPv6 address {host!r} in connect string {hosts!r}") from None
+    return host, rest[1:]

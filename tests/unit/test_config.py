@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from zkelect import ConfigurationError, ElectionConfig, SuspendedPolicy
 from zkelect.config import (
     MAX_CANDIDATE_ID_BYTES,
+    MAX_SECONDS,
+    check_seconds,
+    format_member,
     split_connect_string,
     validate_candidate_id,
     validate_connect_string,
@@ -121,3 +126,82 @@ def test_connect_string_split() -> None:
     assert pairs == [("h1", 2181), ("h2", 2181), ("::1", 2182)]
     assert chroot == "/apps/x"
     assert split_connect_string("127.0.0.1:1")[1] is None
+
+
+@pytest.mark.parametrize(
+    ("hosts", "pairs", "chroot"),
+    [
+        ("h", [("h", 2181)], None),
+        (" a:1 , b:2/x/y", [("a", 1), ("b", 2)], "/x/y"),
+        ("[::1],[fe80::1]:3/", [("::1", 2181), ("fe80::1", 3)], None),
+    ],
+)
+def test_the_one_parser_splits_members_and_chroot(
+    hosts: str, pairs: list[tuple[str, int]], chroot: str | None
+) -> None:
+    assert split_connect_string(hosts) == (pairs, chroot)
+    assert validate_connect_string(hosts) == hosts
+
+
+@pytest.mark.parametrize(
+    ("hosts", "fragment"),
+    [
+        (None, "non-empty str"),
+        ("a:1,,b:2", "empty host entry"),
+        ("[::1", "IPv6 address looks like"),
+        ("[nope]:1", "bad IPv6 address"),
+        ("::1:2181", "in brackets"),
+        ("h:99999", "bad port"),
+    ],
+)
+def test_the_one_parser_names_what_is_wrong(hosts: object, fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=fragment):
+        split_connect_string(hosts)
+
+
+def test_members_are_named_as_a_connect_string_names_them() -> None:
+    assert format_member("h", 1) == "h:1"
+    assert format_member("::1", 2181) == "[::1]:2181"
+    pairs, _ = split_connect_string("h:1,[::1]:2181")
+    assert ",".join(format_member(*pair) for pair in pairs) == "h:1,[::1]:2181"
+
+
+@pytest.mark.parametrize(
+    ("value", "kwargs", "fragment"),
+    [
+        ("1", {}, "must be a number of seconds"),
+        (True, {}, "must be a number of seconds"),
+        (float("nan"), {}, "must be a number of seconds"),
+        (0, {}, "must be > 0 seconds"),
+        (-1, {"allow_zero": True}, "must be >= 0 seconds"),
+        (float("inf"), {}, "must be at most 86400 seconds"),
+        (61, {"at_most": 60}, "must be at most 60 seconds"),
+    ],
+)
+def test_the_one_duration_validator_names_the_setting(
+    value: object, kwargs: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=f"^x {fragment}"):
+        check_seconds("x", value, **kwargs)
+
+
+def test_durations_come_back_as_floats() -> None:
+    assert check_seconds("x", 2) == 2.0 and isinstance(check_seconds("x", 2), float)
+    assert check_seconds("x", 0, allow_zero=True) == 0.0
+    assert check_seconds("x", MAX_SECONDS) == MAX_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"requeue_delay": 61}, "requeue_delay must be at most 60 seconds"),
+        ({"requeue_delay": -0.1}, "requeue_delay must be >= 0 seconds"),
+        ({"retry_max_delay": float("inf")}, "retry_max_delay must be at most 86400"),
+        ({"connect_timeout": "5"}, "connect_timeout must be a number of seconds"),
+    ],
+)
+def test_every_config_duration_goes_through_the_validator(
+    kwargs: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=fragment):
+        ElectionConfig(**kwargs)  # type: ignore[arg-type]

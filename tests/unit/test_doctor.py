@@ -29,10 +29,9 @@ from zkelect.ops.doctor import (
     negotiated_timeout_ms,
     parse_conf,
     parse_membership,
-    parse_mode,
     run_checks,
 )
-from zkelect.ops.doctor import (
+from zkelect.ops.doctor.observe import (
     _local_addresses as local_address,
 )
 
@@ -97,7 +96,10 @@ def test_parse_membership_of_zookeeper_config_node_and_ipv6() -> None:
     assert parse_membership(text) == (ServerEntry(1, "h1"), ServerEntry(2, "::1"))
 
 
-def test_parse_mode_from_srvr_and_mntr() -> None:
+def test_server_mode_from_srvr_and_mntr() -> None:
+    from zkelect._zookeeper.words import server_mode as parse_mode
+
+
     assert parse_mode(SRVR) == "follower"
     assert parse_mode("zk_version\t3.8.0\nzk_server_state\tleader\n") == "leader"
     assert parse_mode("This ZooKeeper instance is not currently serving requests\n") is None
@@ -489,3 +491,10 @@ def test_run_checks_when_nothing_answers() -> None:
     for check in ("quorum", "session-timeout", "election-path", "four-letter-words"):
         assert results[check] is Status.FAIL, check
     assert results["ensemble-size"] is Status.OK  # 3 in the connect string
+
+
+def test_doctor_permission_bits_are_zookeepers() -> None:
+    from zkelect.ops.doctor.parse import Permissions as DoctorPermissions
+
+    for name in ("READ", "WRITE", "CREATE", "DELETE", "ADMIN", "ALL"):
+        assert getattr(DoctorPermissions, name) == getattr(Permissions, name)

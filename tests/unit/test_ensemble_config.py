@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from zkelect.errors import ConfigurationError, ZooKeeperNotFoundError
+from zkelect.testing import _install as install_mod
 from zkelect.testing import ensemble as ensemble_mod
 from zkelect.testing.ensemble import LocalEnsemble, find_zookeeper
 
@@ -117,7 +118,7 @@ def test_debian_layout_names_one_slf4j_binding(
     ):
         (tmp_path / jar).touch()
     monkeypatch.delenv("ZOOKEEPER_HOME", raising=False)
-    monkeypatch.setattr(ensemble_mod, "_DEBIAN_JAVA_DIR", tmp_path)
+    monkeypatch.setattr(install_mod, "_DEBIAN_JAVA_DIR", tmp_path)
     install = find_zookeeper()
     entries = install.classpath.split(":")
     assert entries[0] == str(tmp_path / "zookeeper.jar")
@@ -132,7 +133,7 @@ def test_nothing_installed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_java: Path
 ) -> None:
     monkeypatch.delenv("ZOOKEEPER_HOME", raising=False)
-    monkeypatch.setattr(ensemble_mod, "_DEBIAN_JAVA_DIR", tmp_path)
+    monkeypatch.setattr(install_mod, "_DEBIAN_JAVA_DIR", tmp_path)
     with pytest.raises(ZooKeeperNotFoundError, match="apt-get install zookeeper"):
         find_zookeeper()
 

@@ -53,7 +53,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from zkelect._lifeline import popen_tied
-from zkelect.config import ElectionConfig
+from zkelect.config import ElectionConfig, check_seconds
 from zkelect.errors import ConfigurationError, ZkElectError
 from zkelect.fencing.leadership import Leadership, describe_epoch
 from zkelect.security import ClientSecurity
@@ -118,9 +118,7 @@ class SupervisorOptions:
         if not self.command or not all(isinstance(arg, str) for arg in self.command):
             raise ConfigurationError("no command to run: give it after '--'")
         for name in ("grace", "restart_delay", "restart_max_delay", "restart_reset_after"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
+            check_seconds(name, getattr(self, name), allow_zero=True)
         object.__setattr__(self, "on_exit", OnExit(self.on_exit))
 
 

@@ -33,8 +33,6 @@ Caveats of ZooKeeper 3.8 worth knowing when reading the numbers:
 
 from __future__ import annotations
 
-import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -42,7 +40,9 @@ from typing import TypeVar
 
 from kazoo.client import KazooClient, KazooState
 
-from zkelect.errors import ConfigurationError, ConnectionFailedError
+from zkelect._zookeeper.words import NOT_SERVING, four_letter_word
+from zkelect.config import check_seconds, format_member, split_connect_string
+from zkelect.errors import ConnectionFailedError
 
 __all__ = [
     "FIRED_WATCH_KEYS",
@@ -72,11 +72,6 @@ FIRED_WATCH_KEYS: dict[str, str] = {
     "created": "zk_sum_node_created_watch_count",
 }
 
-_DEFAULT_PORT = 2181
-_FOUR_LETTER = re.compile(r"^[a-z]{4}$")
-_NOT_WHITELISTED = "is not executed because it is not in the whitelist"
-_NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
-
 
 # --------------------------------------------------------------------------- waiting
 
@@ -100,10 +95,8 @@ def wait_for(
         TimeoutError: no truthy value within ``timeout`` seconds; the message contains
             ``message`` and the last value the predicate returned.
     """
-    if timeout < 0 or interval <= 0:
-        raise ConfigurationError(
-            f"wait_for needs timeout >= 0 and interval > 0, got {timeout} and {interval}"
-        )
+    check_seconds("wait_for timeout", timeout, allow_zero=True)
+    check_seconds("wait_for interval", interval)
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -124,30 +117,10 @@ def split_hosts(hosts: str) -> list[str]:
     """Split a connect string into its members, ``"h1:p1,h2:p2/chroot"`` -> ``["h1:p1", ...]``.
 
     The chroot is dropped (four-letter words and session ids are not chroot-relative) and a
-    missing port becomes 2181, as in ZooKeeper's own client.
+    missing port becomes 2181, as in ZooKeeper's own client
+    (:func:`zkelect.config.split_connect_string` parses it).
     """
-    host_part = hosts.strip().partition("/")[0]
-    members: list[str] = []
-    for raw in host_part.split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        if item.startswith("["):  # [v6]:port
-            close = item.find("]")
-            if close < 0:
-                raise ConfigurationError(f"unbalanced '[' in connect string {hosts!r}")
-            port = item[close + 2 :] if item[close + 1 : close + 2] == ":" else ""
-            members.append(f"{item[: close + 1]}:{port or _DEFAULT_PORT}")
-            continue
-        host, sep, port = item.rpartition(":")
-        if not sep:
-            host, port = item, str(_DEFAULT_PORT)
-        if not host or not port.isdigit():
-            raise ConfigurationError(f"bad member {item!r} in connect string {hosts!r}")
-        members.append(f"{host}:{port}")
-    if not members:
-        raise ConfigurationError(f"connect string {hosts!r} names no server")
-    return members
+    return [format_member(host, port) for host, port in split_connect_string(hosts)[0]]
 
 
 def connect_string(client: KazooClient) -> str:
@@ -156,13 +129,11 @@ def connect_string(client: KazooClient) -> str:
     kazoo keeps them parsed, as a list of ``(host, port)`` tuples in ``client.hosts``; the
     chroot is kept apart in ``client.chroot`` and deliberately left out here.
     """
-    pairs: list[tuple[str, int]] = [(str(h), int(p)) for h, p in client.hosts]
-    return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in pairs)
+    return ",".join(format_member(str(host), int(port)) for host, port in client.hosts)
 
 
 def _split_host_port(member: str) -> tuple[str, int]:
-    host, _, port = split_hosts(member)[0].rpartition(":")
-    return host.strip("[]"), int(port)
+    return split_connect_string(member)[0][0]
 
 
 # --------------------------------------------------------------------------- session expiry
@@ -196,13 +167,7 @@ def expire_session(
     Raises:
         ConnectionFailedError: the client is not connected, or a step did not happen in time.
     """
-    client_id: tuple[int, bytes] | None = client.client_id
-    if client_id is None:
-        raise ConnectionFailedError(
-            "expire_session needs a connected client: its session id and password are only "
-            "known while connected; start() the client and wait for CONNECTED first"
-        )
-    old_session_id, password = client_id
+    old_session_id, password = _session_of(client)
     lost = threading.Event()
 
     def on_state(state: str) -> None:
@@ -211,29 +176,7 @@ def expire_session(
 
     client.add_listener(on_state)
     try:
-        second = KazooClient(
-            hosts=hosts or connect_string(client),
-            client_id=(old_session_id, password),
-            timeout=max(1.0, timeout),
-        )
-        try:
-            second.start(timeout=timeout)
-            # Sanity check: a wrong password would have given the second handle a new session.
-            second_id: tuple[int, bytes] | None = second.client_id
-            if second_id is None or second_id[0] != old_session_id:
-                raise ConnectionFailedError(
-                    f"could not attach to session 0x{old_session_id:x}; was it already gone?"
-                )
-        except ConnectionFailedError:
-            raise
-        except Exception as exc:
-            raise ConnectionFailedError(
-                f"could not open a second handle on session 0x{old_session_id:x} within "
-                f"{timeout:g}s: {exc!r}"
-            ) from exc
-        finally:
-            second.stop()  # sends closeSession: the server ends the session here
-            second.close()
+        _close_session(hosts or connect_string(client), old_session_id, password, timeout)
         if not lost.wait(timeout):
             raise ConnectionFailedError(
                 f"session 0x{old_session_id:x} was closed on the server but the client did "
@@ -241,8 +184,46 @@ def expire_session(
             )
     finally:
         client.remove_listener(on_state)
-    if not wait_reconnect:
-        return
+    if wait_reconnect:
+        _wait_new_session(client, old_session_id, timeout)
+
+
+def _session_of(client: KazooClient) -> tuple[int, bytes]:
+    """The client's session id and password (known only while it is connected)."""
+    client_id: tuple[int, bytes] | None = client.client_id
+    if client_id is None:
+        raise ConnectionFailedError(
+            "expire_session needs a connected client: its session id and password are only "
+            "known while connected; start() the client and wait for CONNECTED first"
+        )
+    return client_id
+
+
+def _close_session(hosts: str, session_id: int, password: bytes, timeout: float) -> None:
+    """Attach a second handle to the session and close it: the server ends the session."""
+    second = KazooClient(hosts=hosts, client_id=(session_id, password), timeout=max(1.0, timeout))
+    try:
+        second.start(timeout=timeout)
+        # Sanity check: a wrong password would have given the second handle a new session.
+        second_id: tuple[int, bytes] | None = second.client_id
+        if second_id is None or second_id[0] != session_id:
+            raise ConnectionFailedError(
+                f"could not attach to session 0x{session_id:x}; was it already gone?"
+            )
+    except ConnectionFailedError:
+        raise
+    except Exception as exc:
+        raise ConnectionFailedError(
+            f"could not open a second handle on session 0x{session_id:x} within "
+            f"{timeout:g}s: {exc!r}"
+        ) from exc
+    finally:
+        second.stop()  # sends closeSession: the server ends the session here
+        second.close()
+
+
+def _wait_new_session(client: KazooClient, old_session_id: int, timeout: float) -> None:
+    """Wait until ``client`` is CONNECTED again, on another session than the old one."""
 
     def reconnected() -> bool:
         current: tuple[int, bytes] | None = client.client_id
@@ -262,43 +243,16 @@ def expire_session(
 
 
 def four_letter(host_port: str, cmd: str, timeout: float = 5.0) -> str:
-    """Send a four-letter word to one member and return its whole answer as text.
+    """Send a four-letter word to one member (``"host:port"``) and return its whole answer.
 
     Raises:
         ConfigurationError: ``cmd`` is not four lowercase letters, or the server does not
-            allow it (set ``4lw.commands.whitelist=*`` in zoo.cfg).
+            allow it (WordNotAllowed: set ``4lw.commands.whitelist=*`` in zoo.cfg).
         ConnectionFailedError: the member could not be reached or did not answer in time
-            (e.g. it is killed, or paused: a paused server's kernel still accepts the TCP
-            connection, but nothing answers).
+            (MemberSilent; e.g. it is killed, or paused: a paused server's kernel still
+            accepts the TCP connection, but nothing answers).
     """
-    if not _FOUR_LETTER.match(cmd):
-        raise ConfigurationError(f"four-letter word must be 4 lowercase letters, got {cmd!r}")
-    address = _split_host_port(host_port)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        with socket.create_connection(address, timeout=timeout) as sock:
-            sock.sendall(cmd.encode("ascii"))
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no complete answer within {timeout:g}s")
-                sock.settimeout(remaining)
-                data = sock.recv(65536)
-                if not data:  # the server closes the connection after answering
-                    break
-                chunks.append(data)
-    except OSError as exc:  # includes timeouts
-        raise ConnectionFailedError(
-            f"ZooKeeper member {host_port} did not answer {cmd!r}: {exc}"
-        ) from exc
-    text = b"".join(chunks).decode("utf-8", errors="replace")
-    if _NOT_WHITELISTED in text:
-        raise ConfigurationError(
-            f"{host_port} refused {cmd!r}: add it to 4lw.commands.whitelist in zoo.cfg "
-            f"(server said: {text.strip()})"
-        )
-    return text
+    return four_letter_word(_split_host_port(host_port), cmd, timeout=timeout)
 
 
 def parse_mntr(text: str) -> dict[str, str]:
@@ -356,7 +310,7 @@ def mntr(host_port: str, timeout: float = 5.0) -> dict[str, str]:
         ConnectionFailedError: the member is up but not serving (e.g. no quorum).
     """
     text = four_letter(host_port, "mntr", timeout)
-    if _NOT_SERVING in text:
+    if NOT_SERVING in text:
         raise ConnectionFailedError(f"{host_port} is not serving requests (no quorum?)")
     return parse_mntr(text)
 

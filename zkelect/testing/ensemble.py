@@ -21,60 +21,30 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from xml.sax.saxutils import escape
 
 from kazoo.client import KazooClient
 
 from zkelect._lifeline import popen_tied
+from zkelect._zookeeper.words import four_letter_word, server_mode
 from zkelect.config import check_seconds
-from zkelect.errors import ConfigurationError, ConnectionFailedError, ZooKeeperNotFoundError
+from zkelect.errors import ConfigurationError, ConnectionFailedError
+from zkelect.testing._install import ZooKeeperInstall, find_zookeeper
+from zkelect.testing._member import (
+    LOG_NAMES,
+    Member,
+    ServerSasl,
+    ServerSpec,
+    ServerTls,
+    check_extra_config,
+    proc_state,
+    why_exited,
+    write_member_files,
+)
 
 __all__ = ["LocalEnsemble", "ServerSasl", "ServerTls", "ZooKeeperInstall", "find_zookeeper"]
 
-_INSTALL_HINT = (
-    "apt-get install zookeeper (Debian/Ubuntu) or set ZOOKEEPER_HOME to an Apache ZooKeeper 3.5+ "
-    "distribution"
-)
-_DEBIAN_JAVA_DIR = Path("/usr/share/java")
-# Debian's /usr/share/java holds six SLF4J bindings plus log4j-over-slf4j. With "dir/*" the JVM
-# binds whichever comes first in directory order: slf4j-nop (no logs at all) or slf4j-log4j12 next
-# to log4j-over-slf4j (the server dies at start). So name the jars; zookeeper.jar's manifest
-# Class-Path brings the rest. Netty is listed for NettyServerCnxnFactory (TLS).
-_DEBIAN_JARS = (
-    "zookeeper.jar",
-    "zookeeper-jute.jar",
-    "slf4j-api.jar",
-    "slf4j-log4j12.jar",
-    "log4j-1.2.jar",
-    *(
-        f"netty-{n}.jar"
-        for n in (
-            "buffer",
-            "codec",
-            "common",
-            "handler",
-            "resolver",
-            "transport",
-            "transport-native-epoll",
-            "transport-native-unix-common",
-        )
-    ),
-)
-_LOG_NAMES = ("zookeeper.log", "console.log")  # log4j/logback's file; the JVM's stdout+stderr
-_MANAGED_KEYS = {
-    "dataDir",
-    "dataLogDir",
-    "clientPort",
-    "clientPortAddress",
-    "dynamicConfigFile",
-    "tickTime",
-    "minSessionTimeout",
-    "maxSessionTimeout",
-    "standaloneEnabled",
-}
 _JVM_FLAGS = (
     "-XX:+UseSerialGC",
     "-XX:TieredStopAtLevel=1",
@@ -84,145 +54,6 @@ _JVM_FLAGS = (
     "-Djava.net.preferIPv4Stack=true",
     "-Dzookeeper.jmx.log4j.disable=true",
 )
-_LOG4J = """log4j.rootLogger=INFO, FILE
-log4j.appender.FILE=org.apache.log4j.RollingFileAppender
-log4j.appender.FILE.File={log}
-log4j.appender.FILE.MaxFileSize=2MB
-log4j.appender.FILE.MaxBackupIndex=1
-log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
-log4j.appender.FILE.layout.ConversionPattern=%d{{ISO8601}} %-5p [%t] %c{{1}} - %m%n
-"""
-_LOGBACK = """<configuration>
- <appender name="FILE" class="ch.qos.logback.core.rolling.RollingFileAppender">
-  <file>{log}</file>
-  <rollingPolicy class="ch.qos.logback.core.rolling.FixedWindowRollingPolicy">
-   <fileNamePattern>{log}.%i</fileNamePattern><minIndex>1</minIndex><maxIndex>1</maxIndex>
-  </rollingPolicy>
-  <triggeringPolicy class="ch.qos.logback.core.rolling.SizeBasedTriggeringPolicy">
-   <maxFileSize>2MB</maxFileSize></triggeringPolicy>
-  <encoder><pattern>%d{{ISO8601}} %-5p [%t] %c{{1}} - %m%n</pattern></encoder>
- </appender>
- <root level="INFO"><appender-ref ref="FILE"/></root>
-</configuration>
-"""
-
-
-@dataclass(frozen=True)
-class ServerTls:
-    """A TLS client port on every member (ZooKeeper's Netty server; PEM files, 3.8+).
-
-    ``cert_file`` and ``key_file`` are the servers' certificate (chain) and unencrypted key;
-    ``ca_file`` is the CA the servers trust for client certificates. ``client_auth``: "none"
-    (clients need no certificate), "want" or "need" (a client must show one signed by
-    ``ca_file``). The plaintext client port stays open too (for the four-letter words and
-    for tests that compare); the TLS one is ``secure_client_port(i)`` / ``secure_hosts``.
-    """
-
-    cert_file: str | Path
-    key_file: str | Path
-    ca_file: str | Path
-    client_auth: str = "none"
-
-    def __post_init__(self) -> None:
-        for name in ("cert_file", "key_file", "ca_file"):
-            value = getattr(self, name)
-            if not isinstance(value, (str, Path)) or not Path(value).is_file():
-                raise ConfigurationError(
-                    f"ServerTls.{name} must be an existing file, got {value!r}"
-                )
-        if self.client_auth not in ("none", "want", "need"):
-            raise ConfigurationError(
-                f"ServerTls.client_auth must be 'none', 'want' or 'need', got {self.client_auth!r}"
-            )
-
-
-@dataclass(frozen=True)
-class ServerSasl:
-    """SASL DIGEST-MD5 on every member: a JAAS ``Server`` section with these users.
-
-    ``required``: refuse every client that has not authenticated with SASL
-    (``enforce.auth.enabled``, ZooKeeper 3.8+); otherwise SASL is offered and an
-    unauthenticated client is held off only by ACLs (e.g. ``sasl:<user>`` ones).
-    """
-
-    users: Mapping[str, str]
-    required: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.users, Mapping) or not self.users:
-            raise ConfigurationError("ServerSasl.users must be a non-empty {user: password} map")
-        for user, password in self.users.items():
-            if (
-                not isinstance(user, str)
-                or not isinstance(password, str)
-                or not user
-                or not user.replace("_", "").replace("-", "").isalnum()
-                or not password
-                or any(c in password for c in '"\\\n\r')
-            ):
-                raise ConfigurationError(
-                    f"ServerSasl user {user!r}: names are letters, digits, '-' and '_'; "
-                    "passwords are non-empty, without quotes, backslashes or line breaks"
-                )
-
-    def jaas(self) -> str:
-        users = "".join(f'\n    user_{u}="{p}"' for u, p in self.users.items())
-        return (
-            "Server {\n"
-            "    org.apache.zookeeper.server.auth.DigestLoginModule required"
-            f"{users};\n}};\n"
-        )
-
-
-@dataclass(frozen=True)
-class ZooKeeperInstall:
-    """Where the server classes come from (``classpath``), for humans (``description``), and the
-    ``java`` executable that runs them."""
-
-    classpath: str
-    description: str
-    java: str = "java"
-
-
-def _find_java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and os.access(Path(java_home, "bin", "java"), os.X_OK):
-        return str(Path(java_home, "bin", "java"))
-    found = shutil.which("java")
-    if found is None:
-        raise ZooKeeperNotFoundError(
-            "no Java runtime: 'java' is not on PATH and JAVA_HOME/bin/java does not exist; "
-            "apt-get install default-jre-headless (Debian/Ubuntu) or set JAVA_HOME to a JRE"
-        )
-    return found
-
-
-def _classpath_in(home: Path) -> str | None:
-    if (home / "zookeeper.jar").is_file():  # a distribution's shared jar dir, Debian-style
-        return ":".join(str(home / j) for j in _DEBIAN_JARS if (home / j).exists())
-    if any((home / "lib").glob("zookeeper*.jar")) or any(home.glob("zookeeper*.jar")):
-        return f"{home}/lib/*:{home}/*" if (home / "lib").is_dir() else f"{home}/*"
-    return None
-
-
-def find_zookeeper(zookeeper_home: str | None = None) -> ZooKeeperInstall:
-    """Locate ZooKeeper: the argument, else $ZOOKEEPER_HOME, else Debian's package; and java."""
-    home = zookeeper_home or os.environ.get("ZOOKEEPER_HOME")
-    if home:
-        classpath = _classpath_in(Path(home))
-        if classpath is None:
-            source = "zookeeper_home" if zookeeper_home else "ZOOKEEPER_HOME"
-            raise ZooKeeperNotFoundError(
-                f"{source}={home} holds no zookeeper*.jar (looked in it and its lib/): "
-                + _INSTALL_HINT
-            )
-        description = f"ZooKeeper at {home}"
-    elif (_DEBIAN_JAVA_DIR / "zookeeper.jar").is_file():
-        classpath = _classpath_in(_DEBIAN_JAVA_DIR) or ""
-        description = f"Debian zookeeper package ({_DEBIAN_JAVA_DIR})"
-    else:
-        raise ZooKeeperNotFoundError(f"ZooKeeper is not installed: {_INSTALL_HINT}")
-    return ZooKeeperInstall(classpath=classpath, description=description, java=_find_java())
 
 
 def _free_ports(count: int) -> list[int]:
@@ -253,26 +84,6 @@ def _free_ports(count: int) -> list[int]:
         for sock in held:
             sock.close()
     return ports
-
-
-@dataclass
-class _Member:
-    index: int
-    dir: Path
-    client_port: int
-    peer_port: int
-    election_port: int
-    secure_port: int | None = None
-    proc: subprocess.Popen[bytes] | None = None
-    paused: bool = False
-    log_offsets: tuple[int, int] = (0, 0)  # log sizes at launch: read only this run's lines
-
-    @property
-    def logs(self) -> str:
-        return ", ".join(str(self.dir / name) for name in _LOG_NAMES)
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
 
 _LIVE: set[LocalEnsemble] = set()
@@ -334,26 +145,7 @@ class LocalEnsemble:
             raise ConfigurationError(f"base_dir must be a directory path, got {base_dir!r}")
         if zookeeper_home is not None and not isinstance(zookeeper_home, str):
             raise ConfigurationError(f"zookeeper_home must be a str, got {zookeeper_home!r}")
-        if extra_config is not None and not isinstance(extra_config, Mapping):
-            raise ConfigurationError(f"extra_config must be a mapping, got {extra_config!r}")
-        self._extra = dict(extra_config or {})
-        for key, value in self._extra.items():
-            if (
-                not isinstance(key, str)
-                or not isinstance(value, str)
-                or not key.strip()
-                or any(c in key for c in "=\n\r \t")
-                or any(c in value for c in "\n\r")
-            ):
-                raise ConfigurationError(
-                    f"extra_config entry {key!r}={value!r} is not a valid "
-                    "zoo.cfg line (str key without '='/blanks, one-line str)"
-                )
-            if key in _MANAGED_KEYS or key.startswith("server."):
-                raise ConfigurationError(
-                    f"extra_config may not set {key!r}: LocalEnsemble "
-                    "manages it (ports, dirs, membership, or an argument)"
-                )
+        self._extra = check_extra_config(extra_config)
         if tls is not None and not isinstance(tls, ServerTls):
             raise ConfigurationError(f"tls must be a ServerTls, got {tls!r}")
         if sasl is not None and not isinstance(sasl, ServerSasl):
@@ -364,7 +156,7 @@ class LocalEnsemble:
         self._base_arg = Path(base_dir) if base_dir is not None else None
         self._base: Path | None = None
         self._keep_base = False
-        self._members: list[_Member] = []
+        self._members: list[Member] = []
         self._lock = threading.RLock()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -381,7 +173,7 @@ class LocalEnsemble:
             per = 4 if self._tls is not None else 3
             ports = _free_ports(per * self._size)
             self._members = [
-                _Member(
+                Member(
                     i,
                     self._base / f"member-{i + 1}",
                     ports[per * i],
@@ -517,20 +309,9 @@ class LocalEnsemble:
 
     # -- inspection -------------------------------------------------------------------------
     def four_letter(self, i: int, cmd: str, timeout: float = 5.0) -> str:
-        """Send a four-letter word (srvr, mntr, cons, ...) to member ``i``; return the reply."""
-        if len(cmd) != 4 or not cmd.isascii() or not cmd.isalpha():
-            raise ConfigurationError(f"not a four-letter word: {cmd!r}")
-        port, chunks = self.client_port(i), []
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-                sock.sendall(cmd.encode("ascii"))
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
-        except OSError as exc:
-            raise ConnectionFailedError(
-                f"ZooKeeper member {i} (127.0.0.1:{port}) did not answer {cmd!r}: {exc}"
-            ) from exc
-        return b"".join(chunks).decode("utf-8", "replace")
+        """Send a four-letter word (srvr, mntr, cons, ...) to member ``i``; return the reply
+        (:func:`zkelect._zookeeper.words.four_letter_word`, whose errors it raises)."""
+        return four_letter_word(("127.0.0.1", self.client_port(i)), cmd, timeout=timeout)
 
     def mode(self, i: int) -> str:
         """ "leader", "follower" or "standalone" per ``srvr``; "" if not serving (or paused)."""
@@ -541,9 +322,7 @@ class LocalEnsemble:
             reply = self.four_letter(i, "srvr", timeout=2.0)
         except ConnectionFailedError:
             return ""
-        return next(
-            (ln.split(":", 1)[1].strip() for ln in reply.splitlines() if ln.startswith("Mode:")), ""
-        )
+        return server_mode(reply) or ""
 
     def leader_index(self) -> int | None:
         """Index of the member that leads (a standalone member counts), or None."""
@@ -552,12 +331,18 @@ class LocalEnsemble:
         )
 
     # -- internals --------------------------------------------------------------------------
-    def _started(self) -> list[_Member]:
+    def _write_config(self, m: Member) -> None:
+        spec = ServerSpec(
+            self._size, self._tick, self._min_st, self._max_st, self._tls, self._sasl, self._extra
+        )
+        write_member_files(m, self._members, spec)
+
+    def _started(self) -> list[Member]:
         if not self._members:
             raise ConfigurationError("LocalEnsemble is not started: call start() or use `with`")
         return self._members
 
-    def _member(self, i: int) -> _Member:
+    def _member(self, i: int) -> Member:
         members = self._started()
         if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(members):
             raise ConfigurationError(f"member index must be in 0..{len(members) - 1}, got {i!r}")
@@ -574,76 +359,12 @@ class LocalEnsemble:
             # it (stopped or not), so callers observe the state they asked for.
             deadline = time.monotonic() + 2.0
             while time.monotonic() < deadline:
-                state = _proc_state(m.proc.pid)
+                state = proc_state(m.proc.pid)
                 if state is None or (state == "T") == paused:
                     break
                 time.sleep(0.005)
 
-    def _write_config(self, m: _Member) -> None:
-        (m.dir / "data").mkdir(parents=True, exist_ok=True)
-        (m.dir / "conf").mkdir(exist_ok=True)
-        (m.dir / "data" / "myid").write_text(f"{m.index + 1}\n")
-        log = m.dir / "zookeeper.log"
-        (m.dir / "conf" / "log4j.properties").write_text(_LOG4J.format(log=log))
-        (m.dir / "conf" / "logback.xml").write_text(_LOGBACK.format(log=escape(str(log))))
-        cfg = {
-            "tickTime": str(self._tick),
-            "initLimit": "10",
-            "syncLimit": "5",
-            "dataDir": str(m.dir / "data"),
-            "clientPort": str(m.client_port),
-            "clientPortAddress": "127.0.0.1",
-            "maxClientCnxns": "0",
-            "minSessionTimeout": str(self._min_st),
-            "maxSessionTimeout": str(self._max_st),
-            "4lw.commands.whitelist": "*",
-            "admin.enableServer": "false",
-            "reconfigEnabled": "false",
-            "standaloneEnabled": str(self._size == 1).lower(),
-        }
-        if self._size > 1:
-            cfg.update(
-                {
-                    f"server.{p.index + 1}": f"127.0.0.1:{p.peer_port}:{p.election_port}"
-                    for p in self._members
-                }
-            )
-        cfg.update(self._security_config(m))
-        cfg.update(self._extra)
-        (m.dir / "zoo.cfg").write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
-
-    def _security_config(self, m: _Member) -> dict[str, str]:
-        """zoo.cfg lines for TLS and SASL (unknown keys become zookeeper.* properties)."""
-        cfg: dict[str, str] = {}
-        tls = self._tls
-        if tls is not None:
-            # ZooKeeper's PEM keystore is one file: the key, then the certificate chain.
-            keystore = m.dir / "conf" / "server-keystore.pem"
-            keystore.write_bytes(Path(tls.key_file).read_bytes() + Path(tls.cert_file).read_bytes())
-            keystore.chmod(0o600)
-            cfg.update(
-                {
-                    "serverCnxnFactory": "org.apache.zookeeper.server.NettyServerCnxnFactory",
-                    "secureClientPort": str(m.secure_port),
-                    "secureClientPortAddress": "127.0.0.1",
-                    "ssl.keyStore.location": str(keystore),
-                    "ssl.keyStore.type": "PEM",
-                    "ssl.trustStore.location": str(Path(tls.ca_file).resolve()),
-                    "ssl.trustStore.type": "PEM",
-                    "ssl.clientAuth": tls.client_auth,
-                    # The servers would check a client certificate's name against the client's
-                    # address; clients are identified by their certificate's CA, not their IP.
-                    "ssl.hostnameVerification": "false",
-                }
-            )
-        if self._sasl is not None:
-            cfg["authProvider.1"] = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
-            if self._sasl.required:
-                cfg["enforce.auth.enabled"] = "true"
-                cfg["enforce.auth.schemes"] = "sasl"
-        return cfg
-
-    def _launch(self, m: _Member) -> None:
+    def _launch(self, m: Member) -> None:
         security_flags: list[str] = []
         if self._sasl is not None:
             jaas = m.dir / "conf" / "jaas.conf"
@@ -660,7 +381,7 @@ class LocalEnsemble:
             "org.apache.zookeeper.server.quorum.QuorumPeerMain",
             str(m.dir / "zoo.cfg"),
         ]
-        sizes = [(m.dir / n).stat().st_size if (m.dir / n).exists() else 0 for n in _LOG_NAMES]
+        sizes = [(m.dir / n).stat().st_size if (m.dir / n).exists() else 0 for n in LOG_NAMES]
         m.log_offsets = (sizes[0], sizes[1])
         with open(m.dir / "console.log", "ab") as console:
             m.proc = popen_tied(
@@ -673,7 +394,7 @@ class LocalEnsemble:
             )
         m.paused = False
 
-    def _wait(self, members: list[_Member], deadline: float, *, write: bool) -> None:
+    def _wait(self, members: list[Member], deadline: float, *, write: bool) -> None:
         pending = list(members)
         while pending:
             for m in members:
@@ -681,7 +402,7 @@ class LocalEnsemble:
                     code = None if m.proc is None else m.proc.returncode
                     raise ConnectionFailedError(
                         f"ZooKeeper member {m.index} exited (code {code}) before serving"
-                        f"{_why_exited(m)}; see {m.logs}"
+                        f"{why_exited(m)}; see {m.logs}"
                     )
             pending = [m for m in pending if self.mode(m.index) == ""]
             if pending and time.monotonic() > deadline:
@@ -720,9 +441,7 @@ class LocalEnsemble:
         if self._sasl is None or not self._sasl.required:
             return {}
         user, password = next(iter(self._sasl.users.items()))
-        return {
-            "sasl_options": {"mechanism": "DIGEST-MD5", "username": user, "password": password}
-        }
+        return {"sasl_options": {"mechanism": "DIGEST-MD5", "username": user, "password": password}}
 
     def _stop_processes(self) -> None:
         procs = [m.proc for m in self._members if m.proc is not None]
@@ -739,24 +458,3 @@ class LocalEnsemble:
                 proc.wait()
         for m in self._members:
             m.proc, m.paused = None, False
-
-
-def _proc_state(pid: int) -> str | None:
-    """The kernel's one-letter process state ("T" = stopped), or None without procfs."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-def _why_exited(m: _Member) -> str:
-    """The most telling line of a dead member's logs, so the error explains itself."""
-    text = ""
-    for name, offset in zip(_LOG_NAMES, m.log_offsets, strict=True):
-        with contextlib.suppress(OSError), open(m.dir / name, "rb") as log:
-            log.seek(offset)
-            text += log.read().decode(errors="replace")
-    if "Address already in use" in text:
-        return ": Address already in use"
-    errors = [ln.split(" - ", 1)[-1] for ln in text.splitlines() if " ERROR " in ln]
-    return f": {errors[0]}" if errors else ""

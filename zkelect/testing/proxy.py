@@ -45,6 +45,7 @@ import time
 from collections.abc import Collection
 from types import TracebackType
 
+from zkelect.config import check_seconds, format_member, split_connect_string
 from zkelect.errors import ConfigurationError
 
 __all__ = [
@@ -126,19 +127,25 @@ class _Connection:
 
 
 def _parse_host_port(value: str) -> tuple[str, int]:
-    """Split ``host:port`` (or ``[v6]:port``) and validate it before any socket is opened."""
-    host, sep, port_text = value.strip().rpartition(":")
-    if not sep or not host or not port_text.isdigit() or any(c in value for c in ",/ "):
-        raise ConfigurationError(
-            f"FaultProxy upstream must look like 'host:port', got {value!r}; "
-            "pass one ZooKeeper member, not a connect string"
-        )
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ConfigurationError(f"FaultProxy upstream port out of range in {value!r}")
-    return host, port
+    """One member, ``host:port`` (or ``[v6]:port``), checked before any socket is opened:
+    the connect-string parser's answer, when it names exactly one server and its port."""
+    wrong = ConfigurationError(
+        f"FaultProxy upstream must look like 'host:port', got {value!r}; "
+        "pass one ZooKeeper member, not a connect string"
+    )
+    try:
+        pairs, chroot = split_connect_string(value)
+    except ConfigurationError as exc:
+        raise wrong from exc
+    # ZooKeeper's default port would hide a forgotten one: the proxy wants it said.
+    if (
+        len(pairs) != 1
+        or chroot is not None
+        or "/" in value
+        or format_member(*pairs[0]) != value.strip()
+    ):
+        raise wrong
+    return pairs[0]
 
 
 class FaultProxy:
@@ -157,7 +164,7 @@ class FaultProxy:
     ) -> None:
         self._upstream: tuple[str, int] = _parse_host_port(upstream)
         self._listen: tuple[str, int] = (listen_host, listen_port)
-        self._connect_timeout = connect_timeout
+        self._connect_timeout = check_seconds("connect_timeout", connect_timeout)
         # One condition guards all mutable state; pumps wait on it while blackholed.
         self._cond = threading.Condition()
         self._listener: socket.socket | None = None
@@ -318,10 +325,9 @@ class FaultProxy:
 
     def set_delay(self, seconds: float) -> None:
         """Delay every forwarded packet by ``seconds`` (0 disables); order is preserved."""
-        if seconds < 0:
-            raise ConfigurationError(f"delay must be >= 0 seconds, got {seconds}")
+        delay = check_seconds("delay", seconds, allow_zero=True)
         with self._cond:
-            self._delay = seconds
+            self._delay = delay
 
     # ------------------------------------------------------------------ internals
 

@@ -1,4 +1,4 @@
-"""``zkelect doctor``: check a deployment against the classic pitfalls (the checks: zkelect/ops/doctor/)."""
+"""``zkelect doctor``: check a deployment against the classic pitfalls (the checks: ops/doctor/)."""
 
 from __future__ import annotations
 

@@ -498,7 +498,7 @@ def ensemble_status(directory: DirOption = None, json_output: JsonOption = False
 
 def _member_view(home: Path, member: dict[str, Any]) -> dict[str, Any]:
     """One member as ``status`` shows it; its mode from the srvr four-letter word."""
-    from zkelect.testing import four_letter  # the four-letter-word client, with deadlines
+    from zkelect._zookeeper.words import four_letter_word, server_mode
 
     pid = int(member["pid"])
     address = f"127.0.0.1:{member['client_port']}"
@@ -506,9 +506,8 @@ def _member_view(home: Path, member: dict[str, Any]) -> dict[str, Any]:
     mode = ""
     if alive:
         with contextlib.suppress(ZkElectError):
-            reply = four_letter(address, "srvr", timeout=2.0)
-            modes = (ln.split(":", 1)[1] for ln in reply.splitlines() if ln.startswith("Mode:"))
-            mode = next(modes, "").strip()
+            reply = four_letter_word(("127.0.0.1", int(member["client_port"])), "srvr", timeout=2.0)
+            mode = server_mode(reply) or ""
     return {
         "myid": member["myid"],
         "address": address,

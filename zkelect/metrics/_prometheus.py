@@ -1,167 +1,40 @@
-"""A small recorder interface between elections and whatever collects metrics, and its
-Prometheus implementation.
-
-Elections report transitions here; the default recorder does nothing. Keeping the
-interface apart from any metrics library (as client-go's ``LeaderMetric`` does) lets
-tests pass their own recorder and lets a process choose Prometheus or nothing.
-
-``PrometheusRecorder`` keeps its own small state and renders it at scrape time (a custom
-collector) rather than driving prometheus_client's Gauge/Counter objects, because:
-
-* a stopped election's series must disappear *atomically* with its state, so a callback
-  racing with ``election_stopped`` can never leave ``is_leader=1`` behind;
-* aggregate mode needs values (number of elections led, minimum lease among leaders)
-  that are functions of every election's state, computed when Prometheus asks;
-* the lease gauge is read from a callable at collection time, never pushed.
-
-The metric names are a contract with the shipped alert rules and dashboard
-(docs/observability.md lists them); do not rename them.
+"""PrometheusRecorder: the MetricsRecorder (zkelect/metrics/__init__.py) that exposes zkelect's
+metrics to Prometheus. It keeps its own small state under one lock and renders it at
+scrape time (zkelect/metrics/_families.py); zkelect/metrics/__init__.py says why.
 """
 
 from __future__ import annotations
 
-import bisect
 import importlib.metadata
 import logging
 import math
 import platform
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
 
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
 from zkelect._version import __version__
 from zkelect.errors import ConfigurationError
+from zkelect.metrics._families import (
+    AGGREGATE_LABEL,
+    SESSION_STATES,
+    WRITE_RESULTS,
+    Row,
+    Totals,
+    families,
+)
 
-__all__ = [
-    "AGGREGATE_LABEL",
-    "DURATION_BUCKETS",
-    "SESSION_STATES",
-    "TRANSITION_EVENTS",
-    "WRITE_RESULTS",
-    "MetricsRecorder",
-    "NoopRecorder",
-    "PrometheusRecorder",
-]
+__all__ = ["PrometheusRecorder"]
 
 log = logging.getLogger("zkelect")
-
-
-class MetricsRecorder(Protocol):
-    """What an election reports. Methods must be quick and must not raise."""
-
-    def election_started(self, election: str) -> None:
-        """A candidate joined ``election``: create its series so dashboards see no gap."""
-
-    def leadership_acquired(self, election: str, epoch: int, waited_seconds: float) -> None:
-        """This process now leads ``election`` with ``epoch``, after waiting that long."""
-
-    def leadership_lost(self, election: str, reason: str) -> None:
-        """This process no longer leads ``election`` (reason: resigned, suspended, ...)."""
-
-    def candidates_seen(self, election: str, count: int) -> None:
-        """The number of contenders read on the last look at the election path."""
-
-    def sequence_wrapped(self, election: str, wrapped: bool) -> None:
-        """Whether the last look at the election path found a contender with a negative
-        sequence number (``zkelect._election.nodes.sequence_wrap``): ZooKeeper's counter wrapped."""
-
-    def fenced_write(self, election: str, result: str) -> None:
-        """A fenced write finished with ``result``: 'accepted' or 'rejected'."""
-
-    def session_state(self, election: str, state: str) -> None:
-        """The session ``election`` runs on is now 'connected', 'suspended' or 'lost'."""
-
-    def lease_source(self, election: str, remaining: Callable[[], float]) -> None:
-        """``remaining()`` gives the seconds of lease left while leading (0 otherwise);
-        read it when metrics are collected."""
-
-    def election_stopped(self, election: str) -> None:
-        """The candidate left ``election``: drop or zero its series."""
-
-
-class NoopRecorder:
-    """The default: records nothing."""
-
-    def election_started(self, election: str) -> None:
-        pass
-
-    def leadership_acquired(self, election: str, epoch: int, waited_seconds: float) -> None:
-        pass
-
-    def leadership_lost(self, election: str, reason: str) -> None:
-        pass
-
-    def candidates_seen(self, election: str, count: int) -> None:
-        pass
-
-    def sequence_wrapped(self, election: str, wrapped: bool) -> None:
-        pass
-
-    def fenced_write(self, election: str, result: str) -> None:
-        pass
-
-    def session_state(self, election: str, state: str) -> None:
-        pass
-
-    def lease_source(self, election: str, remaining: Callable[[], float]) -> None:
-        pass
-
-    def election_stopped(self, election: str) -> None:
-        pass
-
-
-# ----------------------------------------------------------------------------- Prometheus
-
-#: Upper bounds of the election-duration histogram: a loopback handover takes about a
-#: millisecond, a crash failover a session timeout (seconds), a queue of slow leaders
-#: a minute or more (those land in +Inf).
-DURATION_BUCKETS: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-)  # fmt: skip
-#: Values of the ``event`` label of the transitions counter.
-TRANSITION_EVENTS: tuple[str, ...] = ("acquired", "lost", "resigned")
-#: Values of the ``state`` label of the session-state gauge (``ConnectionState``).
-SESSION_STATES: tuple[str, ...] = ("connected", "suspended", "lost")
-#: Values of the ``result`` label of the fenced-writes counter.
-WRITE_RESULTS: tuple[str, ...] = ("accepted", "rejected")
-#: The ``election`` label value of every series in aggregate mode.
-AGGREGATE_LABEL = "*"
 
 # Loss reasons that were this process's own choice; every other reason is an involuntary loss.
 _VOLUNTARY = frozenset({"resigned", "stopped"})
 _NAMESPACE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-class _Totals:
-    """Counters and the duration histogram: per election, or one shared set in aggregate mode."""
-
-    def __init__(self) -> None:
-        self.transitions = dict.fromkeys(TRANSITION_EVENTS, 0.0)
-        self.writes = dict.fromkeys(WRITE_RESULTS, 0.0)
-        self.bucket_counts = [0] * (len(DURATION_BUCKETS) + 1)  # the last one is +Inf
-        self.duration_sum = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
-        self.duration_sum += seconds
-
-    def snapshot(self) -> _Totals:
-        copy = _Totals()
-        copy.transitions = dict(self.transitions)
-        copy.writes = dict(self.writes)
-        copy.bucket_counts = list(self.bucket_counts)
-        copy.duration_sum = self.duration_sum
-        return copy
 
 
 @dataclass
@@ -177,24 +50,12 @@ class _Election:
     lease: Callable[[], float] | None = None
 
 
-class _Row(NamedTuple):
-    """The gauge values of one exported ``election`` label."""
-
-    election: str
-    is_leader: float
-    epoch: float
-    candidates: float
-    wrapped: float
-    lease: float
-    sessions: dict[str, float]
-
-
 @dataclass
 class _Snapshot:
     """A consistent copy of the recorder's state, taken under the lock, rendered outside it."""
 
     elections: dict[str, _Election] = field(default_factory=dict)
-    totals: dict[str, _Totals] = field(default_factory=dict)
+    totals: dict[str, Totals] = field(default_factory=dict)
 
 
 class PrometheusRecorder:
@@ -238,9 +99,9 @@ class PrometheusRecorder:
         self.namespace = namespace
         self._lock = threading.Lock()
         self._elections: dict[str, _Election] = {}
-        self._totals: dict[str, _Totals] = {}
+        self._totals: dict[str, Totals] = {}
         if self.aggregate:
-            self._totals[AGGREGATE_LABEL] = _Totals()
+            self._totals[AGGREGATE_LABEL] = Totals()
         self._build_labels = (__version__, _package_version("kazoo"), platform.python_version())
         self._collector = _Collector(self)
         try:
@@ -340,12 +201,12 @@ class PrometheusRecorder:
 
     # -- collection -------------------------------------------------------------------------
 
-    def _totals_for(self, election: str) -> _Totals:
+    def _totals_for(self, election: str) -> Totals:
         """Caller holds the lock."""
         key = AGGREGATE_LABEL if self.aggregate else election
         totals = self._totals.get(key)
         if totals is None:
-            totals = self._totals[key] = _Totals()
+            totals = self._totals[key] = Totals()
         return totals
 
     def _snapshot(self) -> _Snapshot:
@@ -358,13 +219,15 @@ class PrometheusRecorder:
     def collect(self) -> Iterator[Metric]:
         """Every metric family, computed now (prometheus_client's Collector protocol)."""
         snap = self._snapshot()
-        yield from self._families(self._gauge_rows(snap.elections), snap.totals)
+        yield from families(
+            self.namespace, self._gauge_rows(snap.elections), snap.totals, self._build_labels
+        )
 
-    def _gauge_rows(self, elections: dict[str, _Election]) -> list[_Row]:
+    def _gauge_rows(self, elections: dict[str, _Election]) -> list[Row]:
         """The gauge values per exported ``election`` label (one row in aggregate mode)."""
         if not self.aggregate:
             return [
-                _Row(
+                Row(
                     election=name,
                     is_leader=1.0 if state.leading else 0.0,
                     epoch=float(state.epoch),
@@ -379,7 +242,7 @@ class PrometheusRecorder:
         # Only leaders' leases matter here: with 10,000 elections, do not call 10,000 sources.
         leases = [_read_lease(name, e) for name, e in elections.items() if e.leading]
         return [
-            _Row(
+            Row(
                 election=AGGREGATE_LABEL,
                 is_leader=float(len(leases)),
                 epoch=float(max((e.epoch for e in states), default=0)),
@@ -391,89 +254,6 @@ class PrometheusRecorder:
                 },
             )
         ]
-
-    def _families(
-        self,
-        gauges: list[_Row],
-        totals: dict[str, _Totals],
-    ) -> Iterator[Metric]:
-        ns, by_election = self.namespace, ["election"]
-        is_leader = GaugeMetricFamily(
-            f"{ns}_is_leader",
-            "1 while this process leads the election, else 0.",
-            labels=by_election,
-        )
-        epoch = GaugeMetricFamily(
-            f"{ns}_leader_epoch",
-            "Epoch (czxid of the candidate node) of this process's current or most recent "
-            "leadership of the election; 0 if it never led.",
-            labels=by_election,
-        )
-        candidates = GaugeMetricFamily(
-            f"{ns}_candidates",
-            "Contenders seen on this candidate's last read of the election path.",
-            labels=by_election,
-        )
-        wrapped = GaugeMetricFamily(
-            f"{ns}_sequence_wrapped",
-            "1 while this candidate's last read of the election path found a contender with a "
-            "negative sequence number (ZooKeeper's counter wrapped: Curator and kazoo order "
-            "such nodes differently), else 0.",
-            labels=by_election,
-        )
-        lease = GaugeMetricFamily(
-            f"{ns}_lease_remaining_seconds",
-            "Seconds the leader may still assume it leads without hearing from ZooKeeper; "
-            "0 when not leading.",
-            labels=by_election,
-        )
-        session = GaugeMetricFamily(
-            f"{ns}_session_state",
-            "1 for the current state of the election's ZooKeeper session, 0 for the others.",
-            labels=["election", "state"],
-        )
-        for row in gauges:
-            is_leader.add_metric([row.election], row.is_leader)
-            epoch.add_metric([row.election], row.epoch)
-            candidates.add_metric([row.election], row.candidates)
-            wrapped.add_metric([row.election], row.wrapped)
-            lease.add_metric([row.election], row.lease)
-            for state_name in SESSION_STATES:
-                session.add_metric([row.election, state_name], row.sessions[state_name])
-
-        transitions = CounterMetricFamily(
-            f"{ns}_leadership_transitions",
-            "Leadership changes of this process: acquired, lost (involuntarily) or resigned "
-            "(resign() or stop()).",
-            labels=["election", "event"],
-        )
-        writes = CounterMetricFamily(
-            f"{ns}_fenced_writes",
-            "Fenced writes by result: accepted, or rejected for a stale epoch.",
-            labels=["election", "result"],
-        )
-        duration = HistogramMetricFamily(
-            f"{ns}_election_duration_seconds",
-            "Time from joining (or the predecessor leaving) to being elected.",
-            labels=by_election,
-        )
-        for name, total in sorted(totals.items()):
-            for event in TRANSITION_EVENTS:
-                transitions.add_metric([name, event], total.transitions[event])
-            for result in WRITE_RESULTS:
-                writes.add_metric([name, result], total.writes[result])
-            duration.add_metric([name], _buckets(total.bucket_counts), total.duration_sum)
-
-        build = GaugeMetricFamily(
-            f"{ns}_build_info",
-            "Always 1; the labels say which zkelect, kazoo and Python this process runs.",
-            labels=["version", "kazoo_version", "python_version"],
-        )
-        build.add_metric(list(self._build_labels), 1.0)
-        yield from (
-            is_leader, epoch, transitions, duration, candidates, wrapped, session, lease, writes,
-        )  # fmt: skip
-        yield build
 
 
 class _Collector:
@@ -487,7 +267,8 @@ class _Collector:
         return self._recorder.collect()
 
     def describe(self) -> Iterable[Metric]:
-        return list(self._recorder._families([], {}))
+        recorder = self._recorder
+        return list(families(recorder.namespace, [], {}, recorder._build_labels))
 
 
 def _copy(state: _Election) -> _Election:
@@ -512,15 +293,6 @@ def _read_lease(name: str, state: _Election) -> float:
         log.debug("zkelect: lease source of %s failed", name, exc_info=True)
         return 0.0
     return value if math.isfinite(value) and value > 0 else 0.0
-
-
-def _buckets(counts: Sequence[int]) -> list[tuple[str, float]]:
-    """Cumulative (le, count) pairs, +Inf last, as the exposition format wants them."""
-    rows, running = [], 0
-    for bound, count in zip((*DURATION_BUCKETS, math.inf), counts, strict=True):
-        running += count
-        rows.append(("+Inf" if math.isinf(bound) else repr(bound), float(running)))
-    return rows
 
 
 def _package_version(name: str) -> str:

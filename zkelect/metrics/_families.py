@@ -1,0 +1,191 @@
+"""What a Prometheus scrape of zkelect shows: the metric families, rendered from a
+snapshot of a PrometheusRecorder's state (zkelect/metrics/_prometheus.py).
+
+The metric names are a contract with the shipped alert rules and dashboard
+(docs/observability.md lists them); do not rename them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+__all__ = [
+    "AGGREGATE_LABEL",
+    "DURATION_BUCKETS",
+    "SESSION_STATES",
+    "TRANSITION_EVENTS",
+    "WRITE_RESULTS",
+    "Row",
+    "Totals",
+    "families",
+]
+
+#: Upper bounds of the election-duration histogram: a loopback handover takes about a
+#: millisecond, a crash failover a session timeout (seconds), a queue of slow leaders
+#: a minute or more (those land in +Inf).
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+#: Values of the ``event`` label of the transitions counter.
+TRANSITION_EVENTS: tuple[str, ...] = ("acquired", "lost", "resigned")
+#: Values of the ``state`` label of the session-state gauge (``ConnectionState``).
+SESSION_STATES: tuple[str, ...] = ("connected", "suspended", "lost")
+#: Values of the ``result`` label of the fenced-writes counter.
+WRITE_RESULTS: tuple[str, ...] = ("accepted", "rejected")
+#: The ``election`` label value of every series in aggregate mode.
+AGGREGATE_LABEL = "*"
+
+
+class Totals:
+    """Counters and the duration histogram: per election, or one shared set in aggregate mode."""
+
+    def __init__(self) -> None:
+        self.transitions = dict.fromkeys(TRANSITION_EVENTS, 0.0)
+        self.writes = dict.fromkeys(WRITE_RESULTS, 0.0)
+        self.bucket_counts = [0] * (len(DURATION_BUCKETS) + 1)  # the last one is +Inf
+        self.duration_sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.duration_sum += seconds
+
+    def snapshot(self) -> Totals:
+        copy = Totals()
+        copy.transitions = dict(self.transitions)
+        copy.writes = dict(self.writes)
+        copy.bucket_counts = list(self.bucket_counts)
+        copy.duration_sum = self.duration_sum
+        return copy
+
+
+class Row(NamedTuple):
+    """The gauge values of one exported ``election`` label."""
+
+    election: str
+    is_leader: float
+    epoch: float
+    candidates: float
+    wrapped: float
+    lease: float
+    sessions: dict[str, float]
+
+
+def families(
+    namespace: str,
+    gauges: list[Row],
+    totals: dict[str, Totals],
+    build_labels: tuple[str, str, str],
+) -> Iterator[Metric]:
+    """Every metric family, in the order zkelect has always exported them."""
+    by_gauge = _gauge_families(namespace, gauges)
+    transitions, writes, duration = _counter_families(namespace, totals)
+    build = GaugeMetricFamily(
+        f"{namespace}_build_info",
+        "Always 1; the labels say which zkelect, kazoo and Python this process runs.",
+        labels=["version", "kazoo_version", "python_version"],
+    )
+    build.add_metric(list(build_labels), 1.0)
+    yield from (by_gauge["is_leader"], by_gauge["epoch"], transitions, duration)
+    yield from (by_gauge["candidates"], by_gauge["wrapped"], by_gauge["session"])
+    yield from (by_gauge["lease"], writes, build)
+
+
+def _gauge_families(ns: str, gauges: list[Row]) -> dict[str, GaugeMetricFamily]:
+    by_election = ["election"]
+    is_leader = GaugeMetricFamily(
+        f"{ns}_is_leader",
+        "1 while this process leads the election, else 0.",
+        labels=by_election,
+    )
+    epoch = GaugeMetricFamily(
+        f"{ns}_leader_epoch",
+        "Epoch (czxid of the candidate node) of this process's current or most recent "
+        "leadership of the election; 0 if it never led.",
+        labels=by_election,
+    )
+    candidates = GaugeMetricFamily(
+        f"{ns}_candidates",
+        "Contenders seen on this candidate's last read of the election path.",
+        labels=by_election,
+    )
+    wrapped = GaugeMetricFamily(
+        f"{ns}_sequence_wrapped",
+        "1 while this candidate's last read of the election path found a contender with a "
+        "negative sequence number (ZooKeeper's counter wrapped: Curator and kazoo order "
+        "such nodes differently), else 0.",
+        labels=by_election,
+    )
+    lease = GaugeMetricFamily(
+        f"{ns}_lease_remaining_seconds",
+        "Seconds the leader may still assume it leads without hearing from ZooKeeper; "
+        "0 when not leading.",
+        labels=by_election,
+    )
+    session = GaugeMetricFamily(
+        f"{ns}_session_state",
+        "1 for the current state of the election's ZooKeeper session, 0 for the others.",
+        labels=["election", "state"],
+    )
+    for row in gauges:
+        is_leader.add_metric([row.election], row.is_leader)
+        epoch.add_metric([row.election], row.epoch)
+        candidates.add_metric([row.election], row.candidates)
+        wrapped.add_metric([row.election], row.wrapped)
+        lease.add_metric([row.election], row.lease)
+        for state_name in SESSION_STATES:
+            session.add_metric([row.election, state_name], row.sessions[state_name])
+    return {
+        "is_leader": is_leader,
+        "epoch": epoch,
+        "candidates": candidates,
+        "wrapped": wrapped,
+        "lease": lease,
+        "session": session,
+    }
+
+
+def _counter_families(
+    ns: str, totals: dict[str, Totals]
+) -> tuple[CounterMetricFamily, CounterMetricFamily, HistogramMetricFamily]:
+    transitions = CounterMetricFamily(
+        f"{ns}_leadership_transitions",
+        "Leadership changes of this process: acquired, lost (involuntarily) or resigned "
+        "(resign() or stop()).",
+        labels=["election", "event"],
+    )
+    writes = CounterMetricFamily(
+        f"{ns}_fenced_writes",
+        "Fenced writes by result: accepted, or rejected for a stale epoch.",
+        labels=["election", "result"],
+    )
+    duration = HistogramMetricFamily(
+        f"{ns}_election_duration_seconds",
+        "Time from joining (or the predecessor leaving) to being elected.",
+        labels=["election"],
+    )
+    for name, total in sorted(totals.items()):
+        for event in TRANSITION_EVENTS:
+            transitions.add_metric([name, event], total.transitions[event])
+        for result in WRITE_RESULTS:
+            writes.add_metric([name, result], total.writes[result])
+        duration.add_metric([name], _buckets(total.bucket_counts), total.duration_sum)
+    return transitions, writes, duration
+
+
+def _buckets(counts: Sequence[int]) -> list[tuple[str, float]]:
+    """Cumulative (le, count) pairs, +Inf last, as the exposition format wants them."""
+    rows, running = [], 0
+    for bound, count in zip((*DURATION_BUCKETS, math.inf), counts, strict=True):
+        running += count
+        rows.append(("+Inf" if math.isinf(bound) else repr(bound), float(running)))
+    return rows
