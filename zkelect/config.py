@@ -14,7 +14,7 @@ import re
 import socket
 from dataclasses import dataclass
 
-from zkelect._zookeeper.lease import lease_figures
+from zkelect._lease import lease_figures
 from zkelect.errors import ConfigurationError
 
 __all__ = [
@@ -102,7 +102,7 @@ class ElectionConfig:
     #: See SuspendedPolicy.
     suspended_policy: SuspendedPolicy = SuspendedPolicy.REVOKE
     #: The leader's lease ends this fraction of the negotiated session timeout before
-    #: the earliest moment the servers could expire the session (R7, lease.py).
+    #: the earliest moment the servers could expire the session (R7, _lease.py).
     lease_margin_ratio: float = 0.2
     #: A ``sync`` keeps the lease fresh this long after each answer; default: negotiated
     #: timeout / 4. Refused if the lease would run out between two heartbeats.

@@ -1,4 +1,4 @@
-"""What proves the lease on real servers (zkelect/lease.py, docs/safety.md "The local lease")."""
+"""What proves the lease on real servers (zkelect/_lease.py, docs/safety.md "The local lease")."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from zkelect import ElectionConfig
-from zkelect._zookeeper.lease import lease_figures
+from zkelect._lease import lease_figures
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 _SECONDS = re.compile(r"^(\d+(?:\.\d+)?) s\b")

@@ -35,7 +35,7 @@ FOUNDATION = frozenset(
         "zkelect.config",
         "zkelect.security",
         "zkelect.metrics",
-        "zkelect._prometheus",  # if metrics.py is split (its Prometheus rendering)
+        "zkelect._lease",  # the lease's arithmetic: pure, and ElectionConfig checks its figures
         "zkelect._dispatch",
         "zkelect._lifeline",
     }

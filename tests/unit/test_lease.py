@@ -1,4 +1,4 @@
-"""The local lease (R7, zkelect/lease.py): what proves a touch, with a manual clock.
+"""The local lease (R7, zkelect/_lease.py): what proves a touch, with a manual clock.
 
 Times are seconds on a ManualClock; T is the session timeout, m the margin ratio.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from zkelect import ConfigurationError, ElectionConfig, ManualClock
-from zkelect._zookeeper.lease import Lease, lease_figures
+from zkelect._lease import Lease, lease_figures
 
 T = 10.0
 GAP = T / 4  # how late a follower may report a touch: half a tick, ticks <= T / 2

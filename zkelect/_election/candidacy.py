@@ -280,7 +280,7 @@ class Candidacy:
             self._session.sync()
         if self._session.lease_remaining() <= 0:
             # Not proven (yet): a client connected before we saw it, a lease that ran out,
-            # a create found again by reads. The heartbeat proves it soon (lease.py).
+            # a create found again by reads. The heartbeat proves it soon (zkelect/_lease.py).
             post = self.post
             self._session.when_lease_valid(self.standing.key, lambda: post(REJOIN))
             return

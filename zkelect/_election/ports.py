@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeAlias
 
+from zkelect._lease import LeaseFigures
 from zkelect._zookeeper.joins import JoinOutcome
-from zkelect._zookeeper.lease import LeaseFigures
 from zkelect._zookeeper.session import ConnectionState, Listing, NodeStat
 
 __all__ = [

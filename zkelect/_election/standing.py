@@ -190,7 +190,7 @@ class Standing:
         now = self._clock()
         if reason in _SESSION_MAY_LIVE:
             # Our node lives until the servers expire the session: not before the lease's
-            # proven touch + the session timeout (lease.py), less what is kept for the stop
+            # proven touch + the session timeout (zkelect/_lease.py), less what is kept for the stop
             # itself (LeaseFigures.stop_within).
             session = self._session
             bound = session.lease.successor_possible_at()
@@ -227,7 +227,7 @@ class Standing:
         # the lease, which ends earlier on purpose), and then nothing else would ever wake
         # the election: our node stays first, everyone else waits behind it. So look again
         # as soon as the lease is proven again: after a reconnect, or after two heartbeat
-        # answers (a late answer alone proves nothing, lease.py); then re-check before
+        # answers (a late answer alone proves nothing, zkelect/_lease.py); then re-check before
         # leading (``Candidacy.recheck``).
         self._session.when_lease_valid(self.key, self.recheck)
 

@@ -3,13 +3,15 @@
 * session.py: a session's lifecycle and states, shared by the elections on one client;
 * requests.py: its typed requests, and kazoo's exceptions turned into zkelect's;
 * outcomes.py: what the requests end in (states, stats, failures), without kazoo;
-* lease.py and heartbeat.py: the lease that bounds how long a silent leader may believe
-  it leads, the heartbeat that renews it, and the watchdog for a silent connection;
+* heartbeat.py: the heartbeat that renews the lease (whose arithmetic, pure, is
+  zkelect/_lease.py: ElectionConfig checks its figures) and the watchdog for a silent
+  connection;
 * joins.py: batched joins (the candidate creates of many elections in a few multi-ops);
 * connect.py: connecting with a verdict (TLS, SASL); options.py: the security values as
   KazooClient arguments;
 * hooks.py: the one place zkelect reaches into kazoo's private names, behind a version
-  guard (probe.py asks a member for its shortest session).
+  guard (probe.py asks a member for its shortest session);
+* words.py: the four-letter-word client (srvr, conf, mntr...).
 
 Nothing here knows what an election is.
 """

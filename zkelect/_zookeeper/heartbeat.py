@@ -3,7 +3,7 @@ and the watchdog for a silent connection that the heartbeat would otherwise blin
 
 * **The heartbeat** is a ``sync`` (a round trip through the ZooKeeper leader) every
   heartbeat interval, a quarter of the session timeout by default; each answer pairs with
-  the one before it to prove a touch (lease.py, rule 2).
+  the one before it to prove a touch (zkelect/_lease.py, rule 2).
 * **The lease timer** calls the elections watching the lease when it runs out, and
   **lease waiters** once it is proven again.
 * **The watchdog**: kazoo pings only when it has sent nothing for a while, and the heartbeat
@@ -163,14 +163,14 @@ class Heartbeat:
         delay = self.interval()
         if session.lease.remaining() <= 0:
             # Not proven: the answer that can prove it is one sent a report delay after the
-            # last answer (lease.py, rule 2); no need to wait a whole interval.
+            # last answer (zkelect/_lease.py, rule 2); no need to wait a whole interval.
             delay = min(delay, session.report_delay())
         timers.call_later(delay, lambda: self._beat(beats))
 
     def _beat(self, beats: int) -> None:
         # A sync goes through the ZooKeeper leader: its answer renews the lease. The next
         # one goes a heartbeat interval after this answer, so that each answer pairs with
-        # the one before it (lease.py, rule 2).
+        # the one before it (zkelect/_lease.py, rule 2).
         if beats != self._beats:
             return
         session = self._session

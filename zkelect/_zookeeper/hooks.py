@@ -22,7 +22,7 @@ thing that zkelect's own heartbeat would otherwise defeat:
   bounds how late a follower reports a touch to the leader (half a tick): asked of the
   member with a ConnectRequest of our own for a 1 ms session
   (:meth:`ConnectionTap.probe_min_session`), so that a client connected before zkelect saw
-  it proves its lease in half a tick, not a quarter of the session timeout (lease.py);
+  it proves its lease in half a tick, not a quarter of the session timeout (zkelect/_lease.py);
 * kazoo's threading handler builds and closes an epoll object for every wait of its
   connection thread; :func:`_plain_select` does the same wait in one ``select()``;
 * **every connection attempt's outcome**, which kazoo swallows and retries: connect.py

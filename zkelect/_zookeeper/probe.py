@@ -2,7 +2,7 @@
 
 That figure bounds how late a follower reports a touch to the ZooKeeper leader (half a
 tick), so that a client connected before zkelect saw it proves its lease in half a tick
-rather than a quarter of the session timeout (lease.py). A connection of its own, speaking
+rather than a quarter of the session timeout (zkelect/_lease.py). A connection of its own, speaking
 kazoo's public protocol classes with the client's TLS settings: a ConnectRequest for a 1 ms
 session is granted ``minSessionTimeout``, and the probe session is closed at once. Nothing
 of the client's own connection is touched (hooks.py asks once per process and ensemble).

@@ -5,7 +5,7 @@
 * ``ConnectionState`` instead of kazoo's string states, delivered to listeners;
 * typed requests with a deadline each, and kazoo's exceptions turned into a few outcomes
   (requests.py, outcomes.py);
-* the local *lease* (lease.py): the last moment this process may still assume its
+* the local *lease* (zkelect/_lease.py): the last moment this process may still assume its
   session is alive on the servers, renewed by a ``sync`` heartbeat. kazoo reports LOST
   only after it reconnects, so a partitioned leader relies on this lease;
 * failure detection that the heartbeat does not blind (R12; heartbeat.py, hooks.py);
@@ -28,11 +28,11 @@ from typing import Any
 from kazoo.client import KazooClient
 
 from zkelect._dispatch import Notifier, Timers, WorkerPool
+from zkelect._lease import Lease, LeaseFigures, report_delay
 from zkelect._zookeeper.connect import start_client
 from zkelect._zookeeper.heartbeat import Heartbeat
 from zkelect._zookeeper.hooks import ConnectionTap, requested_timeout
 from zkelect._zookeeper.joins import JoinBatcher
-from zkelect._zookeeper.lease import Lease, LeaseFigures, report_delay
 from zkelect._zookeeper.outcomes import (
     BadVersion,
     ConnectionState,
@@ -196,7 +196,7 @@ class Session(Requests):
         beat_now = preconnected and self.lease.remaining() <= 0
         if beat_now:
             # Its connect was not seen, so the lease needs two answers a report delay apart
-            # (lease.py); learn how short that may be, and send the first one now.
+            # (zkelect/_lease.py); learn how short that may be, and send the first one now.
             self._min_session = self.tap.probe_min_session(min(2.0, self.config.request_timeout))
         self._heartbeat.start(beats, beat_now=beat_now)
 
@@ -275,7 +275,7 @@ class Session(Requests):
         return requested_timeout(self.client)
 
     def report_delay(self) -> float:
-        """How late a follower may report our touches to the ZooKeeper leader (lease.py):
+        """How late a follower may report our touches to the ZooKeeper leader (zkelect/_lease.py):
         half a tick, bounded by a quarter of the shortest session the servers grant (the
         probed minSessionTimeout, else the session timeout itself)."""
         timeout = self.session_timeout
@@ -300,7 +300,7 @@ class Session(Requests):
         self._session_id = session_id
         if state is ConnectionState.CONNECTED:
             # Called from inside kazoo's connect: the new socket is in place, and the
-            # ConnectRequest's send time proves a touch by the ZooKeeper leader (lease.py).
+            # ConnectRequest's send time proves a touch by the ZooKeeper leader (zkelect/_lease.py).
             self.tap.connected()
             self.lease.connected(session_id, self.tap.generation, self.tap.connect_sent_at)
             self._heartbeat.became_valid()

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from zkelect._zookeeper.lease import lease_figures
+from zkelect._lease import lease_figures
 from zkelect.ops.doctor.model import _RETRY_FIX, WHITELIST_FIX, CheckResult, Status, _secs
 
 __all__ = [
