@@ -194,9 +194,6 @@ class Notifier:
             except Exception:
                 log.exception("zkelect: a user callback raised")
 
-    def on_notifier_thread(self) -> bool:
-        return threading.current_thread() is self._thread
-
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop after the callbacks already queued have run."""
         self._queue.put(_STOP)

@@ -109,11 +109,6 @@ class Contender(NamedTuple):
     version: int = 0
 
     @property
-    def unsigned_sequence(self) -> int:
-        """The sequence as ZooKeeper's counter sees it, in [0, 2**32)."""
-        return self.sequence % _SEQ_SPACE
-
-    @property
     def candidate_id(self) -> str:
         """The node's data as text: the candidate's id ("" when not read, or empty)."""
         return (self.data or b"").decode("utf-8", errors="replace")

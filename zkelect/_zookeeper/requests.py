@@ -12,7 +12,6 @@ renews the lease when it is answered.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -181,10 +180,6 @@ class Requests:
             ),
             via_leader=True,
         )
-
-    def ensure_path(self, path: str) -> None:
-        with contextlib.suppress(NodeExists):
-            self._call(lambda: self.client.ensure_path_async(path), via_leader=True)
 
     def send_ensure_path(self, path: str) -> Pending:
         """``ensure_path(path)`` sent now (creating missing parents)."""
