@@ -185,6 +185,8 @@ def test_tolerant_leader_revokes_when_its_lease_runs_out(
         ens.pause(follower)  # the only member the leader knows goes silent
         try:
             wait_for(lambda: lead.lost.is_set(), 3 * timeout, message="lease expiry")
+            # on_revoked runs on the callback thread, posted as lost is set: wait for it too.
+            wait_for(lambda: "revoked" in leader.recorder.kinds(), 5, message="on_revoked")
             revoked_at = leader.recorder.time_of("revoked")
             last_ack = leader.election.session.lease.touched_at
             assert lead.reason == "lease_expired"

@@ -11,15 +11,10 @@ import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
-
-from zkelect._zookeeper.connect import start_client
-from zkelect._zookeeper.options import client_options
+from zkelect._zookeeper.admin_reads import read_deployment
 from zkelect._zookeeper.words import NOT_SERVING, MemberSilent, WordNotAllowed, four_letter_word
 from zkelect._zookeeper.words import server_mode as parse_mode
 from zkelect.config import format_member, split_connect_string
-from zkelect.errors import ConnectionFailedError, ZkElectError
 from zkelect.ops.doctor.model import AclView, MemberView, Observation, SequenceView
 from zkelect.ops.doctor.parse import ServerEntry, parse_conf, parse_membership
 from zkelect.security import ClientSecurity
@@ -112,71 +107,20 @@ def _read_path(
     auth: tuple[str, str] | None,
     security: ClientSecurity | None = None,
 ) -> tuple[bool, str, tuple[ServerEntry, ...], AclView | None, SequenceView | None]:
-    logging.getLogger("kazoo").addHandler(logging.NullHandler())  # no stray tracebacks
-    options = client_options(security) if security is not None else {}
-    if auth:
-        options["auth_data"] = [*options.get("auth_data", []), auth]
-    client = KazooClient(hosts=hosts, timeout=10.0, **options)
-    try:
-        try:
-            start_client(client, timeout, hosts)
-        except ConnectionFailedError as exc:  # TLSError included
-            if type(exc) is ConnectionFailedError:
-                return (
-                    False,
-                    f"no session could be established within {timeout:g} s",
-                    (),
-                    None,
-                    None,
-                )
-            return False, f"no session: {exc}", (), None, None
-        except ZkElectError as exc:  # e.g. SASL refused
-            return False, f"no session: {exc}", (), None, None
-        membership: tuple[ServerEntry, ...] = ()
-        with contextlib.suppress(KazooException):
-            data, _ = client.get("/zookeeper/config")
-            membership = parse_membership(data.decode("utf-8", "replace"))
-        acl = None
-        if path is not None:
-            try:
-                entries, _ = client.get_acls(path)
-                acl = AclView(
-                    path,
-                    "ok",
-                    tuple((str(e.id.scheme), str(e.id.id), int(e.perms)) for e in entries),
-                )
-            except NoNodeError:
-                acl = AclView(path, "missing")
-            except NoAuthError:
-                acl = AclView(path, "unreadable")
-            except KazooException as exc:
-                acl = AclView(path, "error", error=f"{type(exc).__name__} {exc}".strip())
-        sequence = None if path is None else _read_sequence(client, path)
-        return True, "", membership, acl, sequence
-    finally:
-        client.stop()
-        client.close()
-
-
-def _read_sequence(client: KazooClient, path: str) -> SequenceView:
-    """The path's children and, from the same reply, its stat (the counter is in it)."""
-    try:
-        children, stat = client.get_children(path, include_data=True)
-    except NoNodeError:
-        return SequenceView(path, "missing")
-    except NoAuthError:
-        return SequenceView(path, "unreadable")
-    except KazooException as exc:
-        return SequenceView(path, "error", error=f"{type(exc).__name__} {exc}".strip())
-    return SequenceView(
-        path,
-        "ok",
-        tuple(str(child) for child in children),
-        int(stat.cversion),
-        int(stat.numChildren),
-        int(stat.ctime),
-        int(time.time() * 1000),
-    )
+    reads = read_deployment(hosts, path, timeout, auth, security)
+    if not reads.connected:
+        return False, reads.error, (), None, None
+    membership = () if reads.config is None else parse_membership(reads.config)
+    if path is None or reads.acl is None or reads.children is None:
+        return True, "", membership, None, None
+    acl = AclView(path, reads.acl.status, reads.acl.entries, reads.acl.error)
+    got = reads.children
+    read_at_ms = int(time.time() * 1000) if got.status == "ok" else 0
+    sequence = SequenceView(
+        path, got.status, got.children, got.cversion, got.num_children, got.ctime_ms,
+        read_at_ms, got.error,
+    )  # fmt: skip
+    return True, "", membership, acl, sequence
 
 
 def observe(
