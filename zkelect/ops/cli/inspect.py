@@ -143,16 +143,17 @@ def _session(hosts: str, timeout: float, security: ClientSecurity, path: str) ->
     """A connected (and authenticated) session to read through (reader.py), used without
     acquire(): no heartbeat, no threads of its own; failures become one-line CliErrors."""
     _quiet_kazoo()
-    with _zk_errors(hosts, path), contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         with _zk_errors(hosts, path, connecting=True):
             session = stack.enter_context(connected_reader(hosts, timeout, security))
-        yield session
+        with _zk_errors(hosts, path):
+            yield session
 
 
 @contextlib.contextmanager
 def _zk_errors(hosts: str, path: str, *, connecting: bool = False) -> Iterator[None]:
     """ZooKeeper's failures as one-line CliErrors. ``connecting``: while the session is
-    opened, where a refusal of the credentials is told apart from a missing permission."""
+    opened, where a refusal is about the credentials, not about a permission on ``path``."""
     try:
         yield
     except ChangedTooFast as exc:
@@ -162,6 +163,8 @@ def _zk_errors(hosts: str, path: str, *, connecting: bool = False) -> Iterator[N
             raise _sasl_required(hosts) from None
         if connecting and credentials_were_refused(exc):
             raise CliError(f"ZooKeeper at {hosts} refused this session's credentials") from None
+        if connecting:
+            raise  # the connect's own verdict (e.g. SASL refused) says what to do
         raise CliError(
             f"no permission to read {path}: authenticate (--auth SCHEME:CREDENTIAL or "
             "--sasl-user) or ask an operator with rights"
