@@ -9,6 +9,8 @@
 * joins.py: batched joins (the candidate creates of many elections in a few multi-ops);
 * connect.py: connecting with a verdict (TLS, SASL); options.py: the security values as
   KazooClient arguments;
+* tools.py: the sessions of the operator tools, which only read (never acquired), and
+  their client's connection states without kazoo;
 * hooks.py: the one place zkelect reaches into kazoo's private names, behind a version
   guard (probe.py asks a member for its shortest session);
 * words.py: the four-letter-word client (srvr, conf, mntr...).

@@ -51,15 +51,20 @@ from dataclasses import dataclass, field, replace
 from http.server import ThreadingHTTPServer
 from typing import Any, TextIO
 
-from kazoo.client import KazooClient
-from kazoo.protocol.states import KazooState
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import MetricsHandler
 
 from zkelect._election.reader import Snapshot, WatchKind, watch_leader
-from zkelect._zookeeper.connect import start_client
-from zkelect._zookeeper.session import Session, Watcher
-from zkelect.config import ElectionConfig, check_seconds, validate_connect_string, validate_path
+from zkelect._zookeeper.session import ConnectionState, Session, Watcher
+from zkelect._zookeeper.tools import (
+    KazooClient,
+    check_client,
+    client_state,
+    connected_session,
+    listen_to_states,
+    read_only_session,
+)
+from zkelect.config import check_seconds, validate_connect_string, validate_path
 from zkelect.errors import ConfigurationError, PermissionDeniedError, ZkElectError
 from zkelect.ops._exporter_metrics import (
     MAX_LEADER_ID_CHARS,
@@ -75,6 +80,7 @@ DEFAULT_REFRESH_INTERVAL = 15.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
 
 _RETRY_MIN, _RETRY_MAX = 0.2, 5.0
+_PREFIX = "zkelect exporter"  # of run()'s one-line errors
 
 
 # A watch the exporter holds on a path, as (kind, znode).
@@ -152,10 +158,7 @@ class ElectionExporter:
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not isinstance(client, KazooClient):
-            raise ConfigurationError(
-                f"client must be a kazoo.client.KazooClient, got {type(client).__name__}"
-            )
+        check_client(client)
         if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
             raise ConfigurationError(f"paths must be a list of election paths, got {paths!r}")
         checked = list(dict.fromkeys(validate_path(p) for p in paths))
@@ -180,8 +183,8 @@ class ElectionExporter:
         self._collector = MetricsCollector(self.snapshot, lambda: self.connected)
         # Reads go through a session of the boundary, not acquired: no heartbeat or threads,
         # and not the shared one of Session.for_client, whose config belongs to elections.
-        config = ElectionConfig(request_timeout=request_timeout)
-        self._session = Session(client, config, owned=False)
+        self._session: Session = read_only_session(client, request_timeout)
+        self._stop_listening: Callable[[], None] | None = None
         self._watches = {p: _PathWatches(self, p) for p in checked}
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -221,9 +224,9 @@ class ElectionExporter:
                 f"the registry already exports these metrics ({exc}); one exporter per "
                 "registry: give it all the paths, or pass another CollectorRegistry"
             ) from None
-        self._client.add_listener(self._on_state)
+        self._stop_listening = listen_to_states(self._session, self._on_state)
         with self._cond:
-            self._connected = self._client.state == KazooState.CONNECTED
+            self._connected = client_state(self._session) is ConnectionState.CONNECTED
         self._worker = threading.Thread(target=self._run, name="zkelect-exporter", daemon=True)
         self._worker.start()
         with self._cond:
@@ -249,7 +252,8 @@ class ElectionExporter:
                 return
             self._stopping = True
             self._cond.notify_all()
-        self._client.remove_listener(self._on_state)
+        if self._stop_listening is not None:
+            self._stop_listening()
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(self._request_timeout if timeout is None else timeout)
@@ -283,10 +287,10 @@ class ElectionExporter:
 
     # -- kazoo's threads: record and hand over, never I/O --------------------------------------
 
-    def _on_state(self, state: str) -> None:
+    def _on_state(self, state: ConnectionState) -> None:
         with self._cond:
-            self._connected = state == KazooState.CONNECTED
-            if state == KazooState.LOST:
+            self._connected = state is ConnectionState.CONNECTED
+            if state is ConnectionState.LOST:
                 for path_state in self._states.values():
                     path_state.armed.clear()  # the session and all its watches are gone
             if self._connected:
@@ -425,44 +429,40 @@ def run(
     """
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    prefix = "zkelect exporter"
     try:
         _check_run_arguments(
             hosts, paths, port, refresh_interval, connect_timeout, session_timeout
         )
     except ConfigurationError as exc:
-        print(f"{prefix}: error: {exc}", file=err)
+        print(f"{_PREFIX}: error: {exc}", file=err)
         return 2
     stop = threading.Event() if stop is None else stop
     registry = CollectorRegistry() if registry is None else registry
-    client = KazooClient(hosts=hosts, timeout=session_timeout, **dict(client_options or {}))
-    exporter: ElectionExporter | None = None
-    server: ThreadingHTTPServer | None = None
-    try:
+    with contextlib.ExitStack() as stack:  # stops and closes the client last
         try:
-            start_client(client, connect_timeout, hosts)
+            session = stack.enter_context(
+                connected_session(
+                    hosts,
+                    connect_timeout=connect_timeout,
+                    session_timeout=session_timeout,
+                    client_options=client_options,
+                )
+            )
         except ZkElectError as exc:  # no quorum in time, TLS refused, SASL refused
-            print(f"{prefix}: error: {exc}", file=err)
+            print(f"{_PREFIX}: error: {exc}", file=err)
             return 1
         exporter = ElectionExporter(
-            client, list(paths), registry, refresh_interval=refresh_interval
+            session.client, list(paths), registry, refresh_interval=refresh_interval
         ).start()
-        try:
-            server = _serve(bind, port, registry)
-        except OSError as exc:
-            print(f"{prefix}: error: cannot serve on {bind}:{port}: {exc.strerror}", file=err)
+        stack.callback(exporter.stop)
+        server = _serve_or_say_why(bind, port, registry, err)
+        if server is None:
             return 1
+        stack.callback(server.server_close)
+        stack.callback(server.shutdown)
         print(f"listening on http://{bind}:{server.server_port}", file=out, flush=True)
         stop.wait()
         return 0
-    finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if exporter is not None:
-            exporter.stop()
-        client.stop()
-        client.close()
 
 
 def _check_run_arguments(
@@ -487,6 +487,17 @@ def _check_run_arguments(
         ("--session-timeout", session_timeout),
     ):
         check_seconds(name, value)
+
+
+def _serve_or_say_why(
+    bind: str, port: int, registry: CollectorRegistry, err: TextIO
+) -> ThreadingHTTPServer | None:
+    """``_serve``, or None after one line on ``err`` when the port cannot be bound."""
+    try:
+        return _serve(bind, port, registry)
+    except OSError as exc:
+        print(f"{_PREFIX}: error: cannot serve on {bind}:{port}: {exc.strerror}", file=err)
+        return None
 
 
 def _serve(bind: str, port: int, registry: CollectorRegistry) -> ThreadingHTTPServer:

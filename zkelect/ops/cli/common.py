@@ -11,16 +11,16 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Annotated, Any
 
 import typer
-from kazoo.client import KazooClient
 
-from zkelect._zookeeper.connect import start_client
 from zkelect._zookeeper.options import client_options
+from zkelect._zookeeper.session import Session
+from zkelect._zookeeper.tools import connected_session
 from zkelect.config import MAX_SECONDS, validate_connect_string, validate_path
-from zkelect.errors import ChrootMissingError, ConfigurationError, ConnectionFailedError
+from zkelect.errors import ConfigurationError, ConnectionFailedError
 from zkelect.security import ClientSecurity
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
     "SessionTimeoutOption",
     "TimeoutOption",
     "UsageError",
-    "connected_client",
+    "connected_reader",
     "echo_json",
     "valid_path",
 ]
@@ -110,33 +110,42 @@ def valid_path(path: str) -> str:
 
 
 @contextmanager
-def connected_client(
+def connected_reader(
     hosts: str, timeout: float = 10.0, security: ClientSecurity | None = None
-) -> Iterator[KazooClient]:
-    """A started (and authenticated) KazooClient, stopped on exit, or a one-line error."""
+) -> Iterator[Session]:
+    """A session to read through (never acquired: no heartbeat), over a started and
+    authenticated client that is stopped on exit; or a one-line error."""
     try:
         validate_connect_string(hosts)
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None
-    options = client_options(security) if security is not None else {}
-    client = KazooClient(hosts=hosts, timeout=max(timeout, 4.0), **options)
-    try:
-        start_client(client, timeout, hosts)  # typed errors: TLS, SASL refused, no quorum
-    except ConnectionFailedError as exc:
-        if type(exc) is not ConnectionFailedError:
-            raise  # a TLSError says exactly what is wrong
-        tls_hint = "" if security is not None and security.tls else "; TLS ports need --tls-ca"
-        raise ConnectionFailedError(
-            f"no ZooKeeper quorum answered at {hosts} within {timeout:g}s (check --hosts / "
-            f"ZKELECT_HOSTS and that a majority of members is up{tls_hint})"
-        ) from None
-    try:
-        if client.chroot and client.exists("/") is None:
-            raise ChrootMissingError(f"the chroot {client.chroot} does not exist on {hosts}")
-        yield client
-    finally:
-        client.stop()
-        client.close()
+    with ExitStack() as stack:
+        try:
+            session = stack.enter_context(
+                connected_session(
+                    hosts,
+                    connect_timeout=timeout,
+                    session_timeout=max(timeout, 4.0),
+                    request_timeout=timeout,
+                    client_options=client_options(security) if security is not None else None,
+                    check_chroot=True,
+                )
+            )
+        except ConnectionFailedError as exc:
+            if type(exc) is not ConnectionFailedError:
+                raise  # a TLSError says exactly what is wrong
+            raise _no_quorum(hosts, timeout, security) from None
+        yield session
+
+
+def _no_quorum(
+    hosts: str, timeout: float, security: ClientSecurity | None
+) -> ConnectionFailedError:
+    tls_hint = "" if security is not None and security.tls else "; TLS ports need --tls-ca"
+    return ConnectionFailedError(
+        f"no ZooKeeper quorum answered at {hosts} within {timeout:g}s (check --hosts / "
+        f"ZKELECT_HOSTS and that a majority of members is up{tls_hint})"
+    )
 
 
 def echo_json(value: Any) -> None:

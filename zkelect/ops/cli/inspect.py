@@ -31,16 +31,6 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
-from kazoo.client import KazooState
-from kazoo.exceptions import (
-    AuthFailedError,
-    ConnectionLoss,
-    NoAuthError,
-    OperationTimeoutError,
-    SessionClosedRequireSaslError,
-    SessionExpiredError,
-)
-from kazoo.handlers.threading import KazooTimeoutError
 
 from zkelect._election.nodes import Contender
 from zkelect._election.reader import (
@@ -53,12 +43,18 @@ from zkelect._election.reader import (
 from zkelect._zookeeper.options import client_options
 from zkelect._zookeeper.session import (
     BadVersion,
+    ConnectionState,
     NoNode,
     Retryable,
     Session,
     SessionGone,
 )
-from zkelect.config import MAX_SECONDS, ElectionConfig
+from zkelect._zookeeper.tools import (
+    credentials_were_refused,
+    listen_to_states,
+    sasl_was_required,
+)
+from zkelect.config import MAX_SECONDS
 from zkelect.errors import PermissionDeniedError
 from zkelect.ops import exporter as _exporter
 from zkelect.ops.cli._election_view import (
@@ -76,7 +72,7 @@ from zkelect.ops.cli.common import (
     JsonOption,
     TimeoutOption,
     UsageError,
-    connected_client,
+    connected_reader,
     echo_json,
     valid_path,
 )
@@ -147,35 +143,33 @@ def _session(hosts: str, timeout: float, security: ClientSecurity, path: str) ->
     """A connected (and authenticated) session to read through (reader.py), used without
     acquire(): no heartbeat, no threads of its own; failures become one-line CliErrors."""
     _quiet_kazoo()
-    with _zk_errors(hosts, path), connected_client(hosts, timeout, security) as client:
-        yield Session(client, ElectionConfig(request_timeout=timeout), owned=False)
+    with contextlib.ExitStack() as stack:
+        with _zk_errors(hosts, path, connecting=True):
+            session = stack.enter_context(connected_reader(hosts, timeout, security))
+        with _zk_errors(hosts, path):
+            yield session
 
 
 @contextlib.contextmanager
-def _zk_errors(hosts: str, path: str) -> Iterator[None]:
+def _zk_errors(hosts: str, path: str, *, connecting: bool = False) -> Iterator[None]:
+    """ZooKeeper's failures as one-line CliErrors. ``connecting``: while the session is
+    opened, where a refusal is about the credentials, not about a permission on ``path``."""
     try:
         yield
     except ChangedTooFast as exc:
         raise CliError(str(exc)) from None
-    except (NoAuthError, PermissionDeniedError) as exc:
-        if isinstance(exc.__cause__, SessionClosedRequireSaslError):
+    except PermissionDeniedError as exc:
+        if sasl_was_required(exc):
             raise _sasl_required(hosts) from None
+        if connecting and credentials_were_refused(exc):
+            raise CliError(f"ZooKeeper at {hosts} refused this session's credentials") from None
+        if connecting:
+            raise  # the connect's own verdict (e.g. SASL refused) says what to do
         raise CliError(
             f"no permission to read {path}: authenticate (--auth SCHEME:CREDENTIAL or "
             "--sasl-user) or ask an operator with rights"
         ) from None
-    except SessionClosedRequireSaslError:
-        raise _sasl_required(hosts) from None
-    except AuthFailedError:
-        raise CliError(f"ZooKeeper at {hosts} refused this session's credentials") from None
-    except (
-        ConnectionLoss,
-        SessionExpiredError,
-        OperationTimeoutError,
-        KazooTimeoutError,
-        Retryable,
-        SessionGone,
-    ):
+    except (Retryable, SessionGone):
         raise CliError(
             f"lost the connection to ZooKeeper at {hosts} (no quorum?); try again"
         ) from None
@@ -245,10 +239,10 @@ class _LeaderWatch:
         self._watches = watch_always(self.wake.set)
         self._ignored: set[str] = set()  # persistent nodes named like contenders
         # The session is not acquired (no heartbeat): its client tells us its state.
-        session.client.add_listener(self._on_state)
+        listen_to_states(session, self._on_state)
 
-    def _on_state(self, state: str) -> None:
-        self.connected = state == KazooState.CONNECTED
+    def _on_state(self, state: ConnectionState) -> None:
+        self.connected = state is ConnectionState.CONNECTED
         self.wake.set()  # re-read on reconnection (a new session has no watches)
 
     def read(self) -> Contender | None:
