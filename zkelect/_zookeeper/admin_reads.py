@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 
-from zkelect._zookeeper.connect import start_client
 from zkelect._zookeeper.options import client_options
+from zkelect._zookeeper.tools import connected_session
 from zkelect.errors import ConnectionFailedError, ZkElectError
 from zkelect.security import ClientSecurity
 
@@ -64,30 +64,27 @@ def read_deployment(
     options = client_options(security) if security is not None else {}
     if auth:
         options["auth_data"] = [*options.get("auth_data", []), auth]
-    client = KazooClient(hosts=hosts, timeout=10.0, **options)
     try:
-        try:
-            start_client(client, timeout, hosts)
-        except ConnectionFailedError as exc:  # TLSError included
-            if type(exc) is ConnectionFailedError:
-                return DeploymentReads(
-                    False, f"no session could be established within {timeout:g} s"
-                )
-            return DeploymentReads(False, f"no session: {exc}")
-        except ZkElectError as exc:  # e.g. SASL refused
-            return DeploymentReads(False, f"no session: {exc}")
-        config = None
-        with contextlib.suppress(KazooException):
-            data, _ = client.get("/zookeeper/config")
-            config = data.decode("utf-8", "replace")
-        if path is None:
-            return DeploymentReads(True, config=config)
-        return DeploymentReads(
-            True, "", config, _read_acl(client, path), _read_children(client, path)
-        )
-    finally:
-        client.stop()
-        client.close()
+        with connected_session(
+            hosts, connect_timeout=timeout, session_timeout=10.0, client_options=options
+        ) as session:
+            return _read(session.client, path)
+    except ConnectionFailedError as exc:  # TLSError included
+        if type(exc) is ConnectionFailedError:
+            return DeploymentReads(False, f"no session could be established within {timeout:g} s")
+        return DeploymentReads(False, f"no session: {exc}")
+    except ZkElectError as exc:  # e.g. SASL refused
+        return DeploymentReads(False, f"no session: {exc}")
+
+
+def _read(client: KazooClient, path: str | None) -> DeploymentReads:
+    config = None
+    with contextlib.suppress(KazooException):
+        data, _ = client.get("/zookeeper/config")
+        config = data.decode("utf-8", "replace")
+    if path is None:
+        return DeploymentReads(True, config=config)
+    return DeploymentReads(True, "", config, _read_acl(client, path), _read_children(client, path))
 
 
 def _failure(exc: KazooException) -> tuple[str, str]:
