@@ -23,7 +23,7 @@ from zkelect._election.messages import Lifecycle, Message, SessionChanged, Start
 from zkelect._election.standing import Standing
 from zkelect._lease import LeaseFigures
 from zkelect._zookeeper.joins import JoinOutcome
-from zkelect._zookeeper.session import ConnectionState, Listing, NodeStat, NoNode, Retryable
+from zkelect._zookeeper.outcomes import ConnectionState, Listing, NodeStat, NoNode, Retryable
 from zkelect.clock import ManualClock
 from zkelect.config import ElectionConfig
 from zkelect.errors import PermissionDeniedError

@@ -21,7 +21,7 @@ from zkelect._election.messages import (
     assert_never,
 )
 from zkelect._election.nodes import election_order, parse_node
-from zkelect._zookeeper.session import ConnectionState, Retryable
+from zkelect._zookeeper.outcomes import ConnectionState, Retryable
 from zkelect.clock import ManualClock
 from zkelect.errors import PermissionDeniedError
 

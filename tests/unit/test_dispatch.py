@@ -13,7 +13,7 @@ import pytest
 from candidacy_support import Candidate, FakeZooKeeper
 
 from zkelect._dispatch import Timers
-from zkelect._zookeeper.session import Retryable
+from zkelect._zookeeper.outcomes import Retryable
 from zkelect.clock import ManualClock, monotonic_clock, sleep
 from zkelect.testing import wait_for
 

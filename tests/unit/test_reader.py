@@ -23,7 +23,7 @@ from zkelect._election.reader import (
     watch_always,
     watch_leader,
 )
-from zkelect._zookeeper.session import NodeStat, NoNode, Retryable
+from zkelect._zookeeper.outcomes import NodeStat, NoNode, Retryable
 
 PATH = "/e"
 A, B, C = (f"{new_node_prefix(f'00000000-0000-4000-8000-{i:012d}')}{i:010d}" for i in (1, 2, 3))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from zkelect._election.nodes import Contender, new_node_prefix, parse_node
 from zkelect._election.ports import Children, SessionPort, TicketPort
-from zkelect._zookeeper.session import Listing, NodeStat, NoNode
+from zkelect._zookeeper.outcomes import Listing, NodeStat, NoNode
 
 __all__ = ["Created", "Joiner"]
 

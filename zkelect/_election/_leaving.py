@@ -8,7 +8,7 @@ import contextlib
 
 from zkelect._election._joining import Joiner
 from zkelect._election.ports import SessionPort
-from zkelect._zookeeper.session import ConnectionState, NoNode, Retryable, SessionGone
+from zkelect._zookeeper.outcomes import ConnectionState, NoNode, Retryable, SessionGone
 from zkelect.clock import Clock
 from zkelect.errors import PermissionDeniedError, ZkElectError
 

@@ -13,7 +13,8 @@ import logging
 from zkelect._election._watching import Watches
 from zkelect._election.nodes import Contender, election_order, sequence_wrap
 from zkelect._election.ports import Children, SessionPort
-from zkelect._zookeeper.session import Listing, NoNode, listing_of
+from zkelect._zookeeper.outcomes import Listing, NoNode
+from zkelect._zookeeper.requests import listing_of
 from zkelect.metrics import MetricsRecorder
 
 __all__ = ["Looks", "WrapReport"]

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from zkelect._zookeeper.options import kazoo_options
-from zkelect._zookeeper.session import NoNode, Retryable, Session, SessionGone
+from zkelect._zookeeper.outcomes import NoNode, Retryable, SessionGone
+from zkelect._zookeeper.session import Session
 from zkelect.clock import Clock
 from zkelect.config import ElectionConfig
 from zkelect.errors import ConfigurationError, ZkElectError

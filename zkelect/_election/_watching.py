@@ -15,7 +15,7 @@ from collections.abc import Callable
 from zkelect._election.messages import Message, OwnNodeAnswered, PredecessorFired
 from zkelect._election.nodes import Contender
 from zkelect._election.ports import SessionPort
-from zkelect._zookeeper.session import NodeStat, NoNode
+from zkelect._zookeeper.outcomes import NodeStat, NoNode
 from zkelect.errors import PermissionDeniedError
 
 __all__ = ["Watches"]

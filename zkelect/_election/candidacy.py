@@ -51,7 +51,7 @@ from zkelect._election.messages import (
 from zkelect._election.observer import UNSET
 from zkelect._election.ports import Children, ObserverPort, PendingPort, SessionPort, TicketPort
 from zkelect._election.standing import Standing
-from zkelect._zookeeper.session import ConnectionState, NodeStat, NoNode, Retryable, SessionGone
+from zkelect._zookeeper.outcomes import ConnectionState, NodeStat, NoNode, Retryable, SessionGone
 from zkelect.clock import Clock
 from zkelect.config import ElectionConfig
 from zkelect.errors import PermissionDeniedError, ZkElectError

@@ -54,7 +54,8 @@ from zkelect._election.nodes import LeaderInfo, election_order
 from zkelect._election.observer import LeaderObserver
 from zkelect._election.reader import read_election, read_leader
 from zkelect._election.standing import Standing
-from zkelect._zookeeper.session import Retryable, Session, SessionGone
+from zkelect._zookeeper.outcomes import Retryable, SessionGone
+from zkelect._zookeeper.session import Session
 from zkelect.clock import Clock, monotonic_clock
 from zkelect.config import (
     ElectionConfig,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import NoReturn, TypeAlias
 
 from zkelect._election.ports import Children, PendingPort, TicketPort
-from zkelect._zookeeper.session import ConnectionState
+from zkelect._zookeeper.outcomes import ConnectionState
 
 __all__ = [
     "RECHECK",

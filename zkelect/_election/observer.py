@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 from zkelect._election.nodes import LeaderInfo, election_order
 from zkelect._election.reader import watch_always, watch_leader
-from zkelect._zookeeper.session import ConnectionState, Retryable, Session, SessionGone
+from zkelect._zookeeper.outcomes import ConnectionState, Retryable, SessionGone
+from zkelect._zookeeper.session import Session
 from zkelect.errors import ZkElectError
 
 __all__ = ["UNSET", "LeaderObserver"]

@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeAlias
 
 from zkelect._lease import LeaseFigures
 from zkelect._zookeeper.joins import JoinOutcome
-from zkelect._zookeeper.session import ConnectionState, Listing, NodeStat
+from zkelect._zookeeper.outcomes import ConnectionState, Listing, NodeStat
 
 __all__ = [
     "Children",

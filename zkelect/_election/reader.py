@@ -39,7 +39,7 @@ from zkelect._election.nodes import (
     election_order,
     sequence_wrap,
 )
-from zkelect._zookeeper.session import NodeStat, NoNode, Retryable, Watcher
+from zkelect._zookeeper.outcomes import NodeStat, NoNode, Retryable, Watcher
 from zkelect.errors import ZkElectError
 
 __all__ = [

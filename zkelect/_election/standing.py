@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from zkelect._election.messages import RECHECK, Lifecycle, Message, SessionChanged
 from zkelect._election.nodes import election_order
 from zkelect._election.ports import SessionPort
-from zkelect._zookeeper.session import ConnectionState, NodeStat, NoNode, Retryable, SessionGone
+from zkelect._zookeeper.outcomes import ConnectionState, NodeStat, NoNode, Retryable, SessionGone
 from zkelect.clock import Clock, sleep
 from zkelect.errors import ElectionStoppedError, ZkElectError
 from zkelect.fencing.leadership import FencingToken, Leadership

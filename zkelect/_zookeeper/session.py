@@ -34,53 +34,20 @@ from zkelect._zookeeper.heartbeat import Heartbeat
 from zkelect._zookeeper.hooks import ConnectionTap, requested_timeout
 from zkelect._zookeeper.joins import JoinBatcher
 from zkelect._zookeeper.outcomes import (
-    BadVersion,
     ConnectionState,
-    Listing,
-    NodeExists,
-    NodeStat,
-    NoNode,
     Retryable,
-    SessionGone,
-    TransactionFailed,
-    Watcher,
 )
 from zkelect._zookeeper.requests import (
-    Pending,
     Requests,
-    Transaction,
-    candidate_created,
     connection_state,
     is_no_node,
     is_refused,
-    listing_of,
-    translate,
 )
 from zkelect.clock import Clock, monotonic_clock
 from zkelect.config import ElectionConfig, validate_connect_string
 from zkelect.errors import ChrootMissingError, ConfigurationError
 
-# The session's own names, and (re-exported) the outcomes and requests that code written
-# against the one-module session imports from here.
-__all__ = [
-    "JOIN_WINDOW",
-    "BadVersion",
-    "ConnectionState",
-    "Listing",
-    "NoNode",
-    "NodeExists",
-    "NodeStat",
-    "Pending",
-    "Retryable",
-    "Session",
-    "SessionGone",
-    "Transaction",
-    "TransactionFailed",
-    "Watcher",
-    "candidate_created",
-    "listing_of",
-    "translate",
-]
+__all__ = ["JOIN_WINDOW", "Session"]
 
 log = logging.getLogger("zkelect")
 

@@ -55,7 +55,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import MetricsHandler
 
 from zkelect._election.reader import Snapshot, WatchKind, watch_leader
-from zkelect._zookeeper.session import ConnectionState, Session, Watcher
+from zkelect._zookeeper.outcomes import ConnectionState, Watcher
+from zkelect._zookeeper.session import Session
 from zkelect._zookeeper.tools import (
     KazooClient,
     check_client,

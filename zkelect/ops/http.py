@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
-from zkelect._zookeeper.session import ConnectionState
+from zkelect._zookeeper.outcomes import ConnectionState
 from zkelect.errors import ConfigurationError, ElectionStoppedError, ZkElectError
 
 if TYPE_CHECKING:

@@ -41,14 +41,8 @@ from zkelect._election.reader import (
     watch_leader,
 )
 from zkelect._zookeeper.options import client_options
-from zkelect._zookeeper.session import (
-    BadVersion,
-    ConnectionState,
-    NoNode,
-    Retryable,
-    Session,
-    SessionGone,
-)
+from zkelect._zookeeper.outcomes import BadVersion, ConnectionState, NoNode, Retryable, SessionGone
+from zkelect._zookeeper.session import Session
 from zkelect._zookeeper.tools import (
     credentials_were_refused,
     listen_to_states,
