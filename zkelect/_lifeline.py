@@ -9,6 +9,7 @@ forked from one daemon thread that lives as long as the process.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import queue
@@ -16,11 +17,11 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
-__all__ = ["PRCTL", "die_with_parent", "popen_tied", "spawn"]
+__all__ = ["PRCTL", "die_with_parent", "popen_tied", "sigterm_as_interrupt", "spawn"]
 
 
 def _load_prctl() -> Callable[..., int] | None:
@@ -76,3 +77,21 @@ def popen_tied(args: list[str], **popen: Any) -> subprocess.Popen[Any]:
     parent = os.getpid()
     preexec = (lambda: die_with_parent(parent)) if PRCTL is not None else None
     return spawn(lambda: subprocess.Popen(args, preexec_fn=preexec, **popen))
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C meanwhile, so ``finally`` blocks stop the children that
+    were started (only the main thread may set a signal handler; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -31,14 +31,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO, TypeVar
 
 from zkelect._election.nodes import Contender, election_order
 from zkelect._election.reader import read_election
-from zkelect._lifeline import popen_tied
+from zkelect._lifeline import popen_tied, sigterm_as_interrupt
 from zkelect._zookeeper.session import Session
 from zkelect.config import ElectionConfig
 from zkelect.ops._demo_processes import (
@@ -499,22 +498,6 @@ class Demo:
 # ------------------------------------------------------------------------------ running it
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so ``finally`` blocks stop what was started."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
 
 def _quiet_logs(verbose: bool) -> None:
     logging.basicConfig(
@@ -602,7 +585,7 @@ def run_demo(
     _quiet_logs(verbose)
     demo = Demo(out or sys.stdout, session_timeout, verbose)
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             try:
                 _demo(demo)
             except OSError as exc:  # a signal to a process that is gone, a full disk...

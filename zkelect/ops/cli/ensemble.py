@@ -26,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from zkelect._lifeline import sigterm_as_interrupt
 from zkelect.config import MAX_SECONDS
 from zkelect.errors import ZkElectError
 from zkelect.ops.cli.common import CliError, JsonOption, echo_json
@@ -341,7 +341,7 @@ def _start_keeper(home: Path, size: int, tick_ms: int, timeout: float) -> dict[s
         )
     assert keeper.stdout is not None
     try:
-        with _terminate_interrupts():
+        with sigterm_as_interrupt():
             line = _read_line(keeper.stdout, timeout + 15.0)
     except BaseException as exc:  # a timeout, Ctrl-C, SIGTERM: never leave a half-start
         _stop_keeper(keeper)
@@ -361,22 +361,6 @@ def _start_keeper(home: Path, size: int, tick_ms: int, timeout: float) -> dict[s
     error = report.get("error") or f"the keeper exited without a report{_log_tail(home)}"
     raise CliError(f"the ensemble did not start: {error}")
 
-
-@contextlib.contextmanager
-def _terminate_interrupts() -> Iterator[None]:
-    """SIGTERM interrupts like Ctrl-C meanwhile, so that 'up' stops what it started."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _read_line(stream: IO[bytes], timeout: float) -> str:
