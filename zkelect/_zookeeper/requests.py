@@ -12,6 +12,7 @@ renews the lease when it is answered.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -131,7 +132,7 @@ def is_refused(exc: BaseException | None) -> bool:
     return isinstance(exc, (NoAuthError, AuthFailedError))
 
 
-class Requests:
+class Requests(abc.ABC):
     """The typed requests of a ``Session`` (mixed into it; see the module docstring)."""
 
     # Provided by Session.
@@ -141,11 +142,13 @@ class Requests:
     tap: ConnectionTap
 
     @property
+    @abc.abstractmethod
     def session_id(self) -> int | None:
-        raise NotImplementedError
+        """The current session's id (None before the first connection)."""
 
+    @abc.abstractmethod
     def _answered(self, sent_at: float, session_id: int | None, generation: int) -> None:
-        raise NotImplementedError
+        """A request sent at ``sent_at`` was answered: the lease may count it as a touch."""
 
     def _call(self, start: Callable[[], Any], *, via_leader: bool = False) -> Any:
         return self.send(start, via_leader=via_leader).result()
