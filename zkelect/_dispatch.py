@@ -83,6 +83,27 @@ class Actor(Generic[M]):
             self._scheduled = True
         self._pool.submit(self._turn)
 
+    def run_here(self, message: M) -> None:
+        """Handle ``message`` on the calling thread if the actor is idle (no pool hop: a
+        successor's flip from kazoo's callback thread, a resign from its caller), else post
+        it. Handled in order all the same: the mailbox is empty and no turn is running, and
+        what arrives meanwhile waits for a pool turn. The handler must not block for long
+        on a thread that other work needs (kazoo's callback thread)."""
+        with self._lock:
+            if self._scheduled:
+                self._mailbox.append(message)
+                return
+            self._scheduled = True
+        try:
+            self._handler(message)
+        except Exception:
+            log.exception("zkelect: unhandled error in election step")
+        with self._lock:
+            if not self._mailbox:
+                self._scheduled = False
+                return
+        self._pool.submit(self._turn)
+
     def _turn(self) -> None:
         for _ in range(self._BATCH):
             with self._lock:

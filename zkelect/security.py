@@ -317,7 +317,6 @@ def check_options(
     return _auth_list(auth), acl, tls, sasl  # type: ignore[return-value]
 
 
-
 @dataclass(frozen=True)
 class ClientSecurity:
     """The four options together, as the CLI and long-running tools pass them around.

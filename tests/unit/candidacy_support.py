@@ -16,14 +16,25 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from zkelect._election.candidacy import Candidacy
 from zkelect._election.messages import Lifecycle, Message, SessionChanged, Start
+from zkelect._election.nodes import LEADER_MARKER_PREFIX
 from zkelect._election.standing import Standing
 from zkelect._lease import LeaseFigures
 from zkelect._zookeeper.joins import JoinOutcome
-from zkelect._zookeeper.outcomes import ConnectionState, Listing, NodeStat, NoNode, Retryable
+from zkelect._zookeeper.outcomes import (
+    ConnectionState,
+    EventWatcher,
+    Listing,
+    NodeExists,
+    NodeStat,
+    NoNode,
+    Retryable,
+    WatchEvent,
+)
 from zkelect.clock import ManualClock
 from zkelect.config import ElectionConfig
 from zkelect.errors import PermissionDeniedError
@@ -49,9 +60,13 @@ class FakeZooKeeper:
         self.zxid = 100
         self.pzxid = 0
         self.sequence = 0
-        self.data_watches: dict[str, list[tuple[int, Callback]]] = defaultdict(list)
+        self.data_watches: dict[str, list[tuple[int, EventWatcher]]] = defaultdict(list)
         self.child_watches: list[tuple[int, Callback]] = []
         self.deny_delete = False  # the election path's ACL lacks DELETE for candidates
+
+    def candidates(self) -> list[str]:
+        """The candidate nodes (not the leader markers)."""
+        return [path for path in self.nodes if LEADER_MARKER_PREFIX not in path]
 
     def names(self) -> list[str]:
         return sorted(path.rsplit("/", 1)[1] for path in self.nodes)
@@ -66,6 +81,17 @@ class FakeZooKeeper:
         self._fire_children()
         return path, stat
 
+    def create_plain(self, path: str, owner: int) -> None:
+        """A node created by name (a leader marker): fires the exists watches on it."""
+        if path in self.nodes:
+            raise NodeExists(path)
+        self.zxid += 1
+        self.nodes[path] = (b"", NodeStat(self.zxid, self.zxid, 0, owner))
+        self.pzxid = self.zxid
+        for _, watch in self.data_watches.pop(path, []):
+            watch(WatchEvent.CREATED)
+        self._fire_children()
+
     def delete(self, path: str) -> None:
         if path not in self.nodes:
             raise NoNode(path)
@@ -73,7 +99,7 @@ class FakeZooKeeper:
         del self.nodes[path]
         self.pzxid = self.zxid
         for _, watch in self.data_watches.pop(path, []):
-            watch()
+            watch(WatchEvent.DELETED)
         self._fire_children()
 
     def expire(self, session_id: int) -> None:
@@ -85,6 +111,24 @@ class FakeZooKeeper:
         watches, self.child_watches = self.child_watches, []
         for _, watch in watches:
             watch()
+
+
+def _ignoring_event(watch: Callback) -> EventWatcher:
+    return lambda _event: watch()
+
+
+def _stat_answer(got: tuple[bytes, NodeStat] | None) -> Any:
+    """What kazoo's exists answers (a ZnodeStat-like object, or None) as ``stat_of`` reads it."""
+    if got is None:
+        return None
+    stat = got[1]
+    return SimpleNamespace(
+        czxid=stat.czxid,
+        mzxid=stat.mzxid,
+        version=stat.version,
+        ephemeralOwner=stat.ephemeral_owner,
+        ctime=stat.ctime,
+    )
 
 
 class FakePending:
@@ -253,12 +297,47 @@ class FakeSession:
         return self.zk.names()
 
     def get(self, path: str, watch: Callback | None = None) -> tuple[bytes, NodeStat]:
+        plain = None if watch is None else _ignoring_event(watch)
+        return self.watching_get(path, plain) if plain else self._get(path)
+
+    def _get(self, path: str) -> tuple[bytes, NodeStat]:
         self._request("get", path)
         if path not in self.zk.nodes:
             raise NoNode(path)
+        return self.zk.nodes[path]
+
+    def watching_get(self, path: str, watch: EventWatcher | None) -> tuple[bytes, NodeStat]:
+        got = self._get(path)
         if watch is not None:
             self.zk.data_watches[path].append((self.session_id or 0, watch))
-        return self.zk.nodes[path]
+        return got
+
+    def send_watching_exists(self, path: str, watch: EventWatcher) -> FakePending:
+        def run() -> NodeStat | None:
+            self._request("exists", path)
+            self.zk.data_watches[path].append((self.session_id or 0, watch))
+            return _stat_answer(self.zk.nodes.get(path))
+
+        return FakePending(run)
+
+    def send_exists(self, path: str) -> FakePending:
+        return FakePending(lambda: _stat_answer(self.zk.nodes.get(path)))
+
+    def send_create(self, path: str, data: bytes = b"", *, ephemeral: bool = False) -> FakePending:
+        def run() -> str:
+            self._request("create_marker", path)
+            self.zk.create_plain(path, self.session_id or 0)
+            return path
+
+        return FakePending(run)
+
+    def send_delete(self, path: str) -> FakePending:
+        return FakePending(lambda: self.delete(path))
+
+    def forget_watch(self, path: str) -> None:
+        self.sent.append(("forget_watch", path))
+        watches = self.zk.data_watches.get(path, [])
+        watches[:] = [(owner, w) for owner, w in watches if owner != (self.session_id or 0)]
 
     def send_get(self, path: str, watch: Callback | None = None) -> FakePending:
         return FakePending(lambda: self.get(path, watch))
@@ -351,7 +430,7 @@ class Candidate:
             observer=NullObserver(),
             observing=False,
         )
-        self.candidacy.attach(self.mailbox.append)
+        self.candidacy.attach(self.mailbox.append, self.mailbox.append)
 
     def start(self) -> Future[None]:
         first: Future[None] = Future()
@@ -393,7 +472,18 @@ class Candidate:
         return None if node is None else f"{PATH}/{node}"
 
     def watched(self) -> list[str]:
-        """The nodes this candidate's session holds a data watch on."""
+        """The candidate nodes this candidate's session holds a data watch on."""
+        return [path for path in self._watches() if LEADER_MARKER_PREFIX not in path]
+
+    def marker_watches(self) -> list[str]:
+        """The leader markers this candidate's session holds an exists watch on (R13)."""
+        return [path for path in self._watches() if LEADER_MARKER_PREFIX in path]
+
+    def _watches(self) -> list[str]:
         sid = self.session.session_id
         watches = self.session.zk.data_watches.items()
         return sorted(path for path, ws in watches for owner, _ in ws if owner == sid)
+
+    def listings(self) -> int:
+        """How many times this candidate read the children."""
+        return sum(1 for operation, _ in self.session.sent if operation == "listing")

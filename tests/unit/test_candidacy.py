@@ -13,8 +13,9 @@ import pytest
 from candidacy_support import Candidate, FakeZooKeeper
 
 from zkelect._election.messages import (
+    MarkerSeen,
     Phase,
-    PredecessorFired,
+    PredecessorGone,
     Resign,
     Retry,
     Stop,
@@ -76,14 +77,20 @@ def test_the_predecessor_leaving_wakes_only_its_successor_which_leads(
     c_handled = len(c.handled)
     assert a.node_path is not None
 
+    listings = b.listings()
     zk.delete(a.node_path)  # the leader's session ends
-    assert isinstance(b.mailbox[0], PredecessorFired)  # the re-read is already sent
+    assert isinstance(b.mailbox[0], PredecessorGone)  # its look showed the leader first
     b.pump()
 
     assert b.candidacy.phase is Phase.LEADING
+    assert b.listings() == listings  # elected on the notice, nothing read (R13)
     assert len(b.elected) == 1
     assert b.watched() == [b.node_path]
-    assert not c.mailbox and len(c.handled) == c_handled  # the herd sleeps
+    # The next in line is told the new leader's marker exists (it reads no children); the
+    # rest of the queue sleeps.
+    assert [type(m) for m in c.mailbox] == [MarkerSeen] and len(c.handled) == c_handled
+    c.pump()
+    assert c.listings() == 1 and c.candidacy.phase is Phase.WAITING
     assert c.watched() == [b.node_path]
 
 
@@ -214,13 +221,13 @@ def test_a_create_whose_answer_was_lost_is_found_again_by_its_guid(
 
     a.start().result(0)
     assert a.candidacy.phase is Phase.CREATING  # the create may have landed: uncertain
-    assert len(zk.nodes) == 1  # it did
+    assert len(zk.candidates()) == 1  # it did
     assert len(a.session.timers.pending) == 1  # a retry, on the clock
 
     a.advance(0.05)  # the longest first back-off
 
     assert a.candidacy.phase is Phase.LEADING
-    assert len(zk.nodes) == 1  # adopted, not created again (R1)
+    assert len(zk.candidates()) == 1  # adopted, not created again (R1)
     assert a.node_path in zk.nodes
     created = [op for op in a.session.sent if op[0] == "create"]
     assert len(created) == 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from zkelect._election._watching import Watches
-from zkelect._election.nodes import Contender, election_order, sequence_wrap
+from zkelect._election.nodes import Contender, ParsedNames, sequence_wrap
 from zkelect._election.ports import Children, SessionPort
 from zkelect._zookeeper.outcomes import Listing, NoNode
 from zkelect._zookeeper.requests import listing_of
@@ -33,6 +33,7 @@ class Looks:
         self._metrics = metrics
         self._watches = watches
         self._wrap = WrapReport(path, metrics)
+        self._parsed = ParsedNames()
         #: The children, read (or known) ahead of the step that needs them.
         self.prefetched: Children = None
         self.zxid = 0  # the state our last look at the children showed
@@ -43,7 +44,7 @@ class Looks:
             children = self._children(recheck)
         except NoNode:
             children = []  # the election path itself was deleted (R10)
-        order = self._watches.skip_foreign(election_order(children), children)
+        order = self._watches.skip_foreign(self._parsed.order(children), children)
         self._metrics.candidates_seen(self._path, len(order))
         self._wrap.report(order)
         return order

@@ -9,7 +9,9 @@ below need no lock. They read top to bottom:
               our own orphans are ahead of us, delete them.
 3. wait/lead  not first: leave one watch on the immediate predecessor (R3) and wait for it
               to fire; first and ours (R2, R4): lead (``_lead``, after proving the session
-              alive: R7) and watch our own node.
+              alive: R7), watch our own node, and leave our leader marker (R13).
+              The predecessor's deletion notice alone elects us when it is known to have
+              been first (``_predecessor_gone``, R13); otherwise the notice means: look again.
 4. leave      ``_resign`` (delete our node, rejoin at the back) or ``_stop`` (delete, done);
               ``_fail`` on a terminal error (leave, so nobody waits behind us for ever).
 
@@ -28,16 +30,19 @@ from zkelect._election._backoff import Backoff
 from zkelect._election._joining import Joiner
 from zkelect._election._leaving import Leaving
 from zkelect._election._looking import Looks
+from zkelect._election._marking import Marker
 from zkelect._election._watching import Watches
 from zkelect._election.messages import (
     REJOIN,
     RETRY,
     Joined,
+    MarkerSeen,
     Message,
     ObserverFired,
     OwnNodeAnswered,
     Phase,
     PredecessorFired,
+    PredecessorGone,
     Recheck,
     Rejoin,
     Resign,
@@ -92,7 +97,9 @@ class Candidacy:
         self._looks = Looks(session, path, metrics, self._watches)
         self._leaving = Leaving(session, path, config.request_timeout, clock)
         self._backoff = Backoff(session, config)
+        self._marker = Marker(session, path)
         self.post: Callable[[Message], None] = lambda message: None  # the actor's, at start
+        self.run_here: Callable[[Message], None] = lambda message: None  # likewise
         # Owned by the actor (one step at a time): no lock needed.
         self.node: str | None = None  # our candidate node's name
         self.node_stat: NodeStat | None = None
@@ -102,9 +109,11 @@ class Candidacy:
         # confirm the session with a round trip sent after deciding to lead (R7).
         self._recheck = False
 
-    def attach(self, post: Callable[[Message], None]) -> None:
-        """Start taking messages: ``post`` puts one in the actor's mailbox."""
+    def attach(self, post: Callable[[Message], None], run_here: Callable[[Message], None]) -> None:
+        """Start taking messages: ``post`` puts one in the actor's mailbox; ``run_here``
+        handles one on the calling thread when the actor is idle (``Actor.run_here``)."""
         self.post = self._watches.post = self.standing.post = post
+        self.run_here = self._watches.run_here = run_here
 
     @property
     def phase(self) -> Phase:
@@ -124,6 +133,10 @@ class Candidacy:
                 self._stop(done)
             case _ if self.phase is Phase.STOPPED:
                 self._refuse(message)
+            case PredecessorGone(generation):
+                self._predecessor_gone(generation)
+            case MarkerSeen(generation, owner):
+                self._watches.marker_seen(generation, owner)
             case PredecessorFired(generation, children):
                 if generation == self._watches.generation:
                     self._watches.watched = None
@@ -209,10 +222,12 @@ class Candidacy:
         self._watches.watched = None
         self._waiting_since = self._clock()
 
-    def _forget_node(self) -> None:
+    def _forget_node(self, *, marker: bool = True) -> None:
         self.node = None
         self.node_stat = None
         self._watches.forget()
+        if marker:
+            self._marker.remove()
 
     # -- 2. reconcile ---------------------------------------------------------------------------
 
@@ -261,7 +276,7 @@ class Candidacy:
                     continue
                 self._lead()
                 return
-            if not self._watches.on_predecessor(names[index - 1]):
+            if not self._watches.on_predecessor(names[index - 1], first=index == 1):
                 continue  # the predecessor left meanwhile, or is foreign: read again (R3)
             # After the watch: a leader is not revoked for a foreign node ahead of it (a
             # real candidate can never be created ahead of the leader: sequences only grow).
@@ -287,8 +302,39 @@ class Candidacy:
         self._recheck = False
         node, stat = self.node, self.node_stat
         assert node is not None and stat is not None  # first and ours: _reconcile_once
+        self._grant(node, stat)
+
+    def _grant(self, node: str, stat: NodeStat) -> None:
         self.standing.grant(node, stat, self._looks.zxid, self._waiting_since)
         self._watches.on_own_node(node)
+        if self.standing.leadership is not None:
+            self._marker.leave(node)
+
+    def _predecessor_gone(self, generation: int) -> None:
+        """Our predecessor's node was deleted. If it was first (a look showed it, or its
+        leader marker is ours to trust), nothing can be ahead of us now: lead on the notice,
+        with the same checks as after a look (R2, R7), read nothing (R13). Otherwise, or if
+        a check does not hold, look again; this step may run on kazoo's callback thread
+        (``Actor.run_here``), so the look is a step of its own on the pool."""
+        watches = self._watches
+        if generation != watches.generation:
+            return
+        node, stat, session = self.node, self.node_stat, self._session
+        if (
+            watches.ahead_first
+            and not self._recheck
+            and node is not None
+            and stat is not None
+            and self.standing.leadership is None
+            and session.state is ConnectionState.CONNECTED
+            and stat.ephemeral_owner == session.session_id
+            and session.lease_remaining() > 0
+        ):
+            watches.watched = None
+            log.debug("zkelect %s: predecessor gone, it was first: leading", self.path)
+            self._grant(node, stat)
+            return
+        self.post(PredecessorFired(generation, session.send_listing(self.path)))
 
     def _own_node_answered(self, generation: int, answer: PendingPort) -> None:
         """The leader's watch on its own node could not be set: gone, or not readable."""
@@ -299,7 +345,8 @@ class Candidacy:
                 answer.result()
             except PermissionDeniedError:  # not even our own node readable: see Watches.stat
                 node = f"{self.path}/{self.node or ''}"
-                if self._watches.stat(node, self._watches.fired(generation)) is None:
+                fired = self._watches.fired(generation)
+                if self._watches.stat(node, generation, lambda _event: fired()) is None:
                     raise NoNode(node) from None
         except NoNode:
             self.standing.revoke("node_deleted")
@@ -321,9 +368,10 @@ class Candidacy:
         self.standing.revoke("resigned")  # lost is set before the node goes (R9)
         # Forgotten before the delete: our own watch then fires as a stale generation and
         # sends no read, which would land on the servers just as the successor needs them.
-        self._forget_node()
+        self._forget_node(marker=False)
         try:
             self._leaving.delete(node)
+            self._marker.remove()  # after the node: its delete is on the handover's path
         except PermissionDeniedError as exc:
             # We may create here but not delete: the node stays first, so we lead again
             # (same epoch) rather than leave an election nobody can lead (R11).
@@ -350,7 +398,7 @@ class Candidacy:
         self.standing.revoke("stopped")
         if node is not None:
             self._leaving.abandoned.append(node)
-            self._forget_node()
+            self._forget_node(marker=False)  # the node goes first: a successor waits on it
         self._watches.generation += 1
         self._observer.invalidate()
         try:
@@ -370,6 +418,7 @@ class Candidacy:
                 self._reconcile()
                 return
             self._leaving.abandon_all()
+        self._marker.remove()
         done.set_result(None)
 
     def _fail(self, error: ZkElectError) -> None:
@@ -394,6 +443,7 @@ class Candidacy:
             # The old session's nodes are not ours any more, even while still visible (R2).
             self.node = None
             self.node_stat = None
+            self._marker.lost()
             self._joiner.reset()
             self._leaving.abandoned.clear()
             self._watches.forget()

@@ -216,7 +216,7 @@ class Election:
         pool = self._session.pool
         assert pool is not None  # acquired
         actor: Actor[Message] = Actor(pool, self._candidacy.handle)
-        self._candidacy.attach(actor.post)
+        self._candidacy.attach(actor.post, actor.run_here)
         self._metrics.election_started(self.path)
         self._metrics.session_state(self.path, self._session.state.value)
         self._metrics.lease_source(self.path, self._standing.lease_remaining)
@@ -271,7 +271,9 @@ class Election:
         timeout = check_timeout("timeout", timeout)
         self._require_started()
         done: Future[bool] = Future()
-        self._post(Resign(done))
+        # On this thread if the actor is idle: the delete is sent without a hop (the
+        # handover's first step); in order with the candidacy's other steps all the same.
+        self._candidacy.run_here(Resign(done))
         return done.result(timeout=timeout if timeout is not None else self.config.request_timeout)
 
     @overload

@@ -24,11 +24,13 @@ __all__ = [
     "RETRY",
     "Joined",
     "Lifecycle",
+    "MarkerSeen",
     "Message",
     "ObserverFired",
     "OwnNodeAnswered",
     "Phase",
     "PredecessorFired",
+    "PredecessorGone",
     "Recheck",
     "Rejoin",
     "Resign",
@@ -83,6 +85,21 @@ class PredecessorFired:
 
     generation: int
     children: PendingPort
+
+
+@dataclass(frozen=True, slots=True)
+class PredecessorGone:
+    """Watch ``generation`` told that our predecessor's node was deleted (nothing read)."""
+
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarkerSeen:
+    """Our predecessor's leader marker exists, owned by session ``owner`` (R13)."""
+
+    generation: int
+    owner: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +158,8 @@ Message: TypeAlias = (
     Start
     | Joined
     | PredecessorFired
+    | PredecessorGone
+    | MarkerSeen
     | OwnNodeAnswered
     | Retry
     | Rejoin

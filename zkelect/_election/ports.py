@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeAlias
 
 from zkelect._lease import LeaseFigures
 from zkelect._zookeeper.joins import JoinOutcome
-from zkelect._zookeeper.outcomes import ConnectionState, Listing, NodeStat
+from zkelect._zookeeper.outcomes import ConnectionState, EventWatcher, Listing, NodeStat
 
 __all__ = [
     "Children",
@@ -120,6 +120,20 @@ class SessionPort(Protocol):
     def get_many(self, paths: list[str]) -> list[tuple[bytes, NodeStat] | None]: ...
 
     def exists(self, path: str, watch: Callback | None = None) -> NodeStat | None: ...
+
+    def watching_get(self, path: str, watch: EventWatcher) -> tuple[bytes, NodeStat]: ...
+
+    def send_watching_exists(self, path: str, watch: EventWatcher) -> PendingPort: ...
+
+    def send_exists(self, path: str) -> PendingPort: ...
+
+    def send_create(
+        self, path: str, data: bytes = b"", *, ephemeral: bool = False
+    ) -> PendingPort: ...
+
+    def send_delete(self, path: str) -> PendingPort: ...
+
+    def forget_watch(self, path: str) -> None: ...
 
     def delete(self, path: str, version: int = -1) -> None: ...
 

@@ -266,9 +266,7 @@ def _path_created(source: Reads, path: str, watches: Watches) -> bool:
     return _watched(watches, WatchKind.DATA, path, source.exists) is not None
 
 
-def _watched(
-    watches: Watches, kind: WatchKind, znode: str, read: Callable[..., _T]
-) -> _T | None:
+def _watched(watches: Watches, kind: WatchKind, znode: str, read: Callable[..., _T]) -> _T | None:
     """``read(znode, watch=...)`` with the watch ``watches`` wants; None (no read) if it wants
     none. A failed read may have set no watch: ``watches`` is told."""
     watch = watches.watcher(kind, znode)

@@ -29,6 +29,9 @@ thing that zkelect's own heartbeat would otherwise defeat:
   turns a TLS or SASL failure into a verdict (:func:`watch_connect_attempts`);
 * **a multi-op of creates that says its zxid** (:func:`create_multi`, :func:`call_raw`):
   kazoo's own multi answers paths only, so batched joins send a request of their own;
+* **removeWatches** (ZooKeeper 3.5+), which kazoo does not offer: a candidate that moves on
+  from a leader marker that never appeared drops its watch on it (:func:`forget_data_watch`),
+  in kazoo's record too, so that no watch on a never-created path outlives its use;
 * the requested session timeout and the SASL options, which kazoo keeps private.
 
 Every private name of kazoo that zkelect uses is listed in :data:`_PRIVATE_NAMES` and checked
@@ -57,6 +60,7 @@ from kazoo.protocol.serialization import (
     MultiHeader,
     int_struct,
     read_string,
+    write_string,
 )
 from kazoo.protocol.serialization import Transaction as KazooMulti
 from kazoo.security import OPEN_ACL_UNSAFE
@@ -71,6 +75,7 @@ __all__ = [
     "KazooIncompatibleError",
     "call_raw",
     "create_multi",
+    "forget_data_watch",
     "requested_timeout",
     "sasl_options",
     "watch_connect_attempts",
@@ -406,3 +411,33 @@ class _CreateMulti:
                 raise ValueError(f"unexpected answer type {header.type} in a multi of creates")
             header, offset = MultiHeader.deserialize(data, offset)
         return zxid, session_id, results
+
+
+class _RemoveWatches:
+    """ZooKeeper's removeWatches request (opcode 18) for the data watches of one path."""
+
+    type = 18
+    _DATA = 2  # WatcherType.Data
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def serialize(self) -> bytearray:
+        request = bytearray(write_string(self.path))
+        request.extend(int_struct.pack(self._DATA))
+        return request
+
+    @classmethod
+    def deserialize(cls, data: bytes, offset: int) -> None:
+        return None  # the answer has no body
+
+
+def forget_data_watch(client: Any, path: str) -> Any:
+    """Drop this client's data watches on ``path``: from kazoo's record (``_data_watchers``,
+    which a reconnect would set again) and on the server; the async result of the request.
+
+    The server answers NoWatcher if the watch fired meanwhile: harmless, as is a failure
+    (the session's end drops the watch anyway)."""
+    full = _prefix_root(client.chroot, path)
+    client._data_watchers.pop(full, None)
+    return call_raw(client, _RemoveWatches(full))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 __all__ = [
     "BadVersion",
     "ConnectionState",
+    "EventWatcher",
     "Listing",
     "NoNode",
     "NodeExists",
@@ -22,11 +23,26 @@ __all__ = [
     "Retryable",
     "SessionGone",
     "TransactionFailed",
+    "WatchEvent",
     "Watcher",
 ]
 
 #: A watch as zkelect sets it: called once, with no argument, when the node changes.
 Watcher = Callable[[], None]
+
+
+class WatchEvent(enum.Enum):
+    """What fired a watch, for the watches that must tell a deletion from a change."""
+
+    CREATED = "created"
+    DELETED = "deleted"
+    CHANGED = "changed"  # the node's data was set
+    CHILD = "child"  # a child was created or deleted
+    OTHER = "other"  # anything else ZooKeeper may send a watch
+
+
+#: A watch that is told what fired it (``WatchEvent``); called once.
+EventWatcher = Callable[[WatchEvent], None]
 
 
 class ConnectionState(str, enum.Enum):

@@ -34,13 +34,14 @@ from kazoo.exceptions import (
     SessionMovedError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.protocol.states import KazooState, WatchedEvent
+from kazoo.protocol.states import EventType, KazooState, WatchedEvent
 from kazoo.security import OPEN_ACL_UNSAFE
 
-from zkelect._zookeeper.hooks import call_raw, create_multi
+from zkelect._zookeeper.hooks import call_raw, create_multi, forget_data_watch
 from zkelect._zookeeper.outcomes import (
     BadVersion,
     ConnectionState,
+    EventWatcher,
     Listing,
     NodeExists,
     NodeStat,
@@ -49,6 +50,7 @@ from zkelect._zookeeper.outcomes import (
     SessionGone,
     TransactionFailed,
     Watcher,
+    WatchEvent,
 )
 from zkelect.errors import ConfigurationError, PermissionDeniedError
 
@@ -65,6 +67,7 @@ __all__ = [
     "connection_state",
     "listing_of",
     "node_stat",
+    "stat_of",
     "translate",
 ]
 
@@ -166,6 +169,43 @@ class Requests(abc.ABC):
     def send_get(self, path: str, watch: Watcher | None = None) -> Pending:
         """``get(path, watch)`` sent now; ``result()`` gives the raw (data, stat)."""
         return self.send(lambda: self.client.get_async(path, _wrap_watch(watch)))
+
+    def send_watching_get(self, path: str, watch: EventWatcher) -> Pending:
+        """``get(path)`` sent now, leaving a watch that is told what fired it (a deletion
+        or a change of data); ``result()`` gives the raw (data, stat)."""
+        return self.send(lambda: self.client.get_async(path, _wrap_event_watch(watch)))
+
+    def watching_get(self, path: str, watch: EventWatcher) -> tuple[bytes, NodeStat]:
+        """``send_watching_get`` waited for: data and stat (raises ``NoNode``, no watch left)."""
+        data, raw = self.send_watching_get(path, watch).result()
+        return bytes(data or b""), node_stat(raw)
+
+    def send_watching_exists(self, path: str, watch: EventWatcher) -> Pending:
+        """``exists(path)`` sent now, leaving a watch that fires when the node is created
+        (or, if it exists, changed or deleted); ``stat_of(pending.result())``."""
+        return self.send(lambda: self.client.exists_async(path, _wrap_event_watch(watch)))
+
+    def send_exists(self, path: str) -> Pending:
+        """``exists(path)`` sent now, without a watch; ``stat_of(pending.result())``."""
+        return self.send(lambda: self.client.exists_async(path))
+
+    def send_create(self, path: str, data: bytes = b"", *, ephemeral: bool = False) -> Pending:
+        """A plain create (no parents made), sent now; ``result()`` gives the path."""
+        return self.send(
+            lambda: self.client.create_async(path, data, ephemeral=ephemeral), via_leader=True
+        )
+
+    def send_delete(self, path: str) -> Pending:
+        """``delete(path)`` sent now; ``result()`` raises ``NoNode`` if it was gone."""
+        return self.send(lambda: self.client.delete_async(path, -1), via_leader=True)
+
+    def forget_watch(self, path: str) -> None:
+        """Drop our data watch on ``path`` (set by ``send_watching_exists`` on a node that
+        was never created): best effort, not waited for."""
+        try:
+            forget_data_watch(self.client, path)
+        except Exception:  # a lost connection drops it with the session
+            return
 
     def send_children(self, path: str) -> Pending:
         """``children(path)`` sent now, without a watch; ``result()`` gives the names."""
@@ -326,6 +366,11 @@ def listing_of(answer: Any) -> Listing:
     return Listing([str(name) for name in names], int(stat.pzxid))
 
 
+def stat_of(answer: Any) -> NodeStat | None:
+    """The stat from the answer of ``send_exists``/``send_watching_exists`` (None: no node)."""
+    return None if answer is None else node_stat(answer)
+
+
 def candidate_created(answer: Any) -> tuple[str, NodeStat]:
     """The full path and stat from the answer of ``send_create_candidate``."""
     created, raw = answer
@@ -338,6 +383,21 @@ def _wrap_watch(watch: Watcher | None) -> Callable[[WatchedEvent], None] | None:
 
     def kazoo_watch(event: WatchedEvent) -> None:
         watch()
+
+    return kazoo_watch
+
+
+_EVENTS = {
+    EventType.CREATED: WatchEvent.CREATED,
+    EventType.DELETED: WatchEvent.DELETED,
+    EventType.CHANGED: WatchEvent.CHANGED,
+    EventType.CHILD: WatchEvent.CHILD,
+}
+
+
+def _wrap_event_watch(watch: EventWatcher) -> Callable[[WatchedEvent], None]:
+    def kazoo_watch(event: WatchedEvent) -> None:
+        watch(_EVENTS.get(event.type, WatchEvent.OTHER))
 
     return kazoo_watch
 

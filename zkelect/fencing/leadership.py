@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 # FencingToken and describe_epoch are re-exported for code that imports them from here.
 __all__ = ["FencedTransaction", "FencingToken", "Leadership", "describe_epoch"]
 
+
 class Leadership:
     """The handle a leader holds while it leads. Created by the election only.
 

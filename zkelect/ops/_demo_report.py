@@ -25,6 +25,7 @@ def _reported(demo: Demo, ok: bool) -> dict[int, int]:
             counts[epoch] = counts.get(epoch, 0) + 1
     return counts
 
+
 def store_epochs(db: str) -> list[int]:
     """The epoch of every record in the store, in the order they were written."""
     conn = sqlite3.connect(db)
@@ -32,6 +33,7 @@ def store_epochs(db: str) -> list[int]:
         return [int(e) for (e,) in conn.execute("SELECT epoch FROM records ORDER BY id")]
     finally:
         conn.close()
+
 
 def summary(demo: Demo) -> None:
     """The table of leaders and failovers, checked against the store, then the timeline."""
@@ -73,6 +75,7 @@ def summary(demo: Demo) -> None:
             f"reported as accepted (epochs ordered: {ordered})"
         )
     _timeline(demo, end)
+
 
 def _timeline(demo: Demo, end: float) -> None:
     demo.line()

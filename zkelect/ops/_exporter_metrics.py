@@ -96,7 +96,6 @@ class ObservedElection:
         )
 
 
-
 class MetricsCollector:
     """Builds the metric families from the exporter's state at each scrape, so that series
     exist from the start and an old leader's series disappears with it."""

@@ -495,8 +495,8 @@ class Demo:
     def worker_pids(self) -> list[int]:
         return [pid for c in self.candidates.values() for pid in c.worker_pids]
 
-# ------------------------------------------------------------------------------ running it
 
+# ------------------------------------------------------------------------------ running it
 
 
 def _quiet_logs(verbose: bool) -> None:

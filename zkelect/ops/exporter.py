@@ -431,9 +431,7 @@ def run(
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     try:
-        _check_run_arguments(
-            hosts, paths, port, refresh_interval, connect_timeout, session_timeout
-        )
+        _check_run_arguments(hosts, paths, port, refresh_interval, connect_timeout, session_timeout)
     except ConfigurationError as exc:
         print(f"{_PREFIX}: error: {exc}", file=err)
         return 2
@@ -505,7 +503,5 @@ def _serve(bind: str, port: int, registry: CollectorRegistry) -> ThreadingHTTPSe
     """/metrics of ``registry`` served on ``bind:port`` by a daemon thread, from now on."""
     server = ThreadingHTTPServer((bind, port), MetricsHandler.factory(registry))
     server.daemon_threads = True
-    threading.Thread(
-        target=server.serve_forever, name="zkelect-exporter-http", daemon=True
-    ).start()
+    threading.Thread(target=server.serve_forever, name="zkelect-exporter-http", daemon=True).start()
     return server

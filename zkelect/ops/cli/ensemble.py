@@ -362,7 +362,6 @@ def _start_keeper(home: Path, size: int, tick_ms: int, timeout: float) -> dict[s
     raise CliError(f"the ensemble did not start: {error}")
 
 
-
 def _read_line(stream: IO[bytes], timeout: float) -> str:
     """One line from the keeper (its report), or "" at EOF; CliError at the deadline."""
     deadline = time.monotonic() + timeout
