@@ -11,6 +11,7 @@ from typing import Any
 from kazoo.client import KazooClient
 
 from zkelect import Election, ElectionConfig, Leadership
+from zkelect._election.nodes import LEADER_MARKER_PREFIX
 
 # Short sessions keep failure tests fast; the test ensembles allow 400 ms .. 20 s.
 FAST = ElectionConfig(session_timeout=4.0, request_timeout=5.0, connect_timeout=20.0)
@@ -58,3 +59,8 @@ def hand_numbered(client: KazooClient, path: str, sequence: int, data: bytes = b
 class Candidate:
     election: Election
     recorder: Recorder
+
+
+def candidate_children(client: KazooClient, path: str) -> list[str]:
+    """The children of ``path`` without the leader markers (``zkelect-leader-...``, R13)."""
+    return [name for name in client.get_children(path) if not name.startswith(LEADER_MARKER_PREFIX)]

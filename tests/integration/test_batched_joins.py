@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from election_support import candidate_children
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl, make_digest_acl
@@ -91,7 +92,7 @@ def test_fresh_paths_are_created_with_the_candidates_and_epochs_are_czxids(
         epochs = []
         for election in ours:
             node = node_of(election)
-            children = kazoo_client.get_children(election.path)
+            children = candidate_children(kazoo_client, election.path)
             assert node.rsplit("/", 1)[1] in children, (election.candidate_id, node, children)
             _, stat = kazoo_client.get(node)
             assert stat.ephemeralOwner == session_id
@@ -100,7 +101,7 @@ def test_fresh_paths_are_created_with_the_candidates_and_epochs_are_czxids(
                 assert epoch_of[election.candidate_id] == stat.czxid
                 epochs.append(stat.czxid)
             # exactly one node per election, no orphan of a retried batch
-            assert len(kazoo_client.get_children(election.path)) == (
+            assert len(candidate_children(kazoo_client, election.path)) == (
                 2 if election.path in (f"{zk_path}/taken", f"{zk_path}/pair") else 1
             )
         # Batched: far fewer transactions than elections created the fresh nodes.
@@ -109,7 +110,7 @@ def test_fresh_paths_are_created_with_the_candidates_and_epochs_are_czxids(
         stop_all(ours)
         elder.stop()
     for path in paths:
-        assert kazoo_client.get_children(path) == []  # every node deleted on stop
+        assert candidate_children(kazoo_client, path) == []  # every node deleted on stop
 
 
 def test_a_path_created_or_deleted_under_the_batcher_is_learnt_again(
@@ -139,8 +140,8 @@ def test_a_path_created_or_deleted_under_the_batcher_is_learnt_again(
         assert late[1].wait_for_leadership(20) is not None
         wait_for(lambda: late[0].node is not None, 20, message="b joined behind the rival")
         assert rival.is_leader and not late[0].is_leader
-        assert len(kazoo_client.get_children(f"{zk_path}/b")) == 2
-        assert len(kazoo_client.get_children(f"{zk_path}/c")) == 1
+        assert len(candidate_children(kazoo_client, f"{zk_path}/b")) == 2
+        assert len(candidate_children(kazoo_client, f"{zk_path}/c")) == 1
     finally:
         stop_all([*late, first])
         rival.stop()
@@ -169,7 +170,7 @@ def test_a_refused_path_fails_its_elections_only(
             assert election.wait_for_leadership(20) is not None
         with pytest.raises(PermissionDeniedError):
             refused.wait_for_leadership(20)
-        assert kazoo_client.get_children(locked) == []
+        assert candidate_children(kazoo_client, locked) == []
     finally:
         stop_all([refused, *welcome])
 
@@ -191,7 +192,7 @@ def test_a_lost_multi_answer_is_found_again_not_orphaned(
             for election in elections:
                 assert election.wait_for_leadership(30) is not None, election.path
             for election in elections:
-                children = kazoo_client.get_children(election.path)
+                children = candidate_children(kazoo_client, election.path)
                 assert children == [node_of(election).rsplit("/", 1)[1]]
         finally:
             stop_all(elections)

@@ -166,9 +166,7 @@ def test_open_and_locked_election_paths(
     assert "the store and the workload fail together" in results["co-location"]["reason"]
     # zkelect run's default --grace (10 s) is cut short after an involuntary loss: said.
     assert results["grace"]["status"] == "warn"
-    assert {s for c, s in statuses(results).items() if c not in ("co-location", "grace")} == {
-        "ok"
-    }
+    assert {s for c, s in statuses(results).items() if c not in ("co-location", "grace")} == {"ok"}
 
     # Not even readable without credentials (ZooKeeper 3.8 checks READ or ADMIN for
     # getACL): locked; with --auth the whole ACL is shown.

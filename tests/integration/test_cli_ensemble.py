@@ -185,8 +185,15 @@ def test_an_interrupted_up_leaves_nothing_running(ensemble_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZKELECT_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     up = subprocess.Popen(
-        [sys.executable, "-m", "zkelect.ops.cli.main", "ensemble", "up",
-         "--dir", str(ensemble_dir)],
+        [
+            sys.executable,
+            "-m",
+            "zkelect.ops.cli.main",
+            "ensemble",
+            "up",
+            "--dir",
+            str(ensemble_dir),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

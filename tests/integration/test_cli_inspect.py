@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from election_support import Candidate, hand_numbered
+from election_support import Candidate, candidate_children, hand_numbered
 from kazoo.client import KazooClient
 from kazoo.exceptions import CancelledError
 from kazoo.security import make_acl, make_digest_acl
@@ -209,7 +209,7 @@ def test_status_reads_a_kazoo_election_and_a_missing_path(
             threads.append(thread)
             wait_for(
                 lambda: (
-                    len(clients[0].get_children(zk_path)) >= len(threads)
+                    len(candidate_children(clients[0], zk_path)) >= len(threads)
                     if clients[0].exists(zk_path)
                     else None
                 ),

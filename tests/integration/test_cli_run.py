@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from election_support import candidate_children
 from kazoo.client import KazooClient
 from kazoo.protocol.states import EventType, WatchedEvent
 
@@ -42,6 +43,7 @@ SESSION_TIMEOUT = "2"
 # Times are time.monotonic(): CLOCK_MONOTONIC, the same clock in every process on Linux.
 CHILD = """
 import json, os, signal, sys, time
+from election_support import candidate_children
 
 out, mode = sys.argv[1], sys.argv[2]
 pid = os.getpid()
@@ -232,7 +234,7 @@ def runs(ensemble: LocalEnsemble, zk_path: str, tmp_path: Path) -> Iterator[Runs
 def leader_node(client: KazooClient, path: str) -> tuple[str, bytes, int]:
     """(node path, data, czxid) of the first node in election order, read after a sync."""
     client.sync(path)
-    order = election_order(client.get_children(path))
+    order = election_order(candidate_children(client, path))
     assert order, f"no candidate under {path}"
     node = f"{path}/{order[0].name}"
     data, stat = client.get(node)
@@ -293,7 +295,7 @@ def test_child_runs_only_on_the_leader_with_the_epoch_of_its_node(
     assert new_data == b"node-b" and new_czxid > czxid
     assert runs.child(b_pid)["env"]["ZKELECT_EPOCH"] == str(new_czxid)
     wait_for(
-        lambda: len(kazoo_client.get_children(zk_path)) == 2,
+        lambda: len(candidate_children(kazoo_client, zk_path)) == 2,
         timeout=10,
         message="node-a to rejoin",
     )
@@ -337,7 +339,7 @@ def test_sigterm_stops_the_child_before_the_node_is_deleted(
     assert term_at < gone[0] < deleted[0], (term_at, gone, deleted)
     output = a.output()
     assert output.index("stopping child") < output.index("left the election"), output
-    assert kazoo_client.get_children(zk_path) == []
+    assert candidate_children(kazoo_client, zk_path) == []
 
 
 def test_a_sigkilled_supervisor_takes_its_child_along(runs: Runs) -> None:
@@ -448,7 +450,7 @@ def test_on_exit_release_exits_with_the_childs_code_and_releases(
     assert a.proc.wait(timeout=30) == 7, a.output()
     assert "releasing leadership (--on-exit release); will exit 7" in a.output()
     kazoo_client.sync(zk_path)
-    assert kazoo_client.get_children(zk_path) == []  # the node was deleted before the exit
+    assert candidate_children(kazoo_client, zk_path) == []  # the node was deleted before the exit
 
 
 def test_on_exit_restart_runs_the_command_again_while_leading(runs: Runs) -> None:

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from election_support import FAST, Candidate
+from election_support import FAST, Candidate, candidate_children
 from kazoo.client import KazooClient
 
 from zkelect import (
@@ -38,7 +38,7 @@ def test_lowest_sequence_leads_and_epoch_is_its_czxid(
     lead = leader.election.wait_for_leadership(5)
     assert lead is not None
 
-    children = kazoo_client.get_children(zk_path)
+    children = candidate_children(kazoo_client, zk_path)
     first = election_order(children)[0].name
     data, stat = kazoo_client.get(f"{zk_path}/{first}")
     assert leader.election.node == f"{zk_path}/{first}"
@@ -112,7 +112,7 @@ def test_resign_requeues_at_the_back(
     assert order[-1] == first.election.candidate_id  # at the back of the queue
     assert first.election.node != old_node
     assert first.election.resign() is False  # not leading: nothing to give up
-    assert len(kazoo_client.get_children(zk_path)) == 3
+    assert len(candidate_children(kazoo_client, zk_path)) == 3
 
 
 def test_stop_leaves_no_node_and_fires_revoked(
@@ -124,7 +124,7 @@ def test_stop_leaves_no_node_and_fires_revoked(
     assert lead is not None
     leader.election.stop()
     follower.election.stop()
-    assert kazoo_client.get_children(zk_path) == []
+    assert candidate_children(kazoo_client, zk_path) == []
     assert leader.recorder.kinds() == ["elected", "revoked"]
     assert leader.recorder.of("revoked") == ["stopped"]
     assert follower.recorder.kinds() in ([], ["elected", "revoked"])
@@ -169,7 +169,7 @@ def test_leadership_context_manager_and_timeout(
     waiting = Election(ensemble.hosts, zk_path, candidate_id="waiting", config=FAST)
     with pytest.raises(ElectionTimeoutError), waiting.leadership(timeout=0.5):
         pass
-    assert len(kazoo_client.get_children(zk_path)) == 1  # the waiter stopped: no node left
+    assert len(candidate_children(kazoo_client, zk_path)) == 1  # the waiter stopped: no node left
 
     holder.election.stop()
     runner = Election(ensemble.hosts, zk_path, candidate_id="runner", config=FAST)
@@ -177,7 +177,7 @@ def test_leadership_context_manager_and_timeout(
         assert runner.is_leader and not lead.lost.is_set() and lead.is_valid()
         assert lead.lease_remaining() > 0
     assert lead.lost.is_set()
-    assert kazoo_client.get_children(zk_path) == []
+    assert candidate_children(kazoo_client, zk_path) == []
 
 
 def test_observe_reports_every_leader_change(
@@ -207,7 +207,7 @@ def test_many_elections_share_one_session(
     for cand in cands:
         cand.election.stop()
     assert kazoo_client.connected  # zkelect never closes a client it was given
-    assert all(kazoo_client.get_children(f"{zk_path}/e{i}") == [] for i in range(50))
+    assert all(candidate_children(kazoo_client, f"{zk_path}/e{i}") == [] for i in range(50))
 
 
 def test_lease_uses_the_timeout_the_server_negotiated(

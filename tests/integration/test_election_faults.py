@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from election_support import FAST, Candidate
+from election_support import FAST, Candidate, candidate_children
 from kazoo.client import KazooClient
 
 from zkelect import ElectionConfig, SuspendedPolicy
@@ -62,7 +62,7 @@ def test_lost_create_reply_is_found_again_not_orphaned(
         first.election.start()  # the create reaches the server; its reply never comes back
         assert fault.wait(10) and fault.err == 0  # the server did create the node
         leading(first)
-        children = kazoo_client.get_children(zk_path)
+        children = candidate_children(kazoo_client, zk_path)
         assert len(children) == 1  # found again by its GUID, not created twice
         _, stat = kazoo_client.get(f"{zk_path}/{children[0]}")
         assert stat.ephemeralOwner == first.election.session.session_id
@@ -72,7 +72,7 @@ def test_lost_create_reply_is_found_again_not_orphaned(
         second = candidates(ensemble.hosts, zk_path, "direct")
         first.election.stop()
         leading(second)
-        assert kazoo_client.get_children(zk_path) == [second.election.node.rsplit("/", 1)[1]]  # type: ignore[union-attr]
+        assert candidate_children(kazoo_client, zk_path) == [second.election.node.rsplit("/", 1)[1]]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -248,7 +248,7 @@ def test_deleted_election_path_is_recreated_and_rejoined(
     old_epoch = leading(old)
     # Delete every candidate node and the path itself in one atomic step.
     txn = kazoo_client.transaction()
-    for child in kazoo_client.get_children(zk_path):
+    for child in kazoo_client.get_children(zk_path):  # leader markers too (R13)
         txn.delete(f"{zk_path}/{child}")
     txn.delete(zk_path)
     assert all(result is True for result in txn.commit())
@@ -257,7 +257,9 @@ def test_deleted_election_path_is_recreated_and_rejoined(
     assert old.recorder.of("revoked")[0] == "node_deleted"
     wait_for(
         lambda: (
-            len(kazoo_client.get_children(zk_path)) == 3 if kazoo_client.exists(zk_path) else False
+            len(candidate_children(kazoo_client, zk_path)) == 3
+            if kazoo_client.exists(zk_path)
+            else False
         ),
         10,
         message="all three rejoin",

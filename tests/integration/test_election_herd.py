@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from election_support import Candidate
+from election_support import Candidate, candidate_children
 from kazoo.client import KazooClient
 
-from zkelect._election.nodes import election_order
+from zkelect._election.nodes import LEADER_MARKER_PREFIX, election_order, leader_marker
 from zkelect.metrics import NoopRecorder
 from zkelect.testing import data_watches_by_session, fired_watch_counts, total_watches, wait_for
 from zkelect.testing.ensemble import LocalEnsemble
@@ -41,7 +41,7 @@ def test_fifty_candidates_hold_one_watch_each_and_a_change_wakes_one(
         candidates(ensemble.hosts, zk_path, f"node-{i:02d}", metrics=recorders[i]) for i in range(N)
     ]
     sessions = {c.election.session.session_id: c for c in cands}
-    order = [n.name for n in election_order(kazoo_client.get_children(zk_path))]
+    order = [n.name for n in election_order(candidate_children(kazoo_client, zk_path))]
     assert len(order) == N
 
     def settled() -> dict[int, list[str]] | None:
@@ -50,17 +50,25 @@ def test_fifty_candidates_hold_one_watch_each_and_a_change_wakes_one(
         return ours if len(ours) == N else None
 
     watches = wait_for(settled, 10, message="every candidate to hold its watch")
+    markers = 0
     for session_id, paths in watches.items():
         cand = sessions[session_id]
-        assert len(paths) == 1, (cand.election.candidate_id, paths)  # exactly one watch each
+        nodes = [p for p in paths if LEADER_MARKER_PREFIX not in p]
+        assert len(nodes) == 1, (cand.election.candidate_id, paths)  # one node watched each
         node = cand.election.node
         assert node is not None
         index = order.index(node.rsplit("/", 1)[1])
         expected = node if index == 0 else f"{zk_path}/{order[index - 1]}"
-        assert paths[0] == expected  # a follower watches its predecessor; the leader itself
-    # zk_watch_count includes child watches: N data watches and nothing else means no
-    # candidate watches the children of the election path.
-    assert total_watches(ensemble.hosts) - watches_before == N
+        assert nodes[0] == expected  # a follower watches its predecessor; the leader itself
+        # ... and, until it appears, the predecessor's leader marker (R13): not the second
+        # in line, whose look showed its predecessor first.
+        marker = leader_marker(expected.rsplit("/", 1)[1])
+        expected_markers = [] if index <= 1 else [f"{zk_path}/{marker}"]
+        assert [p for p in paths if LEADER_MARKER_PREFIX in p] == expected_markers
+        markers += len(expected_markers)
+    # zk_watch_count includes child watches: N data watches on nodes, the markers' watches,
+    # and nothing else means no candidate watches the children of the election path.
+    assert total_watches(ensemble.hosts) - watches_before == N + markers
 
     leader = next(c for c in cands if c.election.is_leader)
     looks_before = [r.looks for r in recorders]
@@ -76,8 +84,22 @@ def test_fifty_candidates_hold_one_watch_each_and_a_change_wakes_one(
         for c, r, before in zip(cands, recorders, looks_before, strict=True)
         if r.looks != before and c is not leader
     )
-    assert list(woke) == [successor.election.candidate_id]  # one candidate woken, not N-1
+    # The successor's look at joining showed the leader first, so the deletion notice alone
+    # elected it (R13): nobody read the children, not even the successor.
+    assert not woke
     # On the servers: the deleted node woke its successor and the resigning leader's own
-    # watch on it; no children watch fired at all.
+    # watch on it; the new leader's marker woke the next in line (which reads nothing); no
+    # children watch fired at all.
+    wait_for(
+        lambda: fired_watch_counts(ensemble.hosts)["created"] - fired_before["created"] == 1,
+        10,
+        message="the next in line told of the new leader's marker",
+    )
+    fired = fired_watch_counts(ensemble.hosts)
     assert fired["deleted"] - fired_before["deleted"] == 2
     assert fired["children"] == fired_before["children"]
+    assert not [
+        c
+        for c, r, n in zip(cands, recorders, looks_before, strict=True)
+        if c is not leader and r.looks != n
+    ]

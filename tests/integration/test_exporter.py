@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from election_support import Candidate, hand_numbered
+from election_support import Candidate, candidate_children, hand_numbered
 from kazoo.client import KazooClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -240,7 +240,7 @@ def test_follows_a_kazoo_election(
         threads["kazoo-a"].start()
         assert leaders.get(timeout=WAIT) == "kazoo-a"
         threads["kazoo-b"].start()
-        wait_for(lambda: len(kazoo_client.get_children(zk_path)) == 2, WAIT)
+        wait_for(lambda: len(candidate_children(kazoo_client, zk_path)) == 2, WAIT)
         exporter = exporters([zk_path], refresh_interval=0.3)
 
         first = seen(exporter, zk_path, leader_id="kazoo-a", candidates=2)
@@ -354,14 +354,14 @@ def test_follows_a_curator_leader_latch(
         b = Peer([*latch_peer, ensemble.hosts, zk_path, "curator-b"], tmp_path / "b.log")
         peers.append(b)
         b.lines.expect("STARTED curator-b")
-        wait_for(lambda: len(kazoo_client.get_children(zk_path)) == 2, WAIT)
+        wait_for(lambda: len(candidate_children(kazoo_client, zk_path)) == 2, WAIT)
         exporter = exporters([zk_path], refresh_interval=0.3)
 
         first = seen(exporter, zk_path, leader_id="curator-a", candidates=2)
         assert first.node == a_node.rsplit("/", 1)[1] and CURATOR_NODE.match(first.node)
         assert first.kind is ContenderKind.LATCH
         assert first.epoch == czxid(kazoo_client, a_node)
-        others = [n for n in kazoo_client.get_children(zk_path) if n != first.node]
+        others = [n for n in candidate_children(kazoo_client, zk_path) if n != first.node]
         print(f"\nCurator leader node {first.node} czxid {first.epoch:#x}; follower {others}")
 
         assert stop_process(a.proc) in (0, 143)  # SIGTERM: the shutdown hook closes the latch
@@ -396,7 +396,7 @@ def test_curator_orders_the_wrap_by_text_and_the_exporter_says_so(
         peers.append(peer)
         peer.lines.expect("STARTED curator-a")
         ours = wait_for(
-            lambda: [n for n in kazoo_client.get_children(zk_path) if n != wrapped],
+            lambda: [n for n in candidate_children(kazoo_client, zk_path) if n != wrapped],
             WAIT,
             message="the Curator node",
         )
@@ -471,12 +471,12 @@ def test_observing_creates_nothing_and_holds_one_watch(
     assert a.election.node is not None
     leader_watch = [a.election.node]
     wait_for(lambda: data_watches_by_session(hosts).get(session) == leader_watch, WAIT)
-    children = sorted(kazoo_client.get_children(zk_path))
+    children = sorted(candidate_children(kazoo_client, zk_path))
     view = seen(exporter, zk_path, leader_id="ro-a", candidates=3)
 
     # Periodic re-reads add no watch and no node.
     reads_at_least(exporter, zk_path, view.reads + 5)
-    assert sorted(kazoo_client.get_children(zk_path)) == children
+    assert sorted(candidate_children(kazoo_client, zk_path)) == children
     assert data_watches_by_session(hosts).get(session) == leader_watch
     with_exporter = total_watches(hosts)
 
@@ -487,7 +487,7 @@ def test_observing_creates_nothing_and_holds_one_watch(
     wait_for(lambda: session not in data_watches_by_session(hosts), WAIT)
     without = total_watches(hosts)
     assert with_exporter - without == 1, (with_exporter, without)
-    assert sorted(kazoo_client.get_children(zk_path)) == children
+    assert sorted(candidate_children(kazoo_client, zk_path)) == children
 
 
 def test_empty_path_is_watched_with_one_children_watch_until_a_candidate_comes(
@@ -511,7 +511,7 @@ def test_empty_path_is_watched_with_one_children_watch_until_a_candidate_comes(
     assert a.election.node is not None
     seen(exporter, zk_path, leader_id="empty-a", changes=1, candidates=1)
     wait_for(lambda: data_watches_by_session(hosts).get(session) == [a.election.node], WAIT)
-    assert kazoo_client.get_children(zk_path) == [a.election.node.rsplit("/", 1)[1]]
+    assert candidate_children(kazoo_client, zk_path) == [a.election.node.rsplit("/", 1)[1]]
 
 
 # --------------------------------------------------------------------------- faults

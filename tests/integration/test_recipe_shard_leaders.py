@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from election_support import candidate_children
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
@@ -139,7 +140,7 @@ def test_two_processes_split_leadership_half_and_half(
         assert counts == {"A": 500, "B": 500}
         # Exactly one leader per shard (the first node), and both are candidates of each.
         for shard in (0, 499, 999):
-            names = kazoo_client.get_children(shard_leaders.shard_path(root, shard))
+            names = candidate_children(kazoo_client, shard_leaders.shard_path(root, shard))
             assert len(names) == 2
         # Each process reports the same split (its callbacks may trail ZooKeeper a little),
         # holding 1,000 elections with at most 10 threads.

@@ -31,10 +31,20 @@ class RunBuilder:
 
     def __init__(self, **run: Any) -> None:
         self.run: dict[str, Any] = {
-            "seed": 7, "duration_s": 60.0, "session_timeout_s": 4.0, "members": 3,
-            "candidates": 2, "election_path": PATH, "store": "sqlite",
-            "store_path": "/tmp/x.db", "netns": False, "started_t": T0, "ended_t": T0 + 60,
-            "nemesis_kinds": ["kill-leader"], "heal_bound_s": 6.0, "profile": "short",
+            "seed": 7,
+            "duration_s": 60.0,
+            "session_timeout_s": 4.0,
+            "members": 3,
+            "candidates": 2,
+            "election_path": PATH,
+            "store": "sqlite",
+            "store_path": "/tmp/x.db",
+            "netns": False,
+            "started_t": T0,
+            "ended_t": T0 + 60,
+            "nemesis_kinds": ["kill-leader"],
+            "heal_bound_s": 6.0,
+            "profile": "short",
             "tick_ms": 200,
         }
         self.run.update(run)
@@ -69,14 +79,29 @@ class RunBuilder:
         self.cand(t, "revoked", cand, inc, epoch=epoch, reason=reason)
 
     def write(
-        self, t: float, cand: str, inc: int, epoch: int, result: str = "accepted",
-        current: int | None = None, audit: bool | None = None,
+        self,
+        t: float,
+        cand: str,
+        inc: int,
+        epoch: int,
+        result: str = "accepted",
+        current: int | None = None,
+        audit: bool | None = None,
     ) -> int:
         seq = self._seq.get((cand, inc), 0) + 1
         self._seq[(cand, inc)] = seq
-        self.cand(t, "write", cand, inc, epoch=epoch, seq=seq, t_start=T0 + t - 0.005,
-                  result=result, current_epoch=current if current is not None else epoch,
-                  error=None)
+        self.cand(
+            t,
+            "write",
+            cand,
+            inc,
+            epoch=epoch,
+            seq=seq,
+            t_start=T0 + t - 0.005,
+            result=result,
+            current_epoch=current if current is not None else epoch,
+            error=None,
+        )
         if (result == "accepted" if audit is None else audit) and self.store is not None:
             self.audit(t - 0.002, cand, epoch, seq)
         return seq
@@ -93,30 +118,70 @@ class RunBuilder:
     def nem(self, t: float, ev: str, **fields: Any) -> None:
         self.nemesis.append({"t": T0 + t, "ev": ev, **fields})
 
-    def fault(self, fault_id: int, kind: str, start: float, end: float | None,
-              targets: tuple[str, ...] = ()) -> None:
-        self.nem(start, "fault-start", id=fault_id, kind=kind, targets=list(targets),
-                 planned_s=(end or start) - start, detail={})
+    def fault(
+        self,
+        fault_id: int,
+        kind: str,
+        start: float,
+        end: float | None,
+        targets: tuple[str, ...] = (),
+    ) -> None:
+        self.nem(
+            start,
+            "fault-start",
+            id=fault_id,
+            kind=kind,
+            targets=list(targets),
+            planned_s=(end or start) - start,
+            detail={},
+        )
         if end is not None:
             self.nem(end, "fault-end", id=fault_id)
 
     # observer records
-    def leader(self, t: float, name: str | None, epoch: int | None, owner: str | None = None,
-               nodes: int = 2) -> None:
-        self.observer.append({"t": T0 + t, "ev": "leader", "node": node(name) if name else None,
-                              "owner_session": owner, "epoch": epoch, "nodes": nodes})
+    def leader(
+        self,
+        t: float,
+        name: str | None,
+        epoch: int | None,
+        owner: str | None = None,
+        nodes: int = 2,
+    ) -> None:
+        self.observer.append(
+            {
+                "t": T0 + t,
+                "ev": "leader",
+                "node": node(name) if name else None,
+                "owner_session": owner,
+                "epoch": epoch,
+                "nodes": nodes,
+            }
+        )
 
     def wchp(self, t: float, watches: dict[str, list[str]], owners: dict[str, str]) -> None:
-        self.observer.append({"t": T0 + t, "ev": "wchp", "member": "127.0.0.1:2181",
-                              "watches": watches, "owners": owners})
+        self.observer.append(
+            {
+                "t": T0 + t,
+                "ev": "wchp",
+                "member": "127.0.0.1:2181",
+                "watches": watches,
+                "owners": owners,
+            }
+        )
 
-    def final(self, t: float, owners: dict[str, str], live: list[str],
-              live_candidates: int | None = None) -> None:
-        self.observer.append({
-            "t": T0 + t, "ev": "final", "nodes": list(owners), "ephemeral_owners": owners,
-            "live_candidates": len(live) if live_candidates is None else live_candidates,
-            "live_sessions": live,
-        })
+    def final(
+        self, t: float, owners: dict[str, str], live: list[str], live_candidates: int | None = None
+    ) -> None:
+        self.observer.append(
+            {
+                "t": T0 + t,
+                "ev": "final",
+                "nodes": list(owners),
+                "ephemeral_owners": owners,
+                "live_candidates": len(live) if live_candidates is None else live_candidates,
+                "live_sessions": live,
+            }
+        )
 
     def write_to(self, run_dir: Path) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -147,8 +212,11 @@ def clean_run() -> RunBuilder:
     b.elected(1.0, "c0", 0, 100, "n0")
     b.write(2.0, "c0", 0, 100)
     b.write(3.0, "c0", 0, 100)
-    b.wchp(5.0, {node("n0"): ["0xa0", "0xb0", "0x0b5"], node("n1"): ["0xb0"]},
-           {node("n0"): "0xa0", node("n1"): "0xb0"})
+    b.wchp(
+        5.0,
+        {node("n0"): ["0xa0", "0xb0", "0x0b5"], node("n1"): ["0xb0"]},
+        {node("n0"): "0xa0", node("n1"): "0xb0"},
+    )
     # Fault 1: the leader is killed; c1 takes over 2.9 s after the heal.
     b.fault(1, "kill-leader", 10.0, 10.1, ("c0",))
     b.nem(10.0, "kill", cand="c0", inc=0, pid=1000)
@@ -473,8 +541,15 @@ def silent_run(connects: dict[str, int] | None = None, end: float | None = 16.0)
     b = two_candidates()
     b.connected(0.15, "c0", 0, 0, "0xa0")
     b.connected(0.15, "c1", 0, 1, "0xb0")
-    b.nem(10.0, "fault-start", id=1, kind="silent-member", targets=["zk0"], planned_s=6.0,
-          detail={"member": 0, "variant": "blackhole", "connected": {"c0": {"inc": 0}}})
+    b.nem(
+        10.0,
+        "fault-start",
+        id=1,
+        kind="silent-member",
+        targets=["zk0"],
+        planned_s=6.0,
+        detail={"member": 0, "variant": "blackhole", "connected": {"c0": {"inc": 0}}},
+    )
     if end is not None:
         b.nem(end, "fault-end", id=1, detail={"silent_connects": connects or {}})
     finish(b, {node("n0"): "0xa0", node("n1"): "0xb0"})
@@ -527,15 +602,31 @@ def test_i6_stuck_on_the_silent_member(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("events", "expected"),
     [
-        ([], ["never noticed the silence (no disconnect recorded)",
-              "stuck: it never connected again"]),
-        ([("disconnected", 12.7, "suspended"), ("disconnected", 12.8, "lost"),
-          ("connected", 12.9, 1, "0xa1")],
-         ["new session: it came back on member 1 with a new session 0xa1 2.90s after",
-          "its session 0xa0 was lost"]),
-        ([("disconnected", 13.5, "suspended"), ("connected", 13.6, 2, "0xa0")],
-         ["noticed the silence after 3.50s",
-          "late: it reconnected to member 2 on the same session only 3.60s after"]),
+        (
+            [],
+            [
+                "never noticed the silence (no disconnect recorded)",
+                "stuck: it never connected again",
+            ],
+        ),
+        (
+            [
+                ("disconnected", 12.7, "suspended"),
+                ("disconnected", 12.8, "lost"),
+                ("connected", 12.9, 1, "0xa1"),
+            ],
+            [
+                "new session: it came back on member 1 with a new session 0xa1 2.90s after",
+                "its session 0xa0 was lost",
+            ],
+        ),
+        (
+            [("disconnected", 13.5, "suspended"), ("connected", 13.6, 2, "0xa0")],
+            [
+                "noticed the silence after 3.50s",
+                "late: it reconnected to member 2 on the same session only 3.60s after",
+            ],
+        ),
     ],
     ids=["stuck-for-ever", "new-session", "late"],
 )
@@ -620,8 +711,12 @@ def test_i6_a_silent_member_fault_must_name_its_member(tmp_path: Path) -> None:
 def test_i4_orphan_node(tmp_path: Path) -> None:
     b = clean_run()
     b.observer = [r for r in b.observer if r["ev"] != "final"]
-    b.final(59.0, {node("n2"): "0xa1", node("n3"): "0xb1", node("n9"): "0xdead"},
-            ["0xa1", "0xb1"], live_candidates=2)
+    b.final(
+        59.0,
+        {node("n2"): "0xa1", node("n3"): "0xb1", node("n9"): "0xdead"},
+        ["0xa1", "0xb1"],
+        live_candidates=2,
+    )
     result = check(b.write_to(tmp_path))
     assert [v.invariant for v in result.violations] == ["I4", "I4"]
     messages = " | ".join(v.message for v in result.violations)
@@ -649,8 +744,11 @@ def test_i4_no_final_sample(tmp_path: Path) -> None:
 
 def test_i5_two_foreign_watchers_on_one_node(tmp_path: Path) -> None:
     b = clean_run()
-    b.wchp(31.0, {node("n2"): ["0xa1", "0xb1", "0xc0", "0x0b5"]},
-           {node("n2"): "0xa1", node("n3"): "0xb1"})
+    b.wchp(
+        31.0,
+        {node("n2"): ["0xa1", "0xb1", "0xc0", "0x0b5"]},
+        {node("n2"): "0xa1", node("n3"): "0xb1"},
+    )
     result = check(b.write_to(tmp_path))
     assert [v.invariant for v in result.violations] == ["I5"]
     assert "watched by 2 other sessions: ['0xb1', '0xc0']" in result.violations[0].message
@@ -658,16 +756,21 @@ def test_i5_two_foreign_watchers_on_one_node(tmp_path: Path) -> None:
 
 def test_i5_owner_and_observer_watches_are_allowed(tmp_path: Path) -> None:
     b = clean_run()
-    b.wchp(31.0, {node("n2"): ["0xa1", "0xb1", "0x0b5"], PATH: ["0x0b5"]},
-           {node("n2"): "0xa1", node("n3"): "0xb1"})
+    b.wchp(
+        31.0,
+        {node("n2"): ["0xa1", "0xb1", "0x0b5"], PATH: ["0x0b5"]},
+        {node("n2"): "0xa1", node("n3"): "0xb1"},
+    )
     assert invariants(b.write_to(tmp_path)) == []
 
 
 def test_i5_a_session_watching_three_paths(tmp_path: Path) -> None:
     b = clean_run()
-    b.wchp(31.0, {node("n2"): ["0xb1"], node("n3"): ["0xb1"], PATH: ["0xb1"],
-                  "/elsewhere": ["0xb1"]},
-           {node("n2"): "0xa1", node("n3"): "0xb1"})
+    b.wchp(
+        31.0,
+        {node("n2"): ["0xb1"], node("n3"): ["0xb1"], PATH: ["0xb1"], "/elsewhere": ["0xb1"]},
+        {node("n2"): "0xa1", node("n3"): "0xb1"},
+    )
     result = check(b.write_to(tmp_path))
     assert [v.invariant for v in result.violations] == ["I5"]
     assert "session 0xb1 watches 3 paths" in result.violations[0].message
@@ -702,17 +805,38 @@ def test_a_torn_line_in_the_middle_is_an_error_naming_file_and_line(tmp_path: Pa
     [
         ("nemesis.jsonl", {"t": 1.0, "ev": "fault-end", "id": 99}, "never started"),
         ("nemesis.jsonl", {"t": 1.0, "ev": "explode"}, "unknown nemesis event"),
-        ("observer.jsonl", {"t": 1.0, "ev": "leader", "node": None, "epoch": 5,
-                            "owner_session": None, "nodes": 1}, "both 'node' and 'epoch'"),
-        ("candidates/c0.jsonl", {"t": 1.0, "ev": "elected", "cand": "c0", "inc": 0,
-                                 "epoch": "7", "node": "x"}, "'epoch' must be an integer"),
-        ("candidates/c0.jsonl", {"t": 1.0, "ev": "start", "cand": "c1", "inc": 0, "pid": 1},
-         "in the file of 'c0'"),
-        ("candidates/c0.jsonl", {"t": 1.0, "ev": "connected", "cand": "c0", "inc": 0,
-                                 "member": "zk1", "session_id": "0xa0"},
-         "'member' must be an integer"),
-        ("candidates/c0.jsonl", {"t": 1.0, "ev": "disconnected", "cand": "c0", "inc": 0,
-                                 "state": "gone"}, "'state' must be suspended or lost"),
+        (
+            "observer.jsonl",
+            {"t": 1.0, "ev": "leader", "node": None, "epoch": 5, "owner_session": None, "nodes": 1},
+            "both 'node' and 'epoch'",
+        ),
+        (
+            "candidates/c0.jsonl",
+            {"t": 1.0, "ev": "elected", "cand": "c0", "inc": 0, "epoch": "7", "node": "x"},
+            "'epoch' must be an integer",
+        ),
+        (
+            "candidates/c0.jsonl",
+            {"t": 1.0, "ev": "start", "cand": "c1", "inc": 0, "pid": 1},
+            "in the file of 'c0'",
+        ),
+        (
+            "candidates/c0.jsonl",
+            {
+                "t": 1.0,
+                "ev": "connected",
+                "cand": "c0",
+                "inc": 0,
+                "member": "zk1",
+                "session_id": "0xa0",
+            },
+            "'member' must be an integer",
+        ),
+        (
+            "candidates/c0.jsonl",
+            {"t": 1.0, "ev": "disconnected", "cand": "c0", "inc": 0, "state": "gone"},
+            "'state' must be suspended or lost",
+        ),
     ],
 )
 def test_malformed_records_are_errors(
@@ -786,8 +910,15 @@ def valid_histories(draw: st.DrawFn) -> RunBuilder:
         else:
             # Paused past its session: it still believes until it wakes (after the next
             # election, in the next round), which is a fenced dual belief.
-            b.nem(t - 0.01, "fault-start", id=fault_id, kind="pause-leader-long",
-                  targets=[leader], planned_s=6.0, detail={})
+            b.nem(
+                t - 0.01,
+                "fault-start",
+                id=fault_id,
+                kind="pause-leader-long",
+                targets=[leader],
+                planned_s=6.0,
+                detail={},
+            )
             b.nem(t, "stop", cand=leader, inc=inc[leader])
             paused_until[leader] = (inc[leader], epoch, draw(st.floats(0.0, 2.0)))
             old_session = session[leader]

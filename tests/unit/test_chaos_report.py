@@ -98,7 +98,7 @@ def test_violations_are_listed(tmp_path: Path) -> None:
 
 def test_text_from_the_history_is_escaped(tmp_path: Path) -> None:
     b = clean_run()
-    b.revoked(40.0, "c0", 1, 300, "<script>alert(1)</script> & \"quotes\"")
+    b.revoked(40.0, "c0", 1, 300, '<script>alert(1)</script> & "quotes"')
     b.fault(9, "<b>odd-kind</b>", 45.0, 46.0, ("<i>c0</i>",))
     run_dir = b.write_to(tmp_path)
     html = write_report(run_dir, check(run_dir)).html.read_text()

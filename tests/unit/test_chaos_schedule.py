@@ -76,21 +76,26 @@ def test_read_new_lines_leaves_an_unfinished_line_for_later_and_skips_a_torn_one
 
 
 def test_a_connection_s_member_is_the_position_of_its_proxy_in_the_connect_string() -> None:
-    assert member_ports("10.9.0.1:4001,10.9.0.1:4007,10.9.0.1:4003") == {
-        4001: 0, 4007: 1, 4003: 2
-    }
+    assert member_ports("10.9.0.1:4001,10.9.0.1:4007,10.9.0.1:4003") == {4001: 0, 4007: 1, 4003: 2}
 
 
 def test_the_default_profile_tunes_nothing() -> None:
     default, short = PROFILES["default"], PROFILES["short"]
     # ZooKeeper's own tickTime and session bounds (2 and 20 ticks), zkelect's own timeouts.
     assert (default.tick_ms, default.min_session_timeout_ms, default.max_session_timeout_ms) == (
-        2000, None, None
+        2000,
+        None,
+        None,
     )
     assert default.candidate_args() == []
     assert default.effective_session_timeout == ElectionConfig().session_timeout == 10.0
     assert short.candidate_args() == [
-        "--session-timeout", "2", "--request-timeout", "4", "--connect-timeout", "10"
+        "--session-timeout",
+        "2",
+        "--request-timeout",
+        "4",
+        "--connect-timeout",
+        "10",
     ]
 
     def config(args: list[str]) -> ElectionConfig:
@@ -138,8 +143,20 @@ def test_profile_both_runs_short_then_default_each_for_half_the_minutes(
 
     monkeypatch.setattr(run, "Runner", FakeRunner)
     monkeypatch.setattr(run, "netns_available", lambda: False)
-    code = main(["--profile", "both", "--minutes", "4", "--seed", "3", "--out", str(tmp_path),
-                 "--kinds", "silent-member,kill-leader"])
+    code = main(
+        [
+            "--profile",
+            "both",
+            "--minutes",
+            "4",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path),
+            "--kinds",
+            "silent-member,kill-leader",
+        ]
+    )
     assert code == 1  # the worse of the two verdicts
     assert [(c.profile.name, c.run_dir, c.duration_s) for c in configs] == [
         ("short", (tmp_path / "short").resolve(), 120.0),

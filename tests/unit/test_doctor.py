@@ -99,7 +99,6 @@ def test_parse_membership_of_zookeeper_config_node_and_ipv6() -> None:
 def test_server_mode_from_srvr_and_mntr() -> None:
     from zkelect._zookeeper.words import server_mode as parse_mode
 
-
     assert parse_mode(SRVR) == "follower"
     assert parse_mode("zk_version\t3.8.0\nzk_server_state\tleader\n") == "leader"
     assert parse_mode("This ZooKeeper instance is not currently serving requests\n") is None

@@ -311,8 +311,7 @@ def test_the_analysis_sees_imports_of_every_kind() -> None:
     known |= {"zkelect._zookeeper", "zkelect._zookeeper.x", "zkelect._zookeeper.session"}
     known |= {"zkelect._election.election", "zkelect.ops", "zkelect.ops.http"}
     found = {
-        (imp.target, imp.type_checking)
-        for imp in imports_of("zkelect._zookeeper.x", source, known)
+        (imp.target, imp.type_checking) for imp in imports_of("zkelect._zookeeper.x", source, known)
     }
     assert found == {
         ("typing", False),

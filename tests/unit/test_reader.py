@@ -55,9 +55,7 @@ class Scripted:
             self.watched.append(("child", path))
         return list(self.nodes)
 
-    def get(
-        self, path: str, watch: Callable[[], None] | None = None
-    ) -> tuple[bytes, NodeStat]:
+    def get(self, path: str, watch: Callable[[], None] | None = None) -> tuple[bytes, NodeStat]:
         self.requests.append("get")
         self.on_read("get")
         name = path.rsplit("/", 1)[1]

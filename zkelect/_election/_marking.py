@@ -38,6 +38,11 @@ class Marker:
             self._session.send_delete(f"{self._path}/{self.name}")
             self.name = None
 
+    def take(self) -> str | None:
+        """The marker's name, to delete with our node (stop, failure); forgotten here."""
+        name, self.name = self.name, None
+        return name
+
     def lost(self) -> None:
         """The session ended: the servers deleted the marker with it."""
         self.name = None

@@ -399,6 +399,9 @@ class Candidacy:
         if node is not None:
             self._leaving.abandoned.append(node)
             self._forget_node(marker=False)  # the node goes first: a successor waits on it
+        marker = self._marker.take()
+        if marker is not None:
+            self._leaving.abandoned.append(marker)
         self._watches.generation += 1
         self._observer.invalidate()
         try:
@@ -410,6 +413,9 @@ class Candidacy:
                 # A shared session outlives us: the node would block the election for as
                 # long as it lives. Stay a candidate (leading again if first) and say why.
                 self._leaving.abandoned.remove(node)
+                if marker is not None:  # it stays too: the node it marks stays first
+                    self._leaving.abandoned.remove(marker)
+                    self._marker.name = marker
                 self._adopt(node, stat)
                 with self.standing.cond:
                     self.standing.closing = False
@@ -418,7 +424,6 @@ class Candidacy:
                 self._reconcile()
                 return
             self._leaving.abandon_all()
-        self._marker.remove()
         done.set_result(None)
 
     def _fail(self, error: ZkElectError) -> None:
