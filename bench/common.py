@@ -356,9 +356,11 @@ def wait_until(predicate: Callable[[], Any], what: str, timeout: float = STEP_TI
 def wait_children(
     client: KazooClient, path: str, count: int, timeout: float = STEP_TIMEOUT
 ) -> None:
-    """Poll until ``path`` has ``count`` children (the queue is whole again)."""
+    """Poll until ``path`` has ``count`` candidate children (the queue is whole again; a
+    zkelect leader's marker, ``zkelect-leader-...``, is not a candidate)."""
     wait_until(
-        lambda: len(client.get_children(path)) == count,
+        lambda: sum(not n.startswith("zkelect-leader-") for n in client.get_children(path))
+        == count,
         f"{path} getting back to {count} candidates",
         timeout,
     )
