@@ -10,7 +10,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 
 import pytest
-from candidacy_support import Candidate, FakeZooKeeper
+from candidacy_support import PATH, Candidate, FakeZooKeeper
 
 from zkelect._election.messages import (
     MarkerSeen,
@@ -21,7 +21,7 @@ from zkelect._election.messages import (
     Stop,
     assert_never,
 )
-from zkelect._election.nodes import election_order, parse_node
+from zkelect._election.nodes import election_order, leader_marker, parse_node
 from zkelect._zookeeper.outcomes import ConnectionState, Retryable
 from zkelect.clock import ManualClock
 from zkelect.errors import PermissionDeniedError
@@ -275,3 +275,98 @@ def test_an_unproven_lease_defers_leading_until_it_is_proven(
 def test_assert_never_refuses_an_unknown_message() -> None:
     with pytest.raises(AssertionError, match="unhandled message"):
         assert_never("not a message")  # type: ignore[arg-type]
+
+
+# -- R13: leading on the deletion notice -----------------------------------------------------
+
+
+def resign(candidate: Candidate) -> None:
+    done: Future[bool] = Future()
+    candidate.post(Resign(done))
+    assert done.result(0) is True
+
+
+def marker_of(candidate: Candidate) -> str:
+    assert candidate.candidacy.node is not None
+    marker = leader_marker(candidate.candidacy.node)
+    assert marker is not None
+    return f"{PATH}/{marker}"
+
+
+def test_the_leader_marker_lets_the_next_in_line_lead_on_the_notice(
+    zk: FakeZooKeeper, clock: ManualClock
+) -> None:
+    a, b, c = queue_of(zk, 3, clock)
+    # c's look (at its join) showed b behind the leader: c watches b and b's marker.
+    assert c.watched() == [b.node_path] and c.marker_watches() == [marker_of(b)]
+    resign(a)
+    b.pump()  # on the notice: b's own look showed a first
+    assert b.candidacy.phase is Phase.LEADING
+    marker = marker_of(b)
+    assert zk.nodes[marker][1].ephemeral_owner == b.session.session_id  # left by b's session
+    c.pump()  # told of the marker: c reads its owner, not the children
+    listings = c.listings()
+    assert c.candidacy._watches.ahead_first and c.marker_watches() == []
+
+    resign(b)
+
+    assert marker not in zk.nodes  # deleted, after b's node
+    c.pump()
+    assert c.candidacy.phase is Phase.LEADING
+    assert c.listings() == listings  # nothing read (R13)
+    assert c.elected[-1].granted_zxid >= zk.nodes[c.node_path or ""][1].czxid
+
+
+def test_a_middle_candidate_leaving_makes_its_successor_look_not_lead(
+    zk: FakeZooKeeper, clock: ManualClock
+) -> None:
+    a, b, c = queue_of(zk, 3, clock)
+    marker = marker_of(b)
+    stop: Future[None] = Future()
+    b.post(Stop(stop))  # b never led: no marker; c's watch on it is dropped
+    stop.result(0)
+    listings = c.listings()
+    c.pump()
+    assert c.candidacy.phase is Phase.WAITING and c.listings() == listings + 1
+    assert c.watched() == [a.node_path]
+    assert c.marker_watches() == [] and ("forget_watch", marker) in c.session.sent
+    assert a.candidacy.phase is Phase.LEADING and a.revoked == []
+
+
+def test_a_marker_of_another_session_is_not_trusted(zk: FakeZooKeeper, clock: ManualClock) -> None:
+    a, b, c = queue_of(zk, 3, clock)
+    zk.create_plain(marker_of(b), owner=99)  # someone else's session makes b's marker
+    c.pump()
+    assert not c.candidacy._watches.ahead_first
+    stop: Future[None] = Future()
+    b.post(Stop(stop))
+    stop.result(0)
+    c.pump()
+    assert c.candidacy.phase is Phase.WAITING and c.watched() == [a.node_path]
+
+
+def test_a_successor_whose_node_went_with_its_predecessor_is_revoked_at_once(
+    zk: FakeZooKeeper, clock: ManualClock
+) -> None:
+    a, b = queue_of(zk, 2, clock)
+    assert a.node_path is not None and b.node_path is not None
+    del zk.nodes[b.node_path]  # b's node goes first, unwatched (the same transaction) ...
+    zk.delete(a.node_path)  # ... then a's: b is told only of a's deletion
+    b.pump()
+    # b led on the notice with a node already gone, and its own-node get revoked it at once;
+    # it then joined again and leads with a new node, a later epoch.
+    assert b.revoked == ["node_deleted"]
+    assert b.candidacy.phase is Phase.LEADING
+    assert b.elected[-1].epoch > b.elected[0].epoch
+    assert b.node_path in zk.nodes
+
+
+def test_no_lease_no_leading_on_the_notice(zk: FakeZooKeeper, clock: ManualClock) -> None:
+    a, b = queue_of(zk, 2, clock)
+    assert a.node_path is not None
+    b.session.lease_left = 0.0  # the session is not proven alive (R7)
+    listings = b.listings()
+    zk.delete(a.node_path)
+    b.pump()
+    assert b.candidacy.phase is Phase.WAITING and b.elected == []
+    assert b.listings() == listings + 1  # fell back to the read, which waits for the lease

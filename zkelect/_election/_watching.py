@@ -50,6 +50,9 @@ class Watches:
         #: The predecessor we watch is known to have been first (R13): its deletion
         #: notice alone elects us. Only with a data watch on it (not the children fallback).
         self.ahead_first = False
+        #: The zxid of a state in which the predecessor was known first (its marker's
+        #: creation); 0 when a look showed it (that look's zxid then says it).
+        self.first_zxid = 0
         self._owner = 0  # the session owning the predecessor's node (the marker's too)
         self._marker_pending: str | None = None  # an exists watch on a marker not yet seen
         self._by_data = False  # the last watch set by ``stat`` is a data watch (no fallback)
@@ -64,6 +67,7 @@ class Watches:
     def _move_on(self) -> None:
         self.generation += 1
         self.ahead_first = False
+        self.first_zxid = 0
         if self._marker_pending is not None:
             # A marker that never appeared: its watch would outlive its use (R3).
             self._session.forget_watch(self._marker_pending)
@@ -97,13 +101,14 @@ class Watches:
                 self._watch_marker(name, generation)
         return True
 
-    def marker_seen(self, generation: int, owner: int) -> None:
+    def marker_seen(self, generation: int, owner: int, czxid: int) -> None:
         """The predecessor's leader marker exists, owned by session ``owner`` (R13)."""
         if generation != self.generation or self.watched is None:
             return
         self._marker_pending = None
         if owner == self._owner:
             self.ahead_first = True
+            self.first_zxid = czxid
 
     def on_own_node(self, node: str) -> None:
         """The leader's one watch is on its own node, so a forced resign is seen at once.
@@ -167,7 +172,7 @@ class Watches:
             if generation == self.generation and pending.succeeded():
                 stat = stat_of(pending.result())
                 if stat is not None:
-                    self.post(MarkerSeen(generation, stat.ephemeral_owner))
+                    self.post(MarkerSeen(generation, stat.ephemeral_owner, stat.czxid))
 
         def on_event(event: WatchEvent) -> None:
             if generation == self.generation and event is WatchEvent.CREATED:

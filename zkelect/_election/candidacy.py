@@ -135,8 +135,8 @@ class Candidacy:
                 self._refuse(message)
             case PredecessorGone(generation):
                 self._predecessor_gone(generation)
-            case MarkerSeen(generation, owner):
-                self._watches.marker_seen(generation, owner)
+            case MarkerSeen(generation, owner, czxid):
+                self._watches.marker_seen(generation, owner, czxid)
             case PredecessorFired(generation, children):
                 if generation == self._watches.generation:
                     self._watches.watched = None
@@ -276,7 +276,9 @@ class Candidacy:
                     continue
                 self._lead()
                 return
-            if not self._watches.on_predecessor(names[index - 1], first=index == 1):
+            # Known first (R13) only from a look whose order needed no wrap arithmetic.
+            first = index == 1 and order[0].sequence >= 0 and order[1].sequence >= 0
+            if not self._watches.on_predecessor(names[index - 1], first=first):
                 continue  # the predecessor left meanwhile, or is foreign: read again (R3)
             # After the watch: a leader is not revoked for a foreign node ahead of it (a
             # real candidate can never be created ahead of the leader: sequences only grow).
@@ -304,8 +306,9 @@ class Candidacy:
         assert node is not None and stat is not None  # first and ours: _reconcile_once
         self._grant(node, stat)
 
-    def _grant(self, node: str, stat: NodeStat) -> None:
-        self.standing.grant(node, stat, self._looks.zxid, self._waiting_since)
+    def _grant(self, node: str, stat: NodeStat, known_first: int = 0) -> None:
+        zxid = max(self._looks.zxid, known_first)  # a state in which we were first, or next
+        self.standing.grant(node, stat, zxid, self._waiting_since)
         self._watches.on_own_node(node)
         if self.standing.leadership is not None:
             self._marker.leave(node)
@@ -330,9 +333,10 @@ class Candidacy:
             and stat.ephemeral_owner == session.session_id
             and session.lease_remaining() > 0
         ):
+            known_first = watches.first_zxid
             watches.watched = None
             log.debug("zkelect %s: predecessor gone, it was first: leading", self.path)
-            self._grant(node, stat)
+            self._grant(node, stat, known_first)
             return
         self.post(PredecessorFired(generation, session.send_listing(self.path)))
 

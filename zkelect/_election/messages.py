@@ -96,10 +96,12 @@ class PredecessorGone:
 
 @dataclass(frozen=True, slots=True)
 class MarkerSeen:
-    """Our predecessor's leader marker exists, owned by session ``owner`` (R13)."""
+    """Our predecessor's leader marker exists, owned by session ``owner``, created in
+    transaction ``czxid`` (R13)."""
 
     generation: int
     owner: int
+    czxid: int
 
 
 @dataclass(frozen=True, slots=True)

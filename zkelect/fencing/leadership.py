@@ -67,9 +67,10 @@ class Leadership:
     ) -> None:
         self.token = token
         #: The zxid of the ZooKeeper state in which this candidate's node was first (the
-        #: election path's pzxid as read when it was elected). Leaderships of one election,
-        #: ordered by it, have increasing epochs — even when a candidate learns late that
-        #: it was first (and learns at once after that that it no longer is).
+        #: election path's pzxid as read when it was elected), or, elected on its
+        #: predecessor's deletion notice (R13), of the state in which that predecessor was
+        #: known first: the creation of its leader marker, or the look that showed it first.
+        #: A candidate that learns late that it was first still gets an old enough value.
         self.granted_zxid = granted_zxid
         self.node_path = node_path
         self._session = session
