@@ -33,6 +33,7 @@ from typing import Protocol, TypeVar
 
 from zkelect._election.contenders import contender_order
 from zkelect._election.nodes import (
+    LEADER_MARKER_PREFIX,
     Contender,
     ContenderKind,
     SequenceWrap,
@@ -175,7 +176,10 @@ def read_election(
             return Snapshot(path, exists=False)
         listed = order(children)
         got = source.get_many([f"{path}/{c.name}" for c in listed])
-        ignored = set(children).difference(c.name for c in listed)
+        # Leader markers (R13) are zkelect's own, not foreign nodes to report.
+        ignored = {
+            name for name in children if not name.startswith(LEADER_MARKER_PREFIX)
+        }.difference(c.name for c in listed)
         found: list[Contender] = []
         for contender, item in zip(listed, got, strict=True):
             if item is None:
