@@ -81,7 +81,7 @@ def handover(h: dict[str, Any], path: Path) -> Path:
     top_ratio = max(r["median_ratio"] for r in rows if r["implementation"] in impls)
     left.set_yscale("log")  # the p99 of a few rounds can be 10x the median
     bottom = min(r["median_ms"] for r in rows if r["implementation"] in impls)
-    left.set_ylim(min(1.0, bottom * 0.7), top_ms * 1.6)
+    left.set_ylim(min(1.0, bottom * 0.7), top_ms * 4)  # room for the legend
     right.set_ylim(0, max(1.5, top_ratio) * 1.3)
     left.set_ylabel("ms, log scale (bar: median, whisker: p90, dash: p99)")
     left.set_title("Leader resigns → successor leads")

@@ -119,7 +119,7 @@ def section(scale: dict[str, Any], img: str | None) -> str:
                 "threads",
                 "peak RSS MB",
                 "RSS per election kB",
-                "time to all resolved s",
+                "time until all led s",
                 "elections/s",
                 "requests per election",
                 "idle ticks/s",
