@@ -380,19 +380,28 @@ def summarize(
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    # The first columns are kept as in the first version of this script (its smoke test
-    # parses them); ratios are to the re-reading floor, "/notice" to the notification floor.
+    # The first table's columns are kept as in the first version of this script (its smoke
+    # test parses them): ratios to the re-reading floor.
     header = f"{'implementation':<15}{'N':>5}{'median ms':>12}{'p90 ms':>10}"
-    header += f"{'median/floor':>15}{'p90/floor':>12}{'p99 ms':>10}{'/notice':>10}{'sessions':>10}"
+    header += f"{'median/floor':>15}{'p90/floor':>12}"
     print(header)
     print("-" * len(header))
     for row in rows:
-        to_notice = row.get("median_ratio_to_notification")
         print(
             f"{row['implementation']:<15}{row['n']:>5}{row['median_ms']:>12.2f}"
             f"{row['p90_ms']:>10.2f}{row['median_ratio']:>14.2f}x{row['p90_ratio']:>11.2f}x"
-            f"{row['p99_ms']:>10.2f}"
-            + (f"{to_notice:>9.2f}x" if to_notice is not None else f"{'':>10}")
+        )
+    print()
+    print(
+        f"{'implementation':<15}{'N':>5}{'p99 ms':>10}{'p99/floor p99':>16}"
+        f"{'median/notification':>22}{'sessions':>10}"
+    )
+    for row in rows:
+        to_notice = row.get("median_ratio_to_notification")
+        print(
+            f"{row['implementation']:<15}{row['n']:>5}{row['p99_ms']:>10.2f}"
+            f"{row['p99_ratio']:>15.2f}x"
+            + (f"{to_notice:>21.2f}x" if to_notice is not None else f"{'':>22}")
             + f"{row.get('sessions', ''):>10}"
         )
 
@@ -610,10 +619,12 @@ def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
         met[n] = row["median_ratio"] <= TARGET_FLOOR_RATIO
         near[n] = row["median_ratio_to_notification"] <= TARGET_NOTIFICATION_RATIO
         lines.append(
-            f"N={n}: zkelect median {row['median_ratio']:.2f}x the re-reading floor "
-            f"(target <= {TARGET_FLOOR_RATIO}x): {met_text(met[n])}; "
-            f"{row['median_ratio_to_notification']:.2f}x the notification floor "
-            f"(target <= {TARGET_NOTIFICATION_RATIO}x): {met_text(near[n])}"
+            f"N={n}: zkelect median {row['median_ratio']:.2f}x floor (the re-reading floor; "
+            f"target <= {TARGET_FLOOR_RATIO}x): {met_text(met[n])}"
+        )
+        lines.append(
+            f"N={n}: zkelect median {row['median_ratio_to_notification']:.2f}x the "
+            f"notification floor (target <= {TARGET_NOTIFICATION_RATIO}x): {met_text(near[n])}"
         )
         peers = [
             r for r in rows if r["n"] == row["n"] and r["implementation"] in ("kazoo", "curator")

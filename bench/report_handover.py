@@ -86,7 +86,8 @@ def summary_rows(h: dict[str, Any]) -> list[list[str]]:
         out.append(
             [
                 f"1 · handover N={c.n:,}: zkelect median ≤ {FLOOR_TARGET}× the re-reading floor",
-                f"{c.zk['median_ratio']:.2f}× ({c.zk['median_ms']:.2f} ms)",
+                f"{c.zk['median_ratio']:.2f}× (median {c.zk['median_ms']:.2f} ms, p99 "
+                f"{c.zk['p99_ms']:.2f} ms)",
                 verdict(c.floor_ok),
             ]
         )
