@@ -164,13 +164,15 @@ class ZkelectRecipe:
         }
 
     def identify(self, client: int, path: str, func: Any) -> Any:
-        """The candidate a notice on ``client`` about ``path`` went to (own node, or its
-        predecessor's); anything else counts as a notice to an unnamed candidate."""
+        """The candidate a notice on ``client`` about ``path`` went to: the one whose node or
+        predecessor's node it is about, else the session's only candidate; anything else
+        (a shared session, another path) counts as a notice to an unnamed candidate."""
         sessions = len(self.clients)
         for index in (self._owner_of.get(path), self._watcher_of.get(path)):
             if index is not None and index % sessions == client:
                 return index
-        return ("unnamed", client, path)
+        on_session = [i for i in list(self.elections) if i % sessions == client]
+        return on_session[0] if len(on_session) == 1 else ("unnamed", client, path)
 
     def stop(self) -> None:
         for election in list(self.elections.values()):
