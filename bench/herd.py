@@ -36,6 +36,7 @@ watch per candidate node besides its owner's, at every N.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import statistics
 import sys
@@ -47,8 +48,6 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import itertools
 
 from common import (
     LEADER_MARKER_PREFIX,
