@@ -57,6 +57,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 RESULTS_DIR = ROOT / "bench" / "results"
 JAVA_DIR = Path("/usr/share/java")
 CURATOR_JARS = ("curator-recipes.jar", "curator-framework.jar", "curator-client.jar", "guava.jar")
+# A new zkelect leader may create a small marker child (``zkelect-leader-<guid>``) so the next
+# in line knows in advance: a child of the election path that is not a candidate's node.
+LEADER_MARKER_PREFIX = "zkelect-leader-"
 
 
 class BenchError(Exception):
@@ -353,14 +356,17 @@ def wait_until(predicate: Callable[[], Any], what: str, timeout: float = STEP_TI
         time.sleep(0.002)
 
 
+def candidate_names(children: Sequence[str]) -> list[str]:
+    """The children that are candidates' nodes: leader markers left out."""
+    return [name for name in children if not name.startswith(LEADER_MARKER_PREFIX)]
+
+
 def wait_children(
     client: KazooClient, path: str, count: int, timeout: float = STEP_TIMEOUT
 ) -> None:
-    """Poll until ``path`` has ``count`` candidate children (the queue is whole again; a
-    zkelect leader's marker, ``zkelect-leader-...``, is not a candidate)."""
+    """Poll until ``path`` has ``count`` candidate nodes (the queue is whole again)."""
     wait_until(
-        lambda: sum(not n.startswith("zkelect-leader-") for n in client.get_children(path))
-        == count,
+        lambda: len(candidate_names(client.get_children(path))) == count,
         f"{path} getting back to {count} candidates",
         timeout,
     )

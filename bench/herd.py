@@ -6,14 +6,20 @@ zkelect ``stop()``, naive: deletes its node) and per join (a candidate joins at 
 
 * server side: watch notifications the servers sent (``mntr`` zk_sum_node_*_watch_count
   deltas, summed over the members);
-* client side: candidates other than the one leaving/joining that woke up and looked at the
-  election (zkelect: its metrics hook ``candidates_seen``, called once per look; naive: its
-  watch callback);
+* client side: candidates other than the one leaving/joining that *looked* at the election
+  (zkelect: its metrics hook ``candidates_seen``, called once per look; naive: its watch
+  callback), that were *notified* (a watch callback kazoo dispatched to them: every candidate
+  client's ``handler.dispatch_callback`` is tapped; a callback is the candidate's whose node
+  or predecessor's node it is about, on that candidate's session), and that were *woken*:
+  looked or notified;
 * ZooKeeper requests the change cost (``mntr`` zk_packets_received deltas over the members,
   minus this script's own four-letter words; the window is short, and the background rate
   at rest, pings and zkelect's lease heartbeats, is measured and reported beside it);
-* at rest: data watches per candidate node (``wchp`` on every member) and server watches
-  per candidate (``zk_watch_count``, data and child watches, over N).
+* at rest: data watches per candidate node (``wchp`` on every member: the sessions holding
+  a watch on each path), those besides the node's owner (its ``ephemeralOwner``: the
+  leader's own watch on its node is by design), and server watches per candidate
+  (``zk_watch_count``, data and child watches, over N). Leader markers (children named
+  ``zkelect-leader-...``) are not candidate nodes: reported apart.
 
 The naive recipe is the textbook one that herds: every candidate creates an ephemeral
 sequential node and watches the children list; on every change each re-reads the list and
@@ -24,12 +30,13 @@ sessions round-robin (as in the handover benchmark). ZooKeeper keeps one watch p
 path, kind), so with shared sessions the naive recipe's server-side notifications count
 sessions, while its client side still wakes every candidate: both are reported.
 
-Target (issue 7): exactly 1 candidate woken per leader change and <= 1 watch per candidate
-node at every N.
+Targets (issues 7 and 14): exactly 1 candidate woken per leader change, and at most one
+watch per candidate node besides its owner's, at every N.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import statistics
 import sys
@@ -43,10 +50,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
+    LEADER_MARKER_PREFIX,
     BenchError,
     Ensemble,
     Recorder,
     base_parser,
+    candidate_names,
     default_output,
     ensemble_for,
     exit_on_sigterm,
@@ -59,13 +68,30 @@ from kazoo.client import KazooClient
 
 from zkelect import Election, ElectionConfig, Leadership, NoopRecorder, ZkElectError
 from zkelect._election.nodes import election_order
-from zkelect.testing import FIRED_WATCH_KEYS, data_watches_by_path
+from zkelect.testing import FIRED_WATCH_KEYS, parse_wchp
 
 SESSION_TIMEOUT = 20.0  # long: fewer background pings in the request counts
 MAX_SESSIONS = 100
 CONFIG = ElectionConfig(session_timeout=SESSION_TIMEOUT)
 
 log = logging.getLogger("bench.herd")
+
+Notice = tuple[int, str, Any]  # (client index, the event's path, the watch callback)
+
+
+def tap_watch_callbacks(clients: list[KazooClient], sink: list[Notice]) -> None:
+    """Record every watch callback kazoo dispatches on ``clients`` (each has its own handler)."""
+    if len({id(client.handler) for client in clients}) != len(clients):
+        raise BenchError("the candidates' clients share a handler: notices cannot be told apart")
+    for index, client in enumerate(clients):
+        dispatch = client.handler.dispatch_callback
+
+        def tapped(callback: Any, index: int = index, dispatch: Any = dispatch) -> Any:
+            if callback.type == "watch":
+                sink.append((index, callback.args[0].path, callback.func))
+            return dispatch(callback)
+
+        client.handler.dispatch_callback = tapped
 
 
 # --------------------------------------------------------------------------- recipes
@@ -90,6 +116,8 @@ class ZkelectRecipe:
         self.recorder = recorder
         self.elections: dict[int, Election] = {}
         self.counters: dict[int, CountingRecorder] = {}
+        self._owner_of: dict[str, int] = {}
+        self._watcher_of: dict[str, int] = {}
 
     def _make(self, index: int) -> Election:
         counter = CountingRecorder()
@@ -123,6 +151,27 @@ class ZkelectRecipe:
 
     def woken(self) -> dict[int, int]:
         return {i: c.looks for i, c in list(self.counters.items())}
+
+    def snapshot(self) -> None:
+        """Note every candidate's node and its predecessor's, to tell whose a notice is."""
+        nodes = {e.node: i for i, e in list(self.elections.items()) if e.node}
+        names = candidate_names(self.clients[0].get_children(self.path))
+        order = [f"{self.path}/{node.name}" for node in election_order(names)]
+        self._owner_of = nodes
+        self._watcher_of = {
+            ahead: nodes[behind] for ahead, behind in itertools.pairwise(order) if behind in nodes
+        }
+
+    def identify(self, client: int, path: str, func: Any) -> Any:
+        """The candidate a notice on ``client`` about ``path`` went to: the one whose node or
+        predecessor's node it is about, else the session's only candidate; anything else
+        (a shared session, another path) counts as a notice to an unnamed candidate."""
+        sessions = len(self.clients)
+        for index in (self._owner_of.get(path), self._watcher_of.get(path)):
+            if index is not None and index % sessions == client:
+                return index
+        on_session = [i for i in list(self.elections) if i % sessions == client]
+        return on_session[0] if len(on_session) == 1 else ("unnamed", client, path)
 
     def stop(self) -> None:
         for election in list(self.elections.values()):
@@ -215,6 +264,14 @@ class NaiveRecipe:
     def woken(self) -> dict[int, int]:
         return {i: c.woken for i, c in list(self.candidates.items())}
 
+    def snapshot(self) -> None:
+        pass
+
+    def identify(self, client: int, path: str, func: Any) -> Any:
+        """Each candidate registered its own callback: the bound method says whose it is."""
+        owner = getattr(func, "__self__", None)
+        return owner.index if isinstance(owner, NaiveCandidate) else ("unnamed", client, path)
+
     def stop(self) -> None:
         for candidate in self.candidates.values():
             candidate.active = False
@@ -260,12 +317,16 @@ class Meter:
         self,
         action: Callable[[], None],
         done: Callable[[], None],
-        woken: Callable[[], dict[int, int]],
+        recipe: Any,
+        notices: list[Notice],
         exclude: int,
     ) -> dict[str, Any]:
+        woken = recipe.woken
+        recipe.snapshot()
         before = self.ensemble.mntr_all()
         calls = self.ensemble.fourlw_calls
         woken_before = woken()
+        heard = len(notices)
         began = time.monotonic()
         action()
         done()
@@ -276,38 +337,61 @@ class Meter:
         woken_after = woken()
         fired = {kind: after[key] - before[key] for kind, key in FIRED_WATCH_KEYS.items()}
         raw = after["zk_packets_received"] - before["zk_packets_received"] - own
-        woke = [
+        looked = {
             i
             for i, count in woken_after.items()
             if i != exclude and i in woken_before and count > woken_before[i]
-        ]
+        }
+        notified = {recipe.identify(*notice) for notice in notices[heard:]} - {exclude}
         return {
             "server_notifications": sum(fired.values()),
             "fired": fired,
-            "candidates_woken": len(woke),
+            "candidates_looked": len(looked),
+            "candidates_notified": len(notified),
+            "candidates_woken": len(looked | notified),
             "requests": raw,
             "window_s": round(took, 3),
         }
 
 
-def watches_at_rest(ensemble: Ensemble, path: str, leader_node: str) -> dict[str, Any]:
-    """Data watches per candidate node, from ``wchp`` on every member (sessions per path)."""
-    by_path = data_watches_by_path(ensemble.hosts)
-    ours = {p: c for p, c in by_path.items() if p.startswith(path + "/")}
+def watches_at_rest(
+    ensemble: Ensemble, observer: KazooClient, path: str, leader_node: str
+) -> dict[str, Any]:
+    """Data watches per candidate node from ``wchp`` on every member (sessions per path),
+    and those besides the node's owner (its ephemeralOwner); leader markers apart."""
+    sessions: dict[str, list[int]] = {}
+    for i in range(len(ensemble.members)):
+        for watched, ids in parse_wchp(ensemble.four_letter(i, "wchp")).items():
+            if watched.startswith(path + "/"):
+                sessions.setdefault(watched, []).extend(ids)
+    markers = {p: ids for p, ids in sessions.items() if _is_marker(p)}
+    ours = {p: ids for p, ids in sessions.items() if p not in markers}
+    foreign = {}
+    for node, ids in ours.items():
+        stat = observer.exists(node)
+        owner = stat.ephemeralOwner if stat is not None else None
+        foreign[node] = sum(1 for session in ids if session != owner)
     leader_path = f"{path}/{leader_node}"
-    others = [c for p, c in ours.items() if p != leader_path]
+    followers = [len(ids) for p, ids in ours.items() if p != leader_path]
     return {
         "candidate_nodes_watched": len(ours),
-        "max_watches_per_candidate_node": max(ours.values(), default=0),
-        "watches_on_leader_node": ours.get(leader_path, 0),
-        "max_watches_per_follower_node": max(others, default=0),
-        "data_watches_on_candidate_nodes": sum(ours.values()),
+        "max_watches_per_candidate_node": max((len(i) for i in ours.values()), default=0),
+        "max_foreign_watches_per_candidate_node": max(foreign.values(), default=0),
+        "watches_on_leader_node": len(ours.get(leader_path, [])),
+        "foreign_watches_on_leader_node": foreign.get(leader_path, 0),
+        "max_watches_per_follower_node": max(followers, default=0),
+        "data_watches_on_candidate_nodes": sum(len(i) for i in ours.values()),
+        "data_watches_on_leader_markers": sum(len(i) for i in markers.values()),
     }
+
+
+def _is_marker(node_path: str) -> bool:
+    return node_path.rsplit("/", 1)[1].startswith(LEADER_MARKER_PREFIX)
 
 
 def leader_node(client: KazooClient, path: str) -> str:
     """The first node in election order (zkelect's order; the naive recipe's nodes sort alike)."""
-    names = client.get_children(path)
+    names = candidate_names(client.get_children(path))
     if not names:
         raise BenchError(f"{path} has no candidates")
     order = election_order(names)
@@ -324,6 +408,8 @@ def run_recipe(
     with started_clients([ensemble.hosts] * (sessions + 1), SESSION_TIMEOUT) as clients:
         observer, candidate_clients = clients[0], clients[1:]
         recipe = recipe_cls(candidate_clients, path, recorder)
+        notices: list[Notice] = []
+        tap_watch_callbacks(candidate_clients, notices)
         try:
             watches_before = ensemble.mntr_sum("zk_watch_count")
             recipe.setup(n)
@@ -331,7 +417,7 @@ def run_recipe(
             wait_children(observer, path, n)
             watches = meter.settle(recipe.woken)
             at_rest = {
-                **watches_at_rest(ensemble, path, leader_node(observer, path)),
+                **watches_at_rest(ensemble, observer, path, leader_node(observer, path)),
                 "server_watches": watches - watches_before,
                 "server_watches_per_candidate": round((watches - watches_before) / n, 3),
                 "client_watchers_per_candidate": 1,
@@ -347,7 +433,8 @@ def run_recipe(
                     meter.around(
                         lambda leader=leader: recipe.leave(leader),
                         lambda mark=mark: recorder.wait_beyond(mark, f"{recipe.name} successor"),
-                        recipe.woken,
+                        recipe,
+                        notices,
                         exclude=leader,
                     )
                 )
@@ -355,7 +442,8 @@ def run_recipe(
                     meter.around(
                         lambda index=next_index: recipe.join(index),
                         lambda: wait_children(observer, path, n),
-                        recipe.woken,
+                        recipe,
+                        notices,
                         exclude=next_index,
                     )
                 )
@@ -381,7 +469,10 @@ def summarize(events: list[dict[str, Any]]) -> dict[str, Any]:
 
     return {
         "server_notifications": med("server_notifications"),
+        "candidates_looked": med("candidates_looked"),
+        "candidates_notified": med("candidates_notified"),
         "candidates_woken": med("candidates_woken"),
+        "candidates_woken_min": min(e["candidates_woken"] for e in events),
         "candidates_woken_max": max(e["candidates_woken"] for e in events),
         "requests": med("requests"),
         "count": len(events),
@@ -414,12 +505,14 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(run_recipe(ensemble, recipe_cls, n, changes, background_s))
             print_table(rows)
             woken_met = {
-                str(r["n"]): r["leader_change"]["candidates_woken_max"] == 1
+                str(r["n"]): r["leader_change"]["candidates_woken_min"]
+                == r["leader_change"]["candidates_woken_max"]
+                == 1
                 for r in rows
                 if r["recipe"] == "zkelect"
             }
             watches_met = {
-                str(r["n"]): r["at_rest"]["max_watches_per_candidate_node"] <= 1
+                str(r["n"]): r["at_rest"]["max_foreign_watches_per_candidate_node"] <= 1
                 for r in rows
                 if r["recipe"] == "zkelect"
             }
@@ -427,12 +520,15 @@ def main(argv: list[str] | None = None) -> int:
                 if r["recipe"] != "zkelect":
                     continue
                 n, rest = str(r["n"]), r["at_rest"]
+                lc = r["leader_change"]
                 print(
-                    f"N={n}: zkelect wakes {r['leader_change']['candidates_woken_max']:g} "
-                    f"candidate(s) per change (target 1): "
-                    f"{'target met' if woken_met[n] else 'target NOT met'}; watches per node: "
-                    f"leader's {rest['watches_on_leader_node']}, followers' at most "
-                    f"{rest['max_watches_per_follower_node']} (target <= 1): "
+                    f"N={n}: zkelect wakes {lc['candidates_woken_min']:g}-"
+                    f"{lc['candidates_woken_max']:g} candidate(s) per change (looked "
+                    f"{lc['candidates_looked']:g}, notified {lc['candidates_notified']:g}; "
+                    f"target exactly 1): {'target met' if woken_met[n] else 'target NOT met'}; "
+                    f"watches per node besides its owner's: at most "
+                    f"{rest['max_foreign_watches_per_candidate_node']} (leader's node: "
+                    f"{rest['watches_on_leader_node']} in all; target <= 1): "
                     f"{'target met' if watches_met[n] else 'target NOT met'}"
                 )
             write_result(
@@ -457,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
                 began=began,
                 target={
                     "woken_per_change": 1,
-                    "max_watches_per_node": 1,
+                    "max_watches_per_node_besides_owner": 1,
                     "woken_met": woken_met,
                     "watches_met": watches_met,
                 },
@@ -474,15 +570,18 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(rows: list[dict[str, Any]]) -> None:
     print()
     print(
-        f"{'recipe':<9}{'N':>6}{'sess':>6}{'woken/chg':>11}{'notif/chg':>11}{'req/chg':>9}"
-        f"{'woken/join':>12}{'req/join':>10}{'max w/node':>12}{'watches/cand':>14}"
+        f"{'recipe':<9}{'N':>6}{'sess':>6}{'woken/chg':>11}{'looked':>8}{'notified':>10}"
+        f"{'notif/chg':>11}{'req/chg':>9}{'woken/join':>12}{'req/join':>10}"
+        f"{'max w/node':>12}{'besides owner':>15}{'watches/cand':>14}"
     )
     for r in rows:
         lc, jn, rest = r["leader_change"], r["join"], r["at_rest"]
         print(
             f"{r['recipe']:<9}{r['n']:>6}{r['sessions']:>6}{lc['candidates_woken']:>11g}"
+            f"{lc['candidates_looked']:>8g}{lc['candidates_notified']:>10g}"
             f"{lc['server_notifications']:>11g}{lc['requests']:>9g}{jn['candidates_woken']:>12g}"
             f"{jn['requests']:>10g}{rest['max_watches_per_candidate_node']:>12}"
+            f"{rest['max_foreign_watches_per_candidate_node']:>15}"
             f"{rest['server_watches_per_candidate']:>14}"
         )
     print()

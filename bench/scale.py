@@ -4,18 +4,23 @@
 Each measurement runs in a fresh subprocess (``--worker``), so threads and peak RSS belong
 to it alone; the parent starts it, reads one ``RESULT {json}`` line, and stops it by PID.
 
-* Elections per session: one KazooClient, E elections on E paths, one candidate each, so
-  every election resolves to a leader. zkelect: 10,000 ``Election.start()`` calls from the
-  main thread, default ``ElectionConfig`` (the session's 2 worker threads, one timer and one
-  callback thread). kazoo: 2,000 ``Election.run(func)`` calls, a thread each (that is how
-  kazoo's recipe works: ``run`` blocks while leading). Measured: time from the first start
-  until every election has a leader, threads and peak RSS (VmHWM) of the process at rest,
-  its idle CPU with all elections held, and ZooKeeper requests per election.
+* Elections per session: one KazooClient, E elections on E fresh paths, one candidate each,
+  so every election resolves to a leader. zkelect, default ``ElectionConfig`` (the session's
+  2 worker threads, one timer and one callback thread), from the main thread: 10,000
+  ``Election.start(wait=False)`` calls, and a loop of 2,000 plain blocking ``start()`` calls.
+  kazoo: 2,000 ``Election.run(func)`` calls, a thread each (that is how kazoo's recipe works:
+  ``run`` blocks while leading). Measured: time from the first start until every election
+  has a leader (``on_elected`` / ``func`` called), threads and peak RSS (VmHWM) of the
+  process at rest, its idle CPU with all elections held, and ZooKeeper requests per election.
 * Candidates per election: C candidates (1,000) on one path, over S sessions (100), joining
   at once: one starter thread per session, released together; zkelect's ``start()`` calls
   run back to back on each; kazoo runs C threads. Measured: time to the first leader, time
   until every candidate has joined and holds its watch, ZooKeeper requests per candidate
   (``mntr`` zk_packets_received deltas over the members, net of our own four-letter words).
+
+Targets (issue 14), in one run: the 10,000 ``start(wait=False)`` elections all led in less
+time than kazoo's 2,000 with a thread each, with <= 10 threads; the loop of 2,000 blocking
+``start()`` calls all led no slower than kazoo's 2,000 threads.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from kazoo.client import KazooClient
 
 SESSION_TIMEOUT = 10.0
 WORKER_TIMEOUT = 600.0
+MAX_THREADS = 10  # issue 14: the 10,000 pipelined elections' process, at rest
 
 log = logging.getLogger("bench.scale")
 
@@ -122,7 +128,7 @@ def worker_elections(
                 on_elected=lambda lead: counter.hit(),
             )
             if no_wait:
-                election.start(wait=False)  # type: ignore[call-arg]
+                election.start(wait=False)
             else:
                 election.start()
             holders.append(election)
@@ -325,7 +331,12 @@ def spawn_worker(
 
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("Scale: elections per session and candidates per election.")
-    parser.add_argument("--zkelect-elections", type=int, default=10_000)
+    parser.add_argument(
+        "--zkelect-elections", type=int, default=10_000, help="start(wait=False) elections"
+    )
+    parser.add_argument(
+        "--blocking-elections", type=int, default=2_000, help="blocking start() elections"
+    )
     parser.add_argument("--kazoo-elections", type=int, default=2_000)
     parser.add_argument("--join-candidates", type=int, default=1_000)
     parser.add_argument("--join-sessions", type=int, default=100)
@@ -338,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return run_worker(args)
     if args.smoke:
-        args.zkelect_elections, args.kazoo_elections = 200, 100
+        args.zkelect_elections, args.blocking_elections, args.kazoo_elections = 200, 100, 100
         args.join_candidates, args.join_sessions, args.idle_seconds = 20, 5, 1.0
     output = args.output or default_output("scale", args.smoke)
     exit_on_sigterm()
@@ -348,40 +359,27 @@ def main(argv: list[str] | None = None) -> int:
         with ensemble_for(args.hosts) as ensemble:
             machine = machine_info(ensemble)
             idle = f"{args.idle_seconds:g}"
-            per_session = [
-                spawn_worker(
+
+            def elections(worker: str, count: int, *extra: str) -> dict[str, Any]:
+                return spawn_worker(
                     children,
                     ensemble,
-                    "zkelect-elections",
+                    worker,
                     "--count",
-                    str(args.zkelect_elections),
+                    str(count),
                     "--idle-seconds",
                     idle,
-                ),
-            ]
+                    *extra,
+                )
+
+            per_session = []
             if supports_no_wait():
                 per_session.append(
-                    spawn_worker(
-                        children,
-                        ensemble,
-                        "zkelect-elections",
-                        "--count",
-                        str(args.zkelect_elections),
-                        "--idle-seconds",
-                        idle,
-                        "--no-wait",
-                    )
+                    elections("zkelect-elections", args.zkelect_elections, "--no-wait")
                 )
             per_session += [
-                spawn_worker(
-                    children,
-                    ensemble,
-                    "kazoo-elections",
-                    "--count",
-                    str(args.kazoo_elections),
-                    "--idle-seconds",
-                    idle,
-                ),
+                elections("zkelect-elections", args.blocking_elections),
+                elections("kazoo-elections", args.kazoo_elections),
             ]
             join = [
                 spawn_worker(
@@ -395,18 +393,23 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for impl in ("zkelect", "kazoo")
             ]
+            target = verdicts(per_session)
+            for line in target.pop("lines"):
+                print(line)
             write_result(
                 output,
                 benchmark="scale",
                 description=(
-                    "elections per session (zkelect 10,000 vs kazoo 2,000 on one session: "
-                    "time to all resolved, threads, peak RSS) and candidates per election "
-                    "(1,000 joining at once: time to first leader, requests per candidate)"
+                    "elections per session (zkelect 10,000 start(wait=False) and 2,000 "
+                    "blocking start() vs kazoo 2,000 threads on one session: time to all "
+                    "led, threads, peak RSS) and candidates per election (1,000 joining at "
+                    "once: time to first leader, requests per candidate)"
                 ),
                 ensemble=ensemble,
                 machine=machine,
                 params={
                     "zkelect_elections": args.zkelect_elections,
+                    "blocking_elections": args.blocking_elections,
                     "kazoo_elections": args.kazoo_elections,
                     "join_candidates": args.join_candidates,
                     "join_sessions": args.join_sessions,
@@ -417,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 results={"elections_per_session": per_session, "join": join},
                 began=began,
+                target=target,
             )
     except KeyboardInterrupt:
         print("interrupted: workers and the ensemble were stopped", file=sys.stderr)
@@ -427,6 +431,41 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         children.stop_all()
     return 0
+
+
+def verdicts(per_session: list[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 14's two join targets, computed from this run's rows (None: not measured)."""
+    by = {(r["impl"], r["variant"]): r for r in per_session}
+    nowait = by.get(("zkelect", "start(wait=False)"))
+    blocking = by.get(("zkelect", "start()"))
+    kazoo = next((r for r in per_session if r["impl"] == "kazoo"), None)
+    pipelined = blocked = None
+    lines = []
+    if nowait and kazoo:
+        pipelined = (
+            nowait["time_to_all_resolved_s"] < kazoo["time_to_all_resolved_s"]
+            and nowait["threads"] <= MAX_THREADS
+        )
+        lines.append(
+            f"{nowait['elections']} x start(wait=False): all led in "
+            f"{nowait['time_to_all_resolved_s']:.2f} s with {nowait['threads']} threads; kazoo "
+            f"{kazoo['elections']} threads: {kazoo['time_to_all_resolved_s']:.2f} s (target: "
+            f"less, <= {MAX_THREADS} threads): {'target met' if pipelined else 'target NOT met'}"
+        )
+    if blocking and kazoo:
+        blocked = blocking["time_to_all_resolved_s"] <= kazoo["time_to_all_resolved_s"]
+        lines.append(
+            f"{blocking['elections']} x blocking start(): all led in "
+            f"{blocking['time_to_all_resolved_s']:.2f} s; kazoo {kazoo['elections']} threads: "
+            f"{kazoo['time_to_all_resolved_s']:.2f} s (target: no slower): "
+            f"{'target met' if blocked else 'target NOT met'}"
+        )
+    return {
+        "max_threads": MAX_THREADS,
+        "pipelined_met": pipelined,
+        "blocking_met": blocked,
+        "lines": lines,
+    }
 
 
 def argparse_hidden() -> str:
