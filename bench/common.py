@@ -41,6 +41,7 @@ import kazoo  # noqa: E402
 from kazoo.client import KazooClient  # noqa: E402
 
 import zkelect  # noqa: E402
+from zkelect._election.nodes import LEADER_MARKER_PREFIX  # noqa: E402  (R13's marker children)
 from zkelect._lifeline import popen_tied  # noqa: E402
 from zkelect.testing import four_letter, mntr, mntr_int, split_hosts  # noqa: E402
 from zkelect.testing.ensemble import LocalEnsemble, find_zookeeper  # noqa: E402
@@ -57,9 +58,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 RESULTS_DIR = ROOT / "bench" / "results"
 JAVA_DIR = Path("/usr/share/java")
 CURATOR_JARS = ("curator-recipes.jar", "curator-framework.jar", "curator-client.jar", "guava.jar")
-# A new zkelect leader may create a small marker child (``zkelect-leader-<guid>``) so the next
-# in line knows in advance: a child of the election path that is not a candidate's node.
-LEADER_MARKER_PREFIX = "zkelect-leader-"
 
 
 class BenchError(Exception):
