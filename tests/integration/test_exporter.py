@@ -41,7 +41,7 @@ from kazoo.client import KazooClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from zkelect._election.nodes import ContenderKind
+from zkelect._election.nodes import ContenderKind, leader_marker
 from zkelect.ops.exporter import ElectionExporter, ObservedElection
 from zkelect.testing import data_watches_by_session, expire_session, total_watches, wait_for
 from zkelect.testing.ensemble import LocalEnsemble, find_zookeeper
@@ -376,6 +376,39 @@ def test_follows_a_curator_leader_latch(
         codes = [stop_process(peer.proc) for peer in peers]
         logs = {peer.log.name: peer.log.read_text()[-2000:] for peer in peers}
     assert all(code in (0, 143) for code in codes), (codes, logs)
+
+
+def test_a_mixed_election_hands_over_through_curator_with_leader_markers(
+    ensemble: LocalEnsemble,
+    kazoo_client: KazooClient,
+    candidates: Callable[..., Candidate],
+    latch_peer: list[str],
+    zk_path: str,
+    tmp_path: Path,
+) -> None:
+    """zkelect leader, Curator behind it, zkelect behind that: the zkelect leader's marker
+    (R13) never stalls Curator (which sorts it last and never waits on it), and the zkelect
+    candidate behind Curator, which never makes a marker, reads and leads in turn."""
+    a = candidates(ensemble.hosts, zk_path, "zk-a")
+    wait_for(lambda: a.election.is_leader, WAIT, message="zk-a leads")
+    peer = Peer([*latch_peer, ensemble.hosts, zk_path, "curator-b"], tmp_path / "b.log")
+    try:
+        peer.lines.expect("STARTED curator-b")
+        wait_for(lambda: len(candidate_children(kazoo_client, zk_path)) == 2, WAIT)
+        c = candidates(ensemble.hosts, zk_path, "zk-c")
+        node = a.election.node
+        assert node is not None
+        marker = leader_marker(node.rsplit("/", 1)[1])
+        assert kazoo_client.exists(f"{zk_path}/{marker}") is not None
+        assert a.election.resign() is True
+        peer.lines.expect("LEADER curator-b")
+        assert not c.election.is_leader and not a.election.is_leader
+        assert stop_process(peer.proc) in (0, 143)  # closes the latch: its node goes
+        wait_for(lambda: c.election.is_leader, WAIT, message="zk-c leads after Curator")
+        assert not a.election.is_leader
+    finally:
+        code = stop_process(peer.proc)
+    assert code in (0, 143), peer.log.read_text()[-2000:]
 
 
 def test_curator_orders_the_wrap_by_text_and_the_exporter_says_so(
