@@ -92,3 +92,31 @@ def test_an_orphan_of_our_own_create_attempt_is_deleted_not_waited_on(
     finally:
         monkeypatch.undo()
         election.stop()
+
+
+def test_a_follower_that_reconnected_still_hears_its_predecessor_go(
+    proxy: FaultProxy, ensemble: LocalEnsemble, zk_path: str
+) -> None:
+    # kazoo does not set watches again on a new connection (it has no SetWatches) and the
+    # servers drop a connection's watches with it: after a reconnect on the same session, a
+    # follower must set its watch again, or it never hears its predecessor leave.
+    leader = Election(ensemble.hosts, zk_path, candidate_id="leader", config=DEFAULTS)
+    follower = Election(proxy.address, zk_path, candidate_id="follower", config=DEFAULTS)
+    leader.start()
+    follower.start()
+    try:
+        wait_for(lambda: leader.is_leader, 30, message="leader")
+        session = follower.session.session_id
+        dropped_at = len(proxy.request_log)
+        assert proxy.drop_connections() == 1  # kazoo reconnects, on the same session
+        wait_for(
+            lambda: OP_GET_CHILDREN2 in proxy.request_log[dropped_at:],
+            30,
+            message="the follower looked again after reconnecting",
+        )
+        assert follower.session.session_id == session and not follower.is_leader
+        assert leader.resign() is True
+        wait_for(lambda: follower.is_leader, 30, message="the follower leads after the leader")
+    finally:
+        follower.stop()
+        leader.stop()

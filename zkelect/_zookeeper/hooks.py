@@ -419,10 +419,15 @@ class _RemoveWatches:
     type = 18
     _DATA = 2  # WatcherType.Data
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, client: Any, path: str) -> None:
+        self.client = client
         self.path = path
 
     def serialize(self) -> bytearray:
+        # On kazoo's connection thread, as it sends: the only thread that changes kazoo's
+        # record of watches (it pops a path when its watch fires, and clears them all when
+        # the session ends), so dropping ours here races none of that.
+        self.client._data_watchers.pop(self.path, None)
         request = bytearray(write_string(self.path))
         request.extend(int_struct.pack(self._DATA))
         return request
@@ -434,10 +439,9 @@ class _RemoveWatches:
 
 def forget_data_watch(client: Any, path: str) -> Any:
     """Drop this client's data watches on ``path``: from kazoo's record (``_data_watchers``,
-    which a reconnect would set again) and on the server; the async result of the request.
+    which would otherwise keep the callback for ever) and on the server; the request's
+    async result.
 
     The server answers NoWatcher if the watch fired meanwhile: harmless, as is a failure
     (the session's end drops the watch anyway)."""
-    full = _prefix_root(client.chroot, path)
-    client._data_watchers.pop(full, None)
-    return call_raw(client, _RemoveWatches(full))
+    return call_raw(client, _RemoveWatches(client, _prefix_root(client.chroot, path)))
