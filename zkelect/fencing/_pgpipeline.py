@@ -31,10 +31,13 @@ from collections.abc import Sequence
 import psycopg
 from psycopg import errors, pq
 
-__all__ = ["BeginAndRun", "can_begin"]
+__all__ = ["BeginAndRun", "can_begin", "in_transaction"]
 
 _INVALID_NAME = b"26000"  # invalid_sql_statement_name: the named statement is gone
 _DUPLICATE_NAME = b"42P05"  # duplicate_prepared_statement: it was there after all
+
+
+_PIPELINE = psycopg.Pipeline.is_supported()  # libpq >= 14: fixed for the process
 
 
 def can_begin(conn: psycopg.Connection[object]) -> bool:
@@ -42,10 +45,15 @@ def can_begin(conn: psycopg.Connection[object]) -> bool:
     any transaction (inside one, the caller's transaction is nested with a savepoint)."""
     pgconn = conn.pgconn
     return (
-        psycopg.Pipeline.is_supported()
+        _PIPELINE
         and pgconn.transaction_status == pq.TransactionStatus.IDLE
         and pgconn.pipeline_status == pq.PipelineStatus.OFF
     )
+
+
+def in_transaction(conn: psycopg.Connection[object]) -> bool:
+    """Whether ``conn``'s transaction is still open (not committed or rolled back)."""
+    return conn.pgconn.transaction_status != pq.TransactionStatus.IDLE
 
 
 class BeginAndRun:

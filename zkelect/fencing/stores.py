@@ -257,7 +257,7 @@ class PostgresFencedStore(_FencedTransactions):
         try:
             import psycopg
 
-            from zkelect.fencing._pgpipeline import BeginAndRun
+            from zkelect.fencing import _pgpipeline
         except ImportError:
             raise ConfigurationError(
                 "PostgresFencedStore needs psycopg 3: pip install 'zkelect[postgres]'"
@@ -282,7 +282,12 @@ class PostgresFencedStore(_FencedTransactions):
             f"WHERE {self.table}.epoch <= excluded.epoch RETURNING epoch"
         )
         self._claim_sql = claim.format("%s", "%s", "%s")
-        self._begin_and_claim = BeginAndRun(claim.format("$1", "$2", "$3"), _PG_CLAIM_TYPES)
+        # psycopg is optional: the module that needs it is imported here, not at the top.
+        self._can_begin = _pgpipeline.can_begin
+        self._in_transaction = _pgpipeline.in_transaction
+        self._begin_and_claim = _pgpipeline.BeginAndRun(
+            claim.format("$1", "$2", "$3"), _PG_CLAIM_TYPES
+        )
         with self._connect() as conn, conn.transaction():
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.table} ("
@@ -292,11 +297,9 @@ class PostgresFencedStore(_FencedTransactions):
 
     @contextlib.contextmanager
     def _fence(self, resource: str, token: FencingToken) -> Iterator[Any]:
-        from zkelect.fencing._pgpipeline import can_begin
-
         claim = (resource, token.epoch, token.candidate_id)
         with self._connect() as conn:
-            if not can_begin(conn):  # inside the caller's transaction: nest in a savepoint
+            if not self._can_begin(conn):  # in the caller's transaction (or no pipeline mode)
                 with conn.transaction():
                     if conn.execute(self._claim_sql, claim).fetchone() is None:
                         raise _stale(resource, token, self._current_epoch(conn, resource))
@@ -323,9 +326,7 @@ class PostgresFencedStore(_FencedTransactions):
         return int(row[0])
 
     def _commit(self, conn: Any, resource: str) -> None:
-        from psycopg import pq
-
-        if conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+        if not self._in_transaction(conn):
             raise ConfigurationError(
                 f"the fenced transaction on {resource!r} was committed or rolled back inside "
                 "its block: leave that to the store, so the epoch check and the write commit "
