@@ -318,3 +318,14 @@ def test_postgres_block_that_ends_the_transaction_itself_is_refused(pg_dsn: str)
         assert store.highest_epoch("r") is None
         store.write("r", token(5), pg_log("after"))  # the connection is still usable
     assert PostgresFencedStore(pg_dsn).highest_epoch("r") == 5
+
+
+def test_postgres_fence_begins_with_the_connections_transaction_settings(pg_dsn: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+        store = PostgresFencedStore(lambda: contextlib.nullcontext(conn))
+        with store.fenced("r", token(5)) as fenced_conn:
+            level = fenced_conn.execute("SHOW transaction_isolation").fetchone()
+        assert level == ("serializable",)

@@ -9,8 +9,9 @@ server does not parse and plan it again on every write (planning an ``INSERT ...
 CONFLICT`` costs about as much as the round trip saved); the ``Parse`` rides in the same
 packet the first time.
 
-Guarantees: ``begin_and_run`` is called on a connection outside a transaction; when it
-returns, the connection is in the transaction it began, the statement has run in it, and
+Guarantees: ``begin_and_run`` is called on a connection outside a transaction; it begins
+one as psycopg would (the connection's isolation level, read-only and deferrable settings);
+when it returns, the connection is in the transaction it began, the statement has run in it, and
 the caller ends it (``conn.commit()`` / ``conn.rollback()``). When the statement fails, the
 transaction is rolled back and psycopg's own exception for the error is raised. A prepared
 statement the connection lost (``DEALLOCATE ALL``, ``DISCARD ALL``, psycopg's clean-up after
@@ -111,7 +112,7 @@ class BeginAndRun:
                 pgconn.enter_pipeline_mode()
                 if rollback_first:
                     pgconn.send_query_params(b"ROLLBACK", None)
-                pgconn.send_query_params(b"BEGIN", None)
+                pgconn.send_query_params(_begin(conn), None)
                 if not named:
                     pgconn.send_query_params(self._sql, values, self._types)
                 else:
@@ -125,6 +126,19 @@ class BeginAndRun:
             pgconn.finish()  # interrupted mid-pipeline: close rather than reuse an unknown state
             raise
         return results
+
+
+def _begin(conn: psycopg.Connection[object]) -> bytes:
+    """``BEGIN`` with the connection's transaction settings, as psycopg itself begins."""
+    parts = [b"BEGIN"]
+    if conn.isolation_level is not None:
+        level = psycopg.IsolationLevel(conn.isolation_level).name.replace("_", " ")
+        parts.append(b"ISOLATION LEVEL " + level.encode())
+    if conn.read_only is not None:
+        parts.append(b"READ ONLY" if conn.read_only else b"READ WRITE")
+    if conn.deferrable is not None:
+        parts.append(b"DEFERRABLE" if conn.deferrable else b"NOT DEFERRABLE")
+    return b" ".join(parts)
 
 
 def _collect(pgconn: pq.abc.PGconn) -> list[pq.abc.PGresult]:
