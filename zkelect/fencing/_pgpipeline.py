@@ -24,6 +24,7 @@ in transaction mode before 1.21) gets the unnamed statement, planned on every ca
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import select
 import weakref
@@ -130,14 +131,21 @@ class BeginAndRun:
 
 def _begin(conn: psycopg.Connection[object]) -> bytes:
     """``BEGIN`` with the connection's transaction settings, as psycopg itself begins."""
+    return _begin_statement(conn.isolation_level, conn.read_only, conn.deferrable)
+
+
+@functools.cache  # at most 4 x 3 x 3 settings
+def _begin_statement(
+    isolation: psycopg.IsolationLevel | None, read_only: bool | None, deferrable: bool | None
+) -> bytes:
     parts = [b"BEGIN"]
-    if conn.isolation_level is not None:
-        level = psycopg.IsolationLevel(conn.isolation_level).name.replace("_", " ")
+    if isolation is not None:
+        level = psycopg.IsolationLevel(isolation).name.replace("_", " ")
         parts.append(b"ISOLATION LEVEL " + level.encode())
-    if conn.read_only is not None:
-        parts.append(b"READ ONLY" if conn.read_only else b"READ WRITE")
-    if conn.deferrable is not None:
-        parts.append(b"DEFERRABLE" if conn.deferrable else b"NOT DEFERRABLE")
+    if read_only is not None:
+        parts.append(b"READ ONLY" if read_only else b"READ WRITE")
+    if deferrable is not None:
+        parts.append(b"DEFERRABLE" if deferrable else b"NOT DEFERRABLE")
     return b" ".join(parts)
 
 
