@@ -6,10 +6,11 @@
 * SQLite: ``SQLiteFencedStore.write`` (BEGIN IMMEDIATE, read the resource's epoch, the
   action, upsert the epoch, COMMIT, on a new connection as the store does) against a plain
   transaction doing the same action on a new connection;
-* PostgreSQL (a throwaway local server, fsync off): ``PostgresFencedStore.write`` (upsert the
-  epoch row, lock it FOR UPDATE, the action, update the epoch) against a plain transaction
-  doing the same action; twice: on one open connection (what a connection pool gives) and
-  with a new connection per write (what the store does when given a conninfo string).
+* PostgreSQL (a throwaway local server, fsync off): ``PostgresFencedStore.write`` (BEGIN and
+  the one-statement fence, an upsert of the epoch row that locks it, in one round trip; the
+  action; COMMIT) against a plain transaction doing the same action (BEGIN, the action,
+  COMMIT); twice: on one open connection (what a connection pool gives) and with a new
+  connection per write (what the store does when given a conninfo string).
 
 Fenced and plain samples alternate (and which goes first alternates too), so load on the
 machine weighs on both alike. Warm-up writes are excluded.
@@ -171,37 +172,10 @@ def measure_postgres(samples: int) -> tuple[list[dict[str, Any]], dict[str, Any]
                     fenced,
                     plain,
                     connection="one open connection (a pool's)",
-                    statements="fenced: 3 + the action; plain: the action",
-                )
-            )
-            # Not zkelect's code: what a one-statement fence would cost (see the report).
-            conn.execute(
-                "CREATE TABLE fence1 (resource TEXT PRIMARY KEY, epoch BIGINT NOT NULL, "
-                "holder TEXT NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            )
-            fence1 = (
-                "INSERT INTO fence1 (resource, epoch, holder) VALUES (%s, %s, %s) "
-                "ON CONFLICT (resource) DO UPDATE SET epoch = excluded.epoch, "
-                "holder = excluded.holder, updated_at = now() "
-                "WHERE fence1.epoch <= excluded.epoch RETURNING epoch"
-            )
-
-            def one_statement(i: int) -> None:
-                with conn.transaction():
-                    got = conn.execute(fence1, ("kv", token.epoch, "bench")).fetchone()
-                    if got is None:
-                        raise RuntimeError("stale epoch")
-                    conn.execute(upsert, (str(i),))
-
-            fenced, plain = alternate(samples, one_statement, plain_pooled)
-            rows.append(
-                row(
-                    "postgresql: one-statement fence (a proposal, not zkelect's code)",
-                    fenced,
-                    plain,
-                    connection="one open connection (a pool's)",
-                    statements="fenced: 1 + the action (upsert ... WHERE epoch <= new RETURNING)",
-                    reference=True,
+                    statements=(
+                        "fenced: BEGIN + the fence in one round trip, the action, COMMIT; "
+                        "plain: BEGIN, the action, COMMIT"
+                    ),
                 )
             )
         per_write = PostgresFencedStore(server.dsn)

@@ -44,6 +44,7 @@ __all__ = ["FencedStore", "PostgresFencedStore", "SQLiteFencedStore"]
 T = TypeVar("T")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MAX_EPOCH = (1 << 63) - 1
+_PG_CLAIM_TYPES = (25, 20, 25)  # the fence's parameters: text, bigint, text (type OIDs)
 
 
 class FencedStore(Protocol):
@@ -106,8 +107,8 @@ def _stale(resource: str, token: FencingToken, current: int) -> StaleEpochError:
 
 
 class _FencedTransactions(abc.ABC):
-    """The fenced transaction, written once for every store; each store supplies the
-    transaction and the two statements on the high-water mark in its SQL dialect."""
+    """The fenced transaction's contract, written once for every store: argument checks,
+    metrics, ``write``; each store supplies the transaction in its SQL dialect."""
 
     _metrics: MetricsRecorder
 
@@ -115,12 +116,8 @@ class _FencedTransactions(abc.ABC):
     def fenced(self, resource: str, token: FencingToken) -> Iterator[Any]:
         token = _check_fenced_args(resource, token)
         try:
-            with self._transaction() as conn:
-                current = self._lock_mark(conn, resource)
-                if token.epoch < current:
-                    raise _stale(resource, token, current)
+            with self._fence(resource, token) as conn:
                 yield conn
-                self._record_mark(conn, resource, token)
         except StaleEpochError:
             self._metrics.fenced_write(token.path, "rejected")
             raise
@@ -135,16 +132,10 @@ class _FencedTransactions(abc.ABC):
             return action(conn)
 
     @abc.abstractmethod
-    def _transaction(self) -> AbstractContextManager[Any]:
-        """A connection in an open transaction: committed on a clean exit, else rolled back."""
-
-    @abc.abstractmethod
-    def _lock_mark(self, conn: Any, resource: str) -> int:
-        """Lock ``resource``'s high-water mark until the transaction ends; its epoch (0: none)."""
-
-    @abc.abstractmethod
-    def _record_mark(self, conn: Any, resource: str, token: FencingToken) -> None:
-        """Set ``resource``'s high-water mark to ``token``'s epoch."""
+    def _fence(self, resource: str, token: FencingToken) -> AbstractContextManager[Any]:
+        """A connection in an open transaction that holds ``resource``'s high-water mark
+        locked (StaleEpochError, rolled back, if ``token``'s epoch is lower); a clean exit
+        commits the writes with the mark at ``token``'s epoch, an exception rolls back."""
 
 
 class SQLiteFencedStore(_FencedTransactions):
@@ -187,6 +178,15 @@ class SQLiteFencedStore(_FencedTransactions):
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN ourselves, so the lock is taken up front.
         return sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+
+    @contextlib.contextmanager
+    def _fence(self, resource: str, token: FencingToken) -> Iterator[sqlite3.Connection]:
+        with self._transaction() as conn:
+            current = self._lock_mark(conn, resource)
+            if token.epoch < current:
+                raise _stale(resource, token, current)
+            yield conn
+            self._record_mark(conn, resource, token)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -238,9 +238,13 @@ class PostgresFencedStore(_FencedTransactions):
     """A fenced store in PostgreSQL (psycopg 3: ``pip install 'zkelect[postgres]'``).
 
     ``connect`` is a conninfo string or a callable returning a psycopg connection (e.g.
-    from your pool). The resource's epoch row is locked ``FOR UPDATE`` for the
-    transaction, so racing writers on that resource are serialised by the database. The
-    block (or ``action``) receives the connection.
+    from your pool). The fence is one statement: an upsert of the resource's epoch row that
+    updates it only if the stored epoch is not higher, and locks the row either way until
+    the transaction ends, so racing writers on that resource are serialised by the database.
+    It travels in the same round trip as the transaction's ``BEGIN`` (libpq's pipeline
+    mode), prepared once per connection; the current epoch is read only for the error of a
+    refused write. On a connection already inside a transaction the fence runs in a
+    savepoint of it and commits with it. The block (or ``action``) receives the connection.
     """
 
     def __init__(
@@ -252,6 +256,8 @@ class PostgresFencedStore(_FencedTransactions):
     ) -> None:
         try:
             import psycopg
+
+            from zkelect.fencing import _pgpipeline
         except ImportError:
             raise ConfigurationError(
                 "PostgresFencedStore needs psycopg 3: pip install 'zkelect[postgres]'"
@@ -267,6 +273,21 @@ class PostgresFencedStore(_FencedTransactions):
             raise ConfigurationError(f"connect must be a conninfo str or a callable: {connect!r}")
         self.table = _table_name(table)
         self._metrics: MetricsRecorder = metrics or NoopRecorder()
+        # The row lock is taken even when the WHERE refuses the update (ON CONFLICT DO
+        # UPDATE locks the conflicting row first), so a refused writer holds it too.
+        claim = (
+            f"INSERT INTO {self.table} (resource, epoch, holder) VALUES ({{0}}, {{1}}, {{2}}) "
+            f"ON CONFLICT (resource) DO UPDATE SET epoch = excluded.epoch, "
+            f"holder = excluded.holder, updated_at = now() "
+            f"WHERE {self.table}.epoch <= excluded.epoch RETURNING epoch"
+        )
+        self._claim_sql = claim.format("%s", "%s", "%s")
+        # psycopg is optional: the module that needs it is imported here, not at the top.
+        self._can_begin = _pgpipeline.can_begin
+        self._in_transaction = _pgpipeline.in_transaction
+        self._begin_and_claim = _pgpipeline.BeginAndRun(
+            claim.format("$1", "$2", "$3"), _PG_CLAIM_TYPES
+        )
         with self._connect() as conn, conn.transaction():
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.table} ("
@@ -275,28 +296,53 @@ class PostgresFencedStore(_FencedTransactions):
             )
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        with self._connect() as conn, conn.transaction():
-            yield conn
+    def _fence(self, resource: str, token: FencingToken) -> Iterator[Any]:
+        claim = (resource, token.epoch, token.candidate_id)
+        with self._connect() as conn:
+            if not self._can_begin(conn):  # in the caller's transaction (or no pipeline mode)
+                with conn.transaction():
+                    if conn.execute(self._claim_sql, claim).fetchone() is None:
+                        raise _stale(resource, token, self._current_epoch(conn, resource))
+                    yield conn
+                return
+            if self._begin_and_claim.begin_and_run(conn, claim) == 0:
+                try:
+                    current = self._current_epoch(conn, resource)
+                finally:
+                    self._rollback(conn)
+                raise _stale(resource, token, current)
+            try:
+                yield conn
+            except BaseException:
+                self._rollback(conn)
+                raise
+            self._commit(conn, resource)
 
-    def _lock_mark(self, conn: Any, resource: str) -> int:
-        # Make sure the row exists, then lock it: concurrent writers queue here.
-        conn.execute(
-            f"INSERT INTO {self.table} (resource, epoch, holder) VALUES (%s, 0, '') "
-            "ON CONFLICT (resource) DO NOTHING",
-            (resource,),
-        )
+    def _current_epoch(self, conn: Any, resource: str) -> int:
+        # Our transaction holds the row's lock: no writer can change it before we end.
         row = conn.execute(
-            f"SELECT epoch FROM {self.table} WHERE resource = %s FOR UPDATE", (resource,)
+            f"SELECT epoch FROM {self.table} WHERE resource = %s", (resource,)
         ).fetchone()
         return int(row[0])
 
-    def _record_mark(self, conn: Any, resource: str, token: FencingToken) -> None:
-        conn.execute(
-            f"UPDATE {self.table} SET epoch = %s, holder = %s, updated_at = now() "
-            "WHERE resource = %s",
-            (token.epoch, token.candidate_id, resource),
-        )
+    def _commit(self, conn: Any, resource: str) -> None:
+        if not self._in_transaction(conn):
+            raise ConfigurationError(
+                f"the fenced transaction on {resource!r} was committed or rolled back inside "
+                "its block: leave that to the store, so the epoch check and the write commit "
+                "together"
+            )
+        conn.commit()
+
+    def _rollback(self, conn: Any) -> None:
+        self._begin_and_claim.forget(conn)  # psycopg's rollback may deallocate statements
+        if conn.closed:
+            return
+        try:
+            conn.rollback()
+        except Exception:  # a broken connection: the exception in flight says more
+            if not conn.closed:
+                raise
 
     def highest_epoch(self, resource: str) -> int | None:
         _check_resource(resource)
@@ -304,4 +350,5 @@ class PostgresFencedStore(_FencedTransactions):
             row = conn.execute(
                 f"SELECT epoch FROM {self.table} WHERE resource = %s", (resource,)
             ).fetchone()
+        # 0 is no epoch: accepted epochs start at 1 (the first version's placeholder row).
         return None if row is None or int(row[0]) == 0 else int(row[0])
