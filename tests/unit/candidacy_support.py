@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from zkelect._election._joining import FirstJoin
 from zkelect._election.candidacy import Candidacy
 from zkelect._election.messages import Lifecycle, Message, SessionChanged, Start
 from zkelect._election.standing import Standing
@@ -160,6 +161,15 @@ class FakeJoins:
         ticket = FakeTicket(create)
         self.tickets.append(ticket)
         return ticket
+
+    def join(self, path: str, prefix: str, data: bytes) -> tuple[JoinOutcome, FakePending | None]:
+        """A blocking start()'s join: with the path (no read) when nobody is there yet."""
+        session = self._session
+        first = not session.zk.nodes
+        created, stat = session.create_candidate(prefix, data)
+        if first:
+            return JoinOutcome(created, stat, True), None
+        return JoinOutcome(created, stat, False), session.send_listing(path)
 
 
 class FakeTimers:
@@ -358,6 +368,13 @@ class Candidate:
         self.mailbox.append(Start(first))
         self.pump()
         return first
+
+    def start_blocking(self) -> FirstJoin:
+        """A blocking start(): the first join on the caller's thread, then its Start."""
+        joined = self.candidacy.join_first()
+        self.mailbox.append(Start(None, joined))
+        self.pump()
+        return joined
 
     def post(self, message: Message) -> None:
         self.mailbox.append(message)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from zkelect._election._backoff import Backoff
-from zkelect._election._joining import Joiner
+from zkelect._election._joining import FirstJoin, Joiner
 from zkelect._election._leaving import Leaving
 from zkelect._election._looking import Looks
 from zkelect._election._watching import Watches
@@ -130,9 +130,11 @@ class Candidacy:
                     self._waiting_since = self._clock()
                     self._looks.prefetched = children
                     self._reconcile()
-            case Start(first):
+            case Start(first, joined):
                 self._waiting_since = self._clock()
-                if first is None:
+                if joined is not None:
+                    self._took_first(joined)
+                elif first is None:
                     self._send_join()
                 else:
                     self._reconcile(first)
@@ -165,16 +167,33 @@ class Candidacy:
 
     def _refuse(self, message: Message) -> None:
         """A message that arrives once stopping or failed: give back what it holds."""
-        if isinstance(message, Start) and message.first is None:
+        if isinstance(message, Start) and message.first is None and message.joined is None:
             self._session.join_slots.release()
         elif isinstance(message, Resign):
             message.done.set_result(False)
 
     # -- 1. join --------------------------------------------------------------------------------
 
+    def join_first(self) -> FirstJoin:
+        """start()'s first join, on the caller's thread; post its answer as ``Start``."""
+        return self._joiner.first()
+
     def _join(self) -> None:
         """Create our node, finding it again if a previous create's reply was lost (R1)."""
         self._adopt(*self._joiner.create())
+
+    def _took_first(self, attempt: FirstJoin) -> None:
+        """The first join of a blocking start(), made on its caller's thread (join_first)."""
+        created = self._joiner.took_first(attempt)
+        if created is not None:
+            self._adopt(*created)
+            self._looks.prefetched = attempt.children
+        if isinstance(attempt.error, ZkElectError):
+            self._fail(attempt.error)  # terminal: start() raises it too
+        elif attempt.error is not None and created is None:
+            self._schedule_retry()  # lost or refused for now: found again by its GUID (R1)
+        else:
+            self._reconcile()
 
     def _send_join(self) -> None:
         """The first join of ``start(wait=False)``: hand the create to the session's batcher;

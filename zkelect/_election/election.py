@@ -54,7 +54,7 @@ from zkelect._election.nodes import LeaderInfo, election_order
 from zkelect._election.observer import LeaderObserver
 from zkelect._election.reader import read_election, read_leader
 from zkelect._election.standing import Standing
-from zkelect._zookeeper.outcomes import Retryable, SessionGone
+from zkelect._zookeeper.outcomes import ConnectionState, Retryable, SessionGone
 from zkelect._zookeeper.session import Session
 from zkelect.clock import Clock, monotonic_clock
 from zkelect.config import (
@@ -228,6 +228,15 @@ class Election:
                 self._post(Start(None))  # the candidacy gives the slot back
             else:
                 self._post(Start(first))  # no slot in time: join the usual way
+            return self
+        if self._session.state is ConnectionState.CONNECTED:
+            # The first join on this thread, which waits for its own round trip (no hop to
+            # a pool thread and back); the candidacy's actor takes the answer.
+            joined = self._candidacy.join_first()
+            self._post(Start(None, joined))
+            if isinstance(joined.error, ZkElectError):
+                self.stop()
+                raise joined.error
             return self
         self._post(Start(first))
         try:

@@ -13,6 +13,12 @@ Everything here runs on kazoo's threads, in callbacks that only send requests: n
 blocks, so the few worker threads of the session are never held by a batch (an election
 stopping while its create is in flight waits for its ``JoinTicket`` on a worker thread).
 
+``Election.start()`` (blocking) joins one election on its caller's thread instead
+(:meth:`JoinBatcher.join`): a path not known to exist gets its node in the same multi as
+the path itself, so a fresh election costs one round trip and no read; on a path known to
+exist, the create and the read of the children go out together (a session's requests are
+answered in order, so the read sees our node): one round trip too.
+
 A multi is all or nothing. When one create fails, the answer names it: an election path
 that exists after all, or was deleted, is learnt again and the batch is re-sent; a
 candidate refused for good (NoAuth) is answered with its error and left out. A lost
@@ -30,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from zkelect._zookeeper.outcomes import NodeExists, NodeStat, NoNode, Retryable
-from zkelect._zookeeper.requests import Pending
+from zkelect._zookeeper.requests import Pending, candidate_created
 
 __all__ = ["JoinBatcher", "JoinOutcome", "JoinRequests", "JoinTicket"]
 
@@ -52,6 +58,12 @@ class JoinRequests(Protocol):
     def send_children(self, path: str) -> Pending: ...
 
     def send_ensure_path(self, path: str) -> Pending: ...
+
+    def send_create_candidate(
+        self, path: str, data: bytes, *, makepath: bool = True
+    ) -> Pending: ...
+
+    def send_listing(self, path: str) -> Pending: ...
 
     def send_creates(self, creates: list[tuple[str, bytes, bool]]) -> Pending: ...
 
@@ -155,6 +167,47 @@ class JoinBatcher:
             self._queue.append(join)
         self._pump()
         return join.ticket
+
+    def join(self, path: str, prefix: str, data: bytes) -> tuple[JoinOutcome, Pending | None]:
+        """Create one candidate node now, waiting on the calling thread (a blocking start()).
+
+        When ``path`` is not known to exist, the path and the node in one multi: the outcome
+        is then ``first`` (nothing can precede a node made with its parent: no read needed).
+        Else the create, with the read of the children sent right behind it: that read's
+        Pending comes back too (None when ``first``). A create answered with an error made
+        nothing, so trying again is safe; a lost answer raises (``Retryable``,
+        ``SessionGone``) and the caller finds its node again by the prefix (R1).
+        """
+        session = self._session
+        for _ in range(MAX_ATTEMPTS):
+            with self._lock:
+                known = path in self._existing
+            if known:
+                created = session.send_create_candidate(prefix, data, makepath=False)
+                listing = session.send_listing(path)
+                try:
+                    node_path, stat = candidate_created(created.result())
+                except NoNode:  # deleted meanwhile (R10): create it with the node
+                    with self._lock:
+                        self._existing.discard(path)
+                    continue
+                return JoinOutcome(node_path, stat, first=False), listing
+            creates = [(path, b"", False), (prefix, data, True)]
+            entries = session.created_entries(session.send_creates(creates).result(), creates)
+            parent_failed = isinstance(entries[0], BaseException)
+            error = entries[0] if parent_failed else entries[1]
+            if isinstance(error, tuple):
+                with self._lock:
+                    self._existing.add(path)
+                return JoinOutcome(error[0], error[1], first=True), None
+            if isinstance(error, NodeExists) and parent_failed:
+                with self._lock:  # the path exists after all: create the node alone
+                    self._existing.add(path)
+            elif isinstance(error, NoNode) and parent_failed:
+                session.send_ensure_path(_parent(path)).result()  # its parents are missing too
+            else:
+                raise error if error is not None else Retryable("a multi answered nothing")
+        raise Retryable("the election path kept changing under a join")
 
     def _pump(self) -> None:
         batches: list[list[_Join]] = []
