@@ -35,8 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from zkelect._zookeeper.outcomes import NodeExists, NodeStat, NoNode, Retryable
+from zkelect._zookeeper.outcomes import NodeExists, NodeStat, NoNode, Retryable, SessionGone
 from zkelect._zookeeper.requests import Pending, candidate_created
+from zkelect.errors import ZkElectError
 
 __all__ = ["JoinBatcher", "JoinOutcome", "JoinRequests", "JoinTicket"]
 
@@ -159,6 +160,30 @@ class JoinBatcher:
         # would otherwise cost a 10,000-name read per batch). A create that says otherwise
         # (NodeExists, NoNode) makes the parent be read again.
         self._listed: set[str] = set()
+        # Where a create of ours succeeded: election paths we created a node in, and parents
+        # we created an election path under (with the same ACL and identities). A create
+        # there cannot be refused unless an ACL is changed meanwhile (see ``proven``).
+        self._proven: set[str] = set()
+
+    def proven(self, path: str) -> bool:
+        """Whether a join of ``path`` cannot end in a terminal error, as far as this session
+        knows: it created a node in ``path`` before, or ``path`` is missing (its parent was
+        read) under a parent it created an election path in. Then a blocking start() need
+        not wait for the create's answer (only a permission changed meanwhile, or a path
+        created meanwhile with an ACL refusing us, could refuse it; that is reported by
+        ``wait_for_leadership()``)."""
+        parent = _parent(path)
+        with self._lock:
+            if path in self._proven:
+                return True
+            return parent in self._proven and parent in self._listed and path not in self._existing
+
+    def _proved(self, path: str, *, made_path: bool) -> None:
+        with self._lock:
+            self._existing.add(path)
+            self._proven.add(path)
+            if made_path:
+                self._proven.add(_parent(path))
 
     def submit(self, path: str, prefix: str, data: bytes) -> JoinTicket:
         """Queue the create of a candidate node named ``prefix`` + sequence in ``path``."""
@@ -180,8 +205,13 @@ class JoinBatcher:
         """
         session = self._session
         for _ in range(MAX_ATTEMPTS):
+            parent = _parent(path)
             with self._lock:
                 known = path in self._existing
+                listed = parent in self._listed
+            # Read the parent's children once, in the same round trip: what later joins
+            # under it need to know that their paths are missing (``proven``).
+            siblings = None if known or listed else session.send_children(parent)
             if known:
                 created = session.send_create_candidate(prefix, data, makepath=False)
                 listing = session.send_listing(path)
@@ -191,14 +221,22 @@ class JoinBatcher:
                     with self._lock:
                         self._existing.discard(path)
                     continue
+                self._proved(path, made_path=False)
                 return JoinOutcome(node_path, stat, first=False), listing
             creates = [(path, b"", False), (prefix, data, True)]
-            entries = session.created_entries(session.send_creates(creates).result(), creates)
+            multi = session.send_creates(creates)
+            try:
+                answer = multi.result()
+            except (Retryable, SessionGone):
+                _raise_refusal(siblings)  # a session refused outright (SASL) answers it first
+                raise
+            entries = session.created_entries(answer, creates)
+            if siblings is not None:
+                self._listed_children(parent, siblings)
             parent_failed = isinstance(entries[0], BaseException)
             error = entries[0] if parent_failed else entries[1]
             if isinstance(error, tuple):
-                with self._lock:
-                    self._existing.add(path)
+                self._proved(path, made_path=True)
                 return JoinOutcome(error[0], error[1], first=True), None
             if isinstance(error, NodeExists) and parent_failed:
                 with self._lock:  # the path exists after all: create the node alone
@@ -208,6 +246,17 @@ class JoinBatcher:
             else:
                 raise error if error is not None else Retryable("a multi answered nothing")
         raise Retryable("the election path kept changing under a join")
+
+    def _listed_children(self, parent: str, pending: Pending) -> None:
+        """Learn every child of ``parent`` from a read answered before our multi (so the
+        path that multi created is not among them, and is added by ``_proved``)."""
+        try:
+            names = pending.result()
+        except Exception:  # missing, or unreadable: nothing learnt
+            return
+        with self._lock:
+            self._existing.update(f"{parent.rstrip('/')}/{name}" for name in names)
+            self._listed.add(parent)
 
     def _pump(self) -> None:
         batches: list[list[_Join]] = []
@@ -316,6 +365,9 @@ class JoinBatcher:
         if failed is None:
             with self._lock:
                 self._existing.update(join.path for join in batch)
+                self._proven.update(join.path for join in batch)
+                # The parents of the paths this multi created (``first``): proven too.
+                self._proven.update(_parent(o[0].path) for o in owners if o is not None and o[1])
             for owner, entry in zip(owners, entries, strict=True):
                 if owner is not None:
                     join, first = owner
@@ -352,6 +404,18 @@ class JoinBatcher:
             join.ticket._settle(None, error)
         if finished:
             self._finished()
+
+
+def _raise_refusal(pending: Pending | None) -> None:
+    """Raise what ``pending`` raised if that is terminal (a ``ZkElectError``)."""
+    if pending is None:
+        return
+    try:
+        pending.result()
+    except ZkElectError:
+        raise
+    except Exception:  # transient, or the path's parent missing: the multi's error stands
+        return
 
 
 def _parent(path: str) -> str:
