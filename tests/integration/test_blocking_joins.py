@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
-from kazoo.security import make_acl
+from kazoo.security import make_acl, make_digest_acl
 
 from zkelect import (
     DigestAuth,
@@ -245,3 +245,23 @@ def test_once_proven_starts_overlap_and_a_late_refusal_reaches_wait_for_leadersh
     with pytest.raises(PermissionDeniedError):
         late.wait_for_leadership(20)
     assert kazoo_client.get_children(locked) == []
+
+
+def test_a_path_made_by_others_under_a_parent_we_may_only_read_is_joined(
+    client_of: Callable[..., KazooClient], zk_path: str, elections: list[Election]
+) -> None:
+    admin = client_of(auth_data=[("digest", "admin:pw")])
+    admin.create(
+        zk_path,
+        acl=[make_acl("world", "anyone", read=True), make_digest_acl("admin", "pw", all=True)],
+        makepath=True,
+    )
+    admin.create(f"{zk_path}/open")  # open, but we may not create beside it
+    election = Election(client_of(), f"{zk_path}/open", candidate_id="reader", config=CONFIG)
+    elections.append(election)
+
+    election.start()  # the multi is refused on the parent: the node is created alone
+
+    assert election.wait_for_leadership(10) is not None
+    with pytest.raises(PermissionDeniedError):  # a path we would have to create: refused
+        Election(client_of(), f"{zk_path}/missing", candidate_id="x", config=CONFIG).start()

@@ -204,25 +204,22 @@ class JoinBatcher:
         ``SessionGone``) and the caller finds its node again by the prefix (R1).
         """
         session = self._session
+        refused: BaseException | None = None  # we may not create the path: it must exist
         for _ in range(MAX_ATTEMPTS):
             parent = _parent(path)
             with self._lock:
                 known = path in self._existing
                 listed = parent in self._listed
+            if known or refused is not None:
+                joined = self._create_in(path, prefix, data)
+                if joined is not None:
+                    return joined
+                if refused is not None:  # missing, and we may not create it
+                    raise refused
+                continue
             # Read the parent's children once, in the same round trip: what later joins
             # under it need to know that their paths are missing (``proven``).
-            siblings = None if known or listed else session.send_children(parent)
-            if known:
-                created = session.send_create_candidate(prefix, data, makepath=False)
-                listing = session.send_listing(path)
-                try:
-                    node_path, stat = candidate_created(created.result())
-                except NoNode:  # deleted meanwhile (R10): create it with the node
-                    with self._lock:
-                        self._existing.discard(path)
-                    continue
-                self._proved(path, made_path=False)
-                return JoinOutcome(node_path, stat, first=False), listing
+            siblings = None if listed else session.send_children(parent)
             creates = [(path, b"", False), (prefix, data, True)]
             multi = session.send_creates(creates)
             try:
@@ -233,19 +230,38 @@ class JoinBatcher:
             entries = session.created_entries(answer, creates)
             if siblings is not None:
                 self._listed_children(parent, siblings)
-            parent_failed = isinstance(entries[0], BaseException)
-            error = entries[0] if parent_failed else entries[1]
+            made_path = not isinstance(entries[0], BaseException)
+            error = entries[1] if made_path else entries[0]
             if isinstance(error, tuple):
                 self._proved(path, made_path=True)
                 return JoinOutcome(error[0], error[1], first=True), None
-            if isinstance(error, NodeExists) and parent_failed:
+            if isinstance(error, NodeExists) and not made_path:
                 with self._lock:  # the path exists after all: create the node alone
                     self._existing.add(path)
-            elif isinstance(error, NoNode) and parent_failed:
-                session.send_ensure_path(_parent(path)).result()  # its parents are missing too
+            elif isinstance(error, NoNode) and not made_path:
+                session.send_ensure_path(parent).result()  # its parents are missing too
+            elif isinstance(error, ZkElectError) and not made_path:
+                # Refused on the parent (checked before whether the path exists): a path made
+                # by someone else under a parent we may only read is joined all the same.
+                refused = error
             else:
                 raise error if error is not None else Retryable("a multi answered nothing")
         raise Retryable("the election path kept changing under a join")
+
+    def _create_in(self, path: str, prefix: str, data: bytes) -> tuple[JoinOutcome, Pending] | None:
+        """Our node in ``path``, which should exist, with the read of the children sent right
+        behind the create (answered in order: it shows our node); None if ``path`` is gone."""
+        session = self._session
+        created = session.send_create_candidate(prefix, data, makepath=False)
+        listing = session.send_listing(path)
+        try:
+            node_path, stat = candidate_created(created.result())
+        except NoNode:  # deleted meanwhile (R10), or never there: create it with the node
+            with self._lock:
+                self._existing.discard(path)
+            return None
+        self._proved(path, made_path=False)
+        return JoinOutcome(node_path, stat, first=False), listing
 
     def _listed_children(self, parent: str, pending: Pending) -> None:
         """Learn every child of ``parent`` from a read answered before our multi (so the
