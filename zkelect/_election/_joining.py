@@ -36,11 +36,9 @@ Created = tuple[str, NodeStat]  # our node's name (not its path) and stat
 class FirstJoin:
     """The first join attempt of a blocking ``start()``, made on the caller's thread: our
     node and the children it was created among, or what the attempt raised. ``guid`` names
-    the attempt, so the node of a lost answer is found again (R1); ``session_id`` is the
-    session it was made on (another session's node is not ours: R2)."""
+    the attempt, so the node of a lost answer is found again (R1)."""
 
     guid: str
-    session_id: int | None
     created: Created | None
     children: Children
     error: BaseException | None = None
@@ -51,21 +49,20 @@ def join_first(session: SessionPort, path: str, data: bytes) -> FirstJoin:
     the children sent with the create is waited for too, so a refused read is reported by
     ``start()`` at once, as a refused create is."""
     guid = str(uuid.uuid4())
-    session_id = session.session_id
     try:
         outcome, listing = session.joins.join(path, f"{path}/{new_node_prefix(guid)}", data)
     except Exception as exc:  # handed to the actor, which sorts it out
-        return FirstJoin(guid, session_id, None, None, exc)
+        return FirstJoin(guid, None, None, exc)
     name = outcome.node_path.rsplit("/", 1)[1]
     created = (name, outcome.stat)
     if listing is None:  # made with its path: the only child, as of the multi's zxid
-        return FirstJoin(guid, session_id, created, Listing([name], outcome.stat.czxid))
+        return FirstJoin(guid, created, Listing([name], outcome.stat.czxid))
     try:
-        return FirstJoin(guid, session_id, created, listing_of(listing.result()))
+        return FirstJoin(guid, created, listing_of(listing.result()))
     except ZkElectError as exc:  # terminal (NoAuth): the node is ours all the same
-        return FirstJoin(guid, session_id, created, None, exc)
+        return FirstJoin(guid, created, None, exc)
     except Exception:  # the look reads again
-        return FirstJoin(guid, session_id, created, None)
+        return FirstJoin(guid, created, None)
 
 
 class Joiner:
@@ -101,13 +98,15 @@ class Joiner:
 
     def took_first(self, attempt: FirstJoin) -> Created | None:
         """Take the first join made on the caller's thread: its node, or None (the attempt
-        stays open: a lost answer's node is found again by its GUID, R1). The node of a
-        session lost meanwhile is not ours (R2): nothing is taken."""
-        if attempt.session_id != self._session.session_id:
-            self.reset()
+        stays open: a lost answer's node is found again by its GUID, and only if our
+        current session owns it, R1). The node of a session lost meanwhile is not ours (R2):
+        nothing is taken."""
+        self.guid, self.uncertain = attempt.guid, True  # until adopted
+        created = attempt.created
+        if created is not None and created[1].ephemeral_owner != self._session.session_id:
+            self.reset()  # made by a session lost since: it goes with it (R2)
             return None
-        self.guid, self.uncertain = attempt.guid, attempt.created is None
-        return attempt.created
+        return created
 
     def create(self) -> Created:
         """Our node: the batched create's answer, the node of an uncertain create found
