@@ -87,6 +87,12 @@ def test_alone_on_a_fresh_path_it_leads_without_reading_the_children(
     elections: list[Election],
 ) -> None:
     client = client_of()
+    # Another election on the session first, so its lease is proven (R7): else leading
+    # waits for the heartbeat and looks again, with a read.
+    warm = Election(client, f"{zk_path}-warm", candidate_id="warm", config=CONFIG)
+    elections.append(warm)
+    warm.start()
+    assert warm.wait_for_leadership(10) is not None
     read = spy_reads(client)
     path = f"{zk_path}/fresh"  # its parent is missing too: created first, then the multi
     election = Election(client, path, candidate_id="alone", config=CONFIG)
