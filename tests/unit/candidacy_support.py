@@ -372,7 +372,7 @@ class Candidate:
     def start_blocking(self) -> FirstJoin:
         """A blocking start(): the first join on the caller's thread, then its Start."""
         joined = self.candidacy.join_first()
-        self.mailbox.append(Start(None, joined))
+        self.mailbox.append(Start(Future(), joined))
         self.pump()
         return joined
 

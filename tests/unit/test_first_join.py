@@ -7,6 +7,8 @@ ACLs, lost answers) is tests/integration/test_batched_joins.py.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import pytest
 from candidacy_support import Candidate, FakeZooKeeper
 
@@ -86,7 +88,7 @@ def test_a_node_of_a_session_lost_before_its_answer_was_taken_is_not_adopted(
     a.session.session_id = 2
     a.session.state = ConnectionState.CONNECTED
 
-    a.post(Start(None, joined))
+    a.post(Start(Future(), joined))
 
     assert a.candidacy.phase is Phase.LEADING
     assert a.candidacy.node_stat is not None

@@ -133,7 +133,7 @@ class Candidacy:
             case Start(first, joined):
                 self._waiting_since = self._clock()
                 if joined is not None:
-                    self._took_first(joined)
+                    self._took_first(joined, first)
                 elif first is None:
                     self._send_join()
                 else:
@@ -167,7 +167,7 @@ class Candidacy:
 
     def _refuse(self, message: Message) -> None:
         """A message that arrives once stopping or failed: give back what it holds."""
-        if isinstance(message, Start) and message.first is None and message.joined is None:
+        if isinstance(message, Start) and message.first is None:
             self._session.join_slots.release()
         elif isinstance(message, Resign):
             message.done.set_result(False)
@@ -182,18 +182,22 @@ class Candidacy:
         """Create our node, finding it again if a previous create's reply was lost (R1)."""
         self._adopt(*self._joiner.create())
 
-    def _took_first(self, attempt: FirstJoin) -> None:
-        """The first join of a blocking start(), made on its caller's thread (join_first)."""
+    def _took_first(self, attempt: FirstJoin, first: Future[None] | None) -> None:
+        """The first join of a blocking start(), made on its caller's thread (join_first);
+        ``first`` is answered once it is taken."""
         created = self._joiner.took_first(attempt)
         if created is not None:
             self._adopt(*created)
             self._looks.prefetched = attempt.children
+        if attempt.error is None:
+            self._reconcile(first)
+            return
         if isinstance(attempt.error, ZkElectError):
-            self._fail(attempt.error)  # terminal: start() raises it too
-        elif attempt.error is not None and created is None:
-            self._schedule_retry()  # lost or refused for now: found again by its GUID (R1)
+            self._fail(attempt.error)  # terminal: start() raises it itself
         else:
-            self._reconcile()
+            self._schedule_retry()  # lost or refused for now: found again by its GUID (R1)
+        if first is not None:
+            first.set_result(None)
 
     def _send_join(self) -> None:
         """The first join of ``start(wait=False)``: hand the create to the session's batcher;

@@ -247,15 +247,15 @@ class Election:
                 # the create is batched, and consecutive start() calls overlap.
                 self._post(Start(None))
                 return self
-            # The first join on this thread, which waits for its own round trip (no hop to
-            # a pool thread and back); the candidacy's actor takes the answer.
+            # The first join's round trip on this thread (not sent from a pool thread); the
+            # candidacy's actor takes the answer, so ``node`` is set when start() returns.
             joined = self._candidacy.join_first()
-            self._post(Start(None, joined))
+            self._post(Start(first, joined))
             if isinstance(joined.error, ZkElectError):
                 self.stop()
                 raise joined.error
-            return self
-        self._post(Start(first))
+        else:
+            self._post(Start(first))
         try:
             first.result(timeout=self.config.request_timeout + self.config.connect_timeout)
         except ZkElectError:

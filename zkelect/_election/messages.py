@@ -64,8 +64,8 @@ class Phase(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Start:
     """``start()``: join. ``first`` is answered after the first attempt; None when the
-    join is batched (``start(wait=False)``), holding one of the session's join slots, or
-    when the first attempt was ``joined`` already, on the caller's thread."""
+    join is batched (``start(wait=False)``), holding one of the session's join slots.
+    ``joined``: the first attempt, made already on the caller's thread."""
 
     first: Future[None] | None
     joined: FirstJoin | None = None
