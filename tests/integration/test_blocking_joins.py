@@ -73,6 +73,12 @@ def spy_reads(client: KazooClient) -> list[str]:
     return read
 
 
+def children_of(client: KazooClient, path: str) -> list[str]:
+    """``path``'s children as the leader has them: ``client`` may be on a member that lags."""
+    client.sync(path)
+    return list(client.get_children(path))
+
+
 def sequence_of(node: str | None) -> int:
     assert node is not None
     parsed = parse_node(node.rsplit("/", 1)[1])
@@ -104,7 +110,7 @@ def test_alone_on_a_fresh_path_it_leads_without_reading_the_children(
     assert lead is not None
     assert path not in read  # first by construction: nothing read (its parent may be)
     node = election.node
-    assert node is not None and kazoo_client.get_children(path) == [node.rsplit("/", 1)[1]]
+    assert node is not None and children_of(kazoo_client, path) == [node.rsplit("/", 1)[1]]
     _, stat = kazoo_client.get(node)
     assert lead.epoch == stat.czxid and stat.ephemeralOwner == client.client_id[0]
 
@@ -216,7 +222,7 @@ def test_a_lost_multi_answer_is_found_again_not_orphaned(
 
         assert fault.wait(20) and fault.err == 0  # the servers applied the multi
         assert election.wait_for_leadership(30) is not None
-        assert kazoo_client.get_children(zk_path) == [wait_node(election).rsplit("/", 1)[1]]
+        assert children_of(kazoo_client, zk_path) == [wait_node(election).rsplit("/", 1)[1]]
         election.stop()
 
 
@@ -238,7 +244,7 @@ def test_once_proven_starts_overlap_and_a_late_refusal_reaches_wait_for_leadersh
         election.start()
     for election in session_of:
         assert election.wait_for_leadership(20) is not None, election.path
-        assert kazoo_client.get_children(election.path) == [wait_node(election).rsplit("/", 1)[1]]
+        assert children_of(kazoo_client, election.path) == [wait_node(election).rsplit("/", 1)[1]]
 
     # A path created meanwhile by someone else, refusing us: this session still takes it
     # for missing (its parent was read before), so start() does not wait and cannot say.
@@ -250,7 +256,7 @@ def test_once_proven_starts_overlap_and_a_late_refusal_reaches_wait_for_leadersh
     late.start()
     with pytest.raises(PermissionDeniedError):
         late.wait_for_leadership(20)
-    assert kazoo_client.get_children(locked) == []
+    assert children_of(kazoo_client, locked) == []
 
 
 def test_a_path_made_by_others_under_a_parent_we_may_only_read_is_joined(
