@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from zkelect._election._joining import FirstJoin
 from zkelect._election.candidacy import Candidacy
 from zkelect._election.messages import Lifecycle, Message, SessionChanged, Start
 from zkelect._election.nodes import LEADER_MARKER_PREFIX
@@ -204,6 +205,15 @@ class FakeJoins:
         ticket = FakeTicket(create)
         self.tickets.append(ticket)
         return ticket
+
+    def join(self, path: str, prefix: str, data: bytes) -> tuple[JoinOutcome, FakePending | None]:
+        """A blocking start()'s join: with the path (no read) when nobody is there yet."""
+        session = self._session
+        first = not session.zk.nodes
+        created, stat = session.create_candidate(prefix, data)
+        if first:
+            return JoinOutcome(created, stat, True), None
+        return JoinOutcome(created, stat, False), session.send_listing(path)
 
 
 class FakeTimers:
@@ -437,6 +447,13 @@ class Candidate:
         self.mailbox.append(Start(first))
         self.pump()
         return first
+
+    def start_blocking(self) -> FirstJoin:
+        """A blocking start(): the first join on the caller's thread, then its Start."""
+        joined = self.candidacy.join_first()
+        self.mailbox.append(Start(Future(), joined))
+        self.pump()
+        return joined
 
     def post(self, message: Message) -> None:
         self.mailbox.append(message)

@@ -6,6 +6,12 @@ queue with nobody owning it in our mind, blocking everyone behind it until the s
 ends. So every create attempt names its node with a fresh GUID (``new_node_prefix``), and
 until an answer is taken the attempt is *uncertain*: the next try looks for a node with
 that prefix owned by our session (after a sync) before creating another.
+
+The first join of a blocking ``start()`` is made on the caller's thread (``join_first``):
+the caller waits for its own round trip instead of handing it to a pool thread and waiting
+for that, and the candidacy's actor takes the answer (``Joiner.took_first``). A fresh
+election path is created in the same multi as our node, which then needs no read: it is
+the only child (the ``Listing`` is the multi's answer).
 """
 
 from __future__ import annotations
@@ -13,14 +19,50 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from zkelect._election.nodes import Contender, new_node_prefix, parse_node
 from zkelect._election.ports import Children, SessionPort, TicketPort
 from zkelect._zookeeper.outcomes import Listing, NodeStat, NoNode
+from zkelect._zookeeper.requests import listing_of
+from zkelect.errors import ZkElectError
 
-__all__ = ["Created", "Joiner"]
+__all__ = ["Created", "FirstJoin", "Joiner", "join_first"]
 
 Created = tuple[str, NodeStat]  # our node's name (not its path) and stat
+
+
+@dataclass(frozen=True)
+class FirstJoin:
+    """The first join attempt of a blocking ``start()``, made on the caller's thread: our
+    node and the children it was created among, or what the attempt raised. ``guid`` names
+    the attempt, so the node of a lost answer is found again (R1)."""
+
+    guid: str
+    created: Created | None
+    children: Children
+    error: BaseException | None = None
+
+
+def join_first(session: SessionPort, path: str, data: bytes) -> FirstJoin:
+    """Create our node now, on the calling thread (see the module docstring). The read of
+    the children sent with the create is waited for too, so a refused read is reported by
+    ``start()`` at once, as a refused create is."""
+    guid = str(uuid.uuid4())
+    try:
+        outcome, listing = session.joins.join(path, f"{path}/{new_node_prefix(guid)}", data)
+    except Exception as exc:  # handed to the actor, which sorts it out
+        return FirstJoin(guid, None, None, exc)
+    name = outcome.node_path.rsplit("/", 1)[1]
+    created = (name, outcome.stat)
+    if listing is None:  # made with its path: the only child, as of the multi's zxid
+        return FirstJoin(guid, created, Listing([name], outcome.stat.czxid))
+    try:
+        return FirstJoin(guid, created, listing_of(listing.result()))
+    except ZkElectError as exc:  # terminal (NoAuth): the node is ours all the same
+        return FirstJoin(guid, created, None, exc)
+    except Exception:  # the look reads again
+        return FirstJoin(guid, created, None)
 
 
 class Joiner:
@@ -48,6 +90,23 @@ class Joiner:
         """The session was lost: its creates are no longer ours to find (R2)."""
         self.settled()
         self.ticket = None
+
+    def first(self) -> FirstJoin:
+        """``join_first`` for this candidacy: safe on any thread (it reads only what was
+        fixed when the Joiner was made, and answers through a new ``FirstJoin``)."""
+        return join_first(self._session, self._path, self._data)
+
+    def took_first(self, attempt: FirstJoin) -> Created | None:
+        """Take the first join made on the caller's thread: its node, or None (the attempt
+        stays open: a lost answer's node is found again by its GUID, and only if our
+        current session owns it, R1). The node of a session lost meanwhile is not ours (R2):
+        nothing is taken."""
+        self.guid, self.uncertain = attempt.guid, True  # until adopted
+        created = attempt.created
+        if created is not None and created[1].ephemeral_owner != self._session.session_id:
+            self.reset()  # made by a session lost since: it goes with it (R2)
+            return None
+        return created
 
     def create(self) -> Created:
         """Our node: the batched create's answer, the node of an uncertain create found

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from zkelect._election._backoff import Backoff
-from zkelect._election._joining import Joiner
+from zkelect._election._joining import FirstJoin, Joiner
 from zkelect._election._leaving import Leaving
 from zkelect._election._looking import Looks
 from zkelect._election._marking import Marker
@@ -143,9 +143,11 @@ class Candidacy:
                     self._waiting_since = self._clock()
                     self._looks.prefetched = children
                     self._reconcile()
-            case Start(first):
+            case Start(first, joined):
                 self._waiting_since = self._clock()
-                if first is None:
+                if joined is not None:
+                    self._took_first(joined, first)
+                elif first is None:
                     self._send_join()
                 else:
                     self._reconcile(first)
@@ -185,9 +187,30 @@ class Candidacy:
 
     # -- 1. join --------------------------------------------------------------------------------
 
+    def join_first(self) -> FirstJoin:
+        """start()'s first join, on the caller's thread; post its answer as ``Start``."""
+        return self._joiner.first()
+
     def _join(self) -> None:
         """Create our node, finding it again if a previous create's reply was lost (R1)."""
         self._adopt(*self._joiner.create())
+
+    def _took_first(self, attempt: FirstJoin, first: Future[None] | None) -> None:
+        """The first join of a blocking start(), made on its caller's thread (join_first);
+        ``first`` is answered once it is taken."""
+        created = self._joiner.took_first(attempt)
+        if created is not None:
+            self._adopt(*created)
+            self._looks.prefetched = attempt.children
+        if attempt.error is None:
+            self._reconcile(first)
+            return
+        if isinstance(attempt.error, ZkElectError):
+            self._fail(attempt.error)  # terminal: start() raises it itself
+        else:
+            self._schedule_retry()  # lost or refused for now: found again by its GUID (R1)
+        if first is not None:
+            first.set_result(None)
 
     def _send_join(self) -> None:
         """The first join of ``start(wait=False)``: hand the create to the session's batcher;

@@ -54,7 +54,7 @@ from zkelect._election.nodes import LeaderInfo, election_order
 from zkelect._election.observer import LeaderObserver
 from zkelect._election.reader import read_election, read_leader
 from zkelect._election.standing import Standing
-from zkelect._zookeeper.outcomes import Retryable, SessionGone
+from zkelect._zookeeper.outcomes import ConnectionState, Retryable, SessionGone
 from zkelect._zookeeper.session import Session
 from zkelect.clock import Clock, monotonic_clock
 from zkelect.config import (
@@ -200,6 +200,16 @@ class Election:
         Raises ConnectionFailedError / ChrootMissingError / PermissionDeniedError
         (nothing is left behind); a connection problem after that is retried.
 
+        The first attempt runs on the calling thread: a path that does not exist yet is
+        created in the same transaction as our node (one round trip, and no read: we are
+        its only candidate). Where this session has already created nodes with the same
+        permissions (a node in this path, or a sibling path under the same parent while the
+        parent's children say this path is missing), no answer can be a refusal, so
+        ``start()`` returns once the create is handed to the session's batcher and
+        consecutive calls overlap their round trips; a permission changed meanwhile (or
+        the path created meanwhile by someone else with an ACL refusing us) is then
+        reported by ``wait_for_leadership()``.
+
         ``wait=False`` returns as soon as the session is acquired: the join runs in the
         background without holding a pool thread for its round trips (the create is sent,
         and the children are read the moment it is answered), so thousands of elections on
@@ -229,7 +239,23 @@ class Election:
             else:
                 self._post(Start(first))  # no slot in time: join the usual way
             return self
-        self._post(Start(first))
+        if self._session.state is ConnectionState.CONNECTED:
+            if self._session.joins.proven(self.path) and self._session.join_slots.acquire(
+                timeout=self.config.request_timeout
+            ):
+                # Nothing the servers could answer is terminal here (JoinBatcher.proven):
+                # the create is batched, and consecutive start() calls overlap.
+                self._post(Start(None))
+                return self
+            # The first join's round trip on this thread (not sent from a pool thread); the
+            # candidacy's actor takes the answer, so ``node`` is set when start() returns.
+            joined = self._candidacy.join_first()
+            self._post(Start(first, joined))
+            if isinstance(joined.error, ZkElectError):
+                self.stop()
+                raise joined.error
+        else:
+            self._post(Start(first))
         try:
             first.result(timeout=self.config.request_timeout + self.config.connect_timeout)
         except ZkElectError:

@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import NoReturn, TypeAlias
 
+from zkelect._election._joining import FirstJoin
 from zkelect._election.ports import Children, PendingPort, TicketPort
 from zkelect._zookeeper.outcomes import ConnectionState
 
@@ -65,9 +66,11 @@ class Phase(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Start:
     """``start()``: join. ``first`` is answered after the first attempt; None when the
-    join is batched (``start(wait=False)``), holding one of the session's join slots."""
+    join is batched (``start(wait=False)``), holding one of the session's join slots.
+    ``joined``: the first attempt, made already on the caller's thread."""
 
     first: Future[None] | None
+    joined: FirstJoin | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,10 @@ class JoinsPort(Protocol):
 
     def submit(self, path: str, prefix: str, data: bytes) -> TicketPort: ...
 
+    def join(
+        self, path: str, prefix: str, data: bytes
+    ) -> tuple[JoinOutcome, PendingPort | None]: ...
+
 
 class TimersPort(Protocol):
     def call_later(self, delay: float, fn: Callback) -> object: ...

@@ -13,6 +13,12 @@ Everything here runs on kazoo's threads, in callbacks that only send requests: n
 blocks, so the few worker threads of the session are never held by a batch (an election
 stopping while its create is in flight waits for its ``JoinTicket`` on a worker thread).
 
+``Election.start()`` (blocking) joins one election on its caller's thread instead
+(:meth:`JoinBatcher.join`): a path not known to exist gets its node in the same multi as
+the path itself, so a fresh election costs one round trip and no read; on a path known to
+exist, the create and the read of the children go out together (a session's requests are
+answered in order, so the read sees our node): one round trip too.
+
 A multi is all or nothing. When one create fails, the answer names it: an election path
 that exists after all, or was deleted, is learnt again and the batch is re-sent; a
 candidate refused for good (NoAuth) is answered with its error and left out. A lost
@@ -29,8 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from zkelect._zookeeper.outcomes import NodeExists, NodeStat, NoNode, Retryable
-from zkelect._zookeeper.requests import Pending
+from zkelect._zookeeper.outcomes import NodeExists, NodeStat, NoNode, Retryable, SessionGone
+from zkelect._zookeeper.requests import Pending, candidate_created
+from zkelect.errors import ZkElectError
 
 __all__ = ["JoinBatcher", "JoinOutcome", "JoinRequests", "JoinTicket"]
 
@@ -52,6 +59,12 @@ class JoinRequests(Protocol):
     def send_children(self, path: str) -> Pending: ...
 
     def send_ensure_path(self, path: str) -> Pending: ...
+
+    def send_create_candidate(
+        self, path: str, data: bytes, *, makepath: bool = True
+    ) -> Pending: ...
+
+    def send_listing(self, path: str) -> Pending: ...
 
     def send_creates(self, creates: list[tuple[str, bytes, bool]]) -> Pending: ...
 
@@ -147,6 +160,30 @@ class JoinBatcher:
         # would otherwise cost a 10,000-name read per batch). A create that says otherwise
         # (NodeExists, NoNode) makes the parent be read again.
         self._listed: set[str] = set()
+        # Where a create of ours succeeded: election paths we created a node in, and parents
+        # we created an election path under (with the same ACL and identities). A create
+        # there cannot be refused unless an ACL is changed meanwhile (see ``proven``).
+        self._proven: set[str] = set()
+
+    def proven(self, path: str) -> bool:
+        """Whether a join of ``path`` cannot end in a terminal error, as far as this session
+        knows: it created a node in ``path`` before, or ``path`` is missing (its parent was
+        read) under a parent it created an election path in. Then a blocking start() need
+        not wait for the create's answer (only a permission changed meanwhile, or a path
+        created meanwhile with an ACL refusing us, could refuse it; that is reported by
+        ``wait_for_leadership()``)."""
+        parent = _parent(path)
+        with self._lock:
+            if path in self._proven:
+                return True
+            return parent in self._proven and parent in self._listed and path not in self._existing
+
+    def _proved(self, path: str, *, made_path: bool) -> None:
+        with self._lock:
+            self._existing.add(path)
+            self._proven.add(path)
+            if made_path:
+                self._proven.add(_parent(path))
 
     def submit(self, path: str, prefix: str, data: bytes) -> JoinTicket:
         """Queue the create of a candidate node named ``prefix`` + sequence in ``path``."""
@@ -155,6 +192,87 @@ class JoinBatcher:
             self._queue.append(join)
         self._pump()
         return join.ticket
+
+    def join(self, path: str, prefix: str, data: bytes) -> tuple[JoinOutcome, Pending | None]:
+        """Create one candidate node now, waiting on the calling thread (a blocking start()).
+
+        When ``path`` is not known to exist, the path and the node in one multi: the outcome
+        is then ``first`` (nothing can precede a node made with its parent: no read needed).
+        Else the create, with the read of the children sent right behind it: that read's
+        Pending comes back too (None when ``first``). A create answered with an error made
+        nothing, so trying again is safe; a lost answer raises (``Retryable``,
+        ``SessionGone``) and the caller finds its node again by the prefix (R1).
+        """
+        session = self._session
+        refused: BaseException | None = None  # we may not create the path: it must exist
+        for _ in range(MAX_ATTEMPTS):
+            parent = _parent(path)
+            with self._lock:
+                known = path in self._existing
+                listed = parent in self._listed
+            if known or refused is not None:
+                joined = self._create_in(path, prefix, data)
+                if joined is not None:
+                    return joined
+                if refused is not None:  # missing, and we may not create it
+                    raise refused
+                continue
+            # Read the parent's children once, in the same round trip: what later joins
+            # under it need to know that their paths are missing (``proven``).
+            siblings = None if listed else session.send_children(parent)
+            creates = [(path, b"", False), (prefix, data, True)]
+            multi = session.send_creates(creates)
+            try:
+                answer = multi.result()
+            except (Retryable, SessionGone):
+                _raise_refusal(siblings)  # a session refused outright (SASL) answers it first
+                raise
+            entries = session.created_entries(answer, creates)
+            if siblings is not None:
+                self._listed_children(parent, siblings)
+            made_path = not isinstance(entries[0], BaseException)
+            error = entries[1] if made_path else entries[0]
+            if isinstance(error, tuple):
+                self._proved(path, made_path=True)
+                return JoinOutcome(error[0], error[1], first=True), None
+            if isinstance(error, NodeExists) and not made_path:
+                with self._lock:  # the path exists after all: create the node alone
+                    self._existing.add(path)
+            elif isinstance(error, NoNode) and not made_path:
+                session.send_ensure_path(parent).result()  # its parents are missing too
+            elif isinstance(error, ZkElectError) and not made_path:
+                # Refused on the parent (checked before whether the path exists): a path made
+                # by someone else under a parent we may only read is joined all the same.
+                refused = error
+            else:
+                raise error if error is not None else Retryable("a multi answered nothing")
+        raise Retryable("the election path kept changing under a join")
+
+    def _create_in(self, path: str, prefix: str, data: bytes) -> tuple[JoinOutcome, Pending] | None:
+        """Our node in ``path``, which should exist, with the read of the children sent right
+        behind the create (answered in order: it shows our node); None if ``path`` is gone."""
+        session = self._session
+        created = session.send_create_candidate(prefix, data, makepath=False)
+        listing = session.send_listing(path)
+        try:
+            node_path, stat = candidate_created(created.result())
+        except NoNode:  # deleted meanwhile (R10), or never there: create it with the node
+            with self._lock:
+                self._existing.discard(path)
+            return None
+        self._proved(path, made_path=False)
+        return JoinOutcome(node_path, stat, first=False), listing
+
+    def _listed_children(self, parent: str, pending: Pending) -> None:
+        """Learn every child of ``parent`` from a read answered before our multi (so the
+        path that multi created is not among them, and is added by ``_proved``)."""
+        try:
+            names = pending.result()
+        except Exception:  # missing, or unreadable: nothing learnt
+            return
+        with self._lock:
+            self._existing.update(f"{parent.rstrip('/')}/{name}" for name in names)
+            self._listed.add(parent)
 
     def _pump(self) -> None:
         batches: list[list[_Join]] = []
@@ -263,6 +381,9 @@ class JoinBatcher:
         if failed is None:
             with self._lock:
                 self._existing.update(join.path for join in batch)
+                self._proven.update(join.path for join in batch)
+                # The parents of the paths this multi created (``first``): proven too.
+                self._proven.update(_parent(o[0].path) for o in owners if o is not None and o[1])
             for owner, entry in zip(owners, entries, strict=True):
                 if owner is not None:
                     join, first = owner
@@ -299,6 +420,18 @@ class JoinBatcher:
             join.ticket._settle(None, error)
         if finished:
             self._finished()
+
+
+def _raise_refusal(pending: Pending | None) -> None:
+    """Raise what ``pending`` raised if that is terminal (a ``ZkElectError``)."""
+    if pending is None:
+        return
+    try:
+        pending.result()
+    except ZkElectError:
+        raise
+    except Exception:  # transient, or the path's parent missing: the multi's error stands
+        return
 
 
 def _parent(path: str) -> str:

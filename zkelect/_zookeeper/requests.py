@@ -215,11 +215,13 @@ class Requests(abc.ABC):
         """Create an EPHEMERAL_SEQUENTIAL node (parents as needed); its full path and stat."""
         return candidate_created(self.send_create_candidate(path, data).result())
 
-    def send_create_candidate(self, path: str, data: bytes) -> Pending:
-        """``create_candidate`` sent now; ``candidate_created(pending.result())`` reads it."""
+    def send_create_candidate(self, path: str, data: bytes, *, makepath: bool = True) -> Pending:
+        """``create_candidate`` sent now; ``candidate_created(pending.result())`` reads it.
+        Without ``makepath`` a missing parent is an answer (NoNode) rather than kazoo's
+        chain of requests to create it, so a read sent behind the create stays valid."""
         return self.send(
             lambda: self.client.create_async(
-                path, data, ephemeral=True, sequence=True, makepath=True, include_data=True
+                path, data, ephemeral=True, sequence=True, makepath=makepath, include_data=True
             ),
             via_leader=True,
         )
