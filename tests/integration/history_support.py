@@ -7,16 +7,19 @@ Three parts, for test_fast_handover.py (and checked by tests/unit/test_history_c
   both under its lock at the flip itself (standing.py), before the callbacks run on the
   callback thread, so they bound the belief more tightly than ``on_elected``/``on_revoked``
   (which are recorded too, for the node's name and for the log).
-* :class:`PathObserver`: a separate kazoo session that watches the election path's children
-  and records every node it sees (name, czxid) and when it saw it go. A notice comes after the
-  deletion, so the observer's time is an upper bound on it; the driver of a test tightens it
-  with :meth:`PathObserver.deleting` (when it started an action that deleted the node), taking
-  the earlier of the two. An early deletion time can only *excuse* an overlap, never invent
-  one: a forbidden overlap is always real.
-* :func:`check`: the invariant, as chaos/checker.py checks I2 and I5 on a chaos run: two
-  candidates' beliefs never overlap while both of their nodes existed (one of the two must
-  already have been deleted when the overlap began), and believers whose node still existed
-  at their flip were elected with epochs that never go back, in flip order.
+* :class:`PathObserver`: a separate kazoo session that lists the election path's children
+  on every change (a watch wakes it) and at least every POLL_S seconds, and keeps, for each
+  node it sees (name, czxid), the interval over which the node *provably* existed: from the
+  answer of the first listing that showed it to the sending of the last one that did (the
+  server read each listing between its sending and its answer, and a node, once deleted,
+  never comes back with the same czxid). Deletion times are never guessed: a notice can be
+  late, and a late notice must not turn a legitimate handover into a violation.
+* :func:`check`: the invariant, as chaos/checker.py checks I2 and I5 on a chaos run, over
+  that proof: two candidates' beliefs never overlap while both of their nodes provably
+  existed; a believer whose node provably existed at its flip owned the first of the nodes
+  that provably existed then; and such believers were elected with epochs that never go
+  back, in flip order. A violation found is real; one between two listings can be missed,
+  which the polling keeps short (and a run has hundreds of handovers).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from kazoo.exceptions import NoNodeError
 from kazoo.protocol.states import WatchedEvent
 
 from zkelect import Leadership
+from zkelect._election.nodes import election_order
 from zkelect.metrics import NoopRecorder
 
 __all__ = [
@@ -43,6 +47,9 @@ __all__ = [
     "Verdict",
     "check",
 ]
+
+SHOWN = 20  # violations listed per kind in a summary
+POLL_S = 0.05  # the observer lists at least this often, changes or not
 
 
 # --- the records ---------------------------------------------------------------------------
@@ -63,16 +70,16 @@ class Belief:
 
 @dataclass
 class NodeLife:
-    """A node seen under the election path: ``deleted`` is the earliest moment it is known
-    to have been gone (None: it outlived the record)."""
+    """A node seen under the election path, which provably existed over [seen, last_seen]
+    (time.monotonic; see the module docstring)."""
 
     name: str
-    czxid: int | None  # None: deleted before the observer could read it
+    czxid: int
     seen: float
-    deleted: float | None = None
+    last_seen: float
 
-    def alive_at(self, t: float) -> bool:
-        return self.deleted is None or self.deleted > t
+    def existed_at(self, t: float) -> bool:
+        return self.seen <= t <= self.last_seen
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,9 @@ class Overlap:
     forbidden: bool
 
     def describe(self, origin: float) -> str:
-        verdict = "FORBIDDEN (both nodes existed)" if self.forbidden else "allowed"
+        verdict = (
+            "FORBIDDEN (both nodes existed)" if self.forbidden else "allowed (a node was gone)"
+        )
         return (
             f"{verdict}: {self.first.cand} (epoch {self.first.epoch:#x}) and "
             f"{self.second.cand} (epoch {self.second.epoch:#x}) both led over "
@@ -96,9 +105,10 @@ class Overlap:
 class Verdict:
     leaderships: int = 0
     handovers: int = 0
-    unobserved: int = 0  # beliefs whose node the observer never saw (counted as deleted)
+    unobserved: int = 0  # beliefs whose node the observer never saw
     overlaps: list[Overlap] = field(default_factory=list)
     epoch_violations: list[str] = field(default_factory=list)
+    not_first: list[str] = field(default_factory=list)
 
     @property
     def forbidden(self) -> list[Overlap]:
@@ -106,16 +116,21 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        return not self.forbidden and not self.epoch_violations
+        return not (self.forbidden or self.epoch_violations or self.not_first)
 
     def summary(self, origin: float = 0.0) -> str:
         lines = [
             f"leaderships {self.leaderships}, handovers {self.handovers}, overlaps allowed "
             f"{len(self.overlaps) - len(self.forbidden)}, forbidden {len(self.forbidden)}, "
-            f"epoch violations {len(self.epoch_violations)}, unobserved nodes {self.unobserved}"
+            f"epoch violations {len(self.epoch_violations)}, leaders not first "
+            f"{len(self.not_first)}, unobserved nodes {self.unobserved}"
         ]
-        lines += [f"  {o.describe(origin)}" for o in self.overlaps]
-        lines += [f"  {v}" for v in self.epoch_violations]
+        allowed = [o for o in self.overlaps if not o.forbidden]
+        # Every violation, but only the first few allowed overlaps (a run has hundreds
+        # when a mutant core is tried).
+        lines += [f"  {o.describe(origin)}" for o in self.forbidden[:SHOWN]]
+        lines += [f"  {v}" for v in (self.epoch_violations + self.not_first)[:SHOWN]]
+        lines += [f"  {o.describe(origin)}" for o in allowed[:5]]
         return "\n".join(lines)
 
 
@@ -129,14 +144,15 @@ def _node_of(belief: Belief, by_czxid: dict[int, NodeLife]) -> NodeLife | None:
 
 
 def _existed(node: NodeLife | None, t: float) -> bool:
-    # A node the observer never saw lived between two of its listings: count it as gone,
-    # which can only excuse an overlap (Verdict.unobserved says how often that happened).
-    return node is not None and node.alive_at(t)
+    # Not proven to exist (never seen, or not listed after t): count it as gone, which can
+    # only excuse an overlap, never invent one (Verdict.unobserved counts the never seen).
+    return node is not None and node.existed_at(t)
 
 
 def check(beliefs: Sequence[Belief], nodes: Iterable[NodeLife]) -> Verdict:
     """Judge a recorded history (see the module docstring)."""
-    by_czxid = {n.czxid: n for n in nodes if n.czxid is not None}
+    seen = list(nodes)
+    by_czxid = {n.czxid: n for n in seen}
     ordered = sorted(beliefs, key=lambda b: (b.start, b.end))
     verdict = Verdict(leaderships=len(ordered))
     verdict.unobserved = sum(1 for b in ordered if _node_of(b, by_czxid) is None)
@@ -159,14 +175,15 @@ def check(beliefs: Sequence[Belief], nodes: Iterable[NodeLife]) -> Verdict:
             )
             verdict.overlaps.append(Overlap(first, second, start, end, both))
     _check_epochs(ordered, by_czxid, verdict)
+    _check_first(ordered, by_czxid, seen, verdict)
     return verdict
 
 
 def _check_epochs(
     ordered: Sequence[Belief], by_czxid: dict[int, NodeLife], verdict: Verdict
 ) -> None:
-    """Epochs never go back over believers whose node existed at their flip. A believer
-    whose node was already gone learnt late that it had been first (Leadership.granted_zxid
+    """Epochs never go back over believers whose node provably existed at their flip. A
+    believer whose node was already gone learnt late that it had been first (Leadership.granted_zxid
     orders those); the overlap check covers what it may do meanwhile."""
     highest: Belief | None = None
     for belief in ordered:
@@ -179,6 +196,29 @@ def _check_epochs(
             )
         if highest is None or belief.epoch > highest.epoch:
             highest = belief
+
+
+def _check_first(
+    ordered: Sequence[Belief],
+    by_czxid: dict[int, NodeLife],
+    seen: Sequence[NodeLife],
+    verdict: Verdict,
+) -> None:
+    """A believer whose node provably existed at its flip owned the first of the nodes that
+    provably existed then."""
+    for belief in ordered:
+        node = _node_of(belief, by_czxid)
+        if node is None or not node.existed_at(belief.start):
+            continue
+        alive = [n for n in seen if n.existed_at(belief.start)]
+        order = [c.name for c in election_order({n.name for n in alive} | {node.name})]
+        if order and order[0] != node.name:
+            ahead = next(n for n in alive if n.name == order[0])
+            verdict.not_first.append(
+                f"{belief.cand} became leader with {node.name} (epoch {belief.epoch:#x}) while "
+                f"{ahead.name}, ahead of it, still existed (listed "
+                f"{ahead.last_seen - belief.start:+.4f} s from the flip)"
+            )
 
 
 # --- recording ---------------------------------------------------------------------------
@@ -254,24 +294,23 @@ class PathObserver:
     """Records the children of ``path`` (see the module docstring), on its own thread.
 
     A watch only wakes the thread (nothing blocks kazoo's callback thread); the thread
-    re-lists the children and, while the path is missing, watches for its creation.
+    lists the children and, while the path is missing, watches for its creation.
     """
 
     def __init__(self, client: KazooClient, path: str) -> None:
         self.client = client
         self.path = path
         self.nodes: list[NodeLife] = []
+        self.missed = 0  # listed, then gone before its czxid could be read
+        self.listings = 0
         self._alive: dict[str, NodeLife] = {}
-        self._pending: dict[str, float] = {}  # driver hints for nodes not seen yet
-        self._notice: float | None = None
+        self._incarnation: int | None = None  # the path's czxid at the last listing
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="path-observer", daemon=True)
-        self.listings = 0
 
     def start(self) -> PathObserver:
-        self._wake.set()
         self._thread.start()
         return self
 
@@ -284,61 +323,49 @@ class PathObserver:
         with self._lock:
             return sorted(self._alive)
 
-    def deleting(self, names: Iterable[str], t: float) -> None:
-        """An action started at ``t`` deleted these nodes (names or full paths)."""
-        with self._lock:
-            for name in (n.rsplit("/", 1)[-1] for n in names):
-                node = self._alive.get(name) or self._latest(name)
-                if node is None:
-                    self._pending[name] = min(t, self._pending.get(name, t))
-                elif node.deleted is None or t < node.deleted:
-                    node.deleted = t
-
-    def _latest(self, name: str) -> NodeLife | None:
-        """The last node of that name seen (names repeat only after the path's re-creation)."""
-        return next((n for n in reversed(self.nodes) if n.name == name), None)
-
     def _on_event(self, event: WatchedEvent) -> None:
-        with self._lock:
-            if self._notice is None:
-                self._notice = time.monotonic()
         self._wake.set()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            if not self._wake.wait(0.2):
-                continue
+            self.relist()
+            self._wake.wait(POLL_S)  # a watch wakes it at once
             self._wake.clear()
-            if self._stopping.is_set():
-                return
-            sent = time.monotonic()
-            with self._lock:
-                notice, self._notice = self._notice, None
-            self._relist(sent if notice is None else notice)
 
-    def _relist(self, gone_by: float) -> None:
+    def relist(self) -> None:
+        """One listing: extend what it proves, forget what it lacks, read what is new."""
+        sent = time.monotonic()
         try:
-            children = set(self.client.get_children(self.path, watch=self._on_event))
+            listed, parent = self.client.get_children(
+                self.path, watch=self._on_event, include_data=True
+            )
+            children, incarnation = set(listed), parent.czxid
         except NoNodeError:
-            children = set()
+            children, incarnation = set(), None
             if self.client.exists(self.path, watch=self._on_event) is not None:
                 self._wake.set()  # re-created in between: list again
+        answered = time.monotonic()
         self.listings += 1
         with self._lock:
-            for name in [n for n in self._alive if n not in children]:
-                node = self._alive.pop(name)
-                node.deleted = gone_by if node.deleted is None else min(node.deleted, gone_by)
+            if incarnation != self._incarnation:
+                # The path was deleted and re-created: a name may repeat, the node may not.
+                self._alive.clear()
+                self._incarnation = incarnation
+            for name in list(self._alive):
+                if name in children:
+                    self._alive[name].last_seen = sent
+                else:
+                    del self._alive[name]
         for name in sorted(children - set(self._alive)):
-            self._add(name)
+            self._add(name, answered)
 
-    def _add(self, name: str) -> None:
+    def _add(self, name: str, answered: float) -> None:
+        sent = time.monotonic()
         stat = self.client.exists(f"{self.path}/{name}")
-        node = NodeLife(name, None if stat is None else stat.czxid, time.monotonic())
+        if stat is None:
+            self.missed += 1
+            return
+        node = NodeLife(name, stat.czxid, answered, sent)
         with self._lock:
-            hint = self._pending.pop(name, None)
-            node.deleted = hint
-            if stat is None and node.deleted is None:
-                node.deleted = node.seen  # listed, then gone before we could read it
             self.nodes.append(node)
-            if stat is not None:
-                self._alive[name] = node
+            self._alive[name] = node

@@ -31,7 +31,7 @@ from history_support import HistoryLog, PathObserver, Probe, check
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from zkelect import Election
+from zkelect import Election, Leadership
 from zkelect._election.nodes import election_order
 from zkelect.testing import data_watches_by_session, expire_session, wait_for
 from zkelect.testing.ensemble import LocalEnsemble
@@ -40,7 +40,7 @@ Make = Callable[..., Candidate]
 WAIT = 15.0
 RUN_SECONDS = 22.0
 DRIVERS = 3
-MIN_ALIVE, MAX_ALIVE = 3, 6
+MIN_ALIVE, MAX_ALIVE = 4, 6
 
 
 def leader_of(cands: list[Candidate]) -> Candidate:
@@ -71,11 +71,25 @@ def leave_behind(
     else:
         expire_session(leaving.election.session.client, hosts=ensemble.hosts)
     wait_for(lambda: old is None or not client.exists(old), WAIT, message="node gone")
+    others = [leaving, successor]
+
+    def turned_to_the_leader() -> bool:
+        wrong = [c.election.candidate_id for c in others if c.election.is_leader]
+        assert not wrong, f"{wrong} elected while the leader still leads"
+        return watches_only(watched_by(ensemble.hosts, successor), leader_node)
+
     wait_for(
-        lambda: watched_by(ensemble.hosts, successor) == [leader_node],
+        turned_to_the_leader,
         WAIT,
         message=f"{successor.election.candidate_id} to watch the leader's node",
     )
+
+
+def watches_only(paths: list[str], leader_node: str) -> bool:
+    """One watch, on the leader's node or on a marker the leader owns (named with the
+    leader node's GUID): either way the successor waits for the leader, and only for it."""
+    guid = leader_node.rsplit("/", 1)[1].removeprefix("_c_").split("-latch-")[0]
+    return len(paths) == 1 and (paths[0] == leader_node or guid in paths[0])
 
 
 # --- 1. a middle candidate leaving ---------------------------------------------------------
@@ -133,13 +147,11 @@ class Slot:
 
 @dataclass
 class Driver:
-    """Randomized faults from DRIVERS threads at once; every node it deletes is reported to
-    the observer with the time the action started (history_support.PathObserver.deleting)."""
+    """Randomized joins and faults from DRIVERS threads at once, each noted in the log."""
 
     ensemble: LocalEnsemble
     admin: KazooClient
     path: str
-    observer: PathObserver
     log: HistoryLog
     seed: int
     slots: list[Slot] = field(default_factory=list)
@@ -148,15 +160,16 @@ class Driver:
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    joined: int = 0
+    joined: int = 0  # candidates made so far (names c01, c02, ...)
+    joining: int = 0  # of which still in start()
 
     def join(self, rng: random.Random) -> None:
         with self.lock:
-            if len(self.slots) + len(self.busy) >= MAX_ALIVE:
+            if len(self.slots) + self.joining >= MAX_ALIVE:
                 return
             self.joined += 1
+            self.joining += 1
             name = f"c{self.joined:02d}"
-            self.busy.add(name)
         probe = Probe(self.log, name)
         election = Election(
             self.ensemble.member_hosts(rng.randrange(self.ensemble.size)),
@@ -169,9 +182,12 @@ class Driver:
         )
         with self.lock:
             self.everyone.append(election)
-        election.start(wait=rng.random() < 0.5)
+        try:
+            election.start(wait=rng.random() < 0.5)
+        finally:
+            with self.lock:
+                self.joining -= 1
         with self.lock:
-            self.busy.discard(name)
             self.slots.append(Slot(name, election))
 
     def _claim(self, rng: random.Random, leader: bool, keep: int) -> Slot | None:
@@ -195,10 +211,9 @@ class Driver:
         slot = self._claim(rng, leader=True, keep=0)
         if slot is None:
             return
-        node, t = slot.election.node, time.monotonic()
+        self.log.note("driver", "resign", f"{slot.name} {slot.election.node}")
         try:
-            if slot.election.resign() and node is not None:
-                self.observer.deleting([node], t)
+            slot.election.resign()
         finally:
             self._release(slot)
 
@@ -206,21 +221,20 @@ class Driver:
         slot = self._claim(rng, leader=False, keep=MIN_ALIVE)
         if slot is None:
             return
-        node, t = slot.election.node, time.monotonic()
-        slot.election.stop()
-        if node is not None:
-            self.observer.deleting([node], t)
+        self._stop(slot.election)
         self._release(slot, gone=True)
+
+    def _stop(self, election: Election) -> None:
+        self.log.note("driver", "stop", f"{election.candidate_id} {election.node}")
+        election.stop()
 
     def expire(self, rng: random.Random) -> None:
         slot = self._claim(rng, leader=rng.random() < 0.5, keep=0)
         if slot is None:
             return
-        node, t = slot.election.node, time.monotonic()
+        self.log.note("driver", "expire", f"{slot.name} {slot.election.node}")
         try:
             expire_session(slot.election.session.client, hosts=self.ensemble.hosts)
-            if node is not None:
-                self.observer.deleting([node], t)
         except Exception as exc:  # recorded: the run goes on, the test reports it
             self.errors.append(f"expire {slot.name}: {exc!r}")
         finally:
@@ -237,9 +251,8 @@ class Driver:
             for name in children:
                 txn.delete(f"{self.path}/{name}")
             txn.delete(self.path)
-            t = time.monotonic()
+            self.log.note("driver", "delete_path", " ".join(children))
             if not any(isinstance(r, Exception) for r in txn.commit()):
-                self.observer.deleting(children, t)
                 return
 
     def run(self, index: int, deadline: float) -> None:
@@ -263,10 +276,7 @@ class Driver:
 
     def stop_all(self) -> None:
         for election in self.everyone:
-            node, t = election.node, time.monotonic()
-            election.stop()
-            if node is not None:
-                self.observer.deleting([node], t)
+            self._stop(election)
 
 
 @contextlib.contextmanager
@@ -289,10 +299,11 @@ def test_concurrent_joins_resigns_and_path_deletion_never_make_two_leaders(
     print(f"seed {seed}")
     log = HistoryLog()
     with observing(ensemble, zk_path) as observer:
-        driver = Driver(ensemble, kazoo_client, zk_path, observer, log, seed)
+        driver = Driver(ensemble, kazoo_client, zk_path, log, seed)
         try:
+            setup = random.Random(seed)
             for _ in range(MIN_ALIVE + 1):
-                driver.join(random.Random(seed))
+                driver.join(setup)
             leader_of_slots(driver)
             deadline = time.monotonic() + RUN_SECONDS
             threads = [
@@ -304,21 +315,34 @@ def test_concurrent_joins_resigns_and_path_deletion_never_make_two_leaders(
             for thread in threads:
                 thread.join(RUN_SECONDS + 60)
             assert not any(t.is_alive() for t in threads), "a driver thread hung"
-            # Quiet again: one leader, with a node that exists and is first.
-            leader = leader_of_slots(driver)
-            wait_for(lambda: is_first(kazoo_client, zk_path, leader), WAIT, message="first")
+            settled = settle(driver, kazoo_client, zk_path)
         finally:
             driver.stop_all()
         wait_for(lambda: observer.alive() == [], WAIT, message="the observer sees no nodes")
     verdict = check(log.beliefs(), observer.nodes)
     origin = min((b.start for b in log.beliefs()), default=0.0)
-    print(f"seed {seed}: actions {driver.counts}; nodes seen {len(observer.nodes)}")
+    print(
+        f"seed {seed}: actions {driver.counts}; nodes seen {len(observer.nodes)} "
+        f"(missed {observer.missed}) in {observer.listings} listings"
+    )
     print(verdict.summary(origin))
     assert not driver.errors, driver.errors
     assert verdict.ok, f"seed {seed}:\n{verdict.summary(origin)}"
     # The run did exercise handovers and path deletions (or it proved nothing).
     assert verdict.handovers >= 5, verdict.summary(origin)
     assert driver.counts.get("delete_path", 0) >= 1
+    assert settled is None, settled
+
+
+def settle(driver: Driver, client: KazooClient, path: str) -> str | None:
+    """Quiet again: one leader, whose node exists and is first; else what went wrong
+    (reported after the history's verdict, which says more)."""
+    try:
+        leader = leader_of_slots(driver)
+        wait_for(lambda: is_first(client, path, leader), WAIT, message="the leader first")
+    except TimeoutError as exc:
+        return f"after the faults: {exc}"
+    return None
 
 
 def leader_of_slots(driver: Driver) -> Election:
@@ -333,7 +357,11 @@ def is_first(client: KazooClient, path: str, election: Election) -> bool:
     node = election.node
     if node is None or not election.is_leader:
         return False
-    return election_order(client.get_children(path))[0].name == node.rsplit("/", 1)[1]
+    try:
+        order = election_order(client.get_children(path))
+    except NoNodeError:
+        return False
+    return bool(order) and order[0].name == node.rsplit("/", 1)[1]
 
 
 # --- 3. a leader and its successor deleted at once -----------------------------------------
@@ -369,14 +397,23 @@ def delete_leader_and_successor(
 
     wait_for(lambda: len(leader.recorder.of("revoked")) > revoked, WAIT, message="revoked")
     assert lead.lost.is_set()
-    # Whoever rejoins first leads; the successor must end up leading with a new node.
-    if leader_of(cands) is leader:
+
+    # Whoever rejoins first leads (a flip on a deleted node does not count: it must not
+    # last); the successor must end up leading with a new node.
+    def settled() -> Candidate | None:
+        return next((c for c in cands if is_first(client, path, c.election)), None)
+
+    if wait_for(settled, WAIT, message="a leader with a live node") is leader:
         assert leader.election.resign() is True
-    new = successor.election.wait_for_leadership(WAIT)
-    assert new is not None
+
+    def fresh() -> Leadership | None:
+        new = successor.election.wait_for_leadership(0)
+        return new if new is not None and new.epoch != old_epoch else None
+
+    new = wait_for(fresh, WAIT, message="the successor to lead with a new node")
+    wait_for(lambda: is_first(client, path, successor.election), WAIT, message="first")
     node = successor.election.node
     assert node is not None and node != old
-    wait_for(lambda: is_first(client, path, successor.election), WAIT, message="first")
     _, stat = client.get(node)
     assert new.epoch == stat.czxid > max(old_epoch, lead.epoch)
     assert stat.ephemeralOwner == successor.election.session.session_id
