@@ -10,10 +10,11 @@ Three parts, for test_fast_handover.py (and checked by tests/unit/test_history_c
 * :class:`PathObserver`: a separate kazoo session that lists the election path's children
   on every change (a watch wakes it) and at least every POLL_S seconds, and keeps, for each
   node it sees (name, czxid), the interval over which the node *provably* existed: from the
-  answer of the first listing that showed it to the sending of the last one that did (the
-  server read each listing between its sending and its answer, and a node, once deleted,
-  never comes back with the same czxid). Deletion times are never guessed: a notice can be
-  late, and a late notice must not turn a legitimate handover into a violation.
+  answer of the first listing that showed it (it was created before) to the start of the
+  last one that did (each listing is preceded by a sync, so it reflects a state no older
+  than the ZooKeeper leader's when the listing started; a node, once deleted, never comes
+  back with the same czxid). Deletion times are never guessed: a notice can be late, and a
+  late notice must not turn a legitimate handover into a violation.
 * :func:`check`: the invariant, as chaos/checker.py checks I2 and I5 on a chaos run, over
   that proof: two candidates' beliefs never overlap while both of their nodes provably
   existed; a believer whose node provably existed at its flip owned the first of the nodes
@@ -335,6 +336,9 @@ class PathObserver:
     def relist(self) -> None:
         """One listing: extend what it proves, forget what it lacks, read what is new."""
         sent = time.monotonic()
+        # Members serve reads from their own, possibly lagging, state: sync first, so the
+        # listing is at least as new as the ZooKeeper leader's state after ``sent``.
+        self.client.sync("/")
         try:
             listed, parent = self.client.get_children(
                 self.path, watch=self._on_event, include_data=True
@@ -357,10 +361,10 @@ class PathObserver:
                 else:
                     del self._alive[name]
         for name in sorted(children - set(self._alive)):
-            self._add(name, answered)
+            self._add(name, answered, sent)
 
-    def _add(self, name: str, answered: float) -> None:
-        sent = time.monotonic()
+    def _add(self, name: str, answered: float, sent: float) -> None:
+        """A new node: created before this listing was answered, still there at ``sent``."""
         stat = self.client.exists(f"{self.path}/{name}")
         if stat is None:
             self.missed += 1
