@@ -43,7 +43,6 @@ SESSION_TIMEOUT = "2"
 # Times are time.monotonic(): CLOCK_MONOTONIC, the same clock in every process on Linux.
 CHILD = """
 import json, os, signal, sys, time
-from election_support import candidate_children
 
 out, mode = sys.argv[1], sys.argv[2]
 pid = os.getpid()
