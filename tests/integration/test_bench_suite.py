@@ -162,11 +162,12 @@ def test_herd_counts_wakeups_on_the_servers_and_the_clients(smoke: dict[str, Any
     zk, naive = rows["zkelect"], rows["naive"]
     n = zk["n"]
     change = zk["leader_change"]
-    # zkelect: one candidate woken (it looked, or was notified, or both), by one notice that
-    # the servers count too (beside the leaver's own watch on its node).
-    assert change["candidates_woken"] == 1
+    # zkelect: the successor is told its predecessor went and leads without a look when it
+    # knew it led; the next in line is told the new leader's marker exists (R13): at most two
+    # candidates woken, whatever N (no herd), and at most one look.
+    assert 1 <= change["candidates_woken"] <= 2
     assert change["candidates_notified"] <= change["candidates_woken"]
-    assert change["candidates_looked"] <= change["candidates_woken"]
+    assert change["candidates_looked"] <= 1
     assert change["server_notifications"] >= change["candidates_notified"] >= 1
     assert zk["join"]["candidates_woken"] == 0
     # Each candidate node is watched by its successor at most, besides its owner.

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from election_support import candidate_children
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl, make_digest_acl
@@ -74,9 +75,10 @@ def spy_reads(client: KazooClient) -> list[str]:
 
 
 def children_of(client: KazooClient, path: str) -> list[str]:
-    """``path``'s children as the leader has them: ``client`` may be on a member that lags."""
+    """``path``'s candidate nodes (no leader marker, R13) as the leader has them: ``client``
+    may be on a member that lags."""
     client.sync(path)
-    return list(client.get_children(path))
+    return candidate_children(client, path)
 
 
 def sequence_of(node: str | None) -> int:
