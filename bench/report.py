@@ -319,7 +319,23 @@ def _herd_verdicts(zk: list[dict[str, Any]]) -> list[str]:
         "- At most one watch per candidate node besides its owner's: "
         + verdict(all(herd_foreign(r["at_rest"]) <= 1 for r in zk))
         + f" ({watches}).",
+        *_why_two(zk),
         "",
+    ]
+
+
+def _why_two(zk: list[dict[str, Any]]) -> list[str]:
+    """The price of a read-free handover (R13), said where the verdict shows it."""
+    if not any(r["leader_change"]["candidates_woken_max"] == 2 for r in zk):
+        return []
+    return [
+        "- Why two candidates are woken per change: the successor, told that its predecessor's "
+        "node went (it leads on that notice, reading nothing), and the next in line, told that "
+        "the new leader's marker appeared (it reads nothing either; docs/safety.md R13). A "
+        "ZooKeeper notice reaches only the watchers of the node that changed, so the next in "
+        "line can learn that its predecessor leads only from a notice of its own, or from a "
+        "read on the next handover's path, as every other recipe does: zkelect pays the "
+        "notice. The count does not grow with N: no herd."
     ]
 
 
