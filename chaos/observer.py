@@ -24,7 +24,7 @@ from typing import Any
 from kazoo.client import KazooClient, KazooState
 
 from chaos.events import EventLog
-from zkelect._election.nodes import election_order
+from zkelect._election.nodes import LEADER_MARKER_PREFIX, election_order
 from zkelect.testing import four_letter, parse_wchp, split_hosts
 
 __all__ = ["LeaderSample", "Observer", "hex_session"]
@@ -103,7 +103,8 @@ class Observer:
             names = self._client.get_children_async(self.path).get(timeout=_REQUEST_TIMEOUT)
         except NoNodeError:
             return []
-        return [str(name) for name in names]
+        # A leader's marker (docs/safety.md R13) is not a candidate's node.
+        return [str(name) for name in names if not str(name).startswith(LEADER_MARKER_PREFIX)]
 
     def _owners(self, names: list[str]) -> dict[str, tuple[int, int, str]]:
         """node path -> (ephemeral owner, czxid, data) for the nodes that still exist."""
