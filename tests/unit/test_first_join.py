@@ -38,7 +38,8 @@ def test_alone_on_a_fresh_path_it_leads_without_reading_the_children(
     assert joined.error is None and joined.created is not None
     assert a.candidacy.phase is Phase.LEADING
     assert a.elected and a.elected[0].node_path == a.node_path
-    assert [op for op, _ in a.session.sent] == ["create", "get"]  # no listing, no children
+    # No listing, no children read; the own-node watch, and the leader marker (R13).
+    assert [op for op, _ in a.session.sent] == ["create", "get", "create_marker"]
 
 
 def test_behind_another_it_uses_the_read_sent_with_its_create(
@@ -64,7 +65,7 @@ def test_a_lost_answer_is_found_again_by_its_guid(zk: FakeZooKeeper, clock: Manu
     assert a.candidacy.phase is Phase.CREATING  # it may have landed (it did): uncertain (R1)
     a.advance(0.05)  # the longest first back-off
     assert a.candidacy.phase is Phase.LEADING
-    assert list(zk.nodes) == [a.node_path]  # adopted, not created again
+    assert zk.candidates() == [a.node_path]  # adopted, not created again
     assert a.candidacy.node is not None and joined.guid in a.candidacy.node
 
 

@@ -13,7 +13,8 @@ below need no lock. They read top to bottom:
               The predecessor's deletion notice alone elects us when it is known to have
               been first (``_predecessor_gone``, R13); otherwise the notice means: look again.
 4. leave      ``_resign`` (delete our node, rejoin at the back) or ``_stop`` (delete, done);
-              ``_fail`` on a terminal error (leave, so nobody waits behind us for ever).
+              ``_fail`` on a terminal error (leave, so nobody waits behind us for ever):
+              in _leave_steps.py, mixed in.
 
 A transient error anywhere schedules a retry on the session's timers (``_schedule_retry``).
 Leadership itself flips only in ``Standing`` (standing.py), which other threads share.
@@ -21,13 +22,13 @@ Leadership itself flips only in ``Standing`` (standing.py), which other threads 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 
 from zkelect._election._backoff import Backoff
 from zkelect._election._joining import FirstJoin, Joiner
+from zkelect._election._leave_steps import LeaveSteps
 from zkelect._election._leaving import Leaving
 from zkelect._election._looking import Looks
 from zkelect._election._marking import Marker
@@ -68,7 +69,7 @@ log = logging.getLogger("zkelect")
 _MAX_PASSES = 16  # re-reads in one step before backing off (a churning election)
 
 
-class Candidacy:
+class Candidacy(LeaveSteps):
     """One election's candidacy; ``handle`` is its actor's handler."""
 
     def __init__(
@@ -385,87 +386,7 @@ class Candidacy:
         except ZkElectError as exc:
             self._fail(exc)
 
-    # -- 4. leave -------------------------------------------------------------------------------
-
-    def _resign(self, done: Future[bool]) -> None:
-        node, stat = self.node, self.node_stat
-        if self.standing.leadership is None or node is None or stat is None:
-            done.set_result(False)
-            return
-        self.standing.revoke("resigned")  # lost is set before the node goes (R9)
-        # Forgotten before the delete: our own watch then fires as a stale generation and
-        # sends no read, which would land on the servers just as the successor needs them.
-        self._forget_node(marker=False)
-        try:
-            self._leaving.delete(node)
-            self._marker.remove()  # after the node: its delete is on the handover's path
-        except PermissionDeniedError as exc:
-            # We may create here but not delete: the node stays first, so we lead again
-            # (same epoch) rather than leave an election nobody can lead (R11).
-            self._adopt(node, stat)
-            done.set_exception(self._leaving.cannot_delete(node, "resign", exc))
-            self._recheck = True
-            self._reconcile()
-            return
-        done.set_result(True)
-        # Re-join at the back in a step of its own, a moment later: resign() returns as soon
-        # as the node is gone, and the successor's reads do not compete with our create.
-        timers, delay, post = self._session.timers, self._config.requeue_delay, self.post
-        if delay > 0 and timers is not None:
-            timers.call_later(delay, lambda: post(REJOIN))
-        else:
-            post(REJOIN)
-
-    def _stop(self, done: Future[None]) -> None:
-        with contextlib.suppress(Exception):
-            taken = self._joiner.take()  # a create still in flight: wait, so it is deleted too
-            if taken is not None:
-                self._adopt(*taken)
-        node, stat = self.node, self.node_stat
-        self.standing.revoke("stopped")
-        if node is not None:
-            self._leaving.abandoned.append(node)
-            self._forget_node(marker=False)  # the node goes first: a successor waits on it
-        marker = self._marker.take()
-        if marker is not None:
-            self._leaving.abandoned.append(marker)
-        self._watches.generation += 1
-        self._observer.invalidate()
-        try:
-            self._leaving.delete_on_leaving(self._joiner)
-        except PermissionDeniedError as exc:
-            ours = node is not None and stat is not None and node in self._leaving.abandoned
-            if ours and not self._session.owned:
-                assert node is not None and stat is not None
-                # A shared session outlives us: the node would block the election for as
-                # long as it lives. Stay a candidate (leading again if first) and say why.
-                self._leaving.abandoned.remove(node)
-                if marker is not None:  # it stays too: the node it marks stays first
-                    self._leaving.abandoned.remove(marker)
-                    self._marker.name = marker
-                self._adopt(node, stat)
-                with self.standing.cond:
-                    self.standing.closing = False
-                done.set_exception(self._leaving.cannot_delete(node, "stop", exc))
-                self._recheck = True
-                self._reconcile()
-                return
-            self._leaving.abandon_all()
-        done.set_result(None)
-
-    def _fail(self, error: ZkElectError) -> None:
-        log.error("zkelect %s: giving up: %s", self.path, error)
-        self.standing.fail(error)
-        self.standing.revoke("failed")
-        if self.node is not None:
-            self._leaving.abandoned.append(self.node)
-            self._forget_node()
-        # A failed candidate must not keep its place in the queue: everyone behind it
-        # would wait for ever. What cannot be deleted is left to the session (R11).
-        with contextlib.suppress(Exception):
-            self._leaving.delete_abandoned()
-        if self._leaving.abandoned:
-            self._leaving.abandon_all()
+    # -- 4. leave: _resign, _stop, _fail (_leave_steps.py) --------------------------------------
 
     # -- the session, the retries, the observer ------------------------------------------------
 
