@@ -17,8 +17,9 @@ And at the end (teardown), every session connected again and everything delivere
 fired to quiescence: (3) no candidate is stuck: every running candidate has its node, and
 if any candidate node exists, exactly one candidate leads, with the first node.
 
-The default run is quick; ``ZKELECT_MODEL_EXAMPLES=5000`` explores longer. This is in
-addition to the real-ZooKeeper tests (tests/integration), never instead.
+The default run is quick (200 examples); ``ZKELECT_MODEL_EXAMPLES=6000`` explores longer
+(minutes; pytest-timeout is lifted then). This is in addition to the real-ZooKeeper tests
+(tests/integration), never instead.
 """
 
 from __future__ import annotations
@@ -384,6 +385,8 @@ class CandidacyModel(RuleBasedStateMachine):
 
 CandidacyModel.TestCase.settings = SETTINGS
 TestCandidacyModel = CandidacyModel.TestCase
+if "ZKELECT_MODEL_EXAMPLES" in os.environ:  # a long exploration: not bound by pytest-timeout
+    TestCandidacyModel.pytestmark = [pytest.mark.timeout(0)]  # type: ignore[attr-defined]
 
 
 # -- the model can fail: broken candidacies are caught ------------------------------------------
