@@ -393,6 +393,8 @@ class Candidacy(LeaveSteps):
     def _session_changed(self, state: ConnectionState) -> None:
         self._looks.prefetched = None
         if state is ConnectionState.LOST:
+            if self._joined_anew():
+                return  # a step ran on the new session first: what it made is ours (R2)
             # The old session's nodes are not ours any more, even while still visible (R2).
             self.node = None
             self.node_stat = None
@@ -408,6 +410,17 @@ class Candidacy(LeaveSteps):
             self._recheck = True
             self._reconcile()
             self._observe()
+
+    def _joined_anew(self) -> bool:
+        """Whether a step queued before the loss was told of already ran on the next
+        session and joined with it: the node is owned by the session we have now. Its node
+        must not be forgotten (no one else would ever delete it, and we would wait behind it)."""
+        stat, session = self.node_stat, self._session
+        return (
+            stat is not None
+            and session.state is ConnectionState.CONNECTED
+            and stat.ephemeral_owner == session.session_id
+        )
 
     def _schedule_retry(self) -> None:
         post = self.post
