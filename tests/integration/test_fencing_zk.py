@@ -127,5 +127,10 @@ def test_a_revocation_from_outside_leaves_a_still_first_node_a_next_step(
     assert lead.lost.is_set()
     again = wait_for(lambda: leader.election.wait_for_leadership(0), 10, message="leads again")
     assert again is not lead and again.epoch == lead.epoch
-    assert leader.recorder.kinds() == ["elected", "revoked", "elected"]
+    # on_elected runs on the callback thread, after wait_for_leadership can see the grant.
+    wait_for(
+        lambda: leader.recorder.kinds() == ["elected", "revoked", "elected"],
+        10,
+        message="on_elected again",
+    )
     assert not follower.election.is_leader
