@@ -38,8 +38,8 @@ def test_alone_on_a_fresh_path_it_leads_without_reading_the_children(
     assert joined.error is None and joined.created is not None
     assert a.candidacy.phase is Phase.LEADING
     assert a.elected and a.elected[0].node_path == a.node_path
-    # No listing, no children read; the own-node watch, and the leader marker (R13).
-    assert [op for op, _ in a.session.sent] == ["create", "get", "create_marker"]
+    # No listing, no children read, no leader marker (nobody behind: R13); the own-node watch.
+    assert [op for op, _ in a.session.sent] == ["create", "get"]
 
 
 def test_behind_another_it_uses_the_read_sent_with_its_create(

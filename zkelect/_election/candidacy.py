@@ -298,7 +298,7 @@ class Candidacy(LeaveSteps):
                     self.standing.revoke("session_changed")  # R2: not our node now
                     self._forget_node()
                     continue
-                self._lead()
+                self._lead(alone=len(order) == 1)
                 return
             # Known first (R13) only from a look whose order needed no wrap arithmetic.
             first = index == 1 and order[0].sequence >= 0 and order[1].sequence >= 0
@@ -313,8 +313,12 @@ class Candidacy(LeaveSteps):
 
     # -- 3. lead --------------------------------------------------------------------------------
 
-    def _lead(self) -> None:
-        """Our node is first and ours: lead, once the session is proven alive (R7)."""
+    def _lead(self, alone: bool = False) -> None:
+        """Our node is first and ours: lead, once the session is proven alive (R7).
+
+        ``alone``: the look showed nobody behind us. Then no marker is needed (R13): a
+        candidate that joins later was created after that look, so its own look shows us
+        first."""
         if self._recheck:
             # After a revocation or a reconnect: a round trip through the ZooKeeper leader
             # sent after deciding, so a session the servers are expiring is not led on.
@@ -328,13 +332,15 @@ class Candidacy(LeaveSteps):
         self._recheck = False
         node, stat = self.node, self.node_stat
         assert node is not None and stat is not None  # first and ours: _reconcile_once
-        self._grant(node, stat)
+        self._grant(node, stat, announce=not alone)
 
-    def _grant(self, node: str, stat: NodeStat, known_first: int = 0) -> None:
+    def _grant(
+        self, node: str, stat: NodeStat, known_first: int = 0, announce: bool = True
+    ) -> None:
         zxid = max(self._looks.zxid, known_first)  # a state in which we were first, or next
         self.standing.grant(node, stat, zxid, self._waiting_since)
         self._watches.on_own_node(node)
-        if self.standing.leadership is not None:
+        if announce and self.standing.leadership is not None:
             self._marker.leave(node)
 
     def _predecessor_gone(self, generation: int) -> None:
@@ -399,7 +405,10 @@ class Candidacy(LeaveSteps):
             self.node = None
             self.node_stat = None
             self._marker.lost()
-            self._joiner.reset()
+            if self._session.state is not ConnectionState.CONNECTED:
+                self._joiner.reset()
+            # else a new session is already up, and an open create attempt may have been
+            # sent on it: keep it, it is found again only if the new session owns it (R1, R2).
             self._leaving.abandoned.clear()
             self._watches.forget()
             self._observer.invalidate()
