@@ -43,6 +43,7 @@ from common import (
     Children,
     Ensemble,
     base_parser,
+    candidate_names,
     cpu_ticks,
     default_output,
     ensemble_for,
@@ -255,7 +256,7 @@ def worker_join(impl: str, hosts: str, count: int, sessions: int) -> dict[str, A
         def listed() -> bool:
             nonlocal polls
             polls += 1
-            return len(observer.get_children(path)) == count
+            return len(candidate_names(observer.get_children(path))) == count
 
         wait_until(listed, f"{count} candidates joining", WORKER_TIMEOUT)
         wait_until(
