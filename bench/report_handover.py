@@ -277,7 +277,9 @@ def limits(h: dict[str, Any]) -> str | None:
     return (
         "- **Handover**: targets missed at "
         + "; ".join(parts)
-        + ". The gap between the notification floor and the successor's flip is zkelect's "
-        "own work on the notice (a read of the children where it may not lead on the notice "
-        "alone, its thread hops); see *Where zkelect's handover time goes* above."
+        + ". Compare the successor's flip with the notification floor (the notice itself, "
+        "the physical limit; the successor leads on it without a read, R13) and the time from "
+        "the flip to `on_elected`: the hop to the session's callback thread, where user "
+        "callbacks run in order (never on kazoo's thread, which a slow callback would stall); "
+        "see *Where zkelect's handover time goes* above."
     )
