@@ -94,15 +94,8 @@ class Actor(Generic[M]):
                 self._mailbox.append(message)
                 return
             self._scheduled = True
-        try:
-            self._handler(message)
-        except Exception:
-            log.exception("zkelect: unhandled error in election step")
-        with self._lock:
-            if not self._mailbox:
-                self._scheduled = False
-                return
-        self._pool.submit(self._turn)
+        self._handle(message)
+        self._continue()
 
     def _turn(self) -> None:
         for _ in range(self._BATCH):
@@ -111,10 +104,17 @@ class Actor(Generic[M]):
                     self._scheduled = False
                     return
                 message = self._mailbox.popleft()
-            try:
-                self._handler(message)
-            except Exception:
-                log.exception("zkelect: unhandled error in election step")
+            self._handle(message)
+        self._continue()
+
+    def _handle(self, message: M) -> None:
+        try:
+            self._handler(message)
+        except Exception:
+            log.exception("zkelect: unhandled error in election step")
+
+    def _continue(self) -> None:
+        """After a turn: idle if the mailbox is empty, else another turn on the pool."""
         with self._lock:
             if not self._mailbox:
                 self._scheduled = False
