@@ -389,17 +389,20 @@ def test_a_mixed_election_hands_over_through_curator_with_leader_markers(
     """zkelect leader, Curator behind it, zkelect behind that: the zkelect leader's marker
     (R13) never stalls Curator (which sorts it last and never waits on it), and the zkelect
     candidate behind Curator, which never makes a marker, reads and leads in turn."""
+    x = candidates(ensemble.hosts, zk_path, "zk-x")  # elected alone: no marker (R13)
+    wait_for(lambda: x.election.is_leader, WAIT, message="zk-x leads")
     a = candidates(ensemble.hosts, zk_path, "zk-a")
-    wait_for(lambda: a.election.is_leader, WAIT, message="zk-a leads")
     peer = Peer([*latch_peer, ensemble.hosts, zk_path, "curator-b"], tmp_path / "b.log")
     try:
         peer.lines.expect("STARTED curator-b")
-        wait_for(lambda: len(candidate_children(kazoo_client, zk_path)) == 2, WAIT)
+        wait_for(lambda: len(candidate_children(kazoo_client, zk_path)) == 3, WAIT)
         c = candidates(ensemble.hosts, zk_path, "zk-c")
+        x.election.stop()  # zk-a leads on the notice, with Curator behind: it leaves a marker
+        wait_for(lambda: a.election.is_leader, WAIT, message="zk-a leads")
         node = a.election.node
         assert node is not None
         marker = leader_marker(node.rsplit("/", 1)[1])
-        assert kazoo_client.exists(f"{zk_path}/{marker}") is not None
+        wait_for(lambda: kazoo_client.exists(f"{zk_path}/{marker}"), WAIT, message="a's marker")
         assert a.election.resign() is True
         peer.lines.expect("LEADER curator-b")
         assert not c.election.is_leader and not a.election.is_leader
