@@ -29,10 +29,9 @@ from zkelect._election.nodes import parse_node
 from zkelect._zookeeper.options import kazoo_acl
 from zkelect.testing import wait_for
 from zkelect.testing.ensemble import LocalEnsemble
-from zkelect.testing.proxy import FaultProxy
+from zkelect.testing.proxy import OP_MULTI, FaultProxy
 
 CONFIG = ElectionConfig(session_timeout=6.0, request_timeout=5.0, connect_timeout=20.0)
-OP_MULTI = 14
 
 
 @pytest.fixture
