@@ -40,6 +40,9 @@ INITIAL = {
     ("zkelect_session_state", (("state", "connected"),)): 0.0,
     ("zkelect_session_state", (("state", "suspended"),)): 0.0,
     ("zkelect_session_state", (("state", "lost"),)): 0.0,
+    ("zkelect_session_transitions_total", (("state", "connected"),)): 0.0,
+    ("zkelect_session_transitions_total", (("state", "suspended"),)): 0.0,
+    ("zkelect_session_transitions_total", (("state", "lost"),)): 0.0,
     ("zkelect_election_duration_seconds_count", ()): 0.0,
     ("zkelect_election_duration_seconds_sum", ()): 0.0,
 }
@@ -145,6 +148,84 @@ def test_session_state_is_one_hot(registry: CollectorRegistry) -> None:
     recorder.session_state(E, "bogus")  # ignored (logged), not a new series
     assert value(registry, "zkelect_session_state", state="bogus") is None
     assert value(registry, "zkelect_session_state", state="connected") == 1.0
+
+
+def test_session_transitions_count_changes_by_the_state_entered(
+    registry: CollectorRegistry,
+) -> None:
+    recorder = PrometheusRecorder(registry)
+    recorder.election_started(E)
+    # The first report says where the session is; a repeated state is no change.
+    for state in ("connected", "connected", "suspended", "connected", "suspended", "lost"):
+        recorder.session_state(E, state)
+    recorder.session_state(E, "connected")  # a new session after the loss
+    changes = {
+        state: value(registry, "zkelect_session_transitions_total", state=state)
+        for state in SESSION_STATES
+    }
+    assert changes == {"connected": 2.0, "suspended": 2.0, "lost": 1.0}
+    recorder.session_state("/not/started", "lost")  # no election here: nothing
+    assert series(registry, "zkelect_session_transitions") == [
+        ("zkelect_session_transitions_total", {"election": E, "state": state})
+        for state in SESSION_STATES
+    ]
+
+
+def test_aggregate_session_transitions_stay_three_series(registry: CollectorRegistry) -> None:
+    recorder = PrometheusRecorder(registry, aggregate=True)
+    names = [f"/shard/{i}" for i in range(100)]
+    for name in names:
+        recorder.election_started(name)
+        recorder.session_state(name, "connected")
+    for name in names:  # one shared session suspended and back: each election counts once
+        recorder.session_state(name, "suspended")
+        recorder.session_state(name, "connected")
+    rows = [labels for name, labels in series(registry, "zkelect_session_transitions")]
+    assert sorted(r["state"] for r in rows) == sorted(SESSION_STATES)
+    assert {r["election"] for r in rows} == {"*"}
+    assert value(registry, "zkelect_session_transitions_total", "*", state="suspended") == 100.0
+    assert value(registry, "zkelect_session_transitions_total", "*", state="connected") == 100.0
+
+
+def child_value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+def test_child_series_only_for_a_supervisor_and_from_the_start(
+    registry: CollectorRegistry,
+) -> None:
+    PrometheusRecorder(registry)
+    assert series(registry, "zkelect_child_") == []  # a library process has no child
+    registry = CollectorRegistry()
+    PrometheusRecorder(registry, supervisor=True)
+    assert child_value(registry, "zkelect_child_up") == 0.0
+    assert child_value(registry, "zkelect_child_starts_total") == 0.0
+    assert child_value(registry, "zkelect_child_last_exit_timestamp_seconds") == 0.0
+    # A code's series appears with its first exit: 256 possible, none invented up front.
+    assert series(registry, "zkelect_child_exits") == []
+
+
+def test_child_up_starts_exits_by_code_and_last_exit(registry: CollectorRegistry) -> None:
+    recorder = PrometheusRecorder(registry, supervisor=True)
+    recorder.child_started()
+    assert child_value(registry, "zkelect_child_up") == 1.0
+    recorder.child_exited(3, at=1_700_000_000.5)
+    recorder.child_started()
+    recorder.child_exited(3, at=1_700_000_010.0)
+    recorder.child_started()
+    recorder.child_exited(143, at=1_700_000_020.0)  # stopped by SIGTERM: 128+15
+    recorder.child_started()
+    assert child_value(registry, "zkelect_child_up") == 1.0
+    assert child_value(registry, "zkelect_child_starts_total") == 4.0
+    assert child_value(registry, "zkelect_child_exits_total", code="3") == 2.0
+    assert child_value(registry, "zkelect_child_exits_total", code="143") == 1.0
+    assert child_value(registry, "zkelect_child_last_exit_timestamp_seconds") == 1_700_000_020.0
+    recorder.child_exited(300, at=1_700_000_030.0)  # impossible status: logged, not a series
+    assert [labels["code"] for _, labels in series(registry, "zkelect_child_exits")] == [
+        "3",
+        "143",
+    ]
+    assert child_value(registry, "zkelect_child_up") == 0.0
 
 
 def test_lease_gauge_reads_the_callable_at_collection_time(registry: CollectorRegistry) -> None:

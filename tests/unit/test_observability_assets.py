@@ -6,8 +6,9 @@
   every query valid PromQL over the metrics zkelect exports (and every such metric shown);
 * the docker compose stack: it parses, every file it mounts or builds from exists, Prometheus
   scrapes the services and ports the commands listen on and loads the rules file the stack
-  mounts, Grafana is provisioned from the mounted directories, and `promtool check config`
-  accepts prometheus.yml.
+  mounts (the packaged one: zkelect/ops/assets/ is the only copy), Grafana is provisioned
+  from the mounted directories and dashboard, and `promtool check config` accepts
+  prometheus.yml.
 
 Docker cannot run on the development machines, so the compose stack is validated structurally.
 """
@@ -36,9 +37,11 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = REPO / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 PROMETHEUS_CONFIG = COMPOSE_DIR / "prometheus" / "prometheus.yml"
-RULES = COMPOSE_DIR / "prometheus" / "rules" / "zkelect.rules.yml"
-RULE_TESTS = COMPOSE_DIR / "prometheus" / "rules" / "zkelect.rules.test.yml"
-DASHBOARD = COMPOSE_DIR / "grafana" / "dashboards" / "zkelect.json"
+# The packaged assets (`zkelect assets DIR` writes them out; the compose stack mounts them).
+ASSETS_DIR = REPO / "zkelect" / "ops" / "assets"
+RULES = ASSETS_DIR / "zkelect.rules.yml"
+RULE_TESTS = ASSETS_DIR / "zkelect.rules.test.yml"
+DASHBOARD = ASSETS_DIR / "zkelect.json"
 GRAFANA_DATASOURCES = COMPOSE_DIR / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 GRAFANA_DASHBOARDS = COMPOSE_DIR / "grafana" / "provisioning" / "dashboards" / "zkelect.yml"
 ALERTS_DOC = REPO / "docs" / "alerts.md"
@@ -57,6 +60,16 @@ CANDIDATE_METRICS = frozenset(
         "zkelect_lease_remaining_seconds",
         "zkelect_fenced_writes_total",
         "zkelect_build_info",
+        "zkelect_session_transitions_total",
+    }
+)
+# ``zkelect run`` (PrometheusRecorder(supervisor=True)) adds its command's:
+SUPERVISOR_METRICS = frozenset(
+    {
+        "zkelect_child_up",
+        "zkelect_child_starts_total",
+        "zkelect_child_exits_total",
+        "zkelect_child_last_exit_timestamp_seconds",
     }
 )
 # The read-only exporter:
@@ -71,10 +84,10 @@ EXPORTER_METRICS = frozenset(
         "zkelect_observed_leader_changes_total",
     }
 )
-KNOWN_METRICS = CANDIDATE_METRICS | EXPORTER_METRICS
+KNOWN_METRICS = CANDIDATE_METRICS | SUPERVISOR_METRICS | EXPORTER_METRICS
 HISTOGRAMS = frozenset({"zkelect_election_duration_seconds"})
 
-CANDIDATE_COMMAND = "serve"  # zkelect serve: one candidate with its HTTP endpoints
+CANDIDATE_COMMAND = "run"  # zkelect run PATH ... -- CMD: a candidate with its HTTP endpoints
 EXPORTER_COMMAND = "exporter"
 
 
@@ -191,11 +204,31 @@ def zkelect_command(command: list[str]) -> str | None:
     return None
 
 
+def zkelect_args(command: list[str]) -> list[str]:
+    """The words zkelect parses: those before `--` (after it comes `zkelect run`'s CMD)."""
+    return command[: command.index("--")] if "--" in command else command
+
+
 def option(command: list[str], name: str) -> str:
+    command = zkelect_args(command)
     assert name in command, f"{name} missing from {command}"
     index = command.index(name)
     assert index + 1 < len(command), f"{name} has no value in {command}"
     return command[index + 1]
+
+
+def listen_option(command: list[str], name: str) -> str:
+    """The port (``name="port"``) or bind address a candidate or exporter listens on."""
+    run = zkelect_command(command) == "run"
+    return option(command, f"--http-{name}" if run else f"--{name}")
+
+
+def election_paths(command: list[str]) -> set[str]:
+    """The election paths of `zkelect run PATH` or `zkelect exporter --path P ...`."""
+    args = zkelect_args(command)
+    if zkelect_command(command) == "run":
+        return {args[2]}
+    return {args[i + 1] for i, word in enumerate(args) if word == "--path"}
 
 
 def services_running(zkelect: str) -> dict[str, list[str]]:
@@ -277,6 +310,13 @@ def test_the_metric_names_here_are_the_ones_zkelect_exports() -> None:
     registry = CollectorRegistry()
     PrometheusRecorder(registry).election_started("/elections/demo")
     assert exported_families(registry) == CANDIDATE_METRICS
+    # zkelect run's recorder: exits by code appear with the first exit.
+    registry = CollectorRegistry()
+    recorder = PrometheusRecorder(registry, supervisor=True)
+    recorder.election_started("/elections/demo")
+    recorder.child_started()
+    recorder.child_exited(0, at=1.0)
+    assert exported_families(registry) == CANDIDATE_METRICS | SUPERVISOR_METRICS
     # The exporter, on a client that is never started: it registers its families anyway.
     registry = CollectorRegistry()
     exporter = ElectionExporter(KazooClient(hosts="127.0.0.1:9"), ["/e"], registry=registry)
@@ -288,6 +328,24 @@ def test_the_metric_names_here_are_the_ones_zkelect_exports() -> None:
 
 
 # ------------------------------------------------------------------------------------ rules
+
+
+def test_promtool_check_metrics_accepts_every_family(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    recorder = PrometheusRecorder(registry, supervisor=True)
+    recorder.election_started("/elections/demo")
+    for state in ("connected", "suspended", "connected"):
+        recorder.session_state("/elections/demo", state)
+    recorder.leadership_acquired("/elections/demo", 0x100000002, 0.01)
+    recorder.child_started()
+    recorder.child_exited(143, at=1_700_000_000.0)
+    page = generate_latest(registry)
+    result = subprocess.run(
+        [promtool(), "check", "metrics"], input=page, capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and not result.stdout + result.stderr, (
+        result.stdout + result.stderr
+    ).decode()
 
 
 def test_promtool_check_rules_accepts_the_rules() -> None:
@@ -363,6 +421,7 @@ def test_split_brain_and_no_leader_rules_are_per_election() -> None:
         "ZkElectFencedWritesRejected",
         "ZkElectExporterDisconnected",
         "ZkElectSequenceWrapped",
+        "ZkElectChildCrashLooping",
     ):
         assert name in by_name
 
@@ -559,19 +618,30 @@ def test_candidates_are_distinct_and_share_one_election() -> None:
     candidates = services_running(CANDIDATE_COMMAND)
     ids = [option(command, "--id") for command in candidates.values()]
     assert len(set(ids)) == len(ids)
-    paths = {option(command, "--path") for command in candidates.values()}
+    paths = set().union(*(election_paths(command) for command in candidates.values()))
     assert len(paths) == 1
     (exporter,) = services_running(EXPORTER_COMMAND).values()
-    assert paths <= {exporter[i + 1] for i, word in enumerate(exporter) if word == "--path"}
+    assert paths <= election_paths(exporter)
+
+
+def test_candidates_supervise_a_command_and_stop_within_the_grace_period() -> None:
+    for name, command in services_running(CANDIDATE_COMMAND).items():
+        assert "--" in command and command[-1], f"{name}: no command after '--'"
+        service = services()[name]
+        # docker stop's SIGKILL must not come before zkelect run stopped its command and left.
+        grace = float(option(command, "--grace"))
+        stop = str(service.get("stop_grace_period", "10s"))
+        assert stop.endswith("s") and float(stop[:-1]) > grace + 5, name
+        assert service.get("init") is True, f"{name}: no init to reap what the command leaves"
 
 
 def test_scrape_targets_are_services_and_the_ports_they_listen_on() -> None:
     listening: dict[str, str] = {}
     for zkelect in (CANDIDATE_COMMAND, EXPORTER_COMMAND):
         for name, command in services_running(zkelect).items():
-            listening[name] = option(command, "--port")
+            listening[name] = listen_option(command, "port")
             # Reachable from Prometheus's container, not only from its own loopback.
-            assert option(command, "--bind") == "0.0.0.0", name
+            assert listen_option(command, "bind") == "0.0.0.0", name
     for name, service in zookeeper_services().items():
         port = zookeeper_setting(service, "metricsProvider.httpPort")
         assert port, f"{name}: no metricsProvider.httpPort in ZOO_CFG_EXTRA"
@@ -625,8 +695,9 @@ def test_grafana_is_provisioned_from_the_mounted_directories() -> None:
 
     providers = load_yaml(GRAFANA_DASHBOARDS)["providers"]
     for provider in providers:
-        source = host_path(grafana, provider["options"]["path"])
-        assert source is not None and (source / DASHBOARD.name).samefile(DASHBOARD), provider
+        # The packaged dashboard is mounted as a file inside the provider's directory.
+        source = host_path(grafana, f"{provider['options']['path']}/{DASHBOARD.name}")
+        assert source is not None and source.samefile(DASHBOARD), provider
     environment = services()[grafana].get("environment", {})
     home = environment.get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
     if home:
@@ -656,7 +727,7 @@ def test_compose_commands_use_options_the_commands_accept() -> None:
                 f"zkelect {zkelect} --help: {result.stdout}{result.stderr}"
             )
             help_text[zkelect] = result.stdout
-        for word in command[2:]:
+        for word in zkelect_args(command)[2:]:
             if word.startswith("--"):
                 assert re.search(rf"{re.escape(word)}\b", help_text[zkelect]), (
                     f"{name}: zkelect {zkelect} does not accept {word}"

@@ -27,6 +27,7 @@ from typing import Protocol
 from zkelect.metrics._families import (
     AGGREGATE_LABEL,
     DURATION_BUCKETS,
+    EXIT_CODES,
     SESSION_STATES,
     TRANSITION_EVENTS,
     WRITE_RESULTS,
@@ -36,6 +37,7 @@ from zkelect.metrics._prometheus import PrometheusRecorder
 __all__ = [
     "AGGREGATE_LABEL",
     "DURATION_BUCKETS",
+    "EXIT_CODES",
     "SESSION_STATES",
     "TRANSITION_EVENTS",
     "WRITE_RESULTS",
@@ -68,7 +70,8 @@ class MetricsRecorder(Protocol):
         """A fenced write finished with ``result``: 'accepted' or 'rejected'."""
 
     def session_state(self, election: str, state: str) -> None:
-        """The session ``election`` runs on is now 'connected', 'suspended' or 'lost'."""
+        """The session ``election`` runs on is now 'connected', 'suspended' or 'lost' (the
+        first call, at start, says where it is; later ones are counted as transitions)."""
 
     def lease_source(self, election: str, remaining: Callable[[], float]) -> None:
         """``remaining()`` gives the seconds of lease left while leading (0 otherwise);

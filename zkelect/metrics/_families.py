@@ -22,9 +22,11 @@ from prometheus_client.metrics_core import (
 __all__ = [
     "AGGREGATE_LABEL",
     "DURATION_BUCKETS",
+    "EXIT_CODES",
     "SESSION_STATES",
     "TRANSITION_EVENTS",
     "WRITE_RESULTS",
+    "ChildTotals",
     "Row",
     "Totals",
     "families",
@@ -44,6 +46,9 @@ SESSION_STATES: tuple[str, ...] = ("connected", "suspended", "lost")
 WRITE_RESULTS: tuple[str, ...] = ("accepted", "rejected")
 #: The ``election`` label value of every series in aggregate mode.
 AGGREGATE_LABEL = "*"
+#: Values the ``code`` label of the child-exits counter can take: an exit status as a shell
+#: reports it (128+N for signal N), so at most 256 series.
+EXIT_CODES = range(256)
 
 
 class Totals:
@@ -51,6 +56,7 @@ class Totals:
 
     def __init__(self) -> None:
         self.transitions = dict.fromkeys(TRANSITION_EVENTS, 0.0)
+        self.session_changes = dict.fromkeys(SESSION_STATES, 0.0)  # by the state entered
         self.writes = dict.fromkeys(WRITE_RESULTS, 0.0)
         self.bucket_counts = [0] * (len(DURATION_BUCKETS) + 1)  # the last one is +Inf
         self.duration_sum = 0.0
@@ -62,9 +68,26 @@ class Totals:
     def snapshot(self) -> Totals:
         copy = Totals()
         copy.transitions = dict(self.transitions)
+        copy.session_changes = dict(self.session_changes)
         copy.writes = dict(self.writes)
         copy.bucket_counts = list(self.bucket_counts)
         copy.duration_sum = self.duration_sum
+        return copy
+
+
+class ChildTotals:
+    """The child of ``zkelect run``'s supervisor: whether it runs, its starts and exits."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.starts = 0.0
+        self.exits: dict[int, float] = {}  # by exit status; a code's series appears with it
+        self.last_exit = 0.0  # Unix time of the last exit; 0 before the first
+
+    def snapshot(self) -> ChildTotals:
+        copy = ChildTotals()
+        copy.up, copy.starts, copy.last_exit = self.up, self.starts, self.last_exit
+        copy.exits = dict(self.exits)
         return copy
 
 
@@ -85,10 +108,12 @@ def families(
     gauges: list[Row],
     totals: dict[str, Totals],
     build_labels: tuple[str, str, str],
+    child: ChildTotals | None = None,
 ) -> Iterator[Metric]:
-    """Every metric family, in the order zkelect has always exported them."""
+    """Every metric family, in the order zkelect has always exported them, then the
+    session-transitions counter and (``child`` given: ``zkelect run``) the child's families."""
     by_gauge = _gauge_families(namespace, gauges)
-    transitions, writes, duration = _counter_families(namespace, totals)
+    transitions, writes, duration, sessions = _counter_families(namespace, totals)
     build = GaugeMetricFamily(
         f"{namespace}_build_info",
         "Always 1; the labels say which zkelect, kazoo and Python this process runs.",
@@ -97,7 +122,9 @@ def families(
     build.add_metric(list(build_labels), 1.0)
     yield from (by_gauge["is_leader"], by_gauge["epoch"], transitions, duration)
     yield from (by_gauge["candidates"], by_gauge["wrapped"], by_gauge["session"])
-    yield from (by_gauge["lease"], writes, build)
+    yield from (by_gauge["lease"], writes, build, sessions)
+    if child is not None:
+        yield from _child_families(namespace, child)
 
 
 def _gauge_families(ns: str, gauges: list[Row]) -> dict[str, GaugeMetricFamily]:
@@ -156,7 +183,7 @@ def _gauge_families(ns: str, gauges: list[Row]) -> dict[str, GaugeMetricFamily]:
 
 def _counter_families(
     ns: str, totals: dict[str, Totals]
-) -> tuple[CounterMetricFamily, CounterMetricFamily, HistogramMetricFamily]:
+) -> tuple[CounterMetricFamily, CounterMetricFamily, HistogramMetricFamily, CounterMetricFamily]:
     transitions = CounterMetricFamily(
         f"{ns}_leadership_transitions",
         "Leadership changes of this process: acquired, lost (involuntarily) or resigned "
@@ -173,13 +200,50 @@ def _counter_families(
         "Time from joining (or the predecessor leaving) to being elected.",
         labels=["election"],
     )
+    sessions = CounterMetricFamily(
+        f"{ns}_session_transitions",
+        "Changes of the election's ZooKeeper session state, by the state entered: "
+        "suspended (connection lost), connected (reconnected, or a new session after a "
+        "loss), lost (the session expired or was closed). In aggregate mode each election "
+        "on a session that changes state counts once.",
+        labels=["election", "state"],
+    )
     for name, total in sorted(totals.items()):
         for event in TRANSITION_EVENTS:
             transitions.add_metric([name, event], total.transitions[event])
+        for state in SESSION_STATES:
+            sessions.add_metric([name, state], total.session_changes[state])
         for result in WRITE_RESULTS:
             writes.add_metric([name, result], total.writes[result])
         duration.add_metric([name], _buckets(total.bucket_counts), total.duration_sum)
-    return transitions, writes, duration
+    return transitions, writes, duration, sessions
+
+
+def _child_families(ns: str, child: ChildTotals) -> Iterator[Metric]:
+    up = GaugeMetricFamily(
+        f"{ns}_child_up",
+        "1 while the command zkelect run supervises is running, else 0.",
+        value=1.0 if child.up else 0.0,
+    )
+    starts = CounterMetricFamily(
+        f"{ns}_child_starts",
+        "Times zkelect run started its command (on election, and on --on-exit restart).",
+        value=child.starts,
+    )
+    exits = CounterMetricFamily(
+        f"{ns}_child_exits",
+        "Exits of the command zkelect run supervises, on its own or stopped by the "
+        "supervisor, by exit status as a shell reports it (128+N: killed by signal N).",
+        labels=["code"],
+    )
+    for code, count in sorted(child.exits.items()):
+        exits.add_metric([str(code)], count)
+    last = GaugeMetricFamily(
+        f"{ns}_child_last_exit_timestamp_seconds",
+        "Unix time of the supervised command's last exit; 0 before the first.",
+        value=child.last_exit,
+    )
+    yield from (up, starts, exits, last)
 
 
 def _buckets(counts: Sequence[int]) -> list[tuple[str, float]]:

@@ -21,8 +21,10 @@ from zkelect._version import __version__
 from zkelect.errors import ConfigurationError
 from zkelect.metrics._families import (
     AGGREGATE_LABEL,
+    EXIT_CODES,
     SESSION_STATES,
     WRITE_RESULTS,
+    ChildTotals,
     Row,
     Totals,
     families,
@@ -56,6 +58,7 @@ class _Snapshot:
 
     elections: dict[str, _Election] = field(default_factory=dict)
     totals: dict[str, Totals] = field(default_factory=dict)
+    child: ChildTotals | None = None
 
 
 class PrometheusRecorder:
@@ -76,6 +79,9 @@ class PrometheusRecorder:
     and the duration histogram shared, session_state = number of elections per state), so
     the number of series does not grow with the number of elections.
 
+    ``supervisor=True`` (``zkelect run``) adds the ``zkelect_child_*`` series of the command
+    it supervises (``child_started``, ``child_exited``), present from the start.
+
     ``registry`` defaults to prometheus_client's global REGISTRY; tests pass a fresh
     ``CollectorRegistry()``. Callbacks may come from any thread: every method takes one
     lock for a few dictionary operations; the lease callables are called at scrape time,
@@ -88,6 +94,7 @@ class PrometheusRecorder:
         *,
         aggregate: bool = False,
         namespace: str = "zkelect",
+        supervisor: bool = False,
     ) -> None:
         if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
             raise ConfigurationError(
@@ -102,6 +109,7 @@ class PrometheusRecorder:
         self._totals: dict[str, Totals] = {}
         if self.aggregate:
             self._totals[AGGREGATE_LABEL] = Totals()
+        self._child = ChildTotals() if supervisor else None
         self._build_labels = (__version__, _package_version("kazoo"), platform.python_version())
         self._collector = _Collector(self)
         try:
@@ -178,8 +186,13 @@ class PrometheusRecorder:
             return
         with self._lock:
             current = self._elections.get(election)
-            if current is not None:
-                current.session = state
+            if current is None:
+                return
+            # The first report (at start) is where the session is, not a change; a state
+            # reported again (several candidates of a path share one session) is no change.
+            if current.session is not None and current.session != state:
+                self._totals_for(election).session_changes[state] += 1
+            current.session = state
 
     def lease_source(self, election: str, remaining: Callable[[], float]) -> None:
         with self._lock:
@@ -199,6 +212,29 @@ class PrometheusRecorder:
             if not self.aggregate:
                 self._totals.pop(election, None)
 
+    # -- the supervised child (zkelect run) -------------------------------------------------
+
+    def child_started(self) -> None:
+        """The supervisor started its command."""
+        with self._lock:
+            if self._child is not None:
+                self._child.starts += 1
+                self._child.up = True
+
+    def child_exited(self, code: int, at: float) -> None:
+        """The command exited with exit status ``code`` (128+N for signal N) at Unix time ``at``."""
+        if code not in EXIT_CODES:
+            log.warning("zkelect: child exit status %r out of 0..255 not counted", code)
+            code = -1
+        with self._lock:
+            child = self._child
+            if child is None:
+                return
+            child.up = False
+            child.last_exit = float(at)
+            if code >= 0:
+                child.exits[code] = child.exits.get(code, 0.0) + 1
+
     # -- collection -------------------------------------------------------------------------
 
     def _totals_for(self, election: str) -> Totals:
@@ -214,14 +250,14 @@ class PrometheusRecorder:
             return _Snapshot(
                 elections={name: _copy(state) for name, state in self._elections.items()},
                 totals={name: totals.snapshot() for name, totals in self._totals.items()},
+                child=None if self._child is None else self._child.snapshot(),
             )
 
     def collect(self) -> Iterator[Metric]:
         """Every metric family, computed now (prometheus_client's Collector protocol)."""
         snap = self._snapshot()
-        yield from families(
-            self.namespace, self._gauge_rows(snap.elections), snap.totals, self._build_labels
-        )
+        rows = self._gauge_rows(snap.elections)
+        yield from families(self.namespace, rows, snap.totals, self._build_labels, snap.child)
 
     def _gauge_rows(self, elections: dict[str, _Election]) -> list[Row]:
         """The gauge values per exported ``election`` label (one row in aggregate mode)."""
@@ -268,7 +304,8 @@ class _Collector:
 
     def describe(self) -> Iterable[Metric]:
         recorder = self._recorder
-        return list(families(recorder.namespace, [], {}, recorder._build_labels))
+        child = None if recorder._child is None else ChildTotals()
+        return list(families(recorder.namespace, [], {}, recorder._build_labels, child))
 
 
 def _copy(state: _Election) -> _Election:

@@ -319,7 +319,7 @@ class Supervisor:
         if options.http_port is not None:
             from zkelect.metrics import PrometheusRecorder
 
-            self._recorder = PrometheusRecorder()
+            self._recorder = PrometheusRecorder(supervisor=True)  # with the zkelect_child_* series
         self.election = election = Election(
             options.hosts,
             options.path,
@@ -463,6 +463,8 @@ class Supervisor:
             self.say(f"child could not start: {exc.strerror or exc}")
             return 126 if isinstance(exc, PermissionError) else 127
         self._child = Child(proc, token.epoch, self._child_exited)
+        if self._recorder is not None:
+            self._recorder.child_started()
         self.say(f"child started: pid={proc.pid} {shlex.join(self.options.command)}")
         if lead.lost.is_set():  # lost while it was forked: stop it at once
             self._lost(lead)
@@ -479,6 +481,8 @@ class Supervisor:
             self._child = None
             returncode = value.proc.returncode
             ran = time.monotonic() - value.started
+            if self._recorder is not None:
+                self._recorder.child_exited(exit_status(returncode), time.time())
             self.say(f"child exited: pid={value.pid} {describe_exit(returncode)}")
             if group_alive(value.pgid):  # it left processes behind in its group
                 self._terminate(value, "its process group lives on")
@@ -519,6 +523,8 @@ class Supervisor:
             return
         self._child = None
         self._terminate(child, why, kill_by)
+        if child.done.is_set() and self._recorder is not None:
+            self._recorder.child_exited(exit_status(child.proc.returncode), time.time())
         if child.done.is_set():
             self.say(f"child exited: pid={child.pid} {describe_exit(child.proc.returncode)}")
         else:  # pragma: no cover - a process stuck in the kernel

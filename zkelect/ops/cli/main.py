@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 
 from zkelect._version import __version__
 from zkelect.errors import ConfigurationError, ZkElectError
-from zkelect.ops.cli import doctor, ensemble, inspect, run, serve
+from zkelect.ops.cli import assets, doctor, ensemble, inspect, run, serve
 from zkelect.ops.cli.common import CliError
 
 __all__ = ["app", "main"]
@@ -56,7 +56,7 @@ def _root(
     """zkelect: leader election on Apache ZooKeeper."""
 
 
-for _commands in (run, serve, inspect, ensemble, doctor):
+for _commands in (run, serve, inspect, ensemble, doctor, assets):
     app.add_typer(_commands.app)
 
 
