@@ -1,5 +1,5 @@
-"""Real processes for the observability tests: candidate processes (``zkelect serve``)
-and Debian's Prometheus server, each started here and stopped by PID.
+"""Real processes for the observability tests: candidate processes (``zkelect serve``,
+``zkelect run``) and Debian's Prometheus server, each started here and stopped by PID.
 
 Every process is forked from zkelect.testing.ensemble's spawner thread with PR_SET_PDEATHSIG, as the
 ZooKeeper members are, so a test run that is itself killed leaves no orphans behind; the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -142,6 +143,34 @@ class CandidateProcess:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         return code
+
+
+class RunProcess:
+    """``zkelect run ARGS`` as a child process; its stderr goes to a log file, where it says
+    the URL its HTTP server (``--http-port 0``: a free port) listens on."""
+
+    def __init__(self, args: list[str], *, log_path: Path) -> None:
+        self.log_path = log_path
+        cmd = [sys.executable, "-m", "zkelect.ops.cli.main", "run", *args]
+        pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": pythonpath}
+        env.pop("ZKELECT_HOSTS", None)
+        with open(log_path, "wb") as stderr:
+            self.proc = _popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, cwd=REPO, env=env)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def url(self) -> str | None:
+        """The HTTP server's URL once the supervisor has said it, else None."""
+        match = re.search(r"http://127\.0\.0\.1:\d+", self.log())
+        return match.group(0) if match else None
+
+    def stop(self) -> int:
+        return stop_process(self.proc, grace=15.0)
 
 
 def find_prometheus() -> tuple[str, str]:
