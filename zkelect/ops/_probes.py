@@ -210,8 +210,8 @@ def _leader_row(election: Election) -> dict[str, Any]:
         row["leader_known"] = True
         return row
     seen = election.leader_seen()
-    row["leader_known"] = seen is not None
     row["leader"] = None
+    row["leader_known"] = seen is not None
     info, since = seen if seen is not None else (None, 0.0)
     if info is not None:
         current = session.state is ConnectionState.CONNECTED and session.lease_remaining() > 0
