@@ -1,6 +1,6 @@
 """/livez, /readyz, /healthz and /leader of real candidates, through a quorum loss, a frozen
 member and a handover; 404/405 as JSON on ``zkelect serve`` (the exporter's are in
-test_exporter.py). Pure answers from scripted state: tests/unit/test_http_probes.py.
+test_exporter.py). Pure answers from scripted state: tests/unit/test_probe_answers.py.
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ class Heartbeat:
         """Run chain ``beats`` (the first beat now, or an interval from now; nothing if the
         session was released meanwhile) and the watchdog; called when the session is
         acquired by its first user."""
+        self.beat_at = self._session.clock()  # a chain starts now (not when an old one ended)
         if beat_now:
             self._beat(beats)
         else:
