@@ -44,6 +44,10 @@ class WorkerPool:
     def submit(self, fn: Callable[[], None]) -> None:
         self._queue.put(fn)
 
+    def alive(self) -> bool:
+        """Every worker thread runs (a liveness probe's question)."""
+        return all(thread.is_alive() for thread in self._threads)
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
@@ -145,9 +149,14 @@ class Timers:
         self._heap: list[tuple[float, int, TimerHandle, Callable[[], None]]] = []
         self._counter = itertools.count()
         self._stopped = False
+        #: When the last callback ran (on the timers' clock): a liveness probe's question.
+        self.fired_at = self._now()
         self._thread = threading.Thread(target=self._run, name=f"{name}-timers", daemon=True)
         self._thread.start()
         on_advance(clock, self._wake)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def _wake(self) -> None:
         with self._cond:
@@ -180,6 +189,7 @@ class Timers:
                     fn()
                 except Exception:
                     log.exception("zkelect timer callback failed")
+                self.fired_at = self._now()
 
     def shutdown(self) -> None:
         with self._cond:
@@ -204,6 +214,9 @@ class Notifier:
 
     def post(self, fn: Callable[[], None]) -> None:
         self._queue.put(fn)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def _run(self) -> None:
         while True:

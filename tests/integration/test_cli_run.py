@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import loads_strict
 from election_support import candidate_children
 from kazoo.client import KazooClient
 from kazoo.protocol.states import EventType, WatchedEvent
@@ -275,8 +276,15 @@ def test_child_runs_only_on_the_leader_with_the_epoch_of_its_node(
     assert not any("child started" in line for line in b.lines)
 
     status, body = http_get(f"{a_url}/leader")
-    assert status == 200 and json.loads(body)["epoch"] == czxid, body
+    assert status == 200 and loads_strict(body)["epoch"] == str(czxid), body
     assert http_get(f"{b_url}/leader")[0] == 503
+
+    # The follower names the leader (from what it observes: no request per probe).
+    def names_a() -> bool:
+        leader = loads_strict(http_get(f"{b_url}/leader")[1])["leader"]
+        return leader is not None and leader["epoch"] == str(czxid)
+
+    wait_for(names_a, timeout=10, message="b's /leader names node-a")
     assert http_get(f"{a_url}/healthz")[0] == 200
     status, metrics = http_get(f"{a_url}/metrics")
     assert status == 200

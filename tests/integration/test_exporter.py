@@ -11,8 +11,9 @@ Why each test exists:
 * observing must not change anyone's election: no node is created, and the exporter's session
   holds at most one watch per path, checked on the servers (``wchc`` and ``mntr``), not in the
   client;
-* ``zkelect exporter`` is what operators deploy: it must serve the metrics, stop
-  cleanly on SIGTERM and fail with one line and the documented exit codes.
+* ``zkelect exporter`` is what operators deploy: it must serve the metrics and its probes
+  (404/405 as JSON for anything else), stop cleanly on SIGTERM and fail with one line and the
+  documented exit codes.
 
 Every process a test starts is stopped by PID in a ``finally``; waits have deadlines.
 """
@@ -37,6 +38,7 @@ from typing import Any
 
 import pytest
 from election_support import Candidate, candidate_children, hand_numbered
+from http_support import call
 from kazoo.client import KazooClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -650,6 +652,18 @@ def test_command_serves_metrics_and_stops_on_sigterm(
                 return expected in response.read().decode()
 
         wait_for(scrape, WAIT, interval=0.05, message="the leader on /metrics")
+        # Probes: alive, ready once its reads answered; only the endpoints that exist.
+        assert call(f"{url}/livez")[::2] == (200, {"status": "ok"})
+        for name in ("readyz", "healthz"):
+            code, _, body = call(f"{url}/{name}")
+            assert code == 200 and body["status"] == "ok" and body["connected"], body
+            assert body["paths"][zk_path]["observed"] and body["paths"][zk_path]["error"] is None
+        code, _, body = call(f"{url}/")
+        assert code == 200 and body["paths"] == [zk_path] and "/metrics" in body["endpoints"]
+        code, _, body = call(f"{url}/healthz/x")
+        assert code == 404 and body["error"] == "no such endpoint '/healthz/x'", body
+        code, headers, body = call(f"{url}/metrics", "POST")
+        assert (code, headers["Allow"], body["allow"]) == (405, "GET, HEAD", ["GET", "HEAD"])
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(WAIT) == 0
         assert proc.stderr is not None and proc.stderr.read() == ""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cli_support import loads_strict
 from election_support import Candidate
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
@@ -46,7 +47,8 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 def leader_status(server: StatusServer, query: str = "") -> tuple[int, Any]:
-    return http_json(f"{server.url}/leader{query}")
+    status, body, _ = http_get(f"{server.url}/leader{query}")
+    return status, loads_strict(body)
 
 
 def test_leader_and_healthz_answer_for_the_leader_only(
@@ -62,15 +64,14 @@ def test_leader_and_healthz_answer_for_the_leader_only(
         StatusServer(registry=reg_b, elections=[b.election]) as server_b,
     ):
         assert server_a.url == f"http://127.0.0.1:{server_a.port}" and server_a.port > 0
-        assert leader_status(server_a) == (
-            200,
-            {"election": zk_path, "candidate_id": "node-a", "epoch": lead.epoch, "is_leader": True},
-        )
+        status, body = leader_status(server_a)
+        assert status == 200 and body["is_leader"] is True, body
+        assert (body["election"], body["candidate_id"]) == (zk_path, "node-a")
+        assert (body["epoch"], body["epoch_hex"]) == (str(lead.epoch), f"{lead.epoch:#x}")
         assert leader_status(server_a, f"?election={zk_path}")[0] == 200
-        assert leader_status(server_b) == (
-            503,
-            {"election": zk_path, "candidate_id": "node-b", "epoch": None, "is_leader": False},
-        )
+        status, body = leader_status(server_b)
+        assert status == 503 and body["is_leader"] is False, body
+        assert (body["candidate_id"], body["epoch"], body["epoch_hex"]) == ("node-b", None, None)
         assert leader_status(server_b, "?election=/not/here")[0] == 404
         for server in (server_a, server_b):
             status, health = http_json(f"{server.url}/healthz")
@@ -92,7 +93,7 @@ def test_leader_and_healthz_answer_for_the_leader_only(
         assert a.election.resign()
         wait_for(lambda: leader_status(server_b)[0] == 200, 10, 0.05, "b never led")
         status, body = leader_status(server_b)
-        assert body["epoch"] > lead.epoch and body["candidate_id"] == "node-b"
+        assert int(body["epoch"]) > lead.epoch and body["candidate_id"] == "node-b"
         wait_for(lambda: leader_status(server_a)[0] == 503, 10, 0.05, "a still leads")
         text = http_get(f"{server_a.url}/metrics")[1]
         labels = {"election": zk_path}

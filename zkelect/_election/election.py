@@ -130,6 +130,8 @@ class Election:
         #: another ACL (left as it is): what differs. None otherwise.
         self.acl_mismatch: str | None = None
         self._subscribers: list[queue.SimpleQueue[object]] = []  # guarded by _cond
+        self._clock = clock
+        self._leader_seen: tuple[LeaderInfo | None, float] | None = None  # see leader_seen()
         self._candidacy = self._candidacy_of(data, clock, on_elected, on_revoked)
         self._standing = self._candidacy.standing
         self._cond = self._standing.cond  # guards the standing's fields and _subscribers
@@ -341,6 +343,13 @@ class Election:
         found = self._guard(lambda: read_leader(self._session, self.path, order=election_order))
         return None if found is None else LeaderInfo.of(found)
 
+    def leader_seen(self) -> tuple[LeaderInfo | None, float] | None:
+        """The leader this election's observer last reported (None: no leader) and since
+        when (on the election's clock), from memory: no request. None when it does not
+        observe (no ``on_leader_change`` and no ``observe()``): a plain candidate knows only
+        its predecessor. What HTTP probes show, since they never send a request."""
+        return self._leader_seen
+
     def candidates(self) -> list[LeaderInfo]:
         """Every contender, in election order (the leader first), read now."""
         self._require_started()
@@ -406,6 +415,7 @@ class Election:
 
     def _deliver_leader(self, info: LeaderInfo | None) -> None:
         """The observer saw a leader change: tell observe()'s iterators and on_leader_change."""
+        self._leader_seen = (info, self._clock())
         with self._cond:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:

@@ -44,6 +44,7 @@ class Heartbeat:
         self._waiters: dict[int, Callable[[], None]] = {}
         self._timer: TimerHandle | None = None
         self._beats = 0  # the heartbeat chain's number: a released session's chain stops
+        self.beat_at: float | None = None  # when the chain last beat (a liveness probe reads it)
 
     def new_chain(self) -> int:
         """The number of a new heartbeat chain: any earlier chain stops at its next beat."""
@@ -55,6 +56,7 @@ class Heartbeat:
         """Run chain ``beats`` (the first beat now, or an interval from now; nothing if the
         session was released meanwhile) and the watchdog; called when the session is
         acquired by its first user."""
+        self.beat_at = self._session.clock()  # a chain starts now (not when an old one ended)
         if beat_now:
             self._beat(beats)
         else:
@@ -174,6 +176,7 @@ class Heartbeat:
         if beats != self._beats:
             return
         session = self._session
+        self.beat_at = session.clock()
         if session.state is not ConnectionState.CONNECTED:
             self._schedule(beats)
             return

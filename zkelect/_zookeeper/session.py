@@ -360,6 +360,11 @@ class Session(Requests):
             self.report_delay(),
         )
 
+    def last_beat(self) -> float | None:
+        """When the heartbeat chain last ran (None before it did): it beats every interval,
+        connected or not, so a liveness probe can tell a stuck chain."""
+        return self._heartbeat.beat_at
+
     def heartbeat_interval(self) -> float:
         """See ``Heartbeat.interval``: a quarter of the session timeout by default."""
         return self._heartbeat.interval()

@@ -48,11 +48,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from http.server import ThreadingHTTPServer
 from typing import Any, TextIO
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.exposition import MetricsHandler
 
 from zkelect._election.reader import Snapshot, WatchKind, watch_leader
 from zkelect._zookeeper.outcomes import ConnectionState, Watcher
@@ -67,11 +65,13 @@ from zkelect._zookeeper.tools import (
 )
 from zkelect.config import check_seconds, validate_connect_string, validate_path
 from zkelect.errors import ConfigurationError, PermissionDeniedError, ZkElectError
+from zkelect.ops._exporter_http import exporter_endpoints
 from zkelect.ops._exporter_metrics import (
     MAX_LEADER_ID_CHARS,
     MetricsCollector,
     ObservedElection,
 )
+from zkelect.ops._http_serving import HttpEndpoints
 
 __all__ = ["MAX_LEADER_ID_CHARS", "ElectionExporter", "ObservedElection", "run"]
 
@@ -279,6 +279,12 @@ class ElectionExporter:
         with self._cond:
             return self._connected
 
+    @property
+    def running(self) -> bool:
+        """Its reading thread runs: started, not stopped, not died (what ``/livez`` asks)."""
+        worker = self._worker
+        return worker is not None and worker.is_alive() and not self._stopping
+
     def refresh(self) -> None:
         """Ask for an immediate re-read of every path (without new watches where one is set)."""
         with self._cond:
@@ -420,7 +426,8 @@ def run(
     err: TextIO | None = None,
     client_options: Mapping[str, Any] | None = None,
 ) -> int:
-    """Connect, observe ``paths`` and serve /metrics on ``bind:port`` until ``stop`` is set.
+    """Connect, observe ``paths`` and serve /metrics, /livez, /readyz and /healthz
+    (_exporter_http.py) on ``bind:port`` until ``stop`` is set.
 
     ``client_options``: more KazooClient arguments, e.g. ``zkelect.kazoo_options(tls=...)``.
 
@@ -454,12 +461,11 @@ def run(
             session.client, list(paths), registry, refresh_interval=refresh_interval
         ).start()
         stack.callback(exporter.stop)
-        server = _serve_or_say_why(bind, port, registry, err)
+        server = _serve_or_say_why(bind, port, exporter, err)
         if server is None:
             return 1
-        stack.callback(server.server_close)
-        stack.callback(server.shutdown)
-        print(f"listening on http://{bind}:{server.server_port}", file=out, flush=True)
+        stack.callback(server.stop)
+        print(f"listening on {server.url}", file=out, flush=True)
         stop.wait()
         return 0
 
@@ -489,19 +495,14 @@ def _check_run_arguments(
 
 
 def _serve_or_say_why(
-    bind: str, port: int, registry: CollectorRegistry, err: TextIO
-) -> ThreadingHTTPServer | None:
-    """``_serve``, or None after one line on ``err`` when the port cannot be bound."""
+    bind: str, port: int, exporter: ElectionExporter, err: TextIO
+) -> HttpEndpoints | None:
+    """The exporter's endpoints (_exporter_http.py) served on ``bind:port`` by a daemon
+    thread from now on, or None after one line on ``err`` when the port cannot be bound."""
+    server = exporter_endpoints(bind, port, exporter)
     try:
-        return _serve(bind, port, registry)
+        server.start()
     except OSError as exc:
         print(f"{_PREFIX}: error: cannot serve on {bind}:{port}: {exc.strerror}", file=err)
         return None
-
-
-def _serve(bind: str, port: int, registry: CollectorRegistry) -> ThreadingHTTPServer:
-    """/metrics of ``registry`` served on ``bind:port`` by a daemon thread, from now on."""
-    server = ThreadingHTTPServer((bind, port), MetricsHandler.factory(registry))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="zkelect-exporter-http", daemon=True).start()
     return server

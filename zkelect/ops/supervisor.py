@@ -327,6 +327,8 @@ class Supervisor:
             config=self.config,
             on_elected=lambda lead: self._events.put(("elected", lead)),
             on_revoked=lambda reason: self._events.put(("revoked", reason)),
+            # Observed (a watch on the leader's node) so that a follower's /leader names it.
+            on_leader_change=(lambda info: None) if options.http_port is not None else None,
             metrics=self._recorder,
             **(options.security.election_kwargs() if options.security is not None else {}),
         )

@@ -1,4 +1,4 @@
-"""``zkelect serve``: one candidate that serves /metrics, /healthz and /leader.
+"""``zkelect serve``: one candidate that serves /livez, /readyz, /healthz, /leader and /metrics.
 
 What the compose stack and the observability tests run: a candidate whose only work is to be
 seen (zkelect.ops.http.StatusServer answers the probes; docs/observability.md). To run a
@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from zkelect._election.election import Election
+from zkelect._election.nodes import LeaderInfo
 from zkelect.config import ElectionConfig
 from zkelect.errors import ZkElectError
 from zkelect.metrics import PrometheusRecorder
@@ -38,13 +39,15 @@ __all__ = ["app"]
 app = typer.Typer()
 
 _HELP = (
-    "Run one candidate of the election at --path and serve /metrics, /healthz and /leader "
-    "until SIGTERM or SIGINT.\n\n"
+    "Run one candidate of the election at --path and serve /livez, /readyz, /healthz, "
+    "/leader and /metrics until SIGTERM or SIGINT.\n\n"
     "Prints 'listening on URL' once the candidate has joined. /leader answers 200 only "
-    "while this candidate leads with a valid lease; /healthz 200 while its session is "
-    "connected. On SIGTERM/SIGINT it leaves the election first (a successor is elected "
-    "while it shuts down), then exits 0. Exit 1 when ZooKeeper cannot be reached or the "
-    "port cannot be bound. See docs/observability.md."
+    "while this candidate leads with a valid lease (503 otherwise, naming the leader it "
+    "observes); /readyz (and /healthz) 200 while its session is connected and a quorum "
+    "answered within the lease; /livez 200 while the process and its loops run. On "
+    "SIGTERM/SIGINT it leaves the election first (a successor is elected while it shuts "
+    "down), then exits 0. Exit 1 when ZooKeeper cannot be reached or the port cannot be "
+    "bound. See docs/observability.md."
 )
 _STOP_POLL = 0.2  # seconds between looks at the stop flag
 
@@ -79,6 +82,9 @@ def serve(
             candidate_id=candidate_id,
             config=ElectionConfig(session_timeout=session_timeout),
             metrics=PrometheusRecorder(),
+            # Observing the leader (one more watch, on its node) lets a follower's /leader
+            # name it from memory: probes never send a request.
+            on_leader_change=_ignore,
             **security.election_kwargs(),
         )
         server = StatusServer(bind, port, elections=[election])
@@ -97,6 +103,10 @@ def serve(
             election.stop()  # resign first, so a successor is elected while we shut down
         finally:
             server.stop()
+
+
+def _ignore(info: LeaderInfo | None) -> None:
+    pass
 
 
 @contextmanager
