@@ -286,7 +286,8 @@ def test_child_runs_only_on_the_leader_with_the_epoch_of_its_node(
     # is SIGKILLed at once; node-b takes over with a higher epoch and starts its own child;
     # node-a campaigns again, runs nothing.
     kazoo_client.delete(node)
-    a.wait_line(rf"revoked \(node_deleted\): SIGKILL to the process group of child pid={a_pid}")
+    a.wait_line(r"revoked \(node_deleted\)$")
+    a.wait_line(rf"SIGKILL to the process group of child pid={a_pid} at once")
     wait_for(lambda: not alive(a_pid), timeout=10, message="node-a's child to exit")
     assert runs.term_at(a_pid) is None
     b_pid = int(b.wait_line(STARTED)[1])

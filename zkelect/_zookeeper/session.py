@@ -29,6 +29,7 @@ from kazoo.client import KazooClient
 
 from zkelect._dispatch import Notifier, Timers, WorkerPool
 from zkelect._lease import Lease, LeaseFigures, report_delay
+from zkelect._logs import emit, protect_kazoo_logs
 from zkelect._zookeeper.connect import start_client
 from zkelect._zookeeper.heartbeat import Heartbeat
 from zkelect._zookeeper.hooks import ConnectionTap, requested_timeout
@@ -61,6 +62,10 @@ _registry: weakref.WeakValueDictionary[int, Session] = weakref.WeakValueDictiona
 _registry_lock = threading.Lock()
 
 
+def _hex(session_id: int | None) -> str:
+    return "none" if session_id is None else f"{session_id:#x}"
+
+
 class Session(Requests):
     """A typed, shared view of one KazooClient; see the module docstring."""
 
@@ -77,6 +82,7 @@ class Session(Requests):
         self.owned = owned
         self.clock = clock
         self.tap = ConnectionTap.of(client, clock)
+        protect_kazoo_logs(getattr(client, "logger", None))  # no session password in logs
         self.lease = Lease(
             clock, config.lease_margin_ratio, lambda: self.session_timeout, self.report_delay
         )
@@ -194,6 +200,12 @@ class Session(Requests):
             notifier.shutdown()
 
     def _connect(self) -> None:
+        emit(
+            "connecting",
+            "connecting to ZooKeeper %s (session timeout %gs)",
+            self.hosts,
+            requested_timeout(self.client),
+        )
         # Waits for the session to be established and authenticated (SASL, digest), and
         # fails early with TLSError / PermissionDeniedError when retrying cannot help.
         start_client(self.client, self.config.connect_timeout, self.hosts)
@@ -263,12 +275,15 @@ class Session(Requests):
         session_id = self._read_session_id() if state is ConnectionState.CONNECTED else None
         if state is ConnectionState.SUSPENDED:
             session_id = self._session_id
+        before, before_session = self._state, self._session_id
         self._state = state
         self._session_id = session_id
         if state is ConnectionState.CONNECTED:
             # Called from inside kazoo's connect: the new socket is in place, and the
             # ConnectRequest's send time proves a touch by the ZooKeeper leader (zkelect/_lease.py).
             self.tap.connected()
+        self._log_state(state, before, session_id if session_id is not None else before_session)
+        if state is ConnectionState.CONNECTED:
             self.lease.connected(session_id, self.tap.generation, self.tap.connect_sent_at)
             self._heartbeat.became_valid()
             self._delete_orphans()
@@ -285,6 +300,60 @@ class Session(Requests):
                 listener(state, session_id)
             except Exception:
                 log.exception("zkelect: session listener failed")
+
+    def _log_state(
+        self, state: ConnectionState, before: ConnectionState, session_id: int | None
+    ) -> None:
+        """The connection's lifecycle events (zkelect/_logs.py), on kazoo's thread."""
+        tap, session = self.tap, _hex(session_id)
+        if state is ConnectionState.CONNECTED:
+            event = "reconnected" if before is ConnectionState.SUSPENDED else "connected"
+            emit(
+                event,
+                "%s to ZooKeeper member %s (session %s, timeout %gs)",
+                event,
+                tap.member,
+                session,
+                self.session_timeout,
+                member=tap.member,
+                session=session_id,
+            )
+        elif state is ConnectionState.SUSPENDED:
+            reason = tap.take_drop_reason()
+            emit(
+                "connection_lost",
+                "connection to ZooKeeper member %s lost (%s)",
+                tap.member,
+                reason,
+                member=tap.member,
+                reason=reason,
+                session=session_id,
+            )
+            emit(
+                "suspended",
+                "session %s suspended: reconnecting; it lives on the servers until they expire it",
+                session,
+                session=session_id,
+            )
+        elif state is ConnectionState.LOST:
+            why = str(getattr(self.client, "client_state", "")).lower()
+            if why == "expired_session":
+                emit(
+                    "session_expired",
+                    "session %s expired (its ephemeral nodes are gone)",
+                    session,
+                    session=session_id,
+                    reason="expired",
+                )
+            else:
+                emit(
+                    "session_closed",
+                    "session %s ended (%s)",
+                    session,
+                    why,
+                    reason=why,
+                    session=session_id,
+                )
 
     def abandon(self, paths: list[str]) -> None:
         """This session's candidate nodes that an election could not delete itself.
