@@ -49,7 +49,8 @@ __all__ = [
 ]
 
 #: The lifecycle events, in the order an incident usually shows them. The library logs
-#: the first nine; ``zkelect run``'s supervisor the rest (docs/logging.md lists them all).
+#: ``connecting`` to ``revoked``; ``zkelect run``'s supervisor ``elected``, ``revoked`` and
+#: the rest (docs/logging.md lists them all, with their fields).
 EVENTS = (
     "connecting",
     "connected",
@@ -113,7 +114,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # kazoo's Connect request and answer: the session password.
     (re.compile(rf"\b(passwd=){_LITERAL}"), rf"\1{REDACTED}"),
     # kazoo's BLATHER lines print it in hex.
-    (re.compile(r"\b(session_passwd:? )b?'?[0-9a-fA-F]*'?"), rf"\1{REDACTED}"),
+    (re.compile(r"\b(session_passwd:? )(?:b'[0-9a-fA-F]*'|[0-9a-fA-F]+)"), rf"\1{REDACTED}"),
     # kazoo's Auth request: Auth(auth_type=0, scheme='digest', auth='user:password').
     (re.compile(rf"\b(auth=){_LITERAL}"), rf"\1{REDACTED}"),
     # A SASL exchange: DIGEST-MD5 responses are derived from the password.
