@@ -160,20 +160,21 @@ class Standing:
             waited = max(0.0, self._clock() - waiting_since)
             self._metrics.leadership_acquired(self._path, lead.epoch, waited)
             self._notify(None if callback is None else lambda: callback(lead))
-        emit(
-            "elected",
-            "elected: %s leads %s with epoch %d (%#x), node %s",
-            self.candidate_id,
-            self._path,
-            lead.epoch,
-            lead.epoch,
-            lead.node_path,
-            election=self._path,
-            candidate=self.candidate_id,
-            epoch=lead.epoch,
-            session=token.session_id,
-            node=lead.node_path,
-        )
+        if log.isEnabledFor(logging.INFO):  # the hot path: build nothing unseen
+            emit(
+                "elected",
+                "elected: %s leads %s with epoch %d (%#x), node %s",
+                self.candidate_id,
+                self._path,
+                lead.epoch,
+                lead.epoch,
+                lead.node_path,
+                election=self._path,
+                candidate=self.candidate_id,
+                epoch=lead.epoch,
+                session=token.session_id,
+                node=lead.node_path,
+            )
 
     def revoke(self, reason: str) -> None:
         """Stop leading (if we do): ``lost`` is set at once. Safe from any thread."""
@@ -187,19 +188,20 @@ class Standing:
             callback = self._on_revoked
             self._metrics.leadership_lost(self._path, reason)
             self._notify(None if callback is None else lambda: callback(reason))
-        emit(
-            "revoked",
-            "revoked (%s): %s no longer leads %s (epoch %d)",
-            reason,
-            self.candidate_id,
-            self._path,
-            current.epoch,
-            election=self._path,
-            candidate=self.candidate_id,
-            epoch=current.epoch,
-            session=current.token.session_id,
-            reason=reason,
-        )
+        if log.isEnabledFor(logging.INFO):  # the hot path: build nothing unseen
+            emit(
+                "revoked",
+                "revoked (%s): %s no longer leads %s (epoch %d)",
+                reason,
+                self.candidate_id,
+                self._path,
+                current.epoch,
+                election=self._path,
+                candidate=self.candidate_id,
+                epoch=current.epoch,
+                session=current.token.session_id,
+                reason=reason,
+            )
 
     def _notify(self, notify: Callable[[], None] | None) -> None:
         notifier = self._session.notifier

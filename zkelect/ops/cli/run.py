@@ -92,8 +92,8 @@ _Verbose = Annotated[
         count=True,
         envvar="ZKELECT_VERBOSE",
         help="-v: also zkelect's debug lines and kazoo's connection attempts; -vv: also "
-        "kazoo's wire log (passwords redacted). Default: every lifecycle event, no kazoo "
-        "(env ZKELECT_VERBOSE=1|2).",
+        "kazoo's wire log (passwords redacted). Default: every lifecycle event, no kazoo. "
+        "The variable takes the count (1 or 2).",
     ),
 ]
 _LogFormatOption = Annotated[
@@ -103,8 +103,7 @@ _LogFormatOption = Annotated[
         case_sensitive=False,
         envvar="ZKELECT_LOG_FORMAT",
         help="'text': timestamped lines; 'json': one object per line (time, level, election, "
-        "candidate, event, epoch, session, reason, message...). See docs/logging.md "
-        "(env ZKELECT_LOG_FORMAT).",
+        "candidate, event, epoch, session, reason, message...). See docs/logging.md.",
     ),
 ]
 # The supervisor says these itself, with what it did to the child: the library's own
