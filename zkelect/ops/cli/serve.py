@@ -7,7 +7,6 @@ command while leading, with the same endpoints, use ``zkelect run --http-port``.
 
 from __future__ import annotations
 
-import logging
 import signal
 import time
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from zkelect.ops.cli.common import (
 )
 from zkelect.ops.cli.security_options import with_candidate_security
 from zkelect.ops.http import StatusServer
+from zkelect.ops.logs import configure, secrets_of
 from zkelect.security import ClientSecurity
 
 __all__ = ["app"]
@@ -71,7 +71,6 @@ def serve(
     security: ClientSecurity,
 ) -> None:
     path = valid_path(path)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     with _stop_signals() as stop:
         election = Election(  # a ConfigurationError (bad --hosts...) is a usage error
             hosts,
@@ -80,6 +79,14 @@ def serve(
             config=ElectionConfig(session_timeout=session_timeout),
             metrics=PrometheusRecorder(),
             **security.election_kwargs(),
+        )
+        candidate = election.candidate_id
+        configure(  # timestamped lines, every lifecycle event, no secrets (docs/logging.md)
+            log_format="text",
+            verbosity=0,
+            prefix=f"zkelect serve {candidate}",
+            context={"election": path, "candidate": candidate},
+            secrets=secrets_of(security),
         )
         server = StatusServer(bind, port, elections=[election])
         try:
