@@ -163,7 +163,12 @@ def test_json_lines_tell_a_partition_and_an_expiry_event_by_event(
         # 1. The member closes the connection: the same session goes on through another one.
         by_member[connected["member"]].drop_connections()
         lost = events.wait("connection_lost")
-        assert (lost["member"], lost["reason"]) == (connected["member"], "closed_by_member")
+        assert lost["member"] == connected["member"], lost
+        # End of file, as a rule; a request being written at that moment may see the
+        # reset instead, and kazoo's write path tells no one why (hooks.py).
+        assert lost["reason"] in ("closed_by_member", "connection_dropped") or lost[
+            "reason"
+        ].startswith("socket_error: "), lost
         assert events.wait("suspended")["session"] == first_session
         revoked = events.wait("revoked")
         assert revoked["reason"] == "suspended" and revoked["epoch"] == elected["epoch"]
@@ -220,19 +225,22 @@ def test_the_wire_log_shows_no_session_password_and_no_credential(
     runs: Callable[[list[str]], Run], ensemble: LocalEnsemble, zk_path: str
 ) -> None:
     secret = "s3cret-Pa55word"
-    options = ["--id", "logs-vv", "--hosts", ensemble.hosts, "--session-timeout", "2", "-vv"]
-    run = runs([zk_path, *options, "--auth", f"digest:alice:{secret}", "--", *_child_command()])
-    run.wait_until(lambda lines: any("child started" in line for line in lines), "child started")
-    assert run.stop() == 0
+    with FaultProxy(ensemble.member_hosts(0)) as proxy:
+        options = ["--id", "logs-vv", "--hosts", proxy.address, "--session-timeout", "2", "-vv"]
+        run = runs([zk_path, *options, "--auth", f"digest:alice:{secret}", "--", "sleep", "600"])
+        run.wait_until(lambda lines: any("child started" in s for s in lines), "child started")
+        # A reconnect sends the session's real password (the first Connect sends zeros).
+        proxy.drop_connections()
+        run.wait_until(lambda lines: any("reconnected to" in s for s in lines), "a reconnect")
+        assert run.stop() == 0
     output = "\n".join(run.lines)
     # kazoo's wire log is there (-vv), with its Connect and Auth requests, redacted.
     connects = [line for line in run.lines if "Sending request(xid=None): Connect(" in line]
-    assert connects and all("passwd=<redacted>" in line for line in connects), connects
+    assert len(connects) >= 2, output
+    assert all("passwd=<redacted>" in line for line in connects), connects
     assert any("scheme='digest', auth=<redacted>" in line for line in run.lines), output
     assert secret not in output and "passwd=b" not in output
     assert "alice:" not in output  # the credential is one secret, user name and all
     # Every line is timestamped; the candidate's own lines name it.
     assert all(ISO_LINE.match(line) for line in run.lines), output
-    assert any(
-        " INFO zkelect run logs-vv: connected to ZooKeeper member " in line for line in run.lines
-    )
+    assert any(" INFO zkelect run logs-vv: connected to ZooKeeper member " in s for s in run.lines)
