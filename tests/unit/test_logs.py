@@ -249,7 +249,7 @@ def test_an_event_carries_its_name_and_fields() -> None:
     logger.setLevel(logging.INFO)
     seen: list[logging.LogRecord] = []
     handler = logging.Handler()
-    handler.emit = seen.append  # type: ignore[method-assign]
+    handler.emit = seen.append  # type: ignore[method-assign,assignment]
     logger.addHandler(handler)
     try:
         emit("rejoined", "rejoined %s", "/e", logger=logger, node="/e/n", session=3)
