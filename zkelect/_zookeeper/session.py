@@ -44,6 +44,7 @@ from zkelect._zookeeper.requests import (
     is_no_node,
     is_refused,
 )
+from zkelect._zookeeper.session_events import log_transition
 from zkelect.clock import Clock, monotonic_clock
 from zkelect.config import ElectionConfig, validate_connect_string
 from zkelect.errors import ChrootMissingError, ConfigurationError
@@ -60,10 +61,6 @@ _SessionListener = Callable[[ConnectionState, int | None], None]
 # One Session per shared KazooClient, held only as long as some election holds it.
 _registry: weakref.WeakValueDictionary[int, Session] = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
-
-
-def _hex(session_id: int | None) -> str:
-    return "none" if session_id is None else f"{session_id:#x}"
 
 
 class Session(Requests):
@@ -282,7 +279,14 @@ class Session(Requests):
             # Called from inside kazoo's connect: the new socket is in place, and the
             # ConnectRequest's send time proves a touch by the ZooKeeper leader (zkelect/_lease.py).
             self.tap.connected()
-        self._log_state(state, before, session_id if session_id is not None else before_session)
+        log_transition(
+            self.client,
+            self.tap,
+            state,
+            before,
+            session_id if session_id is not None else before_session,
+            self.session_timeout,
+        )
         if state is ConnectionState.CONNECTED:
             self.lease.connected(session_id, self.tap.generation, self.tap.connect_sent_at)
             self._heartbeat.became_valid()
@@ -300,60 +304,6 @@ class Session(Requests):
                 listener(state, session_id)
             except Exception:
                 log.exception("zkelect: session listener failed")
-
-    def _log_state(
-        self, state: ConnectionState, before: ConnectionState, session_id: int | None
-    ) -> None:
-        """The connection's lifecycle events (zkelect/_logs.py), on kazoo's thread."""
-        tap, session = self.tap, _hex(session_id)
-        if state is ConnectionState.CONNECTED:
-            event = "reconnected" if before is ConnectionState.SUSPENDED else "connected"
-            emit(
-                event,
-                "%s to ZooKeeper member %s (session %s, timeout %gs)",
-                event,
-                tap.member,
-                session,
-                self.session_timeout,
-                member=tap.member,
-                session=session_id,
-            )
-        elif state is ConnectionState.SUSPENDED:
-            reason = tap.take_drop_reason()
-            emit(
-                "connection_lost",
-                "connection to ZooKeeper member %s lost (%s)",
-                tap.member,
-                reason,
-                member=tap.member,
-                reason=reason,
-                session=session_id,
-            )
-            emit(
-                "suspended",
-                "session %s suspended: reconnecting; it lives on the servers until they expire it",
-                session,
-                session=session_id,
-            )
-        elif state is ConnectionState.LOST:
-            why = str(getattr(self.client, "client_state", "")).lower()
-            if why == "expired_session":
-                emit(
-                    "session_expired",
-                    "session %s expired (its ephemeral nodes are gone)",
-                    session,
-                    session=session_id,
-                    reason="expired",
-                )
-            else:
-                emit(
-                    "session_closed",
-                    "session %s ended (%s)",
-                    session,
-                    why,
-                    reason=why,
-                    session=session_id,
-                )
 
     def abandon(self, paths: list[str]) -> None:
         """This session's candidate nodes that an election could not delete itself.
