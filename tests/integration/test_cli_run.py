@@ -250,6 +250,7 @@ def http_get(url: str) -> tuple[int, str]:
 
 
 STARTED = r"child started: pid=(\d+)"
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\S+ [A-Z]+ zkelect run ")
 
 
 def test_child_runs_only_on_the_leader_with_the_epoch_of_its_node(
@@ -257,10 +258,10 @@ def test_child_runs_only_on_the_leader_with_the_epoch_of_its_node(
 ) -> None:
     a = runs.start("node-a", "normal", "--http-port", "0")
     a_pid = int(a.wait_line(STARTED)[1])
-    a_url = a.wait_line(r"serving /metrics /healthz /leader on (http://\S+)")[1]
+    a_url = a.wait_line(r"serving /metrics /livez /readyz /leader on (http://\S+)")[1]
     b = runs.start("node-b", "normal", "--http-port", "0")
     b.wait_line(r"joined ")
-    b_url = b.wait_line(r"serving /metrics /healthz /leader on (http://\S+)")[1]
+    b_url = b.wait_line(r"serving /metrics /livez /readyz /leader on (http://\S+)")[1]
 
     node, data, czxid = leader_node(kazoo_client, zk_path)
     assert data == b"node-a"
@@ -286,6 +287,8 @@ def test_child_runs_only_on_the_leader_with_the_epoch_of_its_node(
 
     wait_for(names_a, timeout=10, message="b's /leader names node-a")
     assert http_get(f"{a_url}/healthz")[0] == 200
+    status, body = http_get(f"{a_url}/livez")  # the supervisor's loop is one of its checks
+    assert status == 200 and loads_strict(body)["checks"] == ["supervisor"], body
     status, metrics = http_get(f"{a_url}/metrics")
     assert status == 200
     assert f'zkelect_is_leader{{election="{zk_path}"}} 1.0' in metrics
@@ -294,7 +297,8 @@ def test_child_runs_only_on_the_leader_with_the_epoch_of_its_node(
     # is SIGKILLed at once; node-b takes over with a higher epoch and starts its own child;
     # node-a campaigns again, runs nothing.
     kazoo_client.delete(node)
-    a.wait_line(rf"revoked \(node_deleted\): SIGKILL to the process group of child pid={a_pid}")
+    a.wait_line(r"revoked \(node_deleted\)$")
+    a.wait_line(rf"SIGKILL to the process group of child pid={a_pid} at once")
     wait_for(lambda: not alive(a_pid), timeout=10, message="node-a's child to exit")
     assert runs.term_at(a_pid) is None
     b_pid = int(b.wait_line(STARTED)[1])
@@ -508,6 +512,8 @@ def test_bad_arguments_and_no_quorum_give_one_line_and_the_exit_code(tmp_path: P
             out, err = proc.communicate(timeout=60)
             assert proc.returncode == code, (args, proc.returncode, err)
             assert out == "", (args, out)
+            # Timestamped log lines (the attempt to connect) may come first: one error line.
+            err = "\n".join(line for line in err.splitlines() if not LOG_LINE.match(line))
             assert len(err.splitlines()) == 1, (args, err)
             assert err.startswith("zkelect: ") and fragment in err, (args, err)
             assert "Traceback" not in err

@@ -33,11 +33,6 @@ ENV_EXAMPLE = SYSTEMD / "example.env"
 KUBERNETES = REPO / "deploy" / "kubernetes"
 #: Leaving the election after the command stopped takes at most the request timeout.
 LEAVING = ElectionConfig().request_timeout
-#: Variables the deployment files set that another issue-15 change teaches `zkelect run`
-#: (--log-format); remove a name here once `zkelect run --help` has its option.
-PENDING_OPTIONS = frozenset({"ZKELECT_LOG_FORMAT"})
-
-
 def run_options() -> dict[str, str | None]:
     """`zkelect run`'s long options -> the environment variable each one reads (or None)."""
     command = typer.main.get_command(app).commands["run"]
@@ -54,7 +49,7 @@ def check_zkelect_variables(variables: dict[str, str], where: str) -> None:
     """Every ZKELECT_* variable names a `zkelect run` option, the one it is read for."""
     options = run_options()
     for name in variables:
-        if not name.startswith("ZKELECT_") or name in PENDING_OPTIONS:
+        if not name.startswith("ZKELECT_"):
             continue
         option = "--" + name.removeprefix("ZKELECT_").lower().replace("_", "-")
         assert option in options, f"{where}: {name}, but `zkelect run` has no {option}"

@@ -38,6 +38,7 @@ FOUNDATION = frozenset(
         "zkelect._lease",  # the lease's arithmetic: pure, and ElectionConfig checks its figures
         "zkelect._dispatch",
         "zkelect._lifeline",
+        "zkelect._logs",  # the library's log records: lifecycle events, secrets kept out
     }
 )
 #: Layer number by package prefix (longest match wins); foundation is 0.

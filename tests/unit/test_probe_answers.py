@@ -145,7 +145,10 @@ def test_ready_needs_every_election_a_started_candidate() -> None:
 
 def test_live_through_a_quorum_loss_but_not_with_a_stuck_loop() -> None:
     session = FakeSession(state=ConnectionState.SUSPENDED, lease_left=0.0)
-    assert _probes.liveness(elections(FakeElection(session)), {}) == (200, {"status": "ok"})
+    assert _probes.liveness(elections(FakeElection(session)), {}) == (
+        200,
+        {"status": "ok", "checks": []},
+    )
 
     # The limits are generous: 2 session timeouts (+5 s) without a timer firing.
     assert session.timers is not None
@@ -176,7 +179,11 @@ def test_liveness_checks_of_the_owner_and_released_sessions() -> None:
     checks["supervisor"] = lambda: "its loop is stuck"
     assert _probes.liveness([], checks) == (
         503,
-        {"status": "failing", "problems": ["supervisor: its loop is stuck"]},
+        {
+            "status": "failing",
+            "problems": ["supervisor: its loop is stuck"],
+            "checks": ["supervisor"],
+        },
     )
 
 

@@ -57,6 +57,7 @@ from zkelect._election.messages import (
 from zkelect._election.observer import UNSET
 from zkelect._election.ports import Children, ObserverPort, PendingPort, SessionPort, TicketPort
 from zkelect._election.standing import Standing
+from zkelect._logs import emit
 from zkelect._zookeeper.outcomes import ConnectionState, NodeStat, NoNode, Retryable, SessionGone
 from zkelect.clock import Clock
 from zkelect.config import ElectionConfig
@@ -105,6 +106,7 @@ class Candidacy(LeaveSteps):
         self.node: str | None = None  # our candidate node's name
         self.node_stat: NodeStat | None = None
         self._waiting_since = 0.0
+        self._joins = 0  # nodes this candidacy has had: from the second on, it rejoined
         # Set after a revocation or a reconnect that kept our node: before leading again,
         # read the children after a sync (a lagging member must not show a stale queue) and
         # confirm the session with a round trip sent after deciding to lead (R7).
@@ -245,6 +247,20 @@ class Candidacy(LeaveSteps):
         self._joiner.settled()
         self._watches.watched = None
         self._waiting_since = self._clock()
+        self._joins += 1
+        if self._joins > 1:  # after a lost session, a deleted node, a resignation
+            emit(
+                "rejoined",
+                "rejoined %s as %s/%s (session %#x)",
+                self.path,
+                self.path,
+                name,
+                stat.ephemeral_owner,
+                election=self.path,
+                candidate=self.standing.candidate_id,
+                node=f"{self.path}/{name}",
+                session=stat.ephemeral_owner,
+            )
 
     def _forget_node(self, *, marker: bool = True) -> None:
         self.node = None

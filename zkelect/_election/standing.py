@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from zkelect._election.messages import RECHECK, Lifecycle, Message, SessionChanged
 from zkelect._election.nodes import election_order
 from zkelect._election.ports import SessionPort
+from zkelect._logs import emit
 from zkelect._zookeeper.outcomes import ConnectionState, NodeStat, NoNode, Retryable, SessionGone
 from zkelect.clock import Clock, sleep
 from zkelect.errors import ElectionStoppedError, ZkElectError
@@ -62,7 +63,7 @@ class Standing:
         self._revoke_on_suspend = revoke_on_suspend
         self._session = session
         self._path = path
-        self._candidate_id = candidate_id
+        self.candidate_id = candidate_id
         self._clock = clock
         self._metrics = metrics
         self._on_elected = on_elected
@@ -139,7 +140,7 @@ class Standing:
                 or session.lease_remaining() <= 0
             ):
                 return
-            token = FencingToken(stat.czxid, self._path, self._candidate_id, stat.ephemeral_owner)
+            token = FencingToken(stat.czxid, self._path, self.candidate_id, stat.ephemeral_owner)
             lead = Leadership(
                 token,
                 f"{self._path}/{node}",
@@ -159,6 +160,21 @@ class Standing:
             waited = max(0.0, self._clock() - waiting_since)
             self._metrics.leadership_acquired(self._path, lead.epoch, waited)
             self._notify(None if callback is None else lambda: callback(lead))
+        if log.isEnabledFor(logging.INFO):  # the hot path: build nothing unseen
+            emit(
+                "elected",
+                "elected: %s leads %s with epoch %d (%#x), node %s",
+                self.candidate_id,
+                self._path,
+                lead.epoch,
+                lead.epoch,
+                lead.node_path,
+                election=self._path,
+                candidate=self.candidate_id,
+                epoch=lead.epoch,
+                session=token.session_id,
+                node=lead.node_path,
+            )
 
     def revoke(self, reason: str) -> None:
         """Stop leading (if we do): ``lost`` is set at once. Safe from any thread."""
@@ -172,6 +188,20 @@ class Standing:
             callback = self._on_revoked
             self._metrics.leadership_lost(self._path, reason)
             self._notify(None if callback is None else lambda: callback(reason))
+        if log.isEnabledFor(logging.INFO):  # the hot path: build nothing unseen
+            emit(
+                "revoked",
+                "revoked (%s): %s no longer leads %s (epoch %d)",
+                reason,
+                self.candidate_id,
+                self._path,
+                current.epoch,
+                election=self._path,
+                candidate=self.candidate_id,
+                epoch=current.epoch,
+                session=current.token.session_id,
+                reason=reason,
+            )
 
     def _notify(self, notify: Callable[[], None] | None) -> None:
         notifier = self._session.notifier

@@ -158,6 +158,9 @@ class ConnectionTap:
         self._socket: socket.socket | None = None
         self._peer: tuple[str, int] | None = None
         self._avoid: tuple[str, int] | None = None
+        # Why the current connection ended, noted on kazoo's thread before it reports the
+        # loss (SUSPENDED): what the session's connection_lost line says.
+        self._drop_reason: str | None = None
         self._wrap(connection)
         _use_plain_select(client)
 
@@ -183,6 +186,34 @@ class ConnectionTap:
         sock, peer = self._current()
         with self._lock:
             self._socket, self._peer = sock, peer
+            self._drop_reason = None
+
+    @property
+    def member(self) -> str | None:
+        """The member (``host:port``) of the connection made last, for log lines; it stays
+        after that connection is lost, so the loss can name it."""
+        peer = self._peer
+        return None if peer is None else f"{peer[0]}:{peer[1]}"
+
+    def take_drop_reason(self) -> str:
+        """Why the last connection was lost (once): ``silent_member`` (dropped by
+        :meth:`drop_silent`, R12), ``closed_by_member`` (end of file), ``socket_error: ...``;
+        ``connection_dropped`` when kazoo gave up on it without an error we saw (its own
+        ping went unanswered)."""
+        with self._lock:
+            reason, self._drop_reason = self._drop_reason, None
+        return reason or "connection_dropped"
+
+    def _note_drop(self, error: BaseException) -> None:
+        with self._lock:
+            if self._drop_reason is not None:
+                return  # the first cause wins: drop_silent's shutdown also reads EOF
+            if isinstance(error, OSError):
+                self._drop_reason = f"socket_error: {error.strerror or error}"
+            elif "broken" in str(error):  # kazoo's ConnectionDropped on end of file
+                self._drop_reason = "closed_by_member"
+            else:
+                self._drop_reason = f"{type(error).__name__}: {error}"
 
     def current_peer(self) -> tuple[str, int] | None:
         """The (address, port) the client's connection reaches now, if it has one."""
@@ -214,6 +245,7 @@ class ConnectionTap:
             if sock is None:
                 return None
             self._avoid = peer
+            self._drop_reason = "silent_member"
         try:
             socket.socket.shutdown(sock, socket.SHUT_RDWR)  # also under TLS: the raw socket
         except OSError:
@@ -262,7 +294,11 @@ class ConnectionTap:
 
         def read_socket(read_timeout: float) -> Any:
             tap.last_heard = tap._clock()
-            return original_read(read_timeout)
+            try:
+                return original_read(read_timeout)
+            except Exception as exc:  # the connection ends: kazoo reports it next
+                tap._note_drop(exc)
+                raise
 
         def expand_client_hosts() -> list[tuple[str, str, int]]:
             hosts = cast(list[tuple[str, str, int]], original_hosts())

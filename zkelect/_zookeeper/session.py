@@ -29,6 +29,7 @@ from kazoo.client import KazooClient
 
 from zkelect._dispatch import Notifier, Timers, WorkerPool
 from zkelect._lease import Lease, LeaseFigures, report_delay
+from zkelect._logs import emit, protect_kazoo_logs
 from zkelect._zookeeper.connect import start_client
 from zkelect._zookeeper.heartbeat import Heartbeat
 from zkelect._zookeeper.hooks import ConnectionTap, requested_timeout
@@ -43,6 +44,7 @@ from zkelect._zookeeper.requests import (
     is_no_node,
     is_refused,
 )
+from zkelect._zookeeper.session_events import log_transition
 from zkelect.clock import Clock, monotonic_clock
 from zkelect.config import ElectionConfig, validate_connect_string
 from zkelect.errors import ChrootMissingError, ConfigurationError
@@ -77,6 +79,7 @@ class Session(Requests):
         self.owned = owned
         self.clock = clock
         self.tap = ConnectionTap.of(client, clock)
+        protect_kazoo_logs(getattr(client, "logger", None))  # no session password in logs
         self.lease = Lease(
             clock, config.lease_margin_ratio, lambda: self.session_timeout, self.report_delay
         )
@@ -194,6 +197,12 @@ class Session(Requests):
             notifier.shutdown()
 
     def _connect(self) -> None:
+        emit(
+            "connecting",
+            "connecting to ZooKeeper %s (session timeout %gs)",
+            self.hosts,
+            requested_timeout(self.client),
+        )
         # Waits for the session to be established and authenticated (SASL, digest), and
         # fails early with TLSError / PermissionDeniedError when retrying cannot help.
         start_client(self.client, self.config.connect_timeout, self.hosts)
@@ -263,12 +272,22 @@ class Session(Requests):
         session_id = self._read_session_id() if state is ConnectionState.CONNECTED else None
         if state is ConnectionState.SUSPENDED:
             session_id = self._session_id
+        before, before_session = self._state, self._session_id
         self._state = state
         self._session_id = session_id
         if state is ConnectionState.CONNECTED:
             # Called from inside kazoo's connect: the new socket is in place, and the
             # ConnectRequest's send time proves a touch by the ZooKeeper leader (zkelect/_lease.py).
             self.tap.connected()
+        log_transition(
+            self.client,
+            self.tap,
+            state,
+            before,
+            session_id if session_id is not None else before_session,
+            self.session_timeout,
+        )
+        if state is ConnectionState.CONNECTED:
             self.lease.connected(session_id, self.tap.generation, self.tap.connect_sent_at)
             self._heartbeat.became_valid()
             self._delete_orphans()

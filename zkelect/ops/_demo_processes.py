@@ -139,7 +139,8 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-_SUPERVISOR = re.compile(r"^zkelect run (?P<who>\S+): (?P<msg>.*)$")
+# `zkelect run` lines start with the time and the level (zkelect/ops/logs.py).
+_SUPERVISOR = re.compile(r"^(?:\S+ [A-Z]+ )?zkelect run (?P<who>\S+): (?P<msg>.*)$")
 _WORKER = re.compile(
     r"^worker (?P<who>\S+) pid=(?P<pid>\d+): write #(?P<n>\d+) (?P<result>accepted|REJECTED) "
     r"epoch=0x(?P<epoch>[0-9a-f]+)(?: current=0x(?P<current>[0-9a-f]+))?"

@@ -49,9 +49,10 @@ def liveness(
         problem = check()
         if problem is not None:
             problems.append(f"{name}: {problem}")
+    checked = sorted(checks)
     if problems:
-        return 503, {"status": "failing", "problems": problems}
-    return 200, {"status": "ok"}
+        return 503, {"status": "failing", "problems": problems, "checks": checked}
+    return 200, {"status": "ok", "checks": checked}
 
 
 def readiness(elections: Iterable[Election]) -> tuple[int, dict[str, Any]]:

@@ -174,6 +174,8 @@ class Demo:
             f"{GRACE:g}",
             "--timeout",
             "30",
+            "--log-format",  # the lines parse_line reads, whatever ZKELECT_LOG_FORMAT says
+            "text",
             "--",
             sys.executable,
             "-m",

@@ -30,29 +30,32 @@ The order of things is the point of this module:
 
 Everything happens on the thread that calls ``run()``: callbacks, the child reaper and
 signal handlers only put events on one queue, so there is one order of events and no
-lock. One line per transition goes to ``stream`` (stderr by default).
+lock. One record per transition goes to the ``zkelect.run`` logger at INFO, its event
+named as the library's are (zkelect/_logs.py: ``child_started``, ``child_signalled``, ...);
+``zkelect run`` writes them as timestamped lines (zkelect/ops/logs.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 import os
 import queue
 import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from zkelect._lifeline import popen_tied
+from zkelect._logs import emit
 from zkelect.config import ElectionConfig, check_seconds
 from zkelect.errors import ConfigurationError, ZkElectError
 from zkelect.fencing.leadership import Leadership, describe_epoch
@@ -72,6 +75,8 @@ __all__ = [
     "exit_status",
 ]
 
+log = logging.getLogger("zkelect.run")
+
 #: Signals that stop a supervisor cleanly (child first, then the election).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -85,6 +90,10 @@ class OnExit(str, enum.Enum):
 
 #: Seconds between SIGTERM and SIGKILL for the stops a candidate chooses (``--grace``).
 DEFAULT_GRACE = 10.0
+#: Seconds to wait for a SIGKILLed child to be reaped (only the kernel's D state delays it).
+_STOP_REAP_WAIT = 10.0
+#: Beyond a whole child stop, how long the loop may be silent before /livez fails.
+_LOOP_SLACK = 20.0
 
 
 class SupervisorError(ZkElectError):
@@ -127,13 +136,17 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def signal_name(signum: int) -> str:
+    """``SIGTERM`` for 15; ``signal 99`` for a number Python has no name for."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def describe_exit(returncode: int) -> str:
     if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"killed by {name}"
+        return f"killed by {signal_name(-returncode)}"
     return f"code={returncode}"
 
 
@@ -271,18 +284,17 @@ class Supervisor:
         self,
         options: SupervisorOptions,
         *,
-        stream: TextIO | None = None,
         env: Mapping[str, str] | None = None,
         handle_signals: bool = True,
     ) -> None:
         self.options = options
-        self._stream = stream
         self._base_env = dict(os.environ if env is None else env)
         self._handle_signals = handle_signals
         self._events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
         self._hurry = threading.Event()  # a second stop signal: skip the rest of the grace
         self._signals = 0
         self._phase = "starting"  # then "looping", then "stopping"
+        self._looped_at = time.monotonic()  # the loop's last turn (/livez: _loop_problem)
         self._joined = False
         self._lead: Leadership | None = None
         self._child: Child | None = None
@@ -304,11 +316,21 @@ class Supervisor:
             return election.candidate_id
         return self.options.candidate_id or "?"
 
-    def say(self, message: str) -> None:
-        stream = self._stream or sys.stderr
-        with contextlib.suppress(OSError, ValueError):  # a closed stderr must not stop us
-            stream.write(f"zkelect run {self.candidate_id}: {message}\n")
-            stream.flush()
+    def say(self, message: str, event: str | None = None, **fields: Any) -> None:
+        """One line of this candidate's story: ``event`` names it (zkelect/_logs.py)."""
+        lead = self._lead
+        if lead is not None:
+            fields.setdefault("epoch", lead.epoch)
+            fields.setdefault("session", lead.token.session_id)
+        emit(
+            event,
+            "%s",
+            message,
+            logger=log,
+            election=self.options.path,
+            candidate=self.candidate_id,
+            **fields,
+        )
 
     # -- the whole life of a candidate ----------------------------------------------------------
 
@@ -341,13 +363,17 @@ class Supervisor:
                     self._phase = "looping"  # from now on a signal is an event in the queue
                 except _Interrupted as stop:
                     self._phase = "stopping"
-                    self.say(f"{signal.Signals(stop.signum).name} while joining: leaving")
+                    name = signal.Signals(stop.signum).name
+                    self.say(f"{name} while joining: leaving", "stopping", signal=name)
                     return 0
                 node = election.node or "(node pending: ZooKeeper has not answered yet)"
                 session = election.session.session_id
                 self.say(
                     f"joined {options.path} as {node}"
-                    + (f" (session {session:#x})" if session is not None else "")
+                    + (f" (session {session:#x})" if session is not None else ""),
+                    "joined",
+                    node=election.node,
+                    session=session,
                 )
                 self._say_grace_limit(election)
                 return self._loop()
@@ -359,7 +385,7 @@ class Supervisor:
                 finally:
                     election.stop()
                     if self._joined:
-                        self.say(f"left the election {options.path}")
+                        self.say(f"left the election {options.path}", "left")
                     if self.server is not None:
                         self.server.stop()
                     if self._recorder is not None:
@@ -392,10 +418,24 @@ class Supervisor:
                 f"{exc.strerror or exc}"
             ) from None
         self.server = server
-        self.say(f"serving /metrics /healthz /leader on {server.url}")
+        server.add_liveness_check("supervisor", self._loop_problem)
+        self.say(f"serving /metrics /livez /readyz /leader on {server.url}", "serving")
+
+    def _loop_problem(self) -> str | None:
+        """Why the supervisor's loop looks stuck (``/livez``), or None. A turn may rightly
+        take a whole child stop (--grace, then up to 10 s for SIGKILL to be reaped), so only
+        a loop silent for longer than that is reported: then restarting the process helps."""
+        if self._phase != "looping":
+            return None
+        silent = time.monotonic() - self._looped_at
+        limit = self.options.grace + _STOP_REAP_WAIT + _LOOP_SLACK
+        if silent <= limit:
+            return None
+        return f"the supervisor's loop has not turned for {silent:.0f}s (limit {limit:.0f}s)"
 
     def _loop(self) -> int:
         while True:
+            self._looped_at = time.monotonic()
             timeout = 1.0
             if self._restart_at is not None:
                 timeout = max(0.0, min(timeout, self._restart_at - time.monotonic()))
@@ -410,7 +450,7 @@ class Supervisor:
             if kind == "signal":
                 name = signal.Signals(value).name
                 what = "stopping the child, then " if self._child is not None else ""
-                self.say(f"{name} received: {what}leaving the election")
+                self.say(f"{name} received: {what}leaving the election", "stopping", signal=name)
                 return 0
             if kind == "elected":
                 self._elected(value)
@@ -439,7 +479,11 @@ class Supervisor:
             self._lost(current)  # cannot happen (revoked comes first); never run two
         self._lead = lead
         epoch = lead.epoch
-        self.say(f"elected: epoch={epoch} ({describe_epoch(epoch)}) node={lead.node_path}")
+        self.say(
+            f"elected: epoch={epoch} ({describe_epoch(epoch)}) node={lead.node_path}",
+            "elected",
+            node=lead.node_path,
+        )
         if lead.lost.is_set():
             self._lost(lead)
             return
@@ -462,12 +506,17 @@ class Supervisor:
         try:
             proc = start_child(self.options.command, env)
         except OSError as exc:
-            self.say(f"child could not start: {exc.strerror or exc}")
-            return 126 if isinstance(exc, PermissionError) else 127
+            code = 126 if isinstance(exc, PermissionError) else 127
+            self.say(f"child could not start: {exc.strerror or exc}", "child_failed", code=code)
+            return code
         self._child = Child(proc, token.epoch, self._child_exited)
         if self._recorder is not None:
             self._recorder.child_started()
-        self.say(f"child started: pid={proc.pid} {shlex.join(self.options.command)}")
+        self.say(
+            f"child started: pid={proc.pid} {shlex.join(self.options.command)}",
+            "child_started",
+            pid=proc.pid,
+        )
         if lead.lost.is_set():  # lost while it was forked: stop it at once
             self._lost(lead)
         return None
@@ -483,9 +532,7 @@ class Supervisor:
             self._child = None
             returncode = value.proc.returncode
             ran = time.monotonic() - value.started
-            if self._recorder is not None:
-                self._recorder.child_exited(exit_status(returncode), time.time())
-            self.say(f"child exited: pid={value.pid} {describe_exit(returncode)}")
+            self._report_exit(value)
             if group_alive(value.pgid):  # it left processes behind in its group
                 self._terminate(value, "its process group lives on")
         else:
@@ -495,7 +542,7 @@ class Supervisor:
             return None  # not leading any more: the loss is handled on its own
         if self.options.on_exit is OnExit.RELEASE:
             code = exit_status(returncode)
-            self.say(f"releasing leadership (--on-exit release); will exit {code}")
+            self.say(f"releasing leadership (--on-exit release); will exit {code}", "releasing")
             return code
         if ran >= self.options.restart_reset_after:
             self._quick_exits = 0
@@ -504,7 +551,7 @@ class Supervisor:
         )
         self._quick_exits += 1
         self._restart_at = time.monotonic() + delay
-        self.say(f"restarting the child in {delay:g}s (--on-exit restart)")
+        self.say(f"restarting the child in {delay:g}s (--on-exit restart)", "child_restarting")
         return None
 
     def _lost(self, lead: Leadership) -> None:
@@ -512,11 +559,16 @@ class Supervisor:
         if self._lead is lead:
             self._lead = None
         self._restart_at = None
-        child = self._child
-        if child is not None:
-            self._stop_child(f"revoked ({lead.reason})", kill_by=lead.stop_by)
-        else:
-            self.say(f"revoked ({lead.reason})")
+        reason = lead.reason
+        self.say(
+            f"revoked ({reason})",
+            "revoked",
+            reason=reason,
+            epoch=lead.epoch,
+            session=lead.token.session_id,
+        )
+        if self._child is not None:
+            self._stop_child("", kill_by=lead.stop_by)
 
     def _stop_child(self, why: str, kill_by: float | None = None) -> None:
         """Stop the running child (see ``_terminate``) and forget it."""
@@ -525,12 +577,23 @@ class Supervisor:
             return
         self._child = None
         self._terminate(child, why, kill_by)
-        if child.done.is_set() and self._recorder is not None:
-            self._recorder.child_exited(exit_status(child.proc.returncode), time.time())
         if child.done.is_set():
-            self.say(f"child exited: pid={child.pid} {describe_exit(child.proc.returncode)}")
+            self._report_exit(child)
         else:  # pragma: no cover - a process stuck in the kernel
-            self.say(f"child pid={child.pid} did not exit even after SIGKILL")
+            self.say(f"child pid={child.pid} did not exit even after SIGKILL", pid=child.pid)
+
+    def _report_exit(self, child: Child) -> None:
+        """The child's exit in the log and the metrics (zkelect_child_*)."""
+        returncode = child.proc.returncode
+        if self._recorder is not None:
+            self._recorder.child_exited(exit_status(returncode), time.time())
+        self.say(
+            f"child exited: pid={child.pid} {describe_exit(returncode)}",
+            "child_exited",
+            pid=child.pid,
+            code=exit_status(returncode),
+            signal=signal_name(-returncode) if returncode < 0 else None,
+        )
 
     def _terminate(self, child: Child, why: str, kill_by: float | None = None) -> None:
         """SIGTERM to the child's process group, SIGKILL after the grace period (or at
@@ -540,41 +603,67 @@ class Supervisor:
             if why:
                 self.say(why)
             return
-        grace = self.options.grace
-        now = time.monotonic()
-        if kill_by is not None and kill_by <= now:
+        prefix = f"{why}: " if why else ""
+        if kill_by is not None and kill_by <= time.monotonic():
             # A successor may be leading already (our node is gone): no time to be polite.
             child.signal_group(signal.SIGKILL)
-            self.say(
-                f"{why}{': ' if why else ''}SIGKILL to the process group of child "
-                f"pid={child.pid} at once (a successor may already lead; --grace is for the "
-                "stops this candidate chooses)"
+            self._say_signalled(
+                child,
+                signal.SIGKILL,
+                f"{prefix}SIGKILL to the process group of child pid={child.pid} at once (a "
+                "successor may already lead; --grace is for the stops this candidate chooses)",
             )
+            self._say_cut_short(0.0)
         else:
-            child.signal_group(signal.SIGTERM)  # first: before printing, before anything
-            child.signal_group(signal.SIGCONT)  # a stopped process handles SIGTERM only awake
-            deadline, after = now + grace, f"{grace:g}s"
-            if kill_by is not None and kill_by < deadline:
-                deadline = kill_by
-                after = (
-                    f"{kill_by - now:.1f}s (--grace {grace:g}s cut short: from then on the "
-                    "servers could elect a successor)"
-                )
-            self.say(
-                f"{why}{': ' if why else ''}stopping child pid={child.pid}: SIGTERM to its "
-                f"process group, SIGKILL after {after}"
-            )
-            while not self._hurry.is_set() and not self._wait_finished(child, deadline):
-                if time.monotonic() >= deadline:
-                    break
-            if child.finished():
-                return
-            child.signal_group(signal.SIGKILL)
-            left = "" if child.done.is_set() else f"pid={child.pid} "
-            self.say(f"child {left}still running after SIGTERM: SIGKILL to its process group")
-        deadline = time.monotonic() + 10.0  # SIGKILL is final; only the D state delays it
+            self._term_then_kill(child, prefix, kill_by)
+        deadline = time.monotonic() + _STOP_REAP_WAIT  # only the D state delays a SIGKILL
         while not self._wait_finished(child, deadline) and time.monotonic() < deadline:
             pass
+
+    def _term_then_kill(self, child: Child, prefix: str, kill_by: float | None) -> None:
+        """SIGTERM now, SIGKILL at the end of the grace period or at ``kill_by``."""
+        child.signal_group(signal.SIGTERM)  # first: before printing, before anything
+        child.signal_group(signal.SIGCONT)  # a stopped process handles SIGTERM only awake
+        grace, now = self.options.grace, time.monotonic()
+        deadline, after = now + grace, f"{grace:g}s"
+        if kill_by is not None and kill_by < deadline:
+            deadline = kill_by
+            after = (
+                f"{kill_by - now:.1f}s (--grace {grace:g}s cut short: from then on the "
+                "servers could elect a successor)"
+            )
+        self._say_signalled(
+            child,
+            signal.SIGTERM,
+            f"{prefix}stopping child pid={child.pid}: SIGTERM to its process group, "
+            f"SIGKILL after {after}",
+        )
+        if deadline < now + grace:
+            self._say_cut_short(deadline - now)
+        while not self._hurry.is_set() and not self._wait_finished(child, deadline):
+            if time.monotonic() >= deadline:
+                break
+        if child.finished():
+            return
+        child.signal_group(signal.SIGKILL)
+        left = "" if child.done.is_set() else f"pid={child.pid} "
+        self._say_signalled(
+            child,
+            signal.SIGKILL,
+            f"child {left}still running after SIGTERM: SIGKILL to its process group",
+        )
+
+    def _say_signalled(self, child: Child, sig: signal.Signals, message: str) -> None:
+        self.say(message, "child_signalled", pid=child.pid, signal=sig.name)
+
+    def _say_cut_short(self, within: float) -> None:
+        grace = self.options.grace
+        if grace > within:
+            self.say(
+                f"grace cut short: SIGKILL within {within:.1f}s, not --grace {grace:g}s (a "
+                "loss this candidate did not choose)",
+                "grace_cut_short",
+            )
 
     @staticmethod
     def _wait_finished(child: Child, deadline: float) -> bool:

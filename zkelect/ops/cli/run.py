@@ -7,12 +7,12 @@ demo's candidates run while they lead.
 
 from __future__ import annotations
 
-import logging
+import enum
 from typing import Annotated
 
 import typer
 
-from zkelect.config import MAX_SECONDS
+from zkelect.config import MAX_SECONDS, default_candidate_id
 from zkelect.errors import ZkElectError
 from zkelect.ops.cli.common import (
     DEFAULT_HOSTS,
@@ -24,6 +24,7 @@ from zkelect.ops.cli.common import (
     valid_path,
 )
 from zkelect.ops.cli.security_options import with_candidate_security
+from zkelect.ops.logs import configure, secrets_of
 from zkelect.ops.supervisor import (
     DEFAULT_GRACE,
     OnExit,
@@ -76,19 +77,52 @@ _StartTimeout = Annotated[
         "--timeout", min=0.1, max=MAX_SECONDS, help="Seconds to wait for ZooKeeper at start."
     ),
 ]
+
+
+class LogFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
 _Verbose = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Also log kazoo's connection events.")
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        envvar="ZKELECT_VERBOSE",
+        help="-v: also zkelect's debug lines and kazoo's connection attempts; -vv: also "
+        "kazoo's wire log (passwords redacted). Default: every lifecycle event, no kazoo. "
+        "The variable takes the count (1 or 2).",
+    ),
 ]
+_LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        case_sensitive=False,
+        envvar="ZKELECT_LOG_FORMAT",
+        help="'text': timestamped lines; 'json': one object per line (time, level, election, "
+        "candidate, event, epoch, session, reason, message...). See docs/logging.md.",
+    ),
+]
+# The supervisor says these itself, with what it did to the child: the library's own
+# records of them would print each twice.
+_SAID_BY_SUPERVISOR = ("elected", "revoked")
 
 
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="zkelect run: %(name)s %(levelname)s: %(message)s",
+def _configure_logging(
+    verbose: int, log_format: LogFormat, path: str, candidate: str, security: ClientSecurity
+) -> None:
+    """Every line timestamped, in ``log_format``, naming this candidate; no secret in any."""
+    configure(
+        log_format=log_format.value,
+        verbosity=verbose,
+        prefix=f"zkelect run {candidate}",
+        context={"election": path, "candidate": candidate},
+        secrets=secrets_of(security),
+        drop_events=_SAID_BY_SUPERVISOR,
     )
-    # kazoo narrates every dropped connection; the supervisor reports what matters
-    # (revoked, with the reason) in its own lines.
-    logging.getLogger("kazoo").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 @app.command("run", help=_RUN_HELP)
@@ -104,7 +138,8 @@ def run(
     on_exit: _OnExitOption = OnExit.RELEASE,
     session_timeout: SessionTimeoutOption = 10.0,
     timeout: _StartTimeout = 15.0,
-    verbose: _Verbose = False,
+    verbose: _Verbose = 0,
+    log_format: _LogFormatOption = LogFormat.TEXT,
     *,
     security: ClientSecurity,
 ) -> None:
@@ -115,6 +150,8 @@ def run(
     problem = command_problem(argv)
     if problem is not None:
         raise UsageError(problem)
+    # The id Election would pick, chosen here so that every log line can name it.
+    candidate_id = default_candidate_id() if candidate_id is None else candidate_id
     options = SupervisorOptions(
         hosts=hosts,
         path=path,
@@ -128,7 +165,7 @@ def run(
         http_bind=http_bind,
         security=security,
     )
-    _configure_logging(verbose)
+    _configure_logging(verbose, log_format, path, candidate_id, security)
     raise typer.Exit(Supervisor(options).run())
 
 

@@ -7,7 +7,6 @@ command while leading, with the same endpoints, use ``zkelect run --http-port``.
 
 from __future__ import annotations
 
-import logging
 import signal
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from zkelect.ops.cli.common import (
 )
 from zkelect.ops.cli.security_options import with_candidate_security
 from zkelect.ops.http import StatusServer
+from zkelect.ops.logs import configure, secrets_of
 from zkelect.security import ClientSecurity
 
 __all__ = ["app"]
@@ -74,7 +74,6 @@ def serve(
     security: ClientSecurity,
 ) -> None:
     path = valid_path(path)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     with _stop_signals() as stop:
         election = Election(  # a ConfigurationError (bad --hosts...) is a usage error
             hosts,
@@ -86,6 +85,14 @@ def serve(
             # name it from memory: probes never send a request.
             on_leader_change=_ignore,
             **security.election_kwargs(),
+        )
+        candidate = election.candidate_id
+        configure(  # timestamped lines, every lifecycle event, no secrets (docs/logging.md)
+            log_format="text",
+            verbosity=0,
+            prefix=f"zkelect serve {candidate}",
+            context={"election": path, "candidate": candidate},
+            secrets=secrets_of(security),
         )
         server = StatusServer(bind, port, elections=[election])
         try:
