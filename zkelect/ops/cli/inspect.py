@@ -243,11 +243,12 @@ def status(
     path = valid_path(path)
     shape = _output(output, json_output)
     with _session(hosts, timeout, security, path) as session:
-        # Asked while the election is read: each member within its own short deadline.
-        asking = ask_members(hosts, timeout, security.tls.ssl_context() if security.tls else None)
         snap = read_election(session, path)
         elected = read_elected(session, path, snap.leader) if snap.leader is not None else None
-    where = asking.result()
+        # Every member at once, each within its own short deadline (after the reads, so a
+        # refused read leaves no thread behind to wait for).
+        tls = security.tls.ssl_context() if security.tls else None
+        where = ask_members(hosts, timeout, tls).result()
     now = _now_ms()
     _status_notes(snap, where)
     if shape is Output.JSON:
