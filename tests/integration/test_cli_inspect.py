@@ -416,6 +416,10 @@ def test_status_says_a_sigkilled_leaders_session_is_not_connected(
         if proc.poll() is None:
             proc.kill()
         proc.wait(WAIT)
+    # Asked through one member of three, status cannot know the session is on no member.
+    one = zkelect(ensemble.member_hosts(0), "status", zk_path, "--json")
+    assert loads_strict(one.stdout)["leader"]["session_connected"] is None
+    assert "connect string names 1 of the 3 members" in one_line(one.stderr)
     leader = loads_strict(done.stdout)["leader"]
     assert leader["id"] == "doomed"  # its node stays until the session expires
     assert (leader["host"], leader["member"]) == (None, None)

@@ -86,6 +86,14 @@ def test_a_member_that_could_hold_the_session_but_did_not_say_makes_it_unknown(
     assert nobody.connected is None and nobody.reason.startswith("no member answered 'cons'")
 
 
+def test_a_connect_string_naming_fewer_members_than_the_ensemble_has_cannot_tell() -> None:
+    """One entry (a load balancer, or one member) of three: the others may serve it."""
+    located = Whereabouts((_answered("zk-vip:2181", 5),), configured=3).locate(9)
+    assert located.connected is None
+    assert "names 1 of the 3 members /zookeeper/config lists" in located.reason
+    assert Whereabouts((_answered("zk1:2181", 5),), configured=1).locate(9).connected is False
+
+
 def _leader(kind: ContenderKind = ContenderKind.LATCH) -> Contender:
     return Contender(
         "_c_0b5b0cbd-2c7e-4a53-9ba2-bd2e84b0c0c4-latch-0000000007",

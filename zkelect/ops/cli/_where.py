@@ -8,7 +8,10 @@ partitioned candidate keeps its node until its session expires), or that nobody 
 
 What it never does is guess: a session is "not connected" only when every member answered
 (or had nothing listening: a member that refuses connections serves no client); a member
-that refused ``cons`` or did not answer makes the verdict "unknown", and says why.
+that refused ``cons`` or did not answer makes the verdict "unknown", and says why. So does a
+connect string that names fewer members than ``/zookeeper/config`` lists (a load balancer in
+front of the ensemble answers for one member at a time); with a chroot that node cannot be
+read, and the connect string is taken to name every member.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import ssl
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from zkelect._zookeeper.outcomes import NoNode, Retryable
+from zkelect._zookeeper.session import Session
 from zkelect._zookeeper.words import (
     ClientConnection,
     MemberSilent,
@@ -24,8 +29,17 @@ from zkelect._zookeeper.words import (
     connections,
 )
 from zkelect.config import format_member, split_connect_string
+from zkelect.errors import PermissionDeniedError
+from zkelect.ops.doctor.parse import parse_membership
 
-__all__ = ["Asking", "Located", "MemberAnswer", "Whereabouts", "ask_members"]
+__all__ = [
+    "Asking",
+    "Located",
+    "MemberAnswer",
+    "Whereabouts",
+    "ask_members",
+    "configured_members",
+]
 
 #: The most a member gets to answer ``cons`` (less if the command's --timeout is shorter):
 #: a healthy member answers in milliseconds, a paused one never.
@@ -61,6 +75,8 @@ class Whereabouts:
     """Every member's ``cons`` answer (or why there is none)."""
 
     members: tuple[MemberAnswer, ...]
+    #: How many members ``/zookeeper/config`` lists (None: not read).
+    configured: int | None = None
 
     def locate(self, session_id: int) -> Located:
         for answer in self.members:
@@ -69,6 +85,13 @@ class Whereabouts:
                     return Located(True, conn.host, conn.client, answer.member)
         answered = [a.member for a in self.members if a.status == "answered"]
         unsure = [a for a in self.members if a.status in ("refused", "silent")]
+        if self.configured is not None and len(self.members) < self.configured:
+            return Located(
+                None,
+                reason=f"not connected to {', '.join(answered) or 'the members asked'}, but the "
+                f"connect string names {len(self.members)} of the {self.configured} members "
+                "/zookeeper/config lists; name them all in --hosts",
+            )
         if answered and not unsure:
             return Located(False, reason="session not connected to any member")
         if not answered:
@@ -84,9 +107,20 @@ class Asking:
     def __init__(self, asked: list[Future[MemberAnswer]]) -> None:
         self._asked = asked
 
-    def result(self) -> Whereabouts:
-        """Every answer, once all are in (each is bounded by its own deadline)."""
-        return Whereabouts(tuple(future.result() for future in self._asked))
+    def result(self, configured: int | None = None) -> Whereabouts:
+        """Every answer, once all are in (each is bounded by its own deadline);
+        ``configured``: how many members the ensemble has (:func:`configured_members`)."""
+        return Whereabouts(tuple(future.result() for future in self._asked), configured)
+
+
+def configured_members(session: Session) -> int | None:
+    """How many servers ``/zookeeper/config`` lists (1 for a standalone server, which lists
+    none); None when it cannot be read (a chroot, an ACL, ZooKeeper before 3.5)."""
+    try:
+        data, _stat = session.get("/zookeeper/config")
+    except (NoNode, PermissionDeniedError, Retryable):
+        return None
+    return len(parse_membership(data.decode("utf-8", errors="replace"))) or 1
 
 
 def ask_members(hosts: str, timeout: float, tls: ssl.SSLContext | None = None) -> Asking:

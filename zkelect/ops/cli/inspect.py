@@ -65,7 +65,7 @@ from zkelect.ops.cli._election_view import (
     print_status,
     status_json,
 )
-from zkelect.ops.cli._where import Whereabouts, ask_members
+from zkelect.ops.cli._where import Whereabouts, ask_members, configured_members
 from zkelect.ops.cli.common import (
     DEFAULT_HOSTS,
     CliError,
@@ -248,7 +248,8 @@ def status(
         # Every member at once, each within its own short deadline (after the reads, so a
         # refused read leaves no thread behind to wait for).
         tls = security.tls.ssl_context() if security.tls else None
-        where = ask_members(hosts, timeout, tls).result()
+        asking = ask_members(hosts, timeout, tls)
+        where = asking.result(configured_members(session))
     now = _now_ms()
     _status_notes(snap, where)
     if shape is Output.JSON:
