@@ -79,6 +79,7 @@ class Whereabouts:
     configured: int | None = None
 
     def locate(self, session_id: int) -> Located:
+        """Where ``session_id`` is connected, or why that is not known (module docstring)."""
         for answer in self.members:
             for conn in answer.connections:
                 if conn.session_id == session_id:
