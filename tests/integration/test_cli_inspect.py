@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,11 +22,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cli_support import loads_strict
 from election_support import Candidate, candidate_children, hand_numbered
 from kazoo.client import KazooClient
 from kazoo.exceptions import CancelledError
 from kazoo.security import make_acl, make_digest_acl
 
+from zkelect._election.nodes import leader_marker
 from zkelect.testing import wait_for
 from zkelect.testing.ensemble import LocalEnsemble
 
@@ -152,7 +154,7 @@ def test_status_json_matches_the_zkelect_election(
 
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    report = json.loads(done.stdout)
+    report = loads_strict(done.stdout)
     assert list(report)[:3] == ["path", "leader", "candidates"]
     assert report["path"] == zk_path
     ids = [c["id"] for c in report["candidates"]]
@@ -163,22 +165,33 @@ def test_status_json_matches_the_zkelect_election(
         assert {"id", "node", "sequence", "session"} <= entry.keys()
         assert f"{zk_path}/{entry['node']}" == candidate.election.node
         stat = kazoo_client.get(f"{zk_path}/{entry['node']}")[1]
-        assert entry["session"] == stat.ephemeralOwner
-        assert entry["epoch"] == stat.czxid
+        assert entry["session"] == hex(stat.ephemeralOwner)  # "0x…": exact in every reader
+        assert (entry["epoch"], entry["epoch_hex"]) == (str(stat.czxid), hex(stat.czxid))
         assert entry["kind"] == "latch"
         assert isinstance(entry["joined_ms_ago"], int)
         assert entry["joined_ms_ago"] >= 0
+        assert entry["session_connected"] is True and entry["host"] == "127.0.0.1"
+        assert entry["member"] in ensemble.hosts.split(",")
     leader = report["leader"]
     assert {"id", "epoch", "node", "session"} <= leader.keys()
     stat = kazoo_client.get(made[0].election.node)[1]
     assert (leader["id"], f"{zk_path}/{leader['node']}") == ("node-a", made[0].election.node)
-    assert (leader["epoch"], leader["session"]) == (stat.czxid, stat.ephemeralOwner)
-    assert made[0].recorder.of("elected")[-1].epoch == leader["epoch"]
+    assert (leader["epoch"], leader["session"]) == (str(stat.czxid), hex(stat.ephemeralOwner))
+    assert made[0].recorder.of("elected")[-1].epoch == int(leader["epoch"])
+    # Elected at its join (first when it joined): no marker, its node's ctime says when.
+    assert (leader["elected_known"], leader["elected_from"]) == (True, "join")
+    assert leader["elected_ms_ago"] == leader["joined_ms_ago"]
+    assert leader["session_connected"] is True
+    assert [m["cons"] for m in report["members"]] == ["answered"] * ensemble.size
 
     table = zkelect(ensemble.hosts, "status", zk_path)
     assert table.returncode == 0, table.stderr
     assert f"leader node-a, epoch {hex(stat.czxid)}" in table.stdout
     assert hex(stat.ephemeralOwner) in table.stdout
+    assert "  elected: " in table.stdout and "(at its join)" in table.stdout
+    assert f"  host:    127.0.0.1, session {hex(stat.ephemeralOwner)} connected to member " in (
+        table.stdout
+    )
     rows = [ln.split() for ln in table.stdout.splitlines() if re.match(r"^\d+\s", ln)]
     assert [(r[1], r[2]) for r in rows] == [
         ("node-a", "leader"),
@@ -220,14 +233,19 @@ def test_status_reads_a_kazoo_election_and_a_missing_path(
         done = zkelect(ensemble.hosts, "status", zk_path, "--json")
 
         assert done.returncode == 0, done.stderr
-        report = json.loads(done.stdout)
+        report = loads_strict(done.stdout)
         assert [c["id"] for c in report["candidates"]] == ["kazoo-1", "kazoo-2"]
         assert [c["kind"] for c in report["candidates"]] == ["kazoo_lock"] * 2
         leader_node = f"{zk_path}/{report['candidates'][0]['node']}"
         stat = clients[0].get(leader_node)[1]
-        assert report["leader"]["id"] == "kazoo-1"
-        assert report["leader"]["epoch"] == stat.czxid
-        assert report["leader"]["session"] == clients[0].client_id[0] == stat.ephemeralOwner
+        leader = report["leader"]
+        assert leader["id"] == "kazoo-1"
+        assert leader["epoch"] == str(stat.czxid)
+        assert leader["session"] == hex(clients[0].client_id[0]) == hex(stat.ephemeralOwner)
+        # kazoo leaves no trace of when its leader was elected: unknown, not a guess.
+        assert (leader["elected_ms_ago"], leader["elected_known"]) == (None, False)
+        table = zkelect(ensemble.hosts, "status", zk_path)
+        assert "  elected: unknown (joined " in table.stdout, table.stdout
     finally:
         release.set()
         for election in elections:
@@ -240,7 +258,9 @@ def test_status_reads_a_kazoo_election_and_a_missing_path(
 
     missing = zkelect(ensemble.hosts, "status", f"{zk_path}/nothing-here", "--json")
     assert missing.returncode == 0
-    assert json.loads(missing.stdout) == {
+    report = loads_strict(missing.stdout)
+    assert len(report.pop("members")) == ensemble.size
+    assert report == {
         "path": f"{zk_path}/nothing-here",
         "leader": None,
         "candidates": [],
@@ -260,10 +280,10 @@ def test_status_warns_when_the_sequence_counter_has_wrapped(
     join_in_order(candidates, ensemble.hosts, zk_path, ["node-a", "node-b"])
     clean = zkelect(ensemble.hosts, "status", zk_path, "--json")
     assert clean.returncode == 0 and clean.stderr == "", clean.stderr
-    assert json.loads(clean.stdout)["sequence_wrap"] == {
+    assert loads_strict(clean.stdout)["sequence_wrap"] == {
         "wrapped": False,
         "orders_differ": False,
-        "string_order_first": json.loads(clean.stdout)["leader"]["node"],
+        "string_order_first": loads_strict(clean.stdout)["leader"]["node"],
     }
 
     # Just after the wrap: -2147483648 follows node-a's and node-b's numbers in zkelect's
@@ -273,7 +293,7 @@ def test_status_warns_when_the_sequence_counter_has_wrapped(
     done = zkelect(ensemble.hosts, "status", zk_path, "--json")
 
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = loads_strict(done.stdout)
     leader = report["leader"]["node"]
     assert report["leader"]["id"] == "node-a"
     assert [c["id"] for c in report["candidates"]] == ["node-a", "node-b", "curator-peer"]
@@ -298,7 +318,7 @@ def test_status_warns_when_the_sequence_counter_has_wrapped(
         hand_numbered(kazoo_client, agreeing, sequence, data)
     done = zkelect(ensemble.hosts, "status", agreeing, "--json")
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = loads_strict(done.stdout)
     assert report["leader"]["id"] == "older"
     assert report["sequence_wrap"] == {
         "wrapped": True,
@@ -306,6 +326,107 @@ def test_status_warns_when_the_sequence_counter_has_wrapped(
         "string_order_first": report["leader"]["node"],
     }
     assert "a candidate's sequence number is negative" in one_line(done.stderr)
+
+
+def test_status_shows_when_a_leader_that_waited_was_elected_and_wide_hosts(
+    ensemble: LocalEnsemble,
+    zk_path: str,
+    kazoo_client: KazooClient,
+    candidates: Callable[..., Candidate],
+) -> None:
+    """B joins behind A and leads once A stops: elected after it joined (its marker's
+    ctime, R13), even with nobody behind it; --output wide shows each host and member."""
+    a, b = join_in_order(candidates, ensemble.hosts, zk_path, ["e-a", "e-b"])
+    b_node = b.election.node
+    assert b_node is not None
+    joined_ms = kazoo_client.get(b_node)[1].ctime
+    # Let time pass measurably between B's join and its election (a condition, not a sleep).
+    wait_for(lambda: time.time() * 1000 - joined_ms >= 500, WAIT, message="500 ms after b joined")
+    a.election.stop()
+    wait_for(lambda: b.election.is_leader, WAIT, message="e-b leads")
+    marker = f"{zk_path}/{leader_marker(b_node.rsplit('/', 1)[1])}"
+    stat = wait_for(lambda: kazoo_client.exists(marker), WAIT, message="e-b's marker")
+    assert stat.ephemeralOwner == b.election.session.session_id
+    assert stat.ctime - joined_ms >= 500
+
+    done = zkelect(ensemble.hosts, "status", zk_path, "--output", "json")
+
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    leader = loads_strict(done.stdout)["leader"]
+    assert (leader["id"], leader["elected_known"], leader["elected_from"]) == (
+        "e-b", True, "marker",
+    )  # fmt: skip
+    # Both ages were taken at one "now": their difference is the marker's ctime minus b's.
+    assert leader["joined_ms_ago"] - leader["elected_ms_ago"] == stat.ctime - joined_ms
+    assert leader["session_connected"] is True
+
+    wide = zkelect(ensemble.hosts, "status", zk_path, "-o", "wide")
+    assert wide.returncode == 0 and wide.stderr == "", wide.stderr
+    lines = wide.stdout.splitlines()
+    assert lines[1].startswith("  elected: ") and "(joined " in lines[1]
+    assert lines[3].split()[:8] == [
+        "#", "id", "role", "czxid", "session", "host", "member", "joined",
+    ]  # fmt: skip
+    row = next(ln.split() for ln in lines if re.match(r"^1\s", ln))
+    assert row[1] == "e-b" and row[5] == "127.0.0.1" and row[6] == leader["member"]
+    both = zkelect(ensemble.hosts, "status", zk_path, "--json", "--output", "wide")
+    assert both.returncode == 2
+    assert "--json is --output json" in one_line(both.stderr)
+
+
+_HOLD_LEADERSHIP = """
+import sys, threading
+from zkelect import Election, ElectionConfig
+election = Election(sys.argv[1], sys.argv[2], candidate_id="doomed",
+                    config=ElectionConfig(session_timeout=float(sys.argv[3])))
+election.start()
+election.wait_for_leadership(30)
+print("LEADING", flush=True)
+threading.Event().wait()
+"""
+
+
+def test_status_says_a_sigkilled_leaders_session_is_not_connected(
+    ensemble: LocalEnsemble, zk_path: str
+) -> None:
+    """A SIGKILLed leader keeps its node until its session expires (20 s here, the test
+    ensemble's most): status says its session is connected to no member."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LEADERSHIP, ensemble.hosts, zk_path, "20"],
+        env=_env(ensemble.hosts),
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=_die_with_test,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "LEADING"
+        alive = loads_strict(zkelect(ensemble.hosts, "status", zk_path, "--json").stdout)
+        assert alive["leader"]["session_connected"] is True
+        proc.kill()  # SIGKILL, by PID: the socket closes, the session lives on
+        proc.wait(WAIT)
+
+        def dead() -> subprocess.CompletedProcess[str] | None:
+            done = zkelect(ensemble.hosts, "status", zk_path, "--json")
+            gone = loads_strict(done.stdout)["leader"]["session_connected"] is False
+            return done if gone else None
+
+        done = wait_for(dead, WAIT, message="no member serves the killed leader's session")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(WAIT)
+    # Asked through one member of three, status cannot know the session is on no member.
+    one = zkelect(ensemble.member_hosts(0), "status", zk_path, "--json")
+    assert loads_strict(one.stdout)["leader"]["session_connected"] is None
+    assert "connect string names 1 of the 3 members" in one_line(one.stderr)
+    leader = loads_strict(done.stdout)["leader"]
+    assert leader["id"] == "doomed"  # its node stays until the session expires
+    assert (leader["host"], leader["member"]) == (None, None)
+    assert one_line(done.stderr) == (
+        f"zkelect: warning: the leader's session {leader['session']} is not connected to any "
+        "member: a SIGKILLed or partitioned leader keeps its node until its session expires"
+    )
 
 
 # --------------------------------------------------------------------------- watch
@@ -323,7 +444,7 @@ def test_watch_prints_exactly_one_line_per_leader_change(
         )
 
     with streaming(ensemble.hosts, "watch", zk_path, "--json") as watch:
-        first = json.loads(watch.wait_lines(1)[0])
+        first = loads_strict(watch.wait_lines(1)[0])
         assert first["leader"]["id"] == "w-a"
         # Three changes, three ways. The two that make the old leader rejoin (a children
         # change, which must print nothing) come first, each followed by another change:
@@ -332,24 +453,26 @@ def test_watch_prints_exactly_one_line_per_leader_change(
         old = made["w-a"].election.node
         resigned = zkelect(ensemble.hosts, "resign", zk_path)
         assert resigned.returncode == 0, resigned.stderr
-        assert json.loads(watch.wait_lines(2)[1])["leader"]["id"] == "w-b"
+        assert loads_strict(watch.wait_lines(2)[1])["leader"]["id"] == "w-b"
         rejoined("w-a", old)
         old = made["w-b"].election.node
         assert made["w-b"].election.resign(WAIT)
-        assert json.loads(watch.wait_lines(3)[2])["leader"]["id"] == "w-c"
+        assert loads_strict(watch.wait_lines(3)[2])["leader"]["id"] == "w-c"
         rejoined("w-b", old)
         made["w-c"].election.stop()
-        assert json.loads(watch.wait_lines(4)[3])["leader"]["id"] == "w-d"
+        assert loads_strict(watch.wait_lines(4)[3])["leader"]["id"] == "w-d"
         code, stderr = watch.stop()
 
     assert code == 0, stderr
     assert stderr == ""
-    lines = [json.loads(line) for line in watch.snapshot()]
+    lines = [loads_strict(line) for line in watch.snapshot()]
     assert [line["leader"]["id"] for line in lines] == ["w-a", "w-b", "w-c", "w-d"]
     for line in lines:
         assert set(line) == {"time", "leader"}
         assert {"id", "epoch", "node", "session"} <= line["leader"].keys()
-    epochs = [line["leader"]["epoch"] for line in lines]
+    epochs = [int(line["leader"]["epoch"]) for line in lines]
+    assert [line["leader"]["epoch_hex"] for line in lines] == [hex(e) for e in epochs]
+    assert [line["leader"]["session"][:2] for line in lines] == ["0x"] * 4
     assert epochs == sorted(epochs)
     assert len(set(epochs)) == 4
 
@@ -400,16 +523,18 @@ def test_resign_moves_leadership_and_the_old_leader_rejoins_at_the_back(
     done = zkelect(ensemble.hosts, "resign", zk_path, "--json")
 
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = loads_strict(done.stdout)
     assert report["old_leader"]["id"] == "r-a"
     assert f"{zk_path}/{report['old_leader']['node']}" == old_node
     assert report["removed"] == report["old_leader"]
     assert report["was_leader"] is True
     assert report["new_leader"]["id"] == "r-b"
+    for shown in (report["old_leader"], report["new_leader"]):
+        assert shown["session"].startswith("0x") and shown["epoch_hex"] == hex(int(shown["epoch"]))
     wait_for(lambda: b.election.is_leader, WAIT, message="r-b leads")
     assert "revoked" in a.recorder.kinds()
     wait_for(lambda: a.election.node not in (None, old_node), WAIT, message="r-a rejoined")
-    status = json.loads(zkelect(ensemble.hosts, "status", zk_path, "--json").stdout)
+    status = loads_strict(zkelect(ensemble.hosts, "status", zk_path, "--json").stdout)
     assert [x["id"] for x in status["candidates"]] == ["r-b", "r-c", "r-a"]
 
     old_b = b.election.node
@@ -460,7 +585,7 @@ def test_resign_refuses_without_permission(ensemble: LocalEnsemble, zk_path: str
                 ensemble.hosts, "resign", zk_path, "--auth", "digest:operator:secret", "--json"
             )
             assert allowed.returncode == 0, allowed.stderr
-            report = json.loads(allowed.stdout)
+            report = loads_strict(allowed.stdout)
             assert (report["old_leader"]["id"], report["new_leader"]["id"]) == (
                 "guarded-a",
                 "guarded-b",

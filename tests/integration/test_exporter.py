@@ -391,7 +391,7 @@ def test_a_mixed_election_hands_over_through_curator_with_leader_markers(
     """zkelect leader, Curator behind it, zkelect behind that: the zkelect leader's marker
     (R13) never stalls Curator (which sorts it last and never waits on it), and the zkelect
     candidate behind Curator, which never makes a marker, reads and leads in turn."""
-    x = candidates(ensemble.hosts, zk_path, "zk-x")  # elected alone: no marker (R13)
+    x = candidates(ensemble.hosts, zk_path, "zk-x")  # elected at its join: no marker (R13)
     wait_for(lambda: x.election.is_leader, WAIT, message="zk-x leads")
     a = candidates(ensemble.hosts, zk_path, "zk-a")
     peer = Peer([*latch_peer, ensemble.hosts, zk_path, "curator-b"], tmp_path / "b.log")

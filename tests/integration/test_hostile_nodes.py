@@ -203,7 +203,7 @@ def test_garbage_never_crashes_anyone_nor_changes_the_leader(
     assert (view.leader_id, view.epoch, view.candidates) == ("a", lead.epoch, 7), view
     report = _status(hosts, zk_path)
     assert report["leader"]["id"] == "a"  # type: ignore[index]
-    assert report["leader"]["epoch"] == lead.epoch  # type: ignore[index]
+    assert report["leader"]["epoch"] == str(lead.epoch)  # type: ignore[index]
     listed = report["candidates"]
     assert len(listed) == 6  # type: ignore[arg-type]  # ours, and kazoo's and Curator's
     ids = [cand["id"] for cand in listed if cand["kind"] == "latch"]  # type: ignore[attr-defined]

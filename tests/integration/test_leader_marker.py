@@ -10,7 +10,7 @@ import pytest
 from election_support import Candidate, candidate_children
 from kazoo.client import KazooClient
 
-from zkelect._election.nodes import election_order, leader_marker
+from zkelect._election.nodes import election_order, leader_marker, new_node_prefix
 from zkelect.metrics import NoopRecorder
 from zkelect.testing import data_watches_by_session, wait_for
 from zkelect.testing.ensemble import LocalEnsemble
@@ -99,8 +99,12 @@ def _handover(
     wait_for(
         lambda: not kazoo_client.exists(marker_path), WAIT, message="no marker of the old leader"
     )
+    # Its node is created before the candidate takes the create's answer: wait for both.
     wait_for(
-        lambda: len(candidate_children(kazoo_client, zk_path)) == len(queue),
+        lambda: (
+            leader.election.node is not None
+            and len(candidate_children(kazoo_client, zk_path)) == len(queue)
+        ),
         WAIT,
         message="the old leader re-joined",
     )
@@ -179,3 +183,33 @@ def test_stop_leaves_no_marker_behind(
     a.election.stop()
     kazoo_client.sync(zk_path)
     assert kazoo_client.get_children(zk_path) == []
+
+
+def test_a_leader_that_waited_leaves_a_marker_even_when_alone(
+    ensemble: LocalEnsemble,
+    kazoo_client: KazooClient,
+    zk_path: str,
+    candidates: Callable[..., Candidate],
+) -> None:
+    """The marker's ctime is when a leader that waited was elected (``zkelect status``):
+    c waits behind two nodes (made by hand: they never rejoin), both deleted in one
+    transaction; c's look shows it alone, and it leaves its marker all the same."""
+    ahead = [
+        kazoo_client.create(
+            f"{zk_path}/{new_node_prefix()}", b"x", ephemeral=True, sequence=True, makepath=True
+        )
+        for _ in range(2)
+    ]
+    c = candidates(ensemble.hosts, zk_path, "c")
+    wait_for(lambda: c.election.node, WAIT, message="c joined")
+    assert not c.election.is_leader
+    transaction = kazoo_client.transaction()
+    for node in ahead:
+        transaction.delete(node)
+    assert all(result is True for result in transaction.commit())
+    wait_for(lambda: c.election.is_leader, WAIT, message="c leads, alone")
+    assert candidate_children(kazoo_client, zk_path) == [_name(c)]
+    stat = wait_for(
+        lambda: kazoo_client.exists(_marker_path(zk_path, c)), WAIT, message="c's marker"
+    )
+    assert stat.ephemeralOwner == c.election.session.session_id

@@ -412,6 +412,7 @@ def test_cli_run_and_status_over_tls_with_digest_auth_and_acl(
     status = cli("status", zk_path, "--hosts", hosts, "--json", *security)
     assert status.returncode == 0, status.stderr
     assert '"id": "tls-leader"' in status.stdout
+    assert status.stderr == "", status.stderr  # the members answered cons over TLS too
 
     # Readers need credentials on this path; without TLS options the port says what it is.
     denied = cli("status", zk_path, "--hosts", hosts, "--tls-ca", str(pki.ca_file))

@@ -333,6 +333,47 @@ def test_a_middle_candidate_leaving_makes_its_successor_look_not_lead(
     assert a.candidacy.phase is Phase.LEADING and a.revoked == []
 
 
+def test_a_leader_elected_at_its_join_leaves_no_marker(
+    zk: FakeZooKeeper, clock: ManualClock
+) -> None:
+    """First when it joined: its node's ctime is when it was elected (zkelect status)."""
+    (a,) = queue_of(zk, 1, clock)
+    assert a.candidacy.phase is Phase.LEADING
+    assert marker_of(a) not in zk.nodes
+
+
+def test_a_leader_that_waited_leaves_a_marker_even_alone(
+    zk: FakeZooKeeper, clock: ManualClock
+) -> None:
+    """c waited behind a and b; both go before b could lead: c's look shows it alone, yet
+    it leaves its marker, the one trace of when it was elected (R13, zkelect status)."""
+    a, b, c = queue_of(zk, 3, clock)
+    assert a.node_path is not None and b.node_path is not None
+    zk.delete(a.node_path)
+    zk.delete(b.node_path)  # b never led: c's predecessor was not known first
+    c.pump()
+    assert c.candidacy.phase is Phase.LEADING
+    assert zk.names() == [c.candidacy.node, leader_marker(c.candidacy.node or "")]
+    assert zk.nodes[marker_of(c)][1].ephemeral_owner == c.session.session_id
+
+
+def test_the_marker_is_left_again_after_a_reconnection(
+    zk: FakeZooKeeper, clock: ManualClock
+) -> None:
+    """A marker create lost with the connection: the leader leaves it again once back."""
+    a, b = queue_of(zk, 2, clock)
+    resign(a)
+    b.pump()
+    marker = marker_of(b)
+    zk.delete(marker)  # as if its create had been lost with the connection
+    b.session_state(ConnectionState.SUSPENDED)
+    b.pump()
+    b.session_state(ConnectionState.CONNECTED)  # the same session
+    b.pump()
+    assert b.candidacy.phase is Phase.LEADING
+    assert zk.nodes[marker][1].ephemeral_owner == b.session.session_id
+
+
 def test_a_marker_of_another_session_is_not_trusted(zk: FakeZooKeeper, clock: ManualClock) -> None:
     a, b, c = queue_of(zk, 3, clock)
     zk.create_plain(marker_of(b), owner=99)  # someone else's session makes b's marker

@@ -15,7 +15,8 @@ wrap). After EVERY step:
 
 And at the end (teardown), every session connected again and everything delivered, run and
 fired to quiescence: (3) no candidate is stuck: every running candidate has its node, and
-if any candidate node exists, exactly one candidate leads, with the first node.
+if any candidate node exists, exactly one candidate leads, with the first node; (4) when it
+was elected is known: its node was first when created, or its leader marker exists (R13).
 
 The default run is quick (200 examples); ``ZKELECT_MODEL_EXAMPLES=6000`` explores longer
 (minutes; pytest-timeout is lifted then). This is in addition to the real-ZooKeeper tests
@@ -381,7 +382,21 @@ class CandidacyModel(RuleBasedStateMachine):
         if order:
             assert len(believers) == 1, f"not exactly one leader at rest: {believers} {order}"
             assert believers[0][1] == f"{PATH}/{order[0]}", f"{believers} lead; {order}"
+            self._election_is_traced(*believers[0])
         self._steady = True
+
+    def _election_is_traced(self, actor: Actor, node: str) -> None:
+        """(4) ZooKeeper keeps when the leader was elected (what ``zkelect status`` shows):
+        its node was first when created (its ctime), or its marker exists, owned by its
+        session (the marker's ctime). A persistent node forged under the marker's name
+        keeps the real one from being made; status then shows the join time, untrusted."""
+        if node in self.server.first_at_creation:
+            return
+        marker = leader_marker(node.rsplit("/", 1)[1])
+        assert marker is not None
+        found = self.server.nodes.get(f"{PATH}/{marker}")
+        assert found is not None, f"{actor.name} waited, then led with {node}: no marker"
+        assert found.stat.ephemeral_owner in (actor.session.session_id, 0), found.stat
 
 
 CandidacyModel.TestCase.settings = SETTINGS

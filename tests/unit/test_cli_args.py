@@ -20,6 +20,7 @@ from zkelect.ops.cli import _election_view as view
 from zkelect.ops.cli import ensemble as cli_ensemble
 from zkelect.ops.cli import inspect as cli_inspect
 from zkelect.ops.cli._election_view import status_json
+from zkelect.ops.cli._where import Whereabouts
 from zkelect.ops.cli.common import CliError
 from zkelect.ops.cli.main import main
 
@@ -218,23 +219,33 @@ def _snapshot(*ids: str) -> Snapshot:
 
 def test_status_json_shape() -> None:
     report = status_json(_snapshot("a", "b"), now_ms=4_500)
-    assert list(report) == ["path", "leader", "candidates", "exists", "ignored", "sequence_wrap"]
+    assert list(report) == [
+        "path", "leader", "candidates", "exists", "ignored", "sequence_wrap", "members",
+    ]  # fmt: skip
+    unknown_where = {"host": None, "client": None, "member": None, "session_connected": None}
     assert report["leader"] == {
         "id": "a",
-        "epoch": 100,
+        "epoch": "100",
+        "epoch_hex": "0x64",
         "node": _NAMES[0],
-        "session": 0x1000 + 100,
+        "session": hex(0x1000 + 100),
         "kind": "latch",
         "joined_ms_ago": 3_500,
+        "elected_ms_ago": None,
+        "elected_known": False,
+        "elected_from": "unknown",
+        **unknown_where,
     }
     assert report["candidates"][1] == {
         "id": "b",
         "node": _NAMES[1],
         "sequence": 9,
-        "session": 0x1000 + 101,
+        "session": hex(0x1000 + 101),
         "kind": "latch",
-        "epoch": 101,
+        "epoch": "101",
+        "epoch_hex": "0x65",
         "joined_ms_ago": 3_500,
+        **unknown_where,
     }
     assert report["sequence_wrap"] == {
         "wrapped": False,
@@ -250,6 +261,7 @@ def test_status_json_shape() -> None:
         "exists": False,
         "ignored": [],
         "sequence_wrap": {"wrapped": False, "orders_differ": False, "string_order_first": None},
+        "members": [],
     }
 
 
@@ -374,7 +386,7 @@ def test_candidate_ids_are_shown_as_data_not_markup(capsys: pytest.CaptureFixtur
     assert view.shown("") == "(no id)"
     assert view.shown("a\nb\x1b[31m") == "a?b?[31m"
     assert view.shown("x" * 1000) == "x" * 63 + "…"
-    view.print_status(_snapshot("[/chroot] [bold]", "10.0.0.7"), now_ms=2_000)
+    view.print_status(_snapshot("[/chroot] [bold]", "10.0.0.7"), 2_000, None, Whereabouts(()))
     out = capsys.readouterr().out
     assert "leader [/chroot] [bold], epoch 0x64, 2 candidates" in out
     rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]

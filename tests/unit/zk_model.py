@@ -106,6 +106,9 @@ class Server:
         self.nodes: dict[str, ZNode] = {}
         self.sessions: dict[int, ModelSession] = {}  # live sessions, by id
         self._next_session = 0x100
+        #: Candidate nodes that were first in zkelect's order when created: elected at their
+        #: join, whatever happens later (the only leaders that may leave no marker, R13).
+        self.first_at_creation: set[str] = set()
         self.create(PATH, b"", 0)
         self.nodes[PATH].counter = wrap32(counter_start)
 
@@ -155,6 +158,8 @@ class Server:
         self.zxid += 1
         stat = NodeStat(self.zxid, self.zxid, 0, owner, ctime=self.zxid)
         self.nodes[path] = ZNode(data, stat)
+        if parent == PATH and owner and self.candidate_order()[:1] == [path[len(PATH) + 1 :]]:
+            self.first_at_creation.add(path)
         self._child_changed(parent)
         self._fire_data(path, WatchEvent.CREATED)
         return path, stat

@@ -332,9 +332,10 @@ class Candidacy(LeaveSteps):
     def _lead(self, alone: bool = False) -> None:
         """Our node is first and ours: lead, once the session is proven alive (R7).
 
-        ``alone``: the look showed nobody behind us. Then no marker is needed (R13): a
-        candidate that joins later was created after that look, so its own look shows us
-        first."""
+        ``alone``: the look showed nobody behind us. Then the next in line needs no marker
+        (R13): it joins after that look, so its own look shows us first. We still leave one
+        unless we were elected at our join (``_elected_at_join``): the marker's ctime is
+        the one trace of when we were elected (``zkelect status``)."""
         if self._recheck:
             # After a revocation or a reconnect: a round trip through the ZooKeeper leader
             # sent after deciding, so a session the servers are expiring is not led on.
@@ -348,7 +349,15 @@ class Candidacy(LeaveSteps):
         self._recheck = False
         node, stat = self.node, self.node_stat
         assert node is not None and stat is not None  # first and ours: _reconcile_once
-        self._grant(node, stat, announce=not alone)
+        self._grant(node, stat, announce=not (alone and self._elected_at_join(stat)))
+
+    def _elected_at_join(self, stat: NodeStat) -> bool:
+        """Whether the look that elects us shows the path as our create left it (its pzxid,
+        the last child created or deleted, is our node's czxid): nobody was ahead of us when
+        we joined, so our node's ctime is when we were elected. Otherwise a predecessor left
+        after we joined (or anyone came and went): we waited, and our marker records when we
+        were elected."""
+        return self._looks.zxid == stat.czxid
 
     def _grant(
         self, node: str, stat: NodeStat, known_first: int = 0, announce: bool = True
@@ -433,6 +442,7 @@ class Candidacy(LeaveSteps):
             # if the node changed meanwhile), so keep it; but read the children again,
             # after a sync: the member we reconnected to may lag behind (R7).
             self._recheck = True
+            self._marker.unsure()  # a marker sent before the drop may be lost: leave it again
             self._reconcile()
             self._observe()
 

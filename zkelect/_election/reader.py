@@ -19,6 +19,9 @@ Three ways to read, by what the caller needs:
   the path has no contender a children watch on it, or only while the path is missing an
   ``exists`` watch. A :class:`Watches` policy says whether each watch is wanted.
 
+And :func:`read_elected`: when a leader was elected, as far as ZooKeeper keeps a trace of it
+(its leader marker, R13; ``zkelect status``).
+
 It talks to ZooKeeper through the boundary's Session (zkelect._zookeeper.session), or anything
 with the same four reads (:class:`Reads`), and raises the session's errors: ``Retryable``,
 ``SessionGone``, ``PermissionDeniedError``; and :class:`ChangedTooFast`.
@@ -38,6 +41,7 @@ from zkelect._election.nodes import (
     ContenderKind,
     SequenceWrap,
     election_order,
+    leader_marker,
     sequence_wrap,
 )
 from zkelect._zookeeper.outcomes import NodeStat, NoNode, Retryable, Watcher
@@ -45,11 +49,13 @@ from zkelect.errors import ZkElectError
 
 __all__ = [
     "ChangedTooFast",
+    "Elected",
     "Order",
     "Reads",
     "Snapshot",
     "WatchKind",
     "Watches",
+    "read_elected",
     "read_election",
     "read_leader",
     "read_node",
@@ -194,6 +200,35 @@ def read_election(
         else:
             return Snapshot(path, True, tuple(found), tuple(sorted(ignored)))
     raise ChangedTooFast(f"{path} changed too fast to read ({MAX_PASSES} tries); try again")
+
+
+@dataclass(frozen=True)
+class Elected:
+    """When a leader was elected: ``ctime_ms`` (None: unknown) and where that comes from,
+    ``source``: "marker" (its leader marker's ctime), "join" (its node's ctime: a zkelect
+    leader leaves no marker only when it was first at its join, R13) or "unknown" (other
+    recipes leave no trace: only when the node was created, its candidate joined)."""
+
+    ctime_ms: int | None
+    source: str
+
+
+def read_elected(source: Reads, path: str, leader: Contender) -> Elected:
+    """When ``leader`` (read by :func:`read_election`) was elected: one ``exists`` of its
+    leader marker, trusted only if the leader's session owns it (R13).
+
+    Curator's LeaderLatch names its nodes as zkelect does and makes no marker: its leader
+    reads as one elected at its join (nothing in ZooKeeper tells the two apart). For a
+    moment after a handover (until the marker, sent right after the flip, is created) a
+    leader that waited reads as elected at its join too.
+    """
+    marker = leader_marker(leader.name) if leader.kind is ContenderKind.LATCH else None
+    if marker is None:
+        return Elected(None, "unknown")
+    stat = source.exists(f"{path}/{marker}")
+    if stat is not None and stat.ephemeral_owner == leader.session_id:
+        return Elected(stat.ctime, "marker")
+    return Elected(leader.ctime_ms, "join")
 
 
 def read_leader(source: Reads, path: str, *, order: Order = election_order) -> Contender | None:

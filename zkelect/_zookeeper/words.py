@@ -19,15 +19,19 @@ import re
 import socket
 import ssl
 import time
+from dataclasses import dataclass
 
 from zkelect.config import format_member
 from zkelect.errors import ConfigurationError, ConnectionFailedError
 
 __all__ = [
     "NOT_SERVING",
+    "ClientConnection",
     "MemberSilent",
     "WordNotAllowed",
+    "connections",
     "four_letter_word",
+    "parse_cons",
     "server_mode",
 ]
 
@@ -35,6 +39,9 @@ __all__ = [
 NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
 _NOT_WHITELISTED = "is not executed because it is not in the whitelist"
 _WORD = re.compile(r"[a-z]{4}")
+# One ``cons`` line: `` /10.0.0.7:51314[1](queued=0,...,sid=0x300023ff9790000,...)``; the
+# address is Java's InetSocketAddress text (``host/ip:port``, the host part often empty).
+_CONS_LINE = re.compile(r"^\s*(?P<address>[^\[\s]+)\[\d+\]\((?P<fields>[^)]*)\)\s*$")
 
 
 class WordNotAllowed(ConfigurationError):
@@ -141,3 +148,57 @@ def server_mode(text: str) -> str | None:
         if sep and key.strip() == "zk_server_state":
             return value.strip()
     return None
+
+
+@dataclass(frozen=True)
+class ClientConnection:
+    """One client connection a member lists in its ``cons`` answer.
+
+    ``host``: the client's address as the member sees it (an IP address, no port);
+    ``client``: ``host:port`` (``[v6]:port``); ``session_id``: the session on it, None
+    while it has none (a connection that only sent a four-letter word, as ours does).
+    """
+
+    host: str
+    client: str
+    session_id: int | None
+
+
+def parse_cons(text: str) -> list[ClientConnection]:
+    """The connections of a ``cons`` answer (lines that are not one are skipped: blank
+    lines, a member's "not currently serving" sentence)."""
+    found = []
+    for line in text.splitlines():
+        match = _CONS_LINE.match(line)
+        if match is None:
+            continue
+        address = match["address"].rpartition("/")[2]  # drop Java's "hostname/" part
+        host, colon, port = address.rpartition(":")
+        if not colon or not port.isdigit():
+            continue
+        host = host.strip("[]")
+        fields = dict(
+            field.partition("=")[::2] for field in match["fields"].split(",") if "=" in field
+        )
+        found.append(
+            ClientConnection(host, format_member(host, int(port)), _session_id(fields.get("sid")))
+        )
+    return found
+
+
+def _session_id(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None
+
+
+def connections(
+    address: tuple[str, int], *, timeout: float = 5.0, tls: ssl.SSLContext | None = None
+) -> list[ClientConnection]:
+    """The client connections of the member at ``address``, from its ``cons`` answer (within
+    ``timeout``; the errors of :func:`four_letter_word`). A member without quorum serves no
+    client, so it lists none."""
+    return parse_cons(four_letter_word(address, "cons", timeout=timeout, tls=tls))

@@ -18,16 +18,21 @@ from rich.table import Table
 from rich.text import Text
 
 from zkelect._election.nodes import Contender, ContenderKind, SequenceWrap
-from zkelect._election.reader import Snapshot
+from zkelect._election.reader import Elected, Snapshot
+from zkelect.ops.cli._where import Located, MemberAnswer, Whereabouts
 from zkelect.ops.cli.common import echo_json
+from zkelect.ops.json_ids import epoch_fields, session_text
 
 __all__ = [
     "KIND_LABEL",
     "ago",
     "candidate_json",
     "describe",
+    "elected_text",
     "hex_id",
+    "host_text",
     "leader_json",
+    "leader_session_note",
     "print_change",
     "print_status",
     "shown",
@@ -46,44 +51,86 @@ KIND_LABEL = {
 
 
 # -- JSON ----------------------------------------------------------------------------------
+# Session ids as "0x…" and epochs as decimal strings with "epoch_hex" beside them
+# (zkelect/ops/json_ids.py): JSON readers that use doubles (jq, JavaScript) round 64-bit ids.
 
 
 def leader_json(c: Contender) -> dict[str, Any]:
     """The ``leader`` object of ``status --json`` and ``watch --json``."""
     return {
         "id": c.candidate_id,
-        "epoch": c.epoch,
+        **epoch_fields(c.epoch),
         "node": c.name,
-        "session": c.session_id,
+        "session": session_text(c.session_id),
         "kind": c.kind.value,
     }
 
 
-def candidate_json(c: Contender, now_ms: int) -> dict[str, Any]:
+def _located_json(located: Located | None) -> dict[str, Any]:
+    if located is None:
+        return {"host": None, "client": None, "member": None, "session_connected": None}
+    return {
+        "host": located.host,
+        "client": located.client,
+        "member": located.member,
+        "session_connected": located.connected,
+    }
+
+
+def candidate_json(c: Contender, now_ms: int, located: Located | None = None) -> dict[str, Any]:
     return {
         "id": c.candidate_id,
         "node": c.name,
         "sequence": c.sequence,
-        "session": c.session_id,
+        "session": session_text(c.session_id),
         "kind": c.kind.value,
-        "epoch": c.epoch,
+        **epoch_fields(c.epoch),
         "joined_ms_ago": max(0, now_ms - c.ctime_ms),
+        **_located_json(located),
     }
 
 
-def status_json(snap: Snapshot, now_ms: int) -> dict[str, Any]:
-    """``status --json``: the whole snapshot."""
+def _elected_json(elected: Elected | None, now_ms: int) -> dict[str, Any]:
+    known = elected is not None and elected.ctime_ms is not None
+    return {
+        "elected_ms_ago": max(0, now_ms - elected.ctime_ms)
+        if elected is not None and elected.ctime_ms is not None
+        else None,
+        "elected_known": known,
+        "elected_from": elected.source if elected is not None else "unknown",
+    }
+
+
+def status_json(
+    snap: Snapshot,
+    now_ms: int,
+    elected: Elected | None = None,
+    where: Whereabouts | None = None,
+) -> dict[str, Any]:
+    """``status --json``: the whole snapshot, when the leader was elected, and where each
+    candidate's session is connected (``where``: the members' ``cons`` answers)."""
     leader = snap.leader
+    locate = where.locate if where is not None else (lambda _sid: None)
     return {
         "path": snap.path,
         "leader": None
         if leader is None
-        else {**leader_json(leader), "joined_ms_ago": max(0, now_ms - leader.ctime_ms)},
-        "candidates": [candidate_json(c, now_ms) for c in snap.contenders],
+        else {
+            **leader_json(leader),
+            "joined_ms_ago": max(0, now_ms - leader.ctime_ms),
+            **_elected_json(elected, now_ms),
+            **_located_json(locate(leader.session_id)),
+        },
+        "candidates": [candidate_json(c, now_ms, locate(c.session_id)) for c in snap.contenders],
         "exists": snap.exists,
         "ignored": list(snap.ignored),
         "sequence_wrap": _wrap_json(snap.sequence_wrap),
+        "members": [] if where is None else [_member_json(m) for m in where.members],
     }
+
+
+def _member_json(answer: MemberAnswer) -> dict[str, Any]:
+    return {"member": answer.member, "cons": answer.status, "detail": answer.detail or None}
 
 
 def _wrap_json(wrap: SequenceWrap) -> dict[str, Any]:
@@ -134,7 +181,57 @@ def _console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
 
 
-def print_status(snap: Snapshot, now_ms: int) -> None:
+def leader_session_note(snap: Snapshot, where: Whereabouts) -> str | None:
+    """The stderr line when the leader's session is not connected (a warning) or nobody
+    can tell (a note); None when it is connected, or there is no leader."""
+    leader = snap.leader
+    if leader is None:
+        return None
+    located = where.locate(leader.session_id)
+    if located.connected:
+        return None
+    session = hex_id(leader.session_id)
+    if located.connected is False:
+        return (
+            f"warning: the leader's session {session} is not connected to any member: a "
+            "SIGKILLed or partitioned leader keeps its node until its session expires"
+        )
+    return f"note: unknown whether the leader's session {session} is connected: {located.reason}"
+
+
+def elected_text(leader: Contender, elected: Elected, now_ms: int) -> str:
+    """When the leader was elected, in words (and when it joined, where that differs)."""
+    joined = ago(now_ms - leader.ctime_ms)
+    if elected.ctime_ms is None:
+        return (
+            f"unknown (joined {joined}; {KIND_LABEL[leader.kind]} leaves no trace of when "
+            "its leader was elected)"
+        )
+    if elected.source == "join":
+        return f"{ago(now_ms - elected.ctime_ms)} (at its join)"
+    return f"{ago(now_ms - elected.ctime_ms)} (joined {joined})"
+
+
+def host_text(leader: Contender, located: Located) -> str:
+    session = hex_id(leader.session_id)
+    if located.connected:
+        return f"{located.host}, session {session} connected to member {located.member}"
+    if located.connected is False:
+        return f"unknown: session {session} not connected to any member"
+    return f"unknown ({located.reason})"
+
+
+def print_status(
+    snap: Snapshot,
+    now_ms: int,
+    elected: Elected | None,
+    where: Whereabouts,
+    *,
+    wide: bool = False,
+) -> None:
+    """The summary (who leads, on which host, since when, epoch, how many candidates,
+    whether its session is connected), then the candidates table (``wide``: with each
+    candidate's host and member)."""
     console = _console()
     leader = snap.leader
     if leader is None:
@@ -150,11 +247,22 @@ def print_status(snap: Snapshot, now_ms: int) -> None:
         f"({', '.join(kinds)})"
     )
     console.print(heading)
+    elected = elected or Elected(None, "unknown")
+    console.print(Text(f"  elected: {elected_text(leader, elected, now_ms)}"))
+    console.print(Text(f"  host:    {host_text(leader, where.locate(leader.session_id))}"))
+    console.print(_table(snap, now_ms, where if wide else None))
+    _print_ignored(console, snap)
+
+
+def _table(snap: Snapshot, now_ms: int, where: Whereabouts | None) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for column in ("#", "id", "role", "czxid", "session", "joined", "node"):
+    columns = ["#", "id", "role", "czxid", "session", "joined", "node"]
+    if where is not None:
+        columns[5:5] = ["host", "member"]
+    for column in columns:
         table.add_column(column, no_wrap=True)
     for position, c in enumerate(snap.contenders):
-        cells = (
+        cells = [
             str(position + 1),
             shown(c.candidate_id),
             "leader" if position == 0 else "waiting",
@@ -162,10 +270,19 @@ def print_status(snap: Snapshot, now_ms: int) -> None:
             hex_id(c.session_id),
             ago(now_ms - c.ctime_ms),
             c.name,
-        )
+        ]
+        if where is not None:
+            cells[5:5] = _where_cells(where.locate(c.session_id))
         table.add_row(*(Text(cell) for cell in cells))  # Text: ids are data, not markup
-    console.print(table)
-    _print_ignored(console, snap)
+    return table
+
+
+def _where_cells(located: Located) -> list[str]:
+    """host and member; "-" for a session no member serves, "?" when nobody can tell."""
+    if located.connected:
+        return [located.host or "?", located.member or "?"]
+    mark = "-" if located.connected is False else "?"
+    return [mark, mark]
 
 
 def _print_ignored(console: Console, snap: Snapshot) -> None:

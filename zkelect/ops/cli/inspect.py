@@ -14,14 +14,18 @@ like zkelect's candidates, so they work on any of those recipes' paths:
   node that changed meanwhile), then waits for the next leader;
 * ``exporter`` runs zkelect.ops.exporter (Prometheus metrics for every observed path).
 
-What ZooKeeper cannot tell: when the leader *became* leader. A node's ctime is when its
-candidate joined (created the node); it led from the moment its predecessor's node went
-away, which leaves no trace. So ``status`` shows "joined N ago" for every contender.
+When the leader was elected: a node's ctime is when its candidate joined; it led from the
+moment its predecessor's node went away, which leaves no trace. zkelect leaves one: a leader
+that waited behind another leaves its leader marker (R13), whose ctime ``status`` shows; a
+zkelect leader without one was elected at its join. Other recipes leave nothing: "unknown".
+Where the leader runs, and whether its session is still connected: the members' ``cons``
+answers (_where.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import signal
 import sys
@@ -36,6 +40,7 @@ from zkelect._election.nodes import Contender
 from zkelect._election.reader import (
     ChangedTooFast,
     Snapshot,
+    read_elected,
     read_election,
     watch_always,
     watch_leader,
@@ -55,10 +60,12 @@ from zkelect.ops.cli._election_view import (
     KIND_LABEL,
     describe,
     leader_json,
+    leader_session_note,
     print_change,
     print_status,
     status_json,
 )
+from zkelect.ops.cli._where import Whereabouts, ask_members, configured_members
 from zkelect.ops.cli.common import (
     DEFAULT_HOSTS,
     CliError,
@@ -87,25 +94,35 @@ PathArgument = Annotated[
 ]
 
 _STATUS_HELP = (
-    "Show an election's candidates in election order, its leader and the leader's epoch.\n\n"
-    "One row per candidate: its id (the node's data), role, czxid (the leader's is its "
-    "fencing epoch), session, when it joined (ZooKeeper does not record when a candidate "
-    "became leader, only when its node was created) and its node. Works on zkelect, Curator "
-    "LeaderLatch / LeaderSelector and kazoo Election / Lock paths. Read-only: sets no watch, "
-    "creates nothing.\n\n"
-    "--json prints one object: {path, leader: {id, epoch, node, session, kind, joined_ms_ago} "
-    "or null, candidates: [{id, node, sequence, session, kind, epoch, joined_ms_ago}, ...], "
-    "exists, ignored, sequence_wrap: {wrapped, orders_differ, string_order_first}}. A path "
-    "that does not exist is an empty election: exit 0, a note on stderr. After ZooKeeper's "
-    "sequence counter wraps (a negative sequence number), a warning on stderr says whether "
-    "Curator and kazoo now elect another node (docs/safety.md)."
+    "Show who leads an election, on which host, since when, its epoch, and its candidates.\n\n"
+    "The summary: the leader's id, epoch and the number of candidates; when it was elected "
+    "(zkelect leaders leave a trace of it; for other recipes only when the leader joined is "
+    "known); the host its session comes from and the member it is connected to, from each "
+    "member's 'cons' four-letter word. A leader whose session no member serves gets a "
+    "warning on stderr: a SIGKILLed or partitioned leader keeps its node until its session "
+    "expires. Then one row per candidate: its id (the node's data), role, czxid (the "
+    "leader's is its fencing epoch), session, when it joined and its node; --output wide "
+    "adds each candidate's host and member. Works on zkelect, Curator LeaderLatch / "
+    "LeaderSelector and kazoo Election / Lock paths. Read-only: sets no watch, creates "
+    "nothing.\n\n"
+    "--output json (or --json) prints one object: {path, leader: {id, epoch, epoch_hex, "
+    "node, session, kind, joined_ms_ago, elected_ms_ago, elected_known, elected_from, host, "
+    "client, member, session_connected} or null, candidates: [{id, node, sequence, session, "
+    "kind, epoch, epoch_hex, joined_ms_ago, host, client, member, session_connected}, ...], "
+    "exists, ignored, sequence_wrap: {wrapped, orders_differ, string_order_first}, members: "
+    "[{member, cons, detail}, ...]}; session ids are '0x...' strings, epochs decimal strings "
+    "(docs/cli-inspect.md). A path that does not exist is an empty election: exit 0, a note "
+    "on stderr. After ZooKeeper's sequence counter wraps (a negative sequence number), a "
+    "warning on stderr says whether Curator and kazoo now elect another node "
+    "(docs/safety.md)."
 )
 _WATCH_HELP = (
     "Print one line per leader change, the current leader first, until SIGINT/SIGTERM.\n\n"
     "Each line: the local ISO time, the leader's id, epoch (hex), session and node, or "
-    "'no leader'. --json prints one object per line: {time, leader: {id, epoch, node, "
-    "session, kind} or null}. Holds one watch (on the leader's node), so candidates joining "
-    "and leaving print nothing. Exit 0 when interrupted (or after --count lines)."
+    "'no leader'. --json prints one object per line: {time, leader: {id, epoch, epoch_hex, "
+    "node, session, kind} or null} (session '0x...', epoch a decimal string). Holds one "
+    "watch (on the leader's node), so candidates joining and leaving print nothing. Exit 0 "
+    "when interrupted (or after --count lines)."
 )
 _RESIGN_HELP = (
     "Force the leader (or the candidate --id) out by deleting its node.\n\n"
@@ -114,7 +131,9 @@ _RESIGN_HELP = (
     "zkelect candidates see their node go at once, stop leading and rejoin at the back; "
     "kazoo and Curator holders do not watch their own node and may not notice (that is what "
     "fencing epochs are for). Exit 1 without permission (deleting a child needs DELETE on "
-    "the election path: --auth), for an unknown --id, or an empty election."
+    "the election path: --auth), for an unknown --id, or an empty election. --json "
+    "prints {path, removed, was_leader, old_leader, new_leader}, each candidate as in "
+    "watch --json."
 )
 _EXPORTER_HELP = (
     "Export the leaders of election paths as Prometheus metrics, read-only.\n\n"
@@ -183,20 +202,66 @@ def _now_ms() -> int:
 # -- status ------------------------------------------------------------------------------------
 
 
+class Output(str, enum.Enum):
+    """``status --output``: the summary and table, JSON, or the table with hosts."""
+
+    TABLE = "table"
+    JSON = "json"
+    WIDE = "wide"
+
+
+_OutputOption = Annotated[
+    Output | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="table (default), json (as --json) or wide (the table with each candidate's "
+        "host and member).",
+        show_default=False,
+    ),
+]
+
+
+def _output(output: Output | None, json_output: bool) -> Output:
+    """--output, or --json (its older spelling); both only if they agree."""
+    if json_output and output not in (None, Output.JSON):
+        raise UsageError(f"--json is --output json; pass --output {output.value} or --json")
+    return Output.JSON if json_output else output or Output.TABLE
+
+
 @app.command("status", help=_STATUS_HELP)
 @with_security
 def status(
     path: PathArgument,
     hosts: HostsOption = DEFAULT_HOSTS,
     json_output: JsonOption = False,
+    output: _OutputOption = None,
     timeout: TimeoutOption = 10.0,
     *,
     security: ClientSecurity,
 ) -> None:
     path = valid_path(path)
+    shape = _output(output, json_output)
     with _session(hosts, timeout, security, path) as session:
         snap = read_election(session, path)
+        elected = read_elected(session, path, snap.leader) if snap.leader is not None else None
+        # Every member at once, each within its own short deadline (after the reads, so a
+        # refused read leaves no thread behind to wait for).
+        tls = security.tls.ssl_context() if security.tls else None
+        asking = ask_members(hosts, timeout, tls)
+        where = asking.result(configured_members(session))
     now = _now_ms()
+    _status_notes(snap, where)
+    if shape is Output.JSON:
+        echo_json(status_json(snap, now, elected, where))
+        return
+    print_status(snap, now, elected, where, wide=shape is Output.WIDE)
+
+
+def _status_notes(snap: Snapshot, where: Whereabouts) -> None:
+    """What stderr says beside status's answer: a missing path, several recipes on one path,
+    a wrapped sequence counter, a leader whose session no member serves."""
+    path = snap.path
     if not snap.exists:
         sys.stderr.write(f"zkelect: note: {path} does not exist (no election there yet)\n")
     if len(snap.kinds) > 1:
@@ -208,10 +273,9 @@ def status(
     wrap_warning = snap.sequence_wrap.warning(path)
     if wrap_warning is not None:
         sys.stderr.write(f"zkelect: warning: {wrap_warning}\n")
-    if json_output:
-        echo_json(status_json(snap, now))
-        return
-    print_status(snap, now)
+    session_note = leader_session_note(snap, where)
+    if session_note is not None:
+        sys.stderr.write(f"zkelect: {session_note}\n")
 
 
 # -- watch -------------------------------------------------------------------------------------
