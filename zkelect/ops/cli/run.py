@@ -33,9 +33,11 @@ from zkelect.ops.supervisor import (
 )
 from zkelect.security import ClientSecurity
 
-__all__ = ["app"]
+__all__ = ["RUN_USAGE", "app"]
 
 app = typer.Typer()
+
+RUN_USAGE = "zkelect run PATH [OPTIONS] -- CMD [ARGS]..."
 
 _RUN_HELP = (
     "Run CMD only while this process leads the election at PATH.\n\n"
@@ -111,7 +113,7 @@ def run(
     path = valid_path(path)
     argv = list(command or [])
     if not argv:
-        raise UsageError("missing CMD: zkelect run PATH [OPTIONS] -- CMD [ARGS]...")
+        raise UsageError(f"missing CMD: {RUN_USAGE}")
     problem = command_problem(argv)
     if problem is not None:
         raise UsageError(problem)
