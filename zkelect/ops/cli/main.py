@@ -107,7 +107,7 @@ def _usage_message(exc: click_errors.UsageError, args: list[str]) -> str:
     hint = f" (try 'zkelect {path} --help')" if path else " (try 'zkelect --help')"
     if isinstance(exc, click_errors.NoArgsIsHelpError) and ctx is not None:
         # The help went to stdout already; its message is empty (rich prints it itself).
-        return f"missing command: one of {', '.join(_commands(ctx.command))}{hint}"
+        return f"missing command: one of {', '.join(_subcommands(ctx.command))}{hint}"
     message = exc.format_message()
     if (
         isinstance(exc, click_errors.NoSuchOption)
@@ -119,7 +119,7 @@ def _usage_message(exc: click_errors.UsageError, args: list[str]) -> str:
     return f"{message}{hint}"
 
 
-def _commands(command: object) -> list[str]:
+def _subcommands(command: object) -> list[str]:
     """The visible subcommands of a group, in the order its help lists them."""
     commands = getattr(command, "commands", {})
     return [name for name, sub in commands.items() if not getattr(sub, "hidden", False)]
