@@ -18,6 +18,7 @@ from zkelect._election.nodes import Contender
 from zkelect._election.reader import Snapshot
 from zkelect.ops.cli import _election_view as view
 from zkelect.ops.cli import ensemble as cli_ensemble
+from zkelect.ops.cli import ensemble_state
 from zkelect.ops.cli import inspect as cli_inspect
 from zkelect.ops.cli._election_view import status_json
 from zkelect.ops.cli.common import CliError
@@ -287,10 +288,10 @@ def test_auth_parsing() -> None:
 
 def test_default_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    assert cli_ensemble.default_dir() == tmp_path / "state" / "zkelect" / "ensemble"
+    assert ensemble_state.default_dir() == tmp_path / "state" / "zkelect" / "ensemble"
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cli_ensemble.default_dir() == tmp_path / "home" / ".zkelect" / "ensemble"
+    assert ensemble_state.default_dir() == tmp_path / "home" / ".zkelect" / "ensemble"
 
 
 def test_nothing_running_is_exit_0_with_a_note(
@@ -323,8 +324,8 @@ def test_a_recorded_pid_that_is_not_ours_is_never_signalled(
         "members": [{"myid": 1, "client_port": 1, "pid": me, "dir": str(directory / "member-1")}],
     }
     (directory / "ensemble.json").write_text(json.dumps(state))
-    assert not cli_ensemble._is_keeper(me, directory)
-    assert not cli_ensemble._is_member(me, directory, str(directory / "member-1"))
+    assert not ensemble_state.is_keeper(me, directory)
+    assert not ensemble_state.is_member(me, directory, str(directory / "member-1"))
 
     code, out, err = run(capsys, "ensemble", "status")
     assert (code, out) == (0, f"no ensemble running in {directory}\n")
@@ -359,14 +360,14 @@ def test_processes_are_recognised_by_their_command_line(
         3: [*member, f"{member_dir}/zoo.cfg"],
         4: [*member, f"{tmp_path}/elsewhere/zoo.cfg"],
     }
-    monkeypatch.setattr(cli_ensemble, "_cmdline", cmdlines.get)
-    assert cli_ensemble._is_keeper(1, tmp_path)
-    assert not cli_ensemble._is_keeper(2, tmp_path)
-    assert not cli_ensemble._is_keeper(5, tmp_path)  # gone
-    assert cli_ensemble._is_member(3, tmp_path, member_dir)
-    assert not cli_ensemble._is_member(4, tmp_path, member_dir)
-    assert not cli_ensemble._is_member(1, tmp_path, member_dir)
-    assert not cli_ensemble._is_member(3, tmp_path / "member-1", member_dir)
+    monkeypatch.setattr(ensemble_state, "cmdline", cmdlines.get)
+    assert ensemble_state.is_keeper(1, tmp_path)
+    assert not ensemble_state.is_keeper(2, tmp_path)
+    assert not ensemble_state.is_keeper(5, tmp_path)  # gone
+    assert ensemble_state.is_member(3, tmp_path, member_dir)
+    assert not ensemble_state.is_member(4, tmp_path, member_dir)
+    assert not ensemble_state.is_member(1, tmp_path, member_dir)
+    assert not ensemble_state.is_member(3, tmp_path / "member-1", member_dir)
 
 
 def test_candidate_ids_are_shown_as_data_not_markup(capsys: pytest.CaptureFixture[str]) -> None:
