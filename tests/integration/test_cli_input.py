@@ -311,7 +311,9 @@ def test_commands_given_no_hosts_use_the_running_dev_ensemble(home: Path) -> Non
     directory = home / ".zkelect" / "ensemble"
     up = zkelect(home, "ensemble", "up", "--size", "1", die_with_test=False)
     assert up.returncode == 0, up.stderr
-    hosts = up.stdout.strip().splitlines()[-1].removeprefix("export ZKELECT_HOSTS=")
+    *_, tells, export = up.stdout.strip().splitlines()
+    assert tells == "zkelect commands given no --hosts use it; for other shells and tools:"
+    hosts = export.removeprefix("export ZKELECT_HOSTS=")
     assert (
         hosts.startswith("127.0.0.1:")
         and hosts == json.loads((directory / "ensemble.json").read_text())["hosts"]

@@ -44,6 +44,7 @@ from zkelect.ops.cli.ensemble_state import (
     STATE_VERSION,
     alive,
     default_dir,
+    discovery_dir,
     is_keeper,
     is_member,
     is_running,
@@ -68,8 +69,10 @@ ensemble_app = typer.Typer(
 _UP_HELP = (
     "Start a ZooKeeper ensemble on 127.0.0.1 that keeps running after this command.\n\n"
     "Returns once the quorum serves and a write commits, and prints the connect string "
-    "(the last line is 'export ZKELECT_HOSTS=...'). The members run under a small keeper "
-    "process; 'down' stops them. Sessions may last from 2 ticks to max(20 ticks, 60 s). "
+    "(the last line is 'export ZKELECT_HOSTS=...'). The other zkelect commands, given "
+    "neither --hosts nor ZKELECT_HOSTS, use the ensemble of $ZKELECT_ENSEMBLE_DIR or the "
+    "default --dir, and say so. The members run under a small keeper process; 'down' stops "
+    "them. Sessions may last from 2 ticks to max(20 ticks, 60 s). "
     "Exit 1 if an ensemble already runs in --dir."
 )
 _DOWN_HELP = (
@@ -256,6 +259,8 @@ def up(
     for m in state["members"]:
         out.write(f"  member {m['myid']}  127.0.0.1:{m['client_port']}  PID {m['pid']}\n")
     out.write(f"stop it with: zkelect ensemble down --dir {home}\n")
+    if home == discovery_dir():  # where the other commands look when given no hosts
+        out.write("zkelect commands given no --hosts use it; for other shells and tools:\n")
     out.write(f"export ZKELECT_HOSTS={state['hosts']}\n")
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "alive",
     "cmdline",
     "default_dir",
+    "discovery_dir",
     "is_keeper",
     "is_member",
     "is_running",
@@ -120,11 +121,17 @@ def is_running(directory: Path, state: dict[str, Any]) -> bool:
     return is_keeper(int(state["keeper_pid"]), directory)
 
 
-def running_ensemble() -> tuple[Path, str] | None:
-    """(directory, connect string) of the ensemble running in the default directory
-    ($ZKELECT_ENSEMBLE_DIR, else :func:`default_dir`), or None."""
+def discovery_dir() -> Path:
+    """Where the commands given no hosts look for a dev ensemble: $ZKELECT_ENSEMBLE_DIR,
+    else :func:`default_dir` (where a bare ``zkelect ensemble up`` puts it)."""
     configured = os.environ.get(ENSEMBLE_DIR_ENV)
-    home = resolve_dir(Path(configured) if configured else None)
+    return resolve_dir(Path(configured) if configured else None)
+
+
+def running_ensemble() -> tuple[Path, str] | None:
+    """(directory, connect string) of the ensemble running in :func:`discovery_dir`, or
+    None."""
+    home = discovery_dir()
     try:
         state = read_state(home) if home.is_dir() else None
     except EnsembleStateError:
