@@ -183,7 +183,7 @@ class _ConnectWatch:
         parts = [*self._refused.values(), *self._unresolved.values()]
         where = _say("the connect string", "--hosts / ZKELECT_HOSTS")
         return (
-            f"could not connect to any ZooKeeper member: {'; '.join(sorted(set(parts)))} "
+            f"could not connect to ZooKeeper: {'; '.join(sorted(set(parts)))} "
             f"(check the host names and ports in {where}, and that ZooKeeper listens there)"
         )
 
