@@ -9,10 +9,11 @@ down: a timeout. ``start_client`` watches each attempt instead and ends the wait
   (certificate not trusted, hostname mismatch, a TLS client on a plaintext port, or a
   plaintext client on a port that answers TLS: probed with a handshake of our own);
 * ``PermissionDeniedError`` as soon as SASL authentication is refused (not retried);
-* ``ConnectionFailedError`` at the deadline otherwise, naming the last error seen, or what
-  every member did when each one refused the connection or has a name that does not
-  resolve; under :func:`command_line_audience` (the ``zkelect`` command) that verdict comes
-  at once, since a one-shot command should not wait out its timeout on a wrong --hosts.
+* under :func:`command_line_audience` (the ``zkelect`` command), ``MembersUnreachableError``
+  (a ConnectionFailedError) at once when every member refused the connection or has a name
+  that does not resolve, naming each and why: the command should not wait out its timeout
+  on a wrong --hosts. (A library client keeps waiting: an ensemble may be starting.)
+* ``ConnectionFailedError`` at the deadline otherwise, naming the last error seen.
 
 Messages name the Python keywords (``tls=``) for the library's users, and the ``zkelect``
 command's flags (``--tls-ca``) under :func:`command_line_audience`.
@@ -68,7 +69,7 @@ class MembersUnreachableError(ConnectionFailedError):
 def command_line_audience() -> Iterator[None]:
     """While the ``zkelect`` command runs: messages name its flags instead of the Python
     keywords, and a connection that every member refuses (or whose names none resolve)
-    fails at once instead of at the deadline."""
+    fails at once (MembersUnreachableError) instead of at the deadline."""
     previous = _audience["command_line"]
     _audience["command_line"] = True
     try:
@@ -162,6 +163,8 @@ class _ConnectWatch:
         self, addresses: list[tuple[str, str, int]], unresolved: list[tuple[str, int]]
     ) -> None:
         """kazoo is about to try ``addresses``; the ``unresolved`` members it skips."""
+        if not _audience["command_line"]:
+            return  # only the command line acts on it: no lookups of our own otherwise
         names = {member: _no_such_name(*member) for member in unresolved}
         with self._lock:
             self._round = set(addresses)
@@ -169,13 +172,9 @@ class _ConnectWatch:
             self._unresolved = {m: why for m, why in names.items() if why is not None}
             self._check_unreachable(final=not addresses)
 
-    def unreachable(self) -> str | None:
+    def _unreachable_text(self) -> str | None:
         """What every member did, when each one refused or has a name that does not
         resolve (nothing is listening there, or the name is wrong); else None."""
-        with self._lock:
-            return self._unreachable_text()
-
-    def _unreachable_text(self) -> str | None:
         members = {(str(h).strip(), int(p)) for h, p in self._client.hosts}
         tried = {(host, port) for host, _, port in self._round}
         if not members <= tried | set(self._unresolved) or not self._round <= set(self._refused):
@@ -188,8 +187,8 @@ class _ConnectWatch:
         )
 
     def _check_unreachable(self, *, final: bool = True) -> None:
-        """Under the command line's audience, end the wait once no member is reachable."""
-        if not (final and _audience["command_line"]):
+        """End the wait once no member is reachable (the command line's audience only)."""
+        if not final:
             return
         text = self._unreachable_text()
         if text is not None:
@@ -225,6 +224,8 @@ class _ConnectWatch:
         return None
 
     def _note_refused(self, cause: BaseException, address: tuple[str, str, int]) -> None:
+        if not _audience["command_line"]:
+            return
         with self._lock:
             if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
                 host, _, port = address
@@ -356,9 +357,6 @@ def start_client(client: Any, timeout: float, hosts: str) -> None:
     client.close()
     if watch.fatal is not None:
         raise watch.fatal
-    unreachable = watch.unreachable()
-    if unreachable is not None:
-        raise MembersUnreachableError(f"{unreachable}; waited {timeout:g}s")
     last = f" (last error: {watch.last_error})" if watch.last_error else ""
     tls_hint = (
         ""
