@@ -568,3 +568,31 @@ def test_the_command_line_audience_reads_flags_not_keywords() -> None:
     with connect.command_line_audience():
         assert connect._say("tls=", "--tls-ca") == "--tls-ca"
     assert connect._say("tls=", "--tls-ca") == "tls= (CLI: --tls-ca)"
+
+
+def test_down_removes_a_failed_ups_lock_and_log_and_an_empty_zkelect_dir(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What an `up` that failed before any member started leaves: the keeper's lock and
+    log. In the default dir, the ~/.zkelect that holds it goes too once empty; a dir of
+    the user's own beside it stays, and so does anything else in ~/.zkelect."""
+    monkeypatch.delenv("ZKELECT_ENSEMBLE_DIR")
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    directory = tmp_path / "home" / ".zkelect" / "ensemble"
+    directory.mkdir(parents=True)
+    for name in ("keeper.lock", "keeper.log"):
+        (directory / name).write_text("")
+
+    code, _, err = run(capsys, "ensemble", "down")
+
+    assert code == 0
+    assert "removed the files of one that did not start" in err
+    assert list((tmp_path / "home").iterdir()) == []
+
+    kept = tmp_path / "home" / ".zkelect"
+    (kept / "ensemble").mkdir(parents=True)
+    (kept / "ensemble" / "keeper.log").write_text("")
+    (kept / "notes.txt").write_text("mine\n")
+    assert run(capsys, "ensemble", "down")[0] == 0
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
