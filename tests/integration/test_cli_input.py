@@ -106,6 +106,14 @@ def one_line(text: str) -> str:
     return lines[0]
 
 
+def error_line(text: str) -> str:
+    """The one error line of a command that may also log (zkelect run's timestamped lines)."""
+    assert "Traceback" not in text
+    errors = [line for line in text.splitlines() if line.startswith("zkelect: ")]
+    assert len(errors) == 1, text
+    return errors[0]
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then closed: connections are refused)."""
     with socket.socket() as sock:
@@ -193,7 +201,7 @@ def test_refused_and_unresolvable_members_are_reported_at_once(tmp_path: Path) -
     assert "quorum" not in line
 
     assert unknown.returncode == 1
-    line = one_line(unknown.stderr)
+    line = error_line(unknown.stderr)
     assert "nowhere.invalid:2181: the name does not resolve" in line
     assert f"127.0.0.1:{port} refused the connection" in line
 
@@ -204,7 +212,7 @@ def test_a_member_that_times_out_is_waited_for(tmp_path: Path, silent_member: st
     hosts = f"127.0.0.1:{closed_port()},{silent_member}"
     run = zkelect(tmp_path, "run", "/x", "--hosts", hosts, "--timeout", "1", "--", "true")
     assert run.returncode == 1
-    line = one_line(run.stderr)
+    line = error_line(run.stderr)
     assert f"could not connect to ZooKeeper at {hosts} within 1s" in line
     assert "--tls-ca" in line and "tls=" not in line
 
