@@ -417,8 +417,9 @@ def _options(name: str) -> dict[str, Any]:
     return {str(p.name): p for p in command.params if p.param_type_name == "option"}
 
 
-# Options that are per invocation, not configuration (the log options are logs15's).
-_NOT_CONFIGURATION = {"help", "json_output", "verbose", "log_format", "count"}
+# Options that say what one invocation prints, not how a deployment is configured (the log
+# options have their own variables: docs/logging.md).
+_NOT_CONFIGURATION = {"help", "json_output", "output", "verbose", "log_format", "count"}
 
 
 @pytest.mark.parametrize(
