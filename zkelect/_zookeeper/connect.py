@@ -180,10 +180,9 @@ class _ConnectWatch:
         if not members <= tried | set(self._unresolved) or not self._round <= set(self._refused):
             return None
         parts = [*self._refused.values(), *self._unresolved.values()]
-        where = _say("the connect string", "--hosts / ZKELECT_HOSTS")
-        return (
-            f"could not connect to ZooKeeper: {'; '.join(sorted(set(parts)))} "
-            f"(check the host names and ports in {where}, and that ZooKeeper listens there)"
+        return (  # said to the command line only
+            f"could not connect to ZooKeeper: {'; '.join(sorted(set(parts)))} (check the host "
+            "names and ports in --hosts / ZKELECT_HOSTS, and that ZooKeeper listens there)"
         )
 
     def _check_unreachable(self, *, final: bool = True) -> None:
