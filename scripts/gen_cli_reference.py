@@ -30,7 +30,9 @@ HEADER = """# CLI reference
      Do not edit: change the commands' help instead. -->
 
 Every command takes the ZooKeeper connect string from `--hosts` or the `ZKELECT_HOSTS`
-environment variable (default `127.0.0.1:2181`). Exit codes: `0` success, `1` operational
+environment variable (given neither: the dev ensemble `zkelect ensemble up` runs, if any,
+else `127.0.0.1:2181`), and every option that configures shows its environment variable.
+Exit codes: `0` success, `1` operational
 failure (no quorum, no permission, timeout, a failed check), `2` usage error. Errors are one
 line on stderr, never a traceback.
 """

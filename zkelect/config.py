@@ -48,6 +48,8 @@ _CONTROL_CHARS = re.compile("[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202
 # '_'), or an IPv6 address in brackets. Anything else (a blank, '@', '?', '#', non-ASCII)
 # is either rejected by kazoo's URL-based parser or, worse, silently read as another host.
 _HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
+# What people put between hosts instead of a comma (';' from JDBC-style lists, blanks).
+_NOT_A_SEPARATOR = re.compile(r"[;| \t]+")
 #: The port of a connect-string entry that names none (ZooKeeper's client port).
 DEFAULT_PORT = 2181
 #: The longest duration any setting accepts (a day): longer is a typo, and infinite or
@@ -250,6 +252,12 @@ def split_connect_string(hosts: object) -> tuple[list[tuple[str, int]], str | No
     way; anything else is a ConfigurationError naming the bad part.
     """
     text = _connect_text(hosts)
+    scheme, colon_slashes, rest = text.partition("://")
+    if colon_slashes:
+        raise ConfigurationError(
+            f"connect string {hosts!r} starts with a URL scheme ({scheme}://): ZooKeeper's is "
+            f"plain host:port pairs, like {rest.rstrip('/')!r}"
+        )
     servers, slash, chroot = text.partition("/")
     if slash and chroot:
         validate_path("/" + chroot, what="chroot")
@@ -281,6 +289,13 @@ def _host_port(entry: str, hosts: str) -> tuple[str, int]:
     """One ``host[:port]`` entry of ``hosts`` (stripped), checked."""
     if not entry:
         raise ConfigurationError(f"connect string has an empty host entry: {hosts!r}")
+    separator = _NOT_A_SEPARATOR.search(entry)
+    parts = _NOT_A_SEPARATOR.split(entry)
+    if separator is not None and all(p and not p.startswith(":") for p in parts):
+        raise ConfigurationError(
+            f"connect string {hosts!r}: separate the host:port pairs with commas, not "
+            f"{separator.group()!r}, like 'h1:2181,h2:2181'"
+        )
     if entry.startswith("["):
         host, port = _bracketed(entry, hosts)
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from zkelect._election.nodes import Contender
 from zkelect._election.reader import Snapshot
 from zkelect.ops.cli import _election_view as view
 from zkelect.ops.cli import ensemble as cli_ensemble
+from zkelect.ops.cli import ensemble_state
 from zkelect.ops.cli import inspect as cli_inspect
 from zkelect.ops.cli._election_view import status_json
 from zkelect.ops.cli._where import Whereabouts
@@ -299,10 +301,10 @@ def test_auth_parsing() -> None:
 
 def test_default_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    assert cli_ensemble.default_dir() == tmp_path / "state" / "zkelect" / "ensemble"
+    assert ensemble_state.default_dir() == tmp_path / "state" / "zkelect" / "ensemble"
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cli_ensemble.default_dir() == tmp_path / "home" / ".zkelect" / "ensemble"
+    assert ensemble_state.default_dir() == tmp_path / "home" / ".zkelect" / "ensemble"
 
 
 def test_nothing_running_is_exit_0_with_a_note(
@@ -335,8 +337,8 @@ def test_a_recorded_pid_that_is_not_ours_is_never_signalled(
         "members": [{"myid": 1, "client_port": 1, "pid": me, "dir": str(directory / "member-1")}],
     }
     (directory / "ensemble.json").write_text(json.dumps(state))
-    assert not cli_ensemble._is_keeper(me, directory)
-    assert not cli_ensemble._is_member(me, directory, str(directory / "member-1"))
+    assert not ensemble_state.is_keeper(me, directory)
+    assert not ensemble_state.is_member(me, directory, str(directory / "member-1"))
 
     code, out, err = run(capsys, "ensemble", "status")
     assert (code, out) == (0, f"no ensemble running in {directory}\n")
@@ -371,14 +373,14 @@ def test_processes_are_recognised_by_their_command_line(
         3: [*member, f"{member_dir}/zoo.cfg"],
         4: [*member, f"{tmp_path}/elsewhere/zoo.cfg"],
     }
-    monkeypatch.setattr(cli_ensemble, "_cmdline", cmdlines.get)
-    assert cli_ensemble._is_keeper(1, tmp_path)
-    assert not cli_ensemble._is_keeper(2, tmp_path)
-    assert not cli_ensemble._is_keeper(5, tmp_path)  # gone
-    assert cli_ensemble._is_member(3, tmp_path, member_dir)
-    assert not cli_ensemble._is_member(4, tmp_path, member_dir)
-    assert not cli_ensemble._is_member(1, tmp_path, member_dir)
-    assert not cli_ensemble._is_member(3, tmp_path / "member-1", member_dir)
+    monkeypatch.setattr(ensemble_state, "cmdline", cmdlines.get)
+    assert ensemble_state.is_keeper(1, tmp_path)
+    assert not ensemble_state.is_keeper(2, tmp_path)
+    assert not ensemble_state.is_keeper(5, tmp_path)  # gone
+    assert ensemble_state.is_member(3, tmp_path, member_dir)
+    assert not ensemble_state.is_member(4, tmp_path, member_dir)
+    assert not ensemble_state.is_member(1, tmp_path, member_dir)
+    assert not ensemble_state.is_member(3, tmp_path / "member-1", member_dir)
 
 
 def test_candidate_ids_are_shown_as_data_not_markup(capsys: pytest.CaptureFixture[str]) -> None:
@@ -412,3 +414,198 @@ def test_down_removes_only_what_an_ensemble_made(
     assert code == 0
     assert "removed the files of one that did not start" in err
     assert sorted(p.name for p in directory.iterdir()) == ["member-2", "member-list", "notes.txt"]
+
+
+# -- configuration by environment, and the dev ensemble found ------------------------------------
+
+
+def _options(name: str) -> dict[str, Any]:
+    import typer
+
+    from zkelect.ops.cli.main import app
+
+    group = typer.main.get_command(app)
+    command = group.commands[name]  # type: ignore[attr-defined]
+    return {str(p.name): p for p in command.params if p.param_type_name == "option"}
+
+
+# Options that say what one invocation prints, not how a deployment is configured (the log
+# options have their own variables: docs/logging.md).
+_NOT_CONFIGURATION = {"help", "json_output", "output", "verbose", "log_format", "count"}
+
+
+@pytest.mark.parametrize(
+    "command", ["run", "serve", "status", "watch", "resign", "exporter", "doctor"]
+)
+def test_every_configuration_option_reads_an_environment_variable(command: str) -> None:
+    options = _options(command)
+    missing = [
+        name
+        for name, option in options.items()
+        if name not in _NOT_CONFIGURATION
+        and not (command == "resign" and name == "candidate")  # whom to resign: no default
+        and not (option.envvar and option.show_envvar)
+    ]
+    assert missing == []
+    for shared, variable in [
+        ("hosts", "ZKELECT_HOSTS"),
+        ("timeout", "ZKELECT_TIMEOUT"),
+        ("session_timeout", "ZKELECT_SESSION_TIMEOUT"),
+        ("grace", "ZKELECT_GRACE"),
+        ("auth", "ZKELECT_AUTH"),
+    ]:
+        if shared in options:  # one name per meaning, whichever command reads it
+            assert options[shared].envvar == variable
+
+
+def test_run_options_come_from_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zkelect.ops.cli import run as cli_run
+
+    seen: dict[str, Any] = {}
+
+    class Recording:
+        def __init__(self, options: Any) -> None:
+            seen["options"] = options
+
+        def run(self) -> int:
+            return 0
+
+    monkeypatch.setattr(cli_run, "Supervisor", Recording)
+    monkeypatch.setattr(cli_run, "_configure_logging", lambda *a, **k: None)
+    for name, value in {
+        "ZKELECT_ID": "from-env",
+        "ZKELECT_HTTP_PORT": "9100",
+        "ZKELECT_HTTP_BIND": "0.0.0.0",
+        "ZKELECT_GRACE": "3",
+        "ZKELECT_ON_EXIT": "restart",
+        "ZKELECT_SESSION_TIMEOUT": "6",
+        "ZKELECT_TIMEOUT": "7",
+    }.items():
+        monkeypatch.setenv(name, value)
+    code, _, err = run(capsys, "run", "/x", "--grace", "4", "--", "true")
+    assert code == 0, err
+    options = seen["options"]
+    assert (options.candidate_id, options.http_port, options.http_bind) == (
+        "from-env",
+        9100,
+        "0.0.0.0",
+    )
+    assert (options.grace, options.on_exit.value) == (4.0, "restart")  # the flag wins
+    assert (options.session_timeout, options.connect_timeout) == (6.0, 7.0)
+    assert options.hosts == UNREACHABLE
+
+
+def _fake_keeper(
+    monkeypatch: pytest.MonkeyPatch, directory: Path, hosts: str = "127.0.0.1:1111"
+) -> None:
+    from zkelect.ops.cli import ensemble_state
+
+    directory.mkdir(parents=True)
+    state = {"version": 1, "hosts": hosts, "keeper_pid": 424242, "members": []}
+    (directory / "ensemble.json").write_text(json.dumps(state))
+    keeper = ["python", *ensemble_state.KEEPER_COMMAND, "--dir", str(directory)]
+    monkeypatch.setattr(ensemble_state, "cmdline", {424242: keeper}.get)
+
+
+def test_the_running_dev_ensemble_is_found_by_its_state_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    directory = tmp_path / "ensemble"  # $ZKELECT_ENSEMBLE_DIR (the autouse fixture)
+    assert ensemble_state.running_ensemble() is None
+    _fake_keeper(monkeypatch, directory)
+    assert ensemble_state.running_ensemble() == (directory, "127.0.0.1:1111")
+    monkeypatch.setattr(ensemble_state, "cmdline", lambda pid: None)  # the keeper is gone
+    assert ensemble_state.running_ensemble() is None
+    (directory / "ensemble.json").write_text("{not json")
+    assert ensemble_state.running_ensemble() is None  # `ensemble status` says why
+
+
+def test_no_hosts_given_means_the_dev_ensemble_with_a_note(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from zkelect.ops.cli import run as cli_run
+
+    seen: list[str] = []
+    monkeypatch.setattr(cli_run, "Supervisor", lambda o: seen.append(o.hosts) or _Done())
+    monkeypatch.setattr(cli_run, "_configure_logging", lambda *a, **k: None)
+    monkeypatch.delenv("ZKELECT_HOSTS")
+    code, _, err = run(capsys, "run", "/x", "--", "true")
+    assert (code, err, seen) == (0, "", ["127.0.0.1:2181"])
+
+    _fake_keeper(monkeypatch, tmp_path / "ensemble")
+    code, _, err = run(capsys, "run", "/x", "--", "true")
+    assert code == 0
+    assert err == (
+        f"zkelect: note: using the dev ensemble at 127.0.0.1:1111 in {tmp_path / 'ensemble'} "
+        "(zkelect ensemble up); pass --hosts to choose\n"
+    )
+    code, _, err = run(capsys, "run", "/x", "--hosts", "h:2", "--", "true")
+    assert (code, err) == (0, "")
+    monkeypatch.setenv("ZKELECT_HOSTS", "h:3")
+    code, _, err = run(capsys, "run", "/x", "--", "true")
+    assert (code, err) == (0, "")
+    assert seen == ["127.0.0.1:2181", "127.0.0.1:1111", "h:2", "h:3"]
+
+
+class _Done:
+    def run(self) -> int:
+        return 0
+
+
+@pytest.mark.parametrize(
+    ("hosts", "says"),
+    [
+        ("a:1;b:2", "with commas, not ';'"),
+        ("a:1 b:2", "with commas, not ' '"),
+        ("a:1|b:2", "with commas, not '|'"),
+        ("http://a:1", "URL scheme (http://)"),
+        ("zk://a:1,b:2/apps", "URL scheme (zk://)"),
+        ("h :2181", "bad host 'h '"),  # a stray blank inside one entry is not a separator
+    ],
+)
+def test_connect_string_mistakes_are_named(hosts: str, says: str) -> None:
+    from zkelect.config import validate_connect_string
+    from zkelect.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=re.escape(says)):
+        validate_connect_string(hosts)
+    assert validate_connect_string("a:1, b:2/apps") == "a:1, b:2/apps"
+
+
+def test_the_command_line_audience_reads_flags_not_keywords() -> None:
+    from zkelect._zookeeper import connect
+
+    assert connect._say("tls=", "--tls-ca") == "tls= (CLI: --tls-ca)"
+    with connect.command_line_audience():
+        assert connect._say("tls=", "--tls-ca") == "--tls-ca"
+    assert connect._say("tls=", "--tls-ca") == "tls= (CLI: --tls-ca)"
+
+
+def test_down_removes_a_failed_ups_lock_and_log_and_an_empty_zkelect_dir(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What an `up` that failed before any member started leaves: the keeper's lock and
+    log. In the default dir, the ~/.zkelect that holds it goes too once empty; a dir of
+    the user's own beside it stays, and so does anything else in ~/.zkelect."""
+    monkeypatch.delenv("ZKELECT_ENSEMBLE_DIR")
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    directory = tmp_path / "home" / ".zkelect" / "ensemble"
+    directory.mkdir(parents=True)
+    for name in ("keeper.lock", "keeper.log"):
+        (directory / name).write_text("")
+
+    code, _, err = run(capsys, "ensemble", "down")
+
+    assert code == 0
+    assert "removed the files of one that did not start" in err
+    assert list((tmp_path / "home").iterdir()) == []
+
+    kept = tmp_path / "home" / ".zkelect"
+    (kept / "ensemble").mkdir(parents=True)
+    (kept / "ensemble" / "keeper.log").write_text("")
+    (kept / "notes.txt").write_text("mine\n")
+    assert run(capsys, "ensemble", "down")[0] == 0
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]

@@ -9,7 +9,14 @@ down: a timeout. ``start_client`` watches each attempt instead and ends the wait
   (certificate not trusted, hostname mismatch, a TLS client on a plaintext port, or a
   plaintext client on a port that answers TLS: probed with a handshake of our own);
 * ``PermissionDeniedError`` as soon as SASL authentication is refused (not retried);
+* under :func:`command_line_audience` (the ``zkelect`` command), ``MembersUnreachableError``
+  (a ConnectionFailedError) at once when every member refused the connection or has a name
+  that does not resolve, naming each and why: the command should not wait out its timeout
+  on a wrong --hosts. (A library client keeps waiting: an ensemble may be starting.)
 * ``ConnectionFailedError`` at the deadline otherwise, naming the last error seen.
+
+Messages name the Python keywords (``tls=``) for the library's users, and the ``zkelect``
+command's flags (``--tls-ca``) under :func:`command_line_audience`.
 
 Each attempt is seen through hooks.py (kazoo keeps them to itself); the verdicts are here.
 
@@ -24,6 +31,8 @@ import errno
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kazoo.exceptions import AuthFailedError, SASLException, SessionClosedRequireSaslError
@@ -33,7 +42,7 @@ from kazoo.protocol.connection import ConnectionDropped
 from zkelect._zookeeper.hooks import sasl_options, watch_connect_attempts
 from zkelect.errors import ConnectionFailedError, PermissionDeniedError, TLSError
 
-__all__ = ["TlsHandler", "start_client"]
+__all__ = ["MembersUnreachableError", "TlsHandler", "command_line_audience", "start_client"]
 
 _PROBE_TIMEOUT = 1.0
 _WATCH_ATTRIBUTE = "_zkelect_connect_watch"
@@ -45,6 +54,34 @@ _NOT_TLS_REASONS = (
     "HTTP_REQUEST",
 )
 _CLIENT_CERT_REASONS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "HANDSHAKE_FAILURE")
+# getaddrinfo's answers that retrying will not change (EAI_AGAIN, a DNS server that did not
+# answer, may: it is waited out like a member that does not answer).
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+_audience = {"command_line": False}
+
+
+class MembersUnreachableError(ConnectionFailedError):
+    """Every member refused the connection or has a name that does not resolve: the
+    message says which and why (not a quorum that is slow to answer)."""
+
+
+@contextmanager
+def command_line_audience() -> Iterator[None]:
+    """While the ``zkelect`` command runs: messages name its flags instead of the Python
+    keywords, and a connection that every member refuses (or whose names none resolve)
+    fails at once (MembersUnreachableError) instead of at the deadline."""
+    previous = _audience["command_line"]
+    _audience["command_line"] = True
+    try:
+        yield
+    finally:
+        _audience["command_line"] = previous
+
+
+def _say(api: str, cli: str) -> str:
+    """How to fix it, in the words of whoever reads it: ``api`` (``tls=...``) for the
+    library, ``cli`` (``--tls-ca``) for the zkelect command."""
+    return cli if _audience["command_line"] else f"{api} (CLI: {cli})"
 
 
 class TlsHandler(SequentialThreadingHandler):  # type: ignore[misc]
@@ -96,6 +133,10 @@ class _ConnectWatch:
         self.fatal: Exception | None = None
         self.last_error = ""
         self._tls_failures: dict[tuple[str, int], str] = {}
+        # This round's addresses, and why each unreachable one is (refused, no such name).
+        self._round: set[tuple[str, str, int]] = set()
+        self._unresolved: dict[tuple[str, int], str] = {}
+        self._refused: dict[tuple[str, str, int], str] = {}
         self.probing = False
 
     def begin(self) -> None:
@@ -104,6 +145,9 @@ class _ConnectWatch:
             self.fatal = None
             self.last_error = ""
             self._tls_failures.clear()
+            self._round.clear()
+            self._unresolved.clear()
+            self._refused.clear()
             self.probing = True
 
     def end(self) -> None:
@@ -112,7 +156,42 @@ class _ConnectWatch:
     def succeeded(self) -> None:
         with self._lock:
             self._tls_failures.clear()
+            self._refused.clear()
         self.connected.set()
+
+    def round_started(
+        self, addresses: list[tuple[str, str, int]], unresolved: list[tuple[str, int]]
+    ) -> None:
+        """kazoo is about to try ``addresses``; the ``unresolved`` members it skips."""
+        if not _audience["command_line"]:
+            return  # only the command line acts on it: no lookups of our own otherwise
+        names = {member: _no_such_name(*member) for member in unresolved}
+        with self._lock:
+            self._round = set(addresses)
+            self._refused = {a: why for a, why in self._refused.items() if a in self._round}
+            self._unresolved = {m: why for m, why in names.items() if why is not None}
+            self._check_unreachable(final=not addresses)
+
+    def _unreachable_text(self) -> str | None:
+        """What every member did, when each one refused or has a name that does not
+        resolve (nothing is listening there, or the name is wrong); else None."""
+        members = {(str(h).strip(), int(p)) for h, p in self._client.hosts}
+        tried = {(host, port) for host, _, port in self._round}
+        if not members <= tried | set(self._unresolved) or not self._round <= set(self._refused):
+            return None
+        parts = [*self._refused.values(), *self._unresolved.values()]
+        return (  # said to the command line only
+            f"could not connect to ZooKeeper: {'; '.join(sorted(set(parts)))} (check the host "
+            "names and ports in --hosts / ZKELECT_HOSTS, and that ZooKeeper listens there)"
+        )
+
+    def _check_unreachable(self, *, final: bool = True) -> None:
+        """End the wait once no member is reachable (the command line's audience only)."""
+        if not final:
+            return
+        text = self._unreachable_text()
+        if text is not None:
+            self._set_fatal(MembersUnreachableError(text), locked=True)
 
     def failed(self, exc: Exception, host: str, hostip: str, port: int) -> Exception | None:
         """Note a failed attempt; return an exception for kazoo to raise instead, if any."""
@@ -121,6 +200,7 @@ class _ConnectWatch:
             cause = exc.__context__
         where = f"{host}:{port}"
         self.last_error = f"{where}: {cause}"
+        self._note_refused(cause, (host, hostip, port))
         if isinstance(exc, (AuthFailedError, SessionClosedRequireSaslError, SASLException)):
             self._set_fatal(PermissionDeniedError(self._auth_message(exc, where)))
             # kazoo stops reconnecting on AuthFailedError (and dies on the others).
@@ -137,10 +217,23 @@ class _ConnectWatch:
             self._tls_failed(
                 (host, port),
                 f"{where} speaks TLS (it is a secureClientPort) but this client sent plaintext: "
-                "set tls=TlsOptions(ca_file=...) (CLI: --tls-ca FILE), or use the "
-                "plaintext clientPort",
+                + _say("set tls=TlsOptions(ca_file=...)", "pass --tls-ca FILE")
+                + ", or use the plaintext clientPort",
             )
         return None
+
+    def _note_refused(self, cause: BaseException, address: tuple[str, str, int]) -> None:
+        if not _audience["command_line"]:
+            return
+        with self._lock:
+            if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
+                host, _, port = address
+                self._refused[address] = (
+                    f"{host}:{port} refused the connection ({cause.strerror or cause})"
+                )
+                self._check_unreachable()
+            else:
+                self._refused.pop(address, None)
 
     def _auth_message(self, exc: Exception, where: str) -> str:
         sasl = sasl_options(self._client)
@@ -148,9 +241,12 @@ class _ConnectWatch:
             return f"SASL authentication could not run ({exc}): pip install 'zkelect[sasl]'"
         if sasl is None:
             return (
-                f"ZooKeeper at {where} requires SASL authentication (enforce.auth): set "
-                "sasl=SaslOptions(user, password) (CLI: --sasl-user, password in "
-                "ZKELECT_SASL_PASSWORD); not retried"
+                f"ZooKeeper at {where} requires SASL authentication (enforce.auth): "
+                + _say(
+                    "set sasl=SaslOptions(user, password)",
+                    "pass --sasl-user, password in ZKELECT_SASL_PASSWORD",
+                )
+                + "; not retried"
             )
         return (
             f"ZooKeeper at {where} refused SASL {sasl.get('mechanism', '')} authentication "
@@ -165,33 +261,39 @@ class _ConnectWatch:
                 return (
                     f"TLS: the certificate of {where} does not name that host ({why}): "
                     "connect with a host name the certificate lists, or reissue it; "
-                    "switching the check off (TlsOptions(check_hostname=False), CLI "
-                    "--tls-no-verify-hostname) lets any holder of a CA-signed certificate "
-                    "impersonate the ensemble"
+                    "switching the check off ("
+                    + _say("TlsOptions(check_hostname=False)", "--tls-no-verify-hostname")
+                    + ") lets any holder of a CA-signed certificate impersonate the ensemble"
                 )
             ca = self._client.ca
+            given = f"--tls-ca {ca}" if _audience["command_line"] else f"ca_file={ca}"
             return (
                 f"TLS: the certificate of {where} is not trusted ({why}): pass the CA that "
                 f"signed the servers' certificates"
-                + (f" (ca_file={ca} did not)" if ca else " (ca_file / --tls-ca)")
+                + (f" ({given} did not)" if ca else f" ({_say('ca_file', '--tls-ca')})")
             )
         reason = str(error.reason or "")
         if reason in _NOT_TLS_REASONS:
             return (
                 f"TLS: {where} does not speak TLS ({reason}): it looks like a plaintext "
-                "clientPort; connect to the secureClientPort, or drop tls="
+                "clientPort; connect to the secureClientPort, or drop "
+                + _say("tls=", "--tls and --tls-ca")
             )
         if reason == "UNEXPECTED_EOF_WHILE_READING" or isinstance(error, ssl.SSLEOFError):
             return (
                 f"TLS: {where} closed the connection during the TLS handshake: it is probably "
-                "a plaintext clientPort (connect to the secureClientPort, or drop tls=), or "
-                "it requires a client certificate (TlsOptions(cert_file=..., key_file=...))"
+                "a plaintext clientPort (connect to the secureClientPort, or drop "
+                + _say("tls=", "--tls and --tls-ca")
+                + "), or it requires a client certificate ("
+                + _say("TlsOptions(cert_file=..., key_file=...)", "--tls-cert/--tls-key")
+                + ")"
             )
         if any(r in reason for r in _CLIENT_CERT_REASONS):
             return (
                 f"TLS: {where} refused the handshake ({reason}): it may require a client "
-                "certificate signed by a CA it trusts (TlsOptions(cert_file=..., key_file=...), "
-                "CLI --tls-cert/--tls-key)"
+                "certificate signed by a CA it trusts ("
+                + _say("TlsOptions(cert_file=..., key_file=...)", "--tls-cert/--tls-key")
+                + ")"
             )
         return f"TLS handshake with {where} failed: {error}"
 
@@ -213,12 +315,24 @@ class _ConnectWatch:
         self.connected.set()  # wake the waiter
 
 
+def _no_such_name(host: str, port: int) -> str | None:
+    """Why ``host`` does not resolve, if retrying will not change that (kazoo only logs it)."""
+    try:
+        socket.getaddrinfo(host, port, 0, 0, socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        if exc.errno in _NO_SUCH_NAME:
+            return f"{host}:{port}: the name does not resolve ({exc.strerror or exc})"
+    except (OSError, UnicodeError):
+        pass
+    return None
+
+
 def _watch(client: Any) -> _ConnectWatch:
     watch = getattr(client, _WATCH_ATTRIBUTE, None)
     if isinstance(watch, _ConnectWatch):
         return watch
     watch = _ConnectWatch(client)
-    watch_connect_attempts(client, watch.failed, watch.succeeded)
+    watch_connect_attempts(client, watch.failed, watch.succeeded, watch.round_started)
     setattr(client, _WATCH_ATTRIBUTE, watch)
     return watch
 
@@ -246,7 +360,7 @@ def start_client(client: Any, timeout: float, hosts: str) -> None:
     tls_hint = (
         ""
         if client.use_ssl
-        else "; if these are TLS ports (secureClientPort), set tls= (CLI: --tls-ca)"
+        else "; if these are TLS ports (secureClientPort), " + _say("set tls=", "pass --tls-ca")
     )
     raise ConnectionFailedError(
         f"could not connect to ZooKeeper at {hosts} within {timeout:g}s{last}: check that a "

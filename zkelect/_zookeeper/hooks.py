@@ -41,6 +41,7 @@ pyproject.toml pins kazoo to the versions these hooks were read against (2.9-2.1
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import socket
@@ -349,13 +350,28 @@ def watch_connect_attempts(
     client: Any,
     failed: Callable[[Exception, str, str, int], Exception | None],
     succeeded: Callable[[], None],
+    round_started: Callable[[list[tuple[str, str, int]], list[tuple[str, int]]], None]
+    | None = None,
 ) -> None:
     """Tell ``failed(exc, host, hostip, port)`` / ``succeeded()`` of each connection attempt
     of ``client`` (on kazoo's connection thread). ``failed`` may return an exception for
-    kazoo to raise instead (kazoo stops retrying on some); install once per client."""
+    kazoo to raise instead (kazoo stops retrying on some); install once per client.
+    ``round_started(addresses, unresolved)``: before each round of attempts, the
+    ``(host, hostip, port)`` kazoo will try and the members ``(host, port)`` whose name it
+    could not resolve (it skips them, with only a log line to say so)."""
     connection = client._connection
-    _check_kazoo(connection, ("_connect",))
+    _check_kazoo(connection, ("_connect", "_expand_client_hosts"))
     original = connection._connect
+    original_hosts = connection._expand_client_hosts
+
+    def expand_client_hosts() -> list[tuple[str, str, int]]:
+        expanded = cast(list[tuple[str, str, int]], original_hosts())
+        if round_started is not None:
+            resolved = {(host, port) for host, _, port in expanded}
+            members = [(str(h).strip(), int(p)) for h, p in client.hosts]
+            with contextlib.suppress(Exception):  # a diagnosis never breaks kazoo's loop
+                round_started(list(expanded), [m for m in members if m not in resolved])
+        return expanded
 
     def connect(host: str, hostip: str, port: int) -> Any:
         try:
@@ -372,6 +388,7 @@ def watch_connect_attempts(
         return result
 
     connection._connect = connect
+    connection._expand_client_hosts = expand_client_hosts
 
 
 def sasl_options(client: Any) -> Any:

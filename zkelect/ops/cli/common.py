@@ -19,8 +19,14 @@ import typer
 from zkelect._zookeeper.options import client_options
 from zkelect._zookeeper.session import Session
 from zkelect._zookeeper.tools import connected_session
-from zkelect.config import MAX_SECONDS, validate_connect_string, validate_path
+from zkelect.config import (
+    MAX_SECONDS,
+    validate_candidate_id,
+    validate_connect_string,
+    validate_path,
+)
 from zkelect.errors import ConfigurationError, ConnectionFailedError
+from zkelect.ops.cli.ensemble_state import running_ensemble
 from zkelect.security import ClientSecurity
 
 __all__ = [
@@ -35,19 +41,69 @@ __all__ = [
     "UsageError",
     "connected_reader",
     "echo_json",
+    "given_hosts",
     "valid_path",
 ]
 
 DEFAULT_HOSTS = "127.0.0.1:2181"
+
+
+def given_hosts(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
+    """--hosts as the command will use it: checked, and when neither --hosts nor
+    ZKELECT_HOSTS says, the dev ensemble ``zkelect ensemble up`` runs (found by its state
+    file, said in one line on stderr), else 127.0.0.1:2181. The one place every command
+    decides which ZooKeeper to talk to."""
+    if ctx.resilient_parsing:  # shell completion: no notes, no checks
+        return value
+    source = ctx.get_parameter_source(str(param.name))
+    if source is None or source.name == "DEFAULT":
+        found = running_ensemble()
+        if found is not None:
+            directory, hosts = found
+            sys.stderr.write(
+                f"zkelect: note: using the dev ensemble at {hosts} in {directory} (zkelect "
+                "ensemble up); pass --hosts to choose\n"
+            )
+            return hosts
+        return value
+    try:
+        return validate_connect_string(value)
+    except ConfigurationError as exc:
+        raise _bad(ctx, param, str(exc)) from None
+
+
+def _given_id(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """--id checked as the election will check it, in the option's words."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    try:
+        validate_candidate_id(value)
+    except ConfigurationError as exc:
+        raise _bad(ctx, param, str(exc).removeprefix("candidate_id ")) from None
+    return value
+
+
+def _bad(ctx: typer.Context, param: typer.CallbackParam, message: str) -> typer.BadParameter:
+    """A bad value, naming the option and, only when the value came from there, its
+    environment variable."""
+    flag = f"'{param.opts[0]}'" if param.opts else None
+    source = ctx.get_parameter_source(str(param.name))
+    if flag is not None and source is not None and source.name == "ENVIRONMENT":
+        flag = f"{flag} (env var: '{param.envvar}')"
+    return typer.BadParameter(message, ctx=ctx, param_hint=flag)
+
 
 HostsOption = Annotated[
     str,
     typer.Option(
         "--hosts",
         envvar="ZKELECT_HOSTS",
-        help="ZooKeeper connect string 'h1:2181,h2:2181', optionally ending in /chroot "
-        "(env ZKELECT_HOSTS).",
-        show_default=True,
+        callback=given_hosts,
+        help="ZooKeeper connect string 'h1:2181,h2:2181', optionally ending in /chroot. "
+        "Neither this nor ZKELECT_HOSTS given: the dev ensemble 'zkelect ensemble up' "
+        "runs, if any, else 127.0.0.1:2181.",
+        show_default=False,
+        show_envvar=True,  # as etcdctl and Patroni show theirs
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
@@ -55,9 +111,11 @@ TimeoutOption = Annotated[
     float,
     typer.Option(
         "--timeout",
+        envvar="ZKELECT_TIMEOUT",
         min=0.1,
         max=MAX_SECONDS,
         help="Seconds to wait for ZooKeeper before giving up.",
+        show_envvar=True,
     ),
 ]
 #: zkelect run's --grace; doctor takes it too, to say whether it holds.
@@ -65,26 +123,36 @@ GraceOption = Annotated[
     float,
     typer.Option(
         "--grace",
+        envvar="ZKELECT_GRACE",
         min=0,
         max=MAX_SECONDS,
         help="Seconds between SIGTERM and SIGKILL to zkelect run's command when the candidate "
         "stops; after a loss it did not choose, the command is SIGKILLed by the time a "
         "successor could be elected, whatever --grace says.",
+        show_envvar=True,
     ),
 ]
 #: The candidate commands' (run, serve) id and session timeout.
 CandidateIdOption = Annotated[
     str | None,
-    typer.Option("--id", help="Candidate id shown to operators (default: hostname-pid)."),
+    typer.Option(
+        "--id",
+        envvar="ZKELECT_ID",
+        callback=_given_id,
+        help="Candidate id shown to operators (default: hostname-pid).",
+        show_envvar=True,
+    ),
 ]
 SessionTimeoutOption = Annotated[
     float,
     typer.Option(
         "--session-timeout",
+        envvar="ZKELECT_SESSION_TIMEOUT",
         min=0.1,
         max=MAX_SECONDS,
         help="ZooKeeper session timeout, seconds: how long a SIGKILLed or frozen leader "
         "keeps its node before a successor is elected.",
+        show_envvar=True,
     ),
 ]
 

@@ -74,12 +74,19 @@ _PathArgument = Annotated[
 ]
 _SessionTimeout = Annotated[
     float,
-    typer.Option("--session-timeout", help="Session timeout (seconds) the candidates ask for."),
+    typer.Option(
+        "--session-timeout",
+        envvar="ZKELECT_SESSION_TIMEOUT",
+        show_envvar=True,
+        help="Session timeout (seconds) the candidates ask for.",
+    ),
 ]
 _LeaseMargin = Annotated[
     float,
     typer.Option(
         "--lease-margin",
+        envvar="ZKELECT_LEASE_MARGIN",
+        show_envvar=True,
         help="The candidates' lease_margin_ratio: the lease ends this fraction of the "
         "session timeout early.",
     ),

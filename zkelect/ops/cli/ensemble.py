@@ -37,11 +37,25 @@ from zkelect._lifeline import sigterm_as_interrupt
 from zkelect.config import MAX_SECONDS
 from zkelect.errors import ZkElectError
 from zkelect.ops.cli.common import CliError, JsonOption, echo_json
+from zkelect.ops.cli.ensemble_state import (
+    ENSEMBLE_DIR_ENV,
+    KEEPER_COMMAND,
+    STATE_FILE,
+    STATE_VERSION,
+    alive,
+    default_dir,
+    discovery_dir,
+    is_keeper,
+    is_member,
+    is_running,
+    read_state,
+    resolve_dir,
+)
 
 if TYPE_CHECKING:
     from zkelect.testing.ensemble import LocalEnsemble
 
-__all__ = ["app", "default_dir"]
+__all__ = ["app", "default_dir"]  # default_dir: ensemble_state.py's, named here too
 
 app = typer.Typer()
 ensemble_app = typer.Typer(
@@ -55,8 +69,10 @@ ensemble_app = typer.Typer(
 _UP_HELP = (
     "Start a ZooKeeper ensemble on 127.0.0.1 that keeps running after this command.\n\n"
     "Returns once the quorum serves and a write commits, and prints the connect string "
-    "(the last line is 'export ZKELECT_HOSTS=...'). The members run under a small keeper "
-    "process; 'down' stops them. Sessions may last from 2 ticks to max(20 ticks, 60 s). "
+    "(the last line is 'export ZKELECT_HOSTS=...'). The other zkelect commands, given "
+    "neither --hosts nor ZKELECT_HOSTS, use the ensemble of $ZKELECT_ENSEMBLE_DIR or the "
+    "default --dir, and say so. The members run under a small keeper process; 'down' stops "
+    "them. Sessions may last from 2 ticks to max(20 ticks, 60 s). "
     "Exit 1 if an ensemble already runs in --dir."
 )
 _DOWN_HELP = (
@@ -74,73 +90,26 @@ _STATUS_HELP = (
 )
 app.add_typer(ensemble_app, name="ensemble")
 
-STATE_FILE = "ensemble.json"
 LOCK_FILE = "keeper.lock"
 KEEPER_LOG = "keeper.log"
-#: How 'up' starts the keeper (and how 'down' recognises it): the hidden command below.
-_KEEPER_COMMAND = ("-m", "zkelect.ops.cli.main", "ensemble", "keeper")
-_STATE_VERSION = 1
 _STOP_GRACE = 10.0  # seconds for the keeper to stop its members before it is killed
-
-
-def default_dir() -> Path:
-    """$ZKELECT_ENSEMBLE_DIR's default: $XDG_STATE_HOME/zkelect/ensemble, else
-    ~/.zkelect/ensemble. A relative $XDG_STATE_HOME is ignored, as the XDG spec asks (it
-    would put the state somewhere new in every working directory)."""
-    xdg = os.environ.get("XDG_STATE_HOME")
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "zkelect" / "ensemble"
-    return Path.home() / ".zkelect" / "ensemble"
 
 
 DirOption = Annotated[
     Path | None,
     typer.Option(
         "--dir",
-        envvar="ZKELECT_ENSEMBLE_DIR",
-        help="Where the members' data, logs and the state file live (env ZKELECT_ENSEMBLE_DIR;"
-        " default $XDG_STATE_HOME/zkelect/ensemble, else ~/.zkelect/ensemble).",
+        envvar=ENSEMBLE_DIR_ENV,
+        show_envvar=True,
+        help="Where the members' data, logs and the state file live (default "
+        "$XDG_STATE_HOME/zkelect/ensemble, else ~/.zkelect/ensemble).",
         show_default=False,
         file_okay=False,
     ),
 ]
 
 
-def _resolve(directory: Path | None) -> Path:
-    return (directory or default_dir()).expanduser().resolve()
-
-
 # -- processes, checked by /proc/PID/cmdline ----------------------------------------------------
-
-
-def _cmdline(pid: int) -> list[str] | None:
-    """The process's argv, or None if it is gone (or a zombie: its cmdline is empty)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    if not raw:
-        return None
-    return raw.decode(errors="replace").rstrip("\0").split("\0")
-
-
-def _is_keeper(pid: int, directory: Path) -> bool:
-    argv = _cmdline(pid)
-    return (
-        argv is not None
-        and tuple(argv[1 : 1 + len(_KEEPER_COMMAND)]) == _KEEPER_COMMAND
-        and str(directory) in argv
-    )
-
-
-def _is_member(pid: int, directory: Path, member_dir: str) -> bool:
-    argv = _cmdline(pid)
-    return (
-        argv is not None
-        and Path(member_dir).parent == directory
-        and "org.apache.zookeeper.server.quorum.QuorumPeerMain" in argv
-        and f"{member_dir}/zoo.cfg" in argv
-    )
 
 
 def _wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
@@ -162,21 +131,13 @@ def _await_exit(pid: int, timeout: float) -> bool:
             select.select([fd], [], [], timeout)  # readable once the process has exited
         finally:
             os.close(fd)
-        return not _alive(pid)
+        return not alive(pid)
     deadline = time.monotonic() + timeout  # no pidfd: poll under the deadline
-    while _alive(pid):
+    while alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
     return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def _signal(pid: int, sig: signal.Signals) -> bool:
@@ -192,52 +153,46 @@ def _signal(pid: int, sig: signal.Signals) -> bool:
 # -- the state file ---------------------------------------------------------------------------
 
 
-def _read_state(directory: Path) -> dict[str, Any] | None:
-    path = directory / STATE_FILE
-    try:
-        state = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read {path}: {exc}; remove it if no ensemble runs there") from None
-    if (
-        not isinstance(state, dict)
-        or state.get("version") != _STATE_VERSION
-        or not {"hosts", "keeper_pid", "members"} <= state.keys()
-    ):
-        raise CliError(f"{path} is not a zkelect ensemble state file (version {_STATE_VERSION})")
-    return state
-
-
 def _write_state(directory: Path, state: dict[str, Any]) -> None:
     tmp = directory / f".{STATE_FILE}.tmp"
     tmp.write_text(json.dumps(state, indent=2) + "\n")
     tmp.replace(directory / STATE_FILE)
 
 
-def _running(directory: Path, state: dict[str, Any]) -> bool:
-    return _is_keeper(int(state["keeper_pid"]), directory)
-
-
 def _live_members(directory: Path, state: dict[str, Any]) -> list[int]:
     return [
         int(m["pid"])
         for m in state.get("members", [])
-        if m.get("pid") and _is_member(int(m["pid"]), directory, str(m["dir"]))
+        if m.get("pid") and is_member(int(m["pid"]), directory, str(m["dir"]))
     ]
 
 
+_OWN_FILES = (STATE_FILE, f".{STATE_FILE}.tmp", LOCK_FILE, KEEPER_LOG)
+
+
 def _clean(directory: Path, state: dict[str, Any] | None) -> None:
-    """Remove what ``up`` made in ``directory``: member dirs, logs, state and lock files."""
+    """Remove what ``up`` made in ``directory``: member dirs, logs, state and lock files;
+    then the directory if nothing else is in it, and its parent too when that is zkelect's
+    own (~/.zkelect, $XDG_STATE_HOME/zkelect: the default --dir's) and left empty."""
     members = [Path(m["dir"]) for m in (state or {}).get("members", [])]
     for member in [*members, *_member_dirs(directory)]:
         if member.parent == directory:
             shutil.rmtree(member, ignore_errors=True)
-    for name in (STATE_FILE, f".{STATE_FILE}.tmp", LOCK_FILE, KEEPER_LOG):
+    for name in _OWN_FILES:
         with contextlib.suppress(FileNotFoundError):
             (directory / name).unlink()
     with contextlib.suppress(OSError):
         directory.rmdir()  # only if nothing else is in it
+        if directory == resolve_dir(None):
+            directory.parent.rmdir()  # idem
+
+
+def _leftovers(directory: Path) -> bool:
+    """Whether ``directory`` holds files of an ensemble that did not start (a failed or
+    interrupted 'up': member dirs, the keeper's log and lock)."""
+    return directory.is_dir() and bool(
+        _member_dirs(directory) or any((directory / name).exists() for name in _OWN_FILES)
+    )
 
 
 def _member_dirs(directory: Path) -> list[Path]:
@@ -273,14 +228,14 @@ def up(
     ] = 60.0,
     json_output: JsonOption = False,
 ) -> None:
-    home = _resolve(directory)
+    home = resolve_dir(directory)
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"cannot create {home}: {exc.strerror or exc}") from None
-    state = _read_state(home)
+    state = read_state(home)
     if state is not None:
-        if _running(home, state):
+        if is_running(home, state):
             raise CliError(
                 f"an ensemble is already running in {home} (connect string {state['hosts']}): "
                 f"'zkelect ensemble down --dir {home}' first, or use another --dir"
@@ -304,6 +259,8 @@ def up(
     for m in state["members"]:
         out.write(f"  member {m['myid']}  127.0.0.1:{m['client_port']}  PID {m['pid']}\n")
     out.write(f"stop it with: zkelect ensemble down --dir {home}\n")
+    if home == discovery_dir():  # where the other commands look when given no hosts
+        out.write("zkelect commands given no --hosts use it; for other shells and tools:\n")
     out.write(f"export ZKELECT_HOSTS={state['hosts']}\n")
 
 
@@ -320,7 +277,7 @@ def _locked(directory: Path) -> bool:
 def _start_keeper(home: Path, size: int, tick_ms: int, timeout: float) -> dict[str, Any]:
     cmd = [
         sys.executable,
-        *_KEEPER_COMMAND,
+        *KEEPER_COMMAND,
         "--dir",
         str(home),
         "--size",
@@ -401,10 +358,10 @@ def _log_tail(home: Path) -> str:
 
 @ensemble_app.command("down", help=_DOWN_HELP)
 def down(directory: DirOption = None) -> None:
-    home = _resolve(directory)
-    state = _read_state(home) if home.is_dir() else None
+    home = resolve_dir(directory)
+    state = read_state(home) if home.is_dir() else None
     if state is None:
-        if home.is_dir() and _member_dirs(home) and not _locked(home):
+        if _leftovers(home) and not _locked(home):
             _clean(home, None)  # what a start that failed or was interrupted left behind
             _note(f"no ensemble is running in {home}; removed the files of one that did not start")
             return
@@ -412,14 +369,14 @@ def down(directory: DirOption = None) -> None:
         return
     keeper = int(state["keeper_pid"])
     stopped = []
-    if _is_keeper(keeper, home):
+    if is_keeper(keeper, home):
         _signal(keeper, signal.SIGTERM)  # it stops its members (TERM, then KILL) and exits
-        if _wait_gone([keeper], _STOP_GRACE) and _is_keeper(keeper, home):
+        if _wait_gone([keeper], _STOP_GRACE) and is_keeper(keeper, home):
             _signal(keeper, signal.SIGKILL)  # its members get SIGKILL from the kernel
             _wait_gone([keeper], 5.0)
         stopped.append(keeper)
     stopped += _stop_members(home, state)  # none, normally: the keeper stopped them
-    left = [pid for pid in stopped if _alive(pid)]
+    left = [pid for pid in stopped if alive(pid)]
     if left:
         raise CliError(f"could not stop PIDs {', '.join(map(str, left))}; see {home}")
     _clean(home, state)
@@ -436,7 +393,7 @@ def _stop_members(home: Path, state: dict[str, Any]) -> list[int]:
     for pid in live:
         _signal(pid, signal.SIGTERM)
     for pid in _wait_gone(live, 5.0):
-        if _is_member(pid, home, _member_dir(state, pid)):
+        if is_member(pid, home, _member_dir(state, pid)):
             _signal(pid, signal.SIGKILL)
     _wait_gone(live, 5.0)
     return live
@@ -451,9 +408,9 @@ def _member_dir(state: dict[str, Any], pid: int) -> str:
 
 @ensemble_app.command("status", help=_STATUS_HELP)
 def ensemble_status(directory: DirOption = None, json_output: JsonOption = False) -> None:
-    home = _resolve(directory)
-    state = _read_state(home) if home.is_dir() else None
-    if state is None or not _running(home, state):
+    home = resolve_dir(directory)
+    state = read_state(home) if home.is_dir() else None
+    if state is None or not is_running(home, state):
         if state is not None:
             _note(f"the ensemble recorded in {home} is no longer running")
         if json_output:
@@ -485,16 +442,16 @@ def _member_view(home: Path, member: dict[str, Any]) -> dict[str, Any]:
 
     pid = int(member["pid"])
     address = f"127.0.0.1:{member['client_port']}"
-    alive = _is_member(pid, home, str(member["dir"]))
+    running = is_member(pid, home, str(member["dir"]))
     mode = ""
-    if alive:
+    if running:
         with contextlib.suppress(ZkElectError):
             reply = four_letter_word(("127.0.0.1", int(member["client_port"])), "srvr", timeout=2.0)
             mode = server_mode(reply) or ""
     return {
         "myid": member["myid"],
         "address": address,
-        "pid": pid if alive else None,
+        "pid": pid if running else None,
         "mode": mode or "not serving",
         "dir": member["dir"],
     }
@@ -597,7 +554,7 @@ def _report(message: dict[str, Any]) -> None:
 def _serve(home: Path, ensemble: LocalEnsemble, stop_fd: int) -> None:
     """Record the running ensemble, report it, and wait until a signal wakes ``stop_fd``."""
     state = {
-        "version": _STATE_VERSION,
+        "version": STATE_VERSION,
         "dir": str(home),
         "hosts": ensemble.hosts,
         "size": ensemble.size,

@@ -516,17 +516,37 @@ def _wait_for_leader(
 _Paths = Annotated[
     list[str],
     typer.Option(
-        "--path", help="An election path to observe (repeat for more).", show_default=False
+        "--path",
+        envvar="ZKELECT_EXPORTER_PATHS",
+        show_envvar=True,
+        help="An election path to observe (repeat for more; in the environment variable, "
+        "separated by blanks).",
+        show_default=False,
     ),
 ]
 _Port = Annotated[
-    int, typer.Option("--port", min=0, max=65535, help="HTTP port for /metrics (0: any).")
+    int,
+    typer.Option(
+        "--port",
+        envvar="ZKELECT_EXPORTER_PORT",
+        show_envvar=True,
+        min=0,
+        max=65535,
+        help="HTTP port for /metrics (0: any).",
+    ),
 ]
-_Bind = Annotated[str, typer.Option("--bind", help="Address to serve on.")]
+_Bind = Annotated[
+    str,
+    typer.Option(
+        "--bind", envvar="ZKELECT_EXPORTER_BIND", show_envvar=True, help="Address to serve on."
+    ),
+]
 _RefreshInterval = Annotated[
     float,
     typer.Option(
         "--refresh-interval",
+        envvar="ZKELECT_REFRESH_INTERVAL",
+        show_envvar=True,
         min=0.1,
         max=MAX_SECONDS,
         help="Seconds between re-reads without watches.",
@@ -534,15 +554,32 @@ _RefreshInterval = Annotated[
 ]
 _SessionTimeout = Annotated[
     float,
-    typer.Option("--session-timeout", min=0.1, max=MAX_SECONDS, help="ZooKeeper session timeout."),
+    typer.Option(
+        "--session-timeout",
+        envvar="ZKELECT_SESSION_TIMEOUT",
+        show_envvar=True,
+        min=0.1,
+        max=MAX_SECONDS,
+        help="ZooKeeper session timeout.",
+    ),
 ]
-_LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+_LogLevel = Annotated[
+    str,
+    typer.Option(
+        "--log-level",
+        envvar="ZKELECT_LOG_LEVEL",
+        show_envvar=True,
+        help="debug, info, warning or error.",
+    ),
+]
 # --connect-timeout: the name the exporter's own command line had (docs/exporter.md).
 _ConnectTimeout = Annotated[
     float,
     typer.Option(
         "--timeout",
         "--connect-timeout",
+        envvar="ZKELECT_TIMEOUT",
+        show_envvar=True,
         min=0.1,
         max=MAX_SECONDS,
         help="Seconds to wait for ZooKeeper before giving up.",

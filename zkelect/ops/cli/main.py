@@ -24,9 +24,11 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click_errors  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 from zkelect._version import __version__
+from zkelect._zookeeper.connect import command_line_audience
 from zkelect.errors import ConfigurationError, ZkElectError
 from zkelect.ops.cli import assets, doctor, ensemble, inspect, run, serve
 from zkelect.ops.cli.common import CliError
+from zkelect.ops.cli.run import RUN_USAGE
 
 __all__ = ["app", "main"]
 
@@ -62,21 +64,22 @@ for _commands in (run, serve, inspect, ensemble, doctor, assets):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (errors are one line on stderr)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    with command_line_audience():  # connection errors name our flags, and come at once
+        return _run(args)
+
+
+def _run(args: list[str]) -> int:
     command = typer.main.get_command(app)
     try:
-        result = command.main(args=argv, prog_name="zkelect", standalone_mode=False)
+        result = command.main(args=args, prog_name="zkelect", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
         sys.stderr.write("zkelect: interrupted\n")
         return 130
     except click_errors.UsageError as exc:
-        hint = (
-            f" (try 'zkelect {exc.ctx.command_path.split(' ', 1)[1]} --help')"
-            if (exc.ctx is not None and " " in exc.ctx.command_path)
-            else " (try 'zkelect --help')"
-        )
-        sys.stderr.write(f"zkelect: {exc.format_message()}{hint}\n")
+        sys.stderr.write(f"zkelect: {_usage_message(exc, args)}\n")
         return 2
     except click_errors.ClickException as exc:
         sys.stderr.write(f"zkelect: {exc.format_message()}\n")
@@ -94,6 +97,32 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("zkelect: interrupted\n")
         return 130
     return int(result) if isinstance(result, int) else 0
+
+
+def _usage_message(exc: click_errors.UsageError, args: list[str]) -> str:
+    """One line: what is wrong, a hint where the parser's own words mislead, and where to
+    find help."""
+    ctx = exc.ctx
+    path = ctx.command_path.split(" ", 1)[1] if ctx is not None and " " in ctx.command_path else ""
+    hint = f" (try 'zkelect {path} --help')" if path else " (try 'zkelect --help')"
+    if isinstance(exc, click_errors.NoArgsIsHelpError) and ctx is not None:
+        # The help went to stdout already; its message is empty (rich prints it itself).
+        return f"missing command: one of {', '.join(_subcommands(ctx.command))}{hint}"
+    message = exc.format_message()
+    if (
+        isinstance(exc, click_errors.NoSuchOption)
+        and ctx is not None
+        and ctx.info_name == "run"
+        and "--" not in args
+    ):  # `zkelect run /x ls -la`: the command's own options were read as ours
+        return f"{message}: put the command after '--': {RUN_USAGE}"
+    return f"{message}{hint}"
+
+
+def _subcommands(command: object) -> list[str]:
+    """The visible subcommands of a group, in the order its help lists them."""
+    commands = getattr(command, "commands", {})
+    return [name for name, sub in commands.items() if not getattr(sub, "hidden", False)]
 
 
 def entry_point() -> None:

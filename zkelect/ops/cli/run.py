@@ -34,9 +34,11 @@ from zkelect.ops.supervisor import (
 )
 from zkelect.security import ClientSecurity
 
-__all__ = ["app"]
+__all__ = ["RUN_USAGE", "app"]
 
 app = typer.Typer()
+
+RUN_USAGE = "zkelect run PATH [OPTIONS] -- CMD [ARGS]..."
 
 _RUN_HELP = (
     "Run CMD only while this process leads the election at PATH.\n\n"
@@ -56,16 +58,28 @@ _HttpPort = Annotated[
     int | None,
     typer.Option(
         "--http-port",
+        envvar="ZKELECT_HTTP_PORT",
+        show_envvar=True,
         min=0,
         max=65535,
         help="Serve /metrics, /healthz and /leader on this port (0: any free port).",
     ),
 ]
-_HttpBind = Annotated[str, typer.Option("--http-bind", help="Address the HTTP server listens on.")]
+_HttpBind = Annotated[
+    str,
+    typer.Option(
+        "--http-bind",
+        envvar="ZKELECT_HTTP_BIND",
+        show_envvar=True,
+        help="Address the HTTP server listens on.",
+    ),
+]
 _OnExitOption = Annotated[
     OnExit,
     typer.Option(
         "--on-exit",
+        envvar="ZKELECT_ON_EXIT",
+        show_envvar=True,
         case_sensitive=False,
         help="When CMD exits on its own while leading: 'release' leaves the election and "
         "exits with CMD's code; 'restart' starts it again after a short backoff.",
@@ -74,7 +88,13 @@ _OnExitOption = Annotated[
 _StartTimeout = Annotated[
     float,
     typer.Option(
-        "--timeout", min=0.1, max=MAX_SECONDS, help="Seconds to wait for ZooKeeper at start."
+        "--timeout",
+        envvar="ZKELECT_TIMEOUT",
+        show_envvar=True,
+        min=0.1,
+        max=MAX_SECONDS,
+        help="Seconds to wait for ZooKeeper at start (a member that answers late; every "
+        "member refusing, or no member's name resolving, fails at once).",
     ),
 ]
 
@@ -146,7 +166,7 @@ def run(
     path = valid_path(path)
     argv = list(command or [])
     if not argv:
-        raise UsageError("missing CMD: zkelect run PATH [OPTIONS] -- CMD [ARGS]...")
+        raise UsageError(f"missing CMD: {RUN_USAGE}")
     problem = command_problem(argv)
     if problem is not None:
         raise UsageError(problem)

@@ -47,9 +47,10 @@ _Auth = Annotated[
         "--auth",
         envvar="ZKELECT_AUTH",
         metavar="SCHEME:CREDENTIAL",
-        help="Authenticate the session, e.g. 'digest:user:password' (env ZKELECT_AUTH).",
+        help="Authenticate the session, e.g. 'digest:user:password'.",
         show_default=False,
         rich_help_panel=_PANEL,
+        show_envvar=True,
     ),
 ]
 _Tls = Annotated[
@@ -61,6 +62,7 @@ _Tls = Annotated[
         "unless --tls-ca is given (implied by --tls-ca). Certificates and host names are "
         "verified.",
         rich_help_panel=_PANEL,
+        show_envvar=True,
     ),
 ]
 _TlsCa = Annotated[
@@ -70,9 +72,10 @@ _TlsCa = Annotated[
         envvar="ZKELECT_TLS_CA",
         metavar="FILE",
         help="PEM file of the CA(s) that sign the servers' certificates; only these are "
-        "trusted. Implies --tls (env ZKELECT_TLS_CA).",
+        "trusted. Implies --tls.",
         show_default=False,
         rich_help_panel=_PANEL,
+        show_envvar=True,
     ),
 ]
 _TlsCert = Annotated[
@@ -84,6 +87,7 @@ _TlsCert = Annotated[
         help="PEM client certificate, for servers that require one (with --tls-key).",
         show_default=False,
         rich_help_panel=_PANEL,
+        show_envvar=True,
     ),
 ]
 _TlsKey = Annotated[
@@ -95,15 +99,18 @@ _TlsKey = Annotated[
         help="PEM private key of --tls-cert (unencrypted).",
         show_default=False,
         rich_help_panel=_PANEL,
+        show_envvar=True,
     ),
 ]
 _TlsNoVerifyHostname = Annotated[
     bool,
     typer.Option(
         "--tls-no-verify-hostname",
+        envvar="ZKELECT_TLS_NO_VERIFY_HOSTNAME",
         help="Do not check that the server's certificate names the host connected to "
         "(insecure: any holder of a certificate from the CA can impersonate the ensemble).",
         rich_help_panel=_PANEL,
+        show_envvar=True,
     ),
 ]
 _SaslUser = Annotated[
@@ -116,26 +123,32 @@ _SaslUser = Annotated[
         f"environment variable {SASL_PASSWORD_ENV}, never from the command line.",
         show_default=False,
         rich_help_panel=_PANEL,
+        show_envvar=True,
     ),
 ]
 _AclWriter = Annotated[
     list[str] | None,
     typer.Option(
         "--acl-writer",
+        envvar="ZKELECT_ACL_WRITER",
         metavar="IDENTITY",
         help="Create the election path (and its missing parents) with an ACL that lets only "
         "these identities join: 'digest:USER:HASH', 'sasl:USER', or 'self' for this "
-        "candidate's --auth / --sasl-user identity. Repeat for more.",
+        "candidate's --auth / --sasl-user identity. Repeat for more (in the environment "
+        "variable: separated by blanks).",
         show_default=False,
         rich_help_panel=_PANEL,
+        show_envvar=True,
     ),
 ]
 _AclNoRead = Annotated[
     bool,
     typer.Option(
         "--acl-no-read",
+        envvar="ZKELECT_ACL_NO_READ",
         help="With --acl-writer: others may not even read the election (default: they may).",
         rich_help_panel=_PANEL,
+        show_envvar=True,
     ),
 ]
 

@@ -53,12 +53,31 @@ _STOP_POLL = 0.2  # seconds between looks at the stop flag
 
 _PathOption = Annotated[
     str,
-    typer.Option("--path", help="Election path, e.g. /elections/demo.", show_default=False),
+    typer.Option(
+        "--path",
+        envvar="ZKELECT_PATH",
+        show_envvar=True,
+        help="Election path, e.g. /elections/demo.",
+        show_default=False,
+    ),
 ]
 _Port = Annotated[
-    int, typer.Option("--port", min=0, max=65535, help="HTTP port (0: any free port).")
+    int,
+    typer.Option(
+        "--port",
+        envvar="ZKELECT_HTTP_PORT",
+        show_envvar=True,
+        min=0,
+        max=65535,
+        help="HTTP port (0: any free port).",
+    ),
 ]
-_Bind = Annotated[str, typer.Option("--bind", help="Address to listen on.")]
+_Bind = Annotated[
+    str,
+    typer.Option(
+        "--bind", envvar="ZKELECT_HTTP_BIND", show_envvar=True, help="Address to listen on."
+    ),
+]
 
 
 @app.command("serve", help=_HELP)
