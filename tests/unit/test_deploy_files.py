@@ -33,6 +33,8 @@ ENV_EXAMPLE = SYSTEMD / "example.env"
 KUBERNETES = REPO / "deploy" / "kubernetes"
 #: Leaving the election after the command stopped takes at most the request timeout.
 LEAVING = ElectionConfig().request_timeout
+
+
 def run_options() -> dict[str, str | None]:
     """`zkelect run`'s long options -> the environment variable each one reads (or None)."""
     command = typer.main.get_command(app).commands["run"]
@@ -54,7 +56,7 @@ def check_zkelect_variables(variables: dict[str, str], where: str) -> None:
         option = "--" + name.removeprefix("ZKELECT_").lower().replace("_", "-")
         assert option in options, f"{where}: {name}, but `zkelect run` has no {option}"
         declared = options[option]
-        assert declared in (None, name), f"{where}: {option} reads {declared}, not {name}"
+        assert declared == name, f"{where}: {option} reads {declared}, not {name}"
 
 
 def seconds(value: str) -> float:
