@@ -37,7 +37,6 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, KazooState, WatchedEvent
 from kazoo.security import OPEN_ACL_UNSAFE
 
-from zkelect._zookeeper.hooks import call_raw, create_multi, forget_data_watch
 from zkelect._zookeeper.outcomes import (
     BadVersion,
     ConnectionState,
@@ -52,6 +51,7 @@ from zkelect._zookeeper.outcomes import (
     Watcher,
     WatchEvent,
 )
+from zkelect._zookeeper.raw_requests import call_raw, create_multi, forget_data_watch
 from zkelect.errors import ConfigurationError, PermissionDeniedError
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ import typer
 
 from zkelect.config import MAX_SECONDS, default_candidate_id
 from zkelect.errors import ZkElectError
+from zkelect.ops._child import command_problem
 from zkelect.ops.cli.common import (
     DEFAULT_HOSTS,
     CandidateIdOption,
@@ -30,7 +31,6 @@ from zkelect.ops.supervisor import (
     OnExit,
     Supervisor,
     SupervisorOptions,
-    command_problem,
 )
 from zkelect.security import ClientSecurity
 
