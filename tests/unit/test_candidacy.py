@@ -357,6 +357,24 @@ def test_a_leader_that_waited_leaves_a_marker_even_alone(
     assert zk.nodes[marker_of(c)][1].ephemeral_owner == c.session.session_id
 
 
+def test_a_leader_elected_at_its_join_gets_no_marker_when_it_leads_again(
+    zk: FakeZooKeeper, clock: ManualClock
+) -> None:
+    """Elected at its join, alone; then b joins behind it and a's connection drops and comes
+    back (same session): a leads again with someone behind, but still leaves no marker, whose
+    ctime would say it was elected at the reconnection (zkelect status)."""
+    (a,) = queue_of(zk, 1, clock)
+    b = Candidate(zk, clock, session_id=2)
+    b.start().result(0)
+    assert b.candidacy.phase is Phase.WAITING
+    a.session_state(ConnectionState.SUSPENDED)
+    a.pump()
+    a.session_state(ConnectionState.CONNECTED)  # the same session
+    a.pump()
+    assert a.candidacy.phase is Phase.LEADING
+    assert marker_of(a) not in zk.nodes
+
+
 def test_the_marker_is_left_again_after_a_reconnection(
     zk: FakeZooKeeper, clock: ManualClock
 ) -> None:

@@ -100,6 +100,10 @@ class Candidacy(LeaveSteps):
         self._leaving = Leaving(session, path, config.request_timeout, clock)
         self._backoff = Backoff(session, config)
         self._marker = Marker(session, path)
+        # Our node elected at our join with nobody behind: it never gets a marker, even when
+        # it leads again after a reconnection with others behind (a marker made then would
+        # say it was elected then: zkelect status reads the marker's ctime as that time).
+        self._unmarked: str | None = None
         self.post: Callable[[Message], None] = lambda message: None  # the actor's, at start
         self.run_here: Callable[[Message], None] = lambda message: None  # likewise
         # Owned by the actor (one step at a time): no lock needed.
@@ -335,7 +339,8 @@ class Candidacy(LeaveSteps):
         ``alone``: the look showed nobody behind us. Then the next in line needs no marker
         (R13): it joins after that look, so its own look shows us first. We still leave one
         unless we were elected at our join (``_elected_at_join``): the marker's ctime is
-        the one trace of when we were elected (``zkelect status``)."""
+        the one trace of when we were elected (``zkelect status``). That first decision
+        holds for the node: a node elected at its join never gets a marker."""
         if self._recheck:
             # After a revocation or a reconnect: a round trip through the ZooKeeper leader
             # sent after deciding, so a session the servers are expiring is not led on.
@@ -349,7 +354,9 @@ class Candidacy(LeaveSteps):
         self._recheck = False
         node, stat = self.node, self.node_stat
         assert node is not None and stat is not None  # first and ours: _reconcile_once
-        self._grant(node, stat, announce=not (alone and self._elected_at_join(stat)))
+        if alone and node != self._unmarked and self._elected_at_join(stat):
+            self._unmarked = node
+        self._grant(node, stat, announce=node != self._unmarked)
 
     def _elected_at_join(self, stat: NodeStat) -> bool:
         """Whether the look that elects us shows the path as our create left it (its pzxid,
