@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_support import cli_env
 
 from zkelect.testing import wait_for
 
@@ -40,9 +41,7 @@ def pids(output: str, what: str) -> list[int]:
 
 
 def test_zkelect_demo_fails_over_fences_the_frozen_leader_and_leaves_nothing_running() -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    env.pop("ZKELECT_HOSTS", None)
+    env = cli_env()
     # On timeout subprocess.run SIGKILLs the demo; its ZooKeeper servers and candidates die
     # with it (PR_SET_PDEATHSIG), and the candidates' workers with them.
     result = subprocess.run(

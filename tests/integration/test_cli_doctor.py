@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import re
 import signal
 import socket
@@ -17,8 +16,8 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
+from cli_support import cli_env
 from election_support import hand_numbered
 from kazoo.client import KazooClient
 from kazoo.security import make_acl, make_digest_acl
@@ -26,7 +25,6 @@ from kazoo.security import make_acl, make_digest_acl
 from zkelect.testing import wait_for
 from zkelect.testing.ensemble import LocalEnsemble
 
-REPO = Path(__file__).resolve().parents[2]
 CHECKS = {
     "ensemble-size",
     "quorum",
@@ -44,8 +42,7 @@ def _die_with_test() -> None:
 
 
 def zkelect(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZKELECT_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env = cli_env()
     return subprocess.run(
         [sys.executable, "-m", "zkelect.ops.cli.main", *args],
         env=env,

@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_support import cli_env
 from kazoo.client import KazooClient
 
 from zkelect.testing import wait_for
 from zkelect.testing.ensemble import ZooKeeperInstall
 
-REPO = Path(__file__).resolve().parents[2]
 WAIT = 30.0
 
 
@@ -32,8 +32,7 @@ def _die_with_test() -> None:
 
 
 def zkelect(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZKELECT_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env = cli_env()
     return subprocess.run(
         [sys.executable, "-m", "zkelect.ops.cli.main", *args],
         env=env,
@@ -182,8 +181,7 @@ def test_a_bad_argument_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 def test_an_interrupted_up_leaves_nothing_running(ensemble_dir: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZKELECT_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env = cli_env()
     up = subprocess.Popen(
         [
             sys.executable,

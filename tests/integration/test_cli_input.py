@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_support import cli_env
 
 from zkelect.testing import wait_for
 from zkelect.testing.ensemble import LocalEnsemble, ZooKeeperInstall
 
-REPO = Path(__file__).resolve().parents[2]
 WAIT = 30.0
 # Far above anything these commands should take: a wait for it is the bug, not the test.
 NEVER = "600"
@@ -36,13 +36,10 @@ def _die_with_test() -> None:
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ZKELECT_") and k not in ("XDG_STATE_HOME", "ZOOKEEPER_HOME")
-    }
+    env = cli_env()
+    for name in ("XDG_STATE_HOME", "ZOOKEEPER_HOME"):
+        env.pop(name, None)
     env["HOME"] = str(home)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import re
 import signal
 import subprocess
@@ -19,10 +18,9 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from cli_support import loads_strict
+from cli_support import cli_env, loads_strict
 from election_support import Candidate, candidate_children, hand_numbered
 from kazoo.client import KazooClient
 from kazoo.exceptions import CancelledError
@@ -32,7 +30,6 @@ from zkelect._election.nodes import leader_marker
 from zkelect.testing import wait_for
 from zkelect.testing.ensemble import LocalEnsemble
 
-REPO = Path(__file__).resolve().parents[2]
 WAIT = 20.0  # generous deadlines: the CI machine may be loaded
 
 
@@ -43,10 +40,7 @@ def _die_with_test() -> None:
 
 
 def _env(hosts: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZKELECT_")}
-    env["ZKELECT_HOSTS"] = hosts
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
+    return {**cli_env(), "ZKELECT_HOSTS": hosts}
 
 
 def zkelect(hosts: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

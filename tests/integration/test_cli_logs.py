@@ -13,13 +13,11 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import loads_strict
+from cli_support import CliProcess, loads_strict
 from election_support import candidate_children
 from kazoo.client import KazooClient
 
@@ -29,50 +27,17 @@ from zkelect.testing.proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 ISO_LINE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) "
 )
 SESSION = re.compile(r"^0x[0-9a-f]+$")
 
 
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    for name in ("ZKELECT_HOSTS", "ZKELECT_LOG_FORMAT", "ZKELECT_VERBOSE", "ZKELECT_AUTH"):
-        env.pop(name, None)
-    return env
-
-
-class Run:
+class Run(CliProcess):
     """One ``zkelect run`` process; a thread collects its stderr lines."""
 
     def __init__(self, args: list[str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zkelect.ops.cli.main", "run", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(),
-        )
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-
-    def wait_until(self, found: Callable[[list[str]], Any], what: str, timeout: float = 30) -> Any:
-        with self._cond:
-            result = self._cond.wait_for(lambda: found(self.lines), timeout)
-        assert result, f"no {what} within {timeout}s:\n" + "\n".join(self.lines)
-        return result
+        super().__init__(["run", *args])
 
     def stop(self) -> int:
         """SIGTERM (a clean stop), SIGKILL if that did not end it; the exit code."""
@@ -83,9 +48,7 @@ class Run:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=30)
-        self._reader.join(timeout=10)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self.close()
         return self.proc.returncode
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import loads_strict
+from cli_support import CliProcess, cli_env, loads_strict
 from election_support import candidate_children
 from kazoo.client import KazooClient
 from kazoo.protocol.states import EventType, WatchedEvent
@@ -34,7 +34,6 @@ from zkelect.testing.proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 SESSION_TIMEOUT = "2"
 
 # The command `zkelect run` supervises. argv: OUT_DIR MODE, MODE one of
@@ -89,63 +88,18 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    env.pop("ZKELECT_HOSTS", None)
-    return env
-
-
-class Supervisor:
+class Supervisor(CliProcess):
     """One ``zkelect run`` process; a thread collects its stderr lines."""
 
     def __init__(self, args: list[str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zkelect.ops.cli.main", "run", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(),
-        )
-        self.pid = self.proc.pid
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-
-    def wait_line(self, pattern: str, timeout: float = 20.0, count: int = 1) -> re.Match[str]:
-        """The ``count``-th line matching ``pattern`` (waiting for it)."""
-        regex = re.compile(pattern)
-
-        def found() -> re.Match[str] | None:
-            matches = [m for m in map(regex.search, self.lines) if m]
-            return matches[count - 1] if len(matches) >= count else None
-
-        with self._cond:
-            match = self._cond.wait_for(found, timeout)
-        assert match is not None, f"no line /{pattern}/ #{count} within {timeout}s: {self.lines}"
-        return match
-
-    def output(self) -> str:
-        self._reader.join(timeout=5)
-        return "\n".join(self.lines)
+        super().__init__(["run", *args])
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.kill(self.pid, signal.SIGCONT)
             os.kill(self.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
-        self._reader.join(timeout=5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self.close()
 
 
 class Runs:

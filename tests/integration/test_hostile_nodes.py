@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 
 import pytest
+from cli_support import cli_env
 from election_support import Candidate
 from kazoo.client import KazooClient
 from prometheus_client import CollectorRegistry
@@ -33,7 +32,6 @@ from zkelect._election.nodes import LEADER_MARKER_PREFIX
 from zkelect.ops.exporter import ElectionExporter
 from zkelect.testing import data_watches_by_session, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 WAIT = 30.0  # generous: the machine is shared
 NEAR_MAX_BUFFER = 1024 * 1024 - 8 * 1024  # just under jute.maxbuffer (1 MiB) with the path
 
@@ -45,9 +43,7 @@ def _die_with_test() -> None:
 
 def zkelect(hosts: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """``zkelect ARGS`` as a subprocess (killed by subprocess.run at the deadline)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZKELECT_")}
-    env["ZKELECT_HOSTS"] = hosts
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env = {**cli_env(), "ZKELECT_HOSTS": hosts}
     return subprocess.run(
         [sys.executable, "-m", "zkelect.ops.cli.main", *args],
         env=env,
