@@ -610,7 +610,8 @@ def test_exporter_command_serves_metrics_until_sigterm(
     ensemble: LocalEnsemble, zk_path: str, candidates: Callable[..., Candidate]
 ) -> None:
     join_in_order(candidates, ensemble.hosts, zk_path, ["x-a", "x-b"])
-    with streaming(ensemble.hosts, "exporter", "--path", zk_path, "--port", "0") as exporter:
+    args = ("--path", zk_path, "--port", "0", "--log-format", "json", "--log-level", "info")
+    with streaming(ensemble.hosts, "exporter", *args) as exporter:
         url = exporter.wait_lines(1)[0].removeprefix("listening on ")
         assert re.match(r"^http://127\.0\.0\.1:\d+$", url)
         body = wait_for(
@@ -622,6 +623,9 @@ def test_exporter_command_serves_metrics_until_sigterm(
         assert f'zkelect_observed_candidates{{election="{zk_path}"}} 2.0' in body
         code, stderr = exporter.stop()
     assert code == 0, stderr
+    # --log-format json: every line one object (the leader it saw, at info), ids exact.
+    logged = [loads_strict(line) for line in stderr.splitlines() if line.strip()]
+    assert any(entry["level"] == "INFO" and "x-a" in entry["message"] for entry in logged), stderr
 
 
 def _fetch(url: str) -> str:

@@ -8,6 +8,7 @@ Conventions (DESIGN.md §5): errors are one line on stderr, never a traceback; e
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from collections.abc import Iterator
@@ -36,9 +37,12 @@ __all__ = [
     "GraceOption",
     "HostsOption",
     "JsonOption",
+    "LogFormat",
+    "LogFormatOption",
     "SessionTimeoutOption",
     "TimeoutOption",
     "UsageError",
+    "VerboseOption",
     "connected_reader",
     "echo_json",
     "given_hosts",
@@ -153,6 +157,38 @@ SessionTimeoutOption = Annotated[
         help="ZooKeeper session timeout, seconds: how long a SIGKILLed or frozen leader "
         "keeps its node before a successor is elected.",
         show_envvar=True,
+    ),
+]
+
+
+class LogFormat(str, enum.Enum):
+    """``--log-format`` of the commands that run for long (run, serve, exporter)."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+#: run and serve: how much of kazoo's log to add (zkelect/ops/logs.py ``configure``).
+VerboseOption = Annotated[
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        envvar="ZKELECT_VERBOSE",
+        help="-v: also zkelect's debug lines and kazoo's connection attempts; -vv: also "
+        "kazoo's wire log (passwords redacted). Default: every lifecycle event, no kazoo. "
+        "The variable takes the count (1 or 2).",
+    ),
+]
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        case_sensitive=False,
+        envvar="ZKELECT_LOG_FORMAT",
+        help="'text': timestamped lines; 'json': one object per line (time, level, election, "
+        "candidate, event, epoch, session, reason, message...). See docs/logging.md.",
     ),
 ]
 

@@ -71,6 +71,8 @@ from zkelect.ops.cli.common import (
     CliError,
     HostsOption,
     JsonOption,
+    LogFormat,
+    LogFormatOption,
     TimeoutOption,
     UsageError,
     connected_reader,
@@ -78,6 +80,7 @@ from zkelect.ops.cli.common import (
     valid_path,
 )
 from zkelect.ops.cli.security_options import with_security
+from zkelect.ops.logs import configure, secrets_of
 from zkelect.security import ClientSecurity
 
 __all__ = ["app"]
@@ -602,6 +605,7 @@ def exporter(
     timeout: _ConnectTimeout = 15.0,
     session_timeout: _SessionTimeout = 10.0,
     log_level: _LogLevel = "warning",
+    log_format: LogFormatOption = LogFormat.TEXT,
     *,
     security: ClientSecurity,
 ) -> None:
@@ -609,8 +613,15 @@ def exporter(
     level = getattr(logging, log_level.upper(), None)
     if log_level.lower() not in ("debug", "info", "warning", "error") or not isinstance(level, int):
         raise UsageError(f"--log-level must be debug, info, warning or error; got {log_level!r}")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kazoo").setLevel(level if level <= logging.DEBUG else logging.ERROR)
+    # Timestamped text or JSON lines, no secret in any (docs/logging.md); --log-level then
+    # says how much of the exporter's own lines (and at debug, kazoo's) to show.
+    configure(
+        log_format=log_format.value,
+        verbosity=2 if level <= logging.DEBUG else 0,
+        prefix="zkelect exporter",
+        secrets=secrets_of(security),
+    )
+    logging.getLogger("zkelect").setLevel(level)
     stop = threading.Event()
     # run() waits on ``stop``; a signal handler must not take its lock, so a helper thread
     # turns the handler's flag into stop.set().

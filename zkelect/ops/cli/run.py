@@ -7,7 +7,6 @@ demo's candidates run while they lead.
 
 from __future__ import annotations
 
-import enum
 from typing import Annotated
 
 import typer
@@ -20,8 +19,11 @@ from zkelect.ops.cli.common import (
     CandidateIdOption,
     GraceOption,
     HostsOption,
+    LogFormat,
+    LogFormatOption,
     SessionTimeoutOption,
     UsageError,
+    VerboseOption,
     valid_path,
 )
 from zkelect.ops.cli.security_options import with_candidate_security
@@ -99,33 +101,6 @@ _StartTimeout = Annotated[
 ]
 
 
-class LogFormat(str, enum.Enum):
-    TEXT = "text"
-    JSON = "json"
-
-
-_Verbose = Annotated[
-    int,
-    typer.Option(
-        "--verbose",
-        "-v",
-        count=True,
-        envvar="ZKELECT_VERBOSE",
-        help="-v: also zkelect's debug lines and kazoo's connection attempts; -vv: also "
-        "kazoo's wire log (passwords redacted). Default: every lifecycle event, no kazoo. "
-        "The variable takes the count (1 or 2).",
-    ),
-]
-_LogFormatOption = Annotated[
-    LogFormat,
-    typer.Option(
-        "--log-format",
-        case_sensitive=False,
-        envvar="ZKELECT_LOG_FORMAT",
-        help="'text': timestamped lines; 'json': one object per line (time, level, election, "
-        "candidate, event, epoch, session, reason, message...). See docs/logging.md.",
-    ),
-]
 # The supervisor says these itself, with what it did to the child: the library's own
 # records of them would print each twice.
 _SAID_BY_SUPERVISOR = ("elected", "revoked")
@@ -158,8 +133,8 @@ def run(
     on_exit: _OnExitOption = OnExit.RELEASE,
     session_timeout: SessionTimeoutOption = 10.0,
     timeout: _StartTimeout = 15.0,
-    verbose: _Verbose = 0,
-    log_format: _LogFormatOption = LogFormat.TEXT,
+    verbose: VerboseOption = 0,
+    log_format: LogFormatOption = LogFormat.TEXT,
     *,
     security: ClientSecurity,
 ) -> None:

@@ -26,7 +26,10 @@ from zkelect.ops.cli.common import (
     CandidateIdOption,
     CliError,
     HostsOption,
+    LogFormat,
+    LogFormatOption,
     SessionTimeoutOption,
+    VerboseOption,
     valid_path,
 )
 from zkelect.ops.cli.security_options import with_candidate_security
@@ -89,6 +92,8 @@ def serve(
     port: _Port = 0,
     bind: _Bind = "127.0.0.1",
     session_timeout: SessionTimeoutOption = 10.0,
+    verbose: VerboseOption = 0,
+    log_format: LogFormatOption = LogFormat.TEXT,
     *,
     security: ClientSecurity,
 ) -> None:
@@ -107,8 +112,8 @@ def serve(
         )
         candidate = election.candidate_id
         configure(  # timestamped lines, every lifecycle event, no secrets (docs/logging.md)
-            log_format="text",
-            verbosity=0,
+            log_format=log_format.value,
+            verbosity=verbose,
             prefix=f"zkelect serve {candidate}",
             context={"election": path, "candidate": candidate},
             secrets=secrets_of(security),
