@@ -150,11 +150,20 @@ def run_zkelect(
                 election.start()
             recorder.wait_beyond(0, "first zkelect leader")
             wait_children(observer, path, n)
+            lapses = 0
             for round_no in range(warmup + rounds):
                 mark = recorder.count()
                 leader, _ = recorder.events[-1]
                 if not elections[leader].is_leader:
-                    raise BenchError(f"candidate {leader} was elected but does not lead")
+                    # Its lease ran out meanwhile (R7): on this 2-core machine the join storm
+                    # of N=1,000 can leave a session unanswered for longer than the lease. It
+                    # leads again once the lease is proven; a round starts from a leader.
+                    lapses += 1
+                    print(f"N={n}: zkelect's leader lost its lease before round {round_no}")
+                    again, _ = recorder.wait_beyond(mark, "the leader leading again")
+                    if again != leader:
+                        raise BenchError(f"candidate {leader} was elected but {again} leads")
+                    mark = recorder.count()
                 started = time.perf_counter()
                 if not elections[leader].resign():
                     raise BenchError(f"candidate {leader} refused to resign")
@@ -194,6 +203,7 @@ def run_zkelect(
         finally:
             stop_in_queue_order(elections, observer, path)
     run.extra["resign_call_median_ms"] = ms(median(resign_calls)) if resign_calls else None
+    run.extra["leases_lost_between_rounds"] = lapses
     run.extra["breakdown"] = {
         "what": (
             "resign_returned: resign() returns (the actor deleted the node); flipped: the "
