@@ -72,9 +72,12 @@ def test_readyz_fails_within_the_lease_while_livez_stays_up(
         )
         code, _, body = call(readyz)
         assert code == 503 and body["status"] == "unavailable" and body["problems"], body
+        code, _, body = call(livez)  # alive, but no endpoint says "ok" without the quorum
+        assert code == 200 and body["status"] == "alive" and body["not_ready"], body
         ens.restart(1)
         ens.restart(2)
         wait_for(lambda: alive() and ready(), 30, 0.05, "ready again once the quorum is back")
+        assert call(livez)[2] == {"status": "ok", "checks": []}
 
         # A frozen member (SIGSTOP) under our connection: never ready without a valid lease
         # (503 if the lease runs out before the watchdog gives up on the silent member, which

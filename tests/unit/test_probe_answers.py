@@ -146,6 +146,14 @@ def test_ready_needs_every_election_a_started_candidate() -> None:
 def test_live_through_a_quorum_loss_but_not_with_a_stuck_loop() -> None:
     session = FakeSession(state=ConnectionState.SUSPENDED, lease_left=0.0)
     assert _probes.liveness(elections(FakeElection(session)), {}) == (
+        200,  # alive, but not "ok": the servers have not answered within the lease
+        {
+            "status": "alive",
+            "checks": [],
+            "not_ready": ["session to zk1:2181,zk2:2181: suspended"],
+        },
+    )
+    assert _probes.liveness(elections(FakeElection(FakeSession())), {}) == (
         200,
         {"status": "ok", "checks": []},
     )
@@ -267,7 +275,10 @@ def test_exporter_ready_while_connected_and_every_read_answered() -> None:
     exporter: Any = FakeExporter(
         views={"/a": ObservedElection("/a", observed=True, reads=3), "/b": ObservedElection("/b")}
     )
-    assert exporter_liveness(exporter) == (200, {"status": "ok"})
+    assert exporter_liveness(exporter) == (
+        200,  # alive, not "ok" while a path is not read
+        {"status": "alive", "not_ready": ["/b: not read yet"]},
+    )
     code, body = exporter_readiness(exporter)
     assert code == 503 and body["problems"] == ["/b: not read yet"]
     exporter.views["/b"] = ObservedElection("/b", observed=True, error="ConnectionLoss")
@@ -276,6 +287,7 @@ def test_exporter_ready_while_connected_and_every_read_answered() -> None:
     ]
     exporter.views["/b"] = ObservedElection("/b", observed=True, reads=1)
     assert exporter_readiness(exporter)[0] == 200
+    assert exporter_liveness(exporter) == (200, {"status": "ok"})
     exporter.connected, exporter.running = False, False
     assert exporter_readiness(exporter)[1]["problems"] == ["its ZooKeeper session is not connected"]
     assert exporter_liveness(exporter)[0] == 503

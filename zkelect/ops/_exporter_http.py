@@ -44,9 +44,15 @@ def exporter_endpoints(bind: str, port: int, exporter: ElectionExporter) -> Http
 
 
 def exporter_liveness(exporter: ElectionExporter) -> tuple[int, dict[str, Any]]:
-    if exporter.running:
-        return 200, {"status": "ok"}
-    return 503, {"status": "failing", "problems": ["the exporter's reading thread is not running"]}
+    """200 while the reading thread runs; "ok" only while it is also ready (as /livez of a
+    candidate: alive, but not "ok", while the servers do not answer)."""
+    if not exporter.running:
+        problems = ["the exporter's reading thread is not running"]
+        return 503, {"status": "failing", "problems": problems}
+    code, body = exporter_readiness(exporter)
+    if code != 200:
+        return 200, {"status": "alive", "not_ready": body["problems"]}
+    return 200, {"status": "ok"}
 
 
 def exporter_readiness(exporter: ElectionExporter) -> tuple[int, dict[str, Any]]:

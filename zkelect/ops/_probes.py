@@ -7,7 +7,9 @@ Liveness and readiness are different questions, as Kubernetes asks them:
   the session timeout, connected or not) and so has the heartbeat chain. A ZooKeeper outage
   does *not* make a process dead: restarting every pod of a service because its servers are
   unreachable helps nothing and loses every session. The limits are generous on purpose (a
-  restart is the answer to a failed liveness probe).
+  restart is the answer to a failed liveness probe). While the servers have not answered
+  within the lease, a live process answers 200 ``{"status": "alive", "not_ready": [...]}``:
+  only a process whose sessions are proven says ``"ok"``, on any endpoint.
 * **ready**: every session is connected *and* its local lease is valid (a quorum answered,
   through the ZooKeeper leader, within the lease: zkelect/_lease.py), and every election is a
   started candidate. A session that kazoo still calls connected while its member has lost
@@ -52,6 +54,15 @@ def liveness(
     checked = sorted(checks)
     if problems:
         return 503, {"status": "failing", "problems": problems, "checks": checked}
+    # Alive, but not "ok" while the servers have not answered within the lease: the probe
+    # passes (a restart would not help), and the body does not claim what /readyz denies.
+    unproven = [
+        f"session to {session.hosts}: {problem}"
+        for session in _sessions(elections)
+        if (problem := _session_problem(session)) is not None
+    ]
+    if unproven:
+        return 200, {"status": "alive", "checks": checked, "not_ready": unproven}
     return 200, {"status": "ok", "checks": checked}
 
 
