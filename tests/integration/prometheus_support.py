@@ -173,6 +173,20 @@ class RunProcess:
         return stop_process(self.proc, grace=15.0)
 
 
+def promtool_complaints(promtool: str, page: str) -> str:
+    """What ``promtool check metrics`` says about an exposition page ("" when it is clean)."""
+    checked = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=page,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    said = (checked.stdout + checked.stderr).strip()
+    return said or ("" if checked.returncode == 0 else f"exit {checked.returncode}")
+
+
 def find_prometheus() -> tuple[str, str]:
     """Paths of ``prometheus`` and ``promtool``; a clear failure when they are missing."""
     prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
