@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from cli_support import cli_env
 
+from zkelect.ops.cli.ensemble_state import STATE_FILE, alive, cmdline
 from zkelect.testing import wait_for
 from zkelect.testing.ensemble import LocalEnsemble, ZooKeeperInstall
 
@@ -271,26 +272,14 @@ def test_run_takes_its_options_from_the_environment(
 
 def _ensemble_pids(directory: Path) -> list[int]:
     try:
-        state = json.loads((directory / "ensemble.json").read_text())
+        state = json.loads((directory / STATE_FILE).read_text())
     except (OSError, ValueError):
         return []
     return [int(state["keeper_pid"])] + [int(m["pid"]) for m in state["members"]]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
 def _ours(pid: int, directory: Path) -> bool:
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-    except OSError:
-        return False
-    return any(str(directory) in arg for arg in argv)
+    return any(str(directory) in arg for arg in cmdline(pid) or [])
 
 
 @pytest.fixture
@@ -309,7 +298,7 @@ def home(tmp_path: Path, zookeeper_install: ZooKeeperInstall) -> Iterator[Path]:
             if _ours(pid, directory):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not any(_alive(p) for p in seen), WAIT, message="leftovers gone")
+        wait_for(lambda: not any(alive(p) for p in seen), WAIT, message="leftovers gone")
 
 
 def test_commands_given_no_hosts_use_the_running_dev_ensemble(home: Path) -> None:
@@ -321,7 +310,7 @@ def test_commands_given_no_hosts_use_the_running_dev_ensemble(home: Path) -> Non
     hosts = export.removeprefix("export ZKELECT_HOSTS=")
     assert (
         hosts.startswith("127.0.0.1:")
-        and hosts == json.loads((directory / "ensemble.json").read_text())["hosts"]
+        and hosts == json.loads((directory / STATE_FILE).read_text())["hosts"]
     )
     note = (
         f"zkelect: note: using the dev ensemble at {hosts} in {directory} (zkelect ensemble "
@@ -346,7 +335,7 @@ def test_commands_given_no_hosts_use_the_running_dev_ensemble(home: Path) -> Non
     assert "dev ensemble" not in given.stderr  # the environment chose: no guess, no note
 
     assert down.returncode == 0, down.stderr
-    wait_for(lambda: not any(_alive(p) for p in pids), WAIT, message="the ensemble stopped")
+    wait_for(lambda: not any(alive(p) for p in pids), WAIT, message="the ensemble stopped")
     assert sorted(p.name for p in home.iterdir()) == []  # no empty ~/.zkelect left behind
     assert gone.returncode != 0 and "dev ensemble" not in gone.stderr
 
