@@ -143,8 +143,8 @@ class Broker:
         self.terms.append({"epoch": lead.epoch, "ended": ended, "seq": seq, "final": final})
         say(
             self.id,
-            f"no longer controller (epoch {lead.epoch:#x}, {lead.reason or 'leading'}): "
-            f"task {ended}; final checkpoint {final}",
+            f"no longer controller (epoch {lead.epoch:#x}, {lead.reason or 'reason not known yet'})"
+            f": task {ended}; final checkpoint {final}",
         )
 
     async def register(self, lead: AsyncLeadership) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
+from zkelect._election.nodes import Contender, election_order
 from zkelect.testing import wait_for
 from zkelect.testing.ensemble import LocalEnsemble
 
@@ -92,6 +93,9 @@ def test_asgi_example_lifespan_on_a_real_ensemble(
         stat = kazoo_client.exists(f"{zk_path}/app/leader")
         return kazoo_client.get(f"{zk_path}/app/leader")[0].decode() if stat else None
 
+    def candidates() -> list[Contender]:
+        return election_order(kazoo_client.get_children(f"{zk_path}/app/election"))
+
     async def until(predicate: Callable[[], object], message: str) -> None:
         # wait_for blocks: in a thread, so the elections' loop runs meanwhile.
         await asyncio.to_thread(wait_for, predicate, 15, 0.02, message)
@@ -108,11 +112,11 @@ def test_asgi_example_lifespan_on_a_real_ensemble(
         await asyncio.wait_for(first.task, 10)  # the lifespan coroutine returned
         await until(lambda: published() == "web-2", "the job moves to the second instance")
         assert await get(web2) == {"instance": "web-2", "leader": True}
-        assert len(kazoo_client.get_children(f"{zk_path}/app/election")) == 1
+        assert len(candidates()) == 1  # web-1 left: its node was deleted
 
         assert await second.send("shutdown") == {"type": "lifespan.shutdown.complete"}
         await asyncio.wait_for(second.task, 10)
-        assert kazoo_client.get_children(f"{zk_path}/app/election") == []
+        assert candidates() == []
 
     asyncio.run(scenario())
 
