@@ -123,7 +123,7 @@ class Broker:
             ended = "cancelled"
             raise
         except Exception as exc:
-            ended = type(exc).__name__  # run_while_leader logs it, or re-raises it if we lead
+            ended = type(exc).__name__  # if we still lead, run_while_leader re-raises it
             raise
         finally:
             await self.step_down(lead, seq, ended)
@@ -139,12 +139,14 @@ class Broker:
             final = f"refused: {exc}"
         except (ConnectionFailedError, asyncio.TimeoutError):
             final = "unknown: no answer in time"
+        # A loss sets lead.reason before the task is cancelled; a resign or stop has none yet.
+        why = lead.reason or "stepping down: resign or stop"
         self.controller_epoch = None
         self.terms.append({"epoch": lead.epoch, "ended": ended, "seq": seq, "final": final})
         say(
             self.id,
-            f"no longer controller (epoch {lead.epoch:#x}, {lead.reason or 'reason not known yet'})"
-            f": task {ended}; final checkpoint {final}",
+            f"no longer controller (epoch {lead.epoch:#x}, {why}): task {ended}; "
+            f"final checkpoint {final}",
         )
 
     async def register(self, lead: AsyncLeadership) -> tuple[int, int]:

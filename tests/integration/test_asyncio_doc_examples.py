@@ -10,7 +10,7 @@ import asyncio
 import json
 import re
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from zkelect.testing.ensemble import LocalEnsemble
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "asyncio.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
-App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+App = Callable[[dict[str, Any], Any, Any], Coroutine[Any, Any, None]]
 
 
 def python_blocks() -> list[str]:
