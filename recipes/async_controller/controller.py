@@ -118,7 +118,10 @@ class Broker:
                 statuses = await self.send(lead, seq)
                 if 409 in statuses:
                     say(self.id, "a broker answered 409: is there a newer controller?")
-                await self.checkpoint(lead, seq)  # StaleEpochError: deposed, and we stop
+                try:
+                    await self.checkpoint(lead, seq)  # StaleEpochError: deposed, and we stop
+                except ConnectionFailedError as exc:  # no answer: the next tick writes again
+                    say(self.id, f"checkpoint {seq}: {exc}")
         except asyncio.CancelledError:
             ended = "cancelled"
             raise
@@ -155,9 +158,13 @@ class Broker:
         controller, counter = f"{self.root}/controller", f"{self.root}/controller_epoch"
         while True:
             count, version, registered, last = await asyncio.to_thread(self.read_registry)
+            if registered is not None and registered["epoch"] == lead.epoch:
+                # An earlier commit whose answer we missed landed after all.
+                self.resumed = last
+                return int(registered["controller_epoch"]), int(last["seq"]) if last else 0
             info = json.dumps({"id": self.id, "epoch": lead.epoch, "controller_epoch": count + 1})
             txn = lead.transaction()  # commits only while our candidate node exists
-            if registered:
+            if registered is not None:
                 txn.set_data(controller, info.encode())
             else:
                 txn.create(controller, info.encode())
@@ -169,25 +176,29 @@ class Broker:
                 txn.create(self.checkpoint_path, self.checkpoint_data(lead, 0, final=False))
             try:
                 await txn.commit()
-            except WriteFailedError:
-                continue  # someone changed a node between our read and the commit: read again
+            except (WriteFailedError, ConnectionFailedError):
+                continue  # changed since our read, or no answer: read again, then decide
             self.resumed = last
             return count + 1, int(last["seq"]) if last else 0
 
-    def read_registry(self) -> tuple[int, int | None, bool, dict[str, Any] | None]:
+    def read_registry(
+        self,
+    ) -> tuple[int, int | None, dict[str, Any] | None, dict[str, Any] | None]:
         """Blocking kazoo reads (register() runs this in a thread): the counter and its
-        version, whether /controller exists, and the last checkpoint."""
+        version, /controller, and the last checkpoint (None: no such node)."""
         try:
             data, stat = self.zk.get(f"{self.root}/controller_epoch")
             count, version = int(data), stat.version
         except NoNodeError:
             count, version = 0, None
-        registered = self.zk.exists(f"{self.root}/controller") is not None
+        registered = self.read_json(f"{self.root}/controller")
+        return count, version, registered, self.read_json(self.checkpoint_path)
+
+    def read_json(self, path: str) -> dict[str, Any] | None:
         try:
-            last = dict(json.loads(self.zk.get(self.checkpoint_path)[0]))
+            return dict(json.loads(self.zk.get(path)[0]))
         except NoNodeError:
-            last = None
-        return count, version, registered, last
+            return None
 
     @property
     def checkpoint_path(self) -> str:
