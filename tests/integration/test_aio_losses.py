@@ -392,11 +392,19 @@ async def stubborn_steps_down(
     assert handed_over <= GRACE + 3.0, handed_over
     print(f"resign took {took:.2f}s, b led {handed_over:.2f}s after (grace {GRACE:g}s)")
 
-    requeued = await until(lambda: election.node, "a back in line")
+    nodes = [await until(lambda: election.node, "a back in line")]
     await asyncio.to_thread(other.election.stop)
-    # Alone in line, a is elected while its abandoned work still runs: it must step down at
-    # once (its node deleted, a new one made) rather than start a second work task.
-    await until(lambda: election.node not in (None, requeued), "a stepped down again")
+
+    def stepped_down_twice() -> bool:
+        node = election.node
+        if node not in (None, nodes[-1]):
+            nodes.append(node)
+        return len(nodes) > 2 or len(trace.epochs()) > 1
+
+    # Alone in line, a is elected while its abandoned work still runs: each time it must step
+    # down (its node deleted, a new one made) rather than start a second work task; twice, as
+    # the term after one that stepped down must still wait for the abandoned work.
+    await until(stepped_down_twice, "a stepped down twice, or started a second work task")
 
 
 # --------------------------------------------------------------------------- a blocked loop
