@@ -56,6 +56,9 @@ class WorkRunner:
         self.grace = grace
         self._resign_now = resign_now
         self.task: asyncio.Task[Any] | None = None
+        # The last term whose task entered the work: a term that resigned instead ran none,
+        # so the next one must still wait for this one's (it may ignore its cancellation).
+        self._worked: asyncio.Task[Any] | None = None
         self._lead: AsyncLeadership | None = None
         self._paused = False
         #: Set when the work ended on its own while leading: its exception, or None.
@@ -67,7 +70,7 @@ class WorkRunner:
         """1. A new term: run the work (after the previous term's, if it still runs)."""
         if self._paused or self.finished.done():
             return
-        previous, self._lead = self.task, lead
+        previous, self._lead = self._worked, lead
         emit(
             "work_started",
             "zkelect %s: leader-only work started (epoch %d)",
@@ -127,6 +130,7 @@ class WorkRunner:
                 )
                 await self._resign_now()
                 return
+        self._worked = asyncio.current_task()
         await self._work(lead)
 
     def _ended(self, task: asyncio.Task[Any], lead: AsyncLeadership) -> None:
