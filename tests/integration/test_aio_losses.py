@@ -246,6 +246,7 @@ def test_session_expired_on_the_servers(
             # The servers closed the session: kazoo may first see its connection dropped.
             reason = await until(lambda: trace.loss_heard(e1), "loss heard")
             assert reason in ("session_lost", "suspended", "node_deleted"), reason
+            print(f"expired: revoked ({reason})")
             assert client.client_id[0] != old_session
             await campaigns_on(trace, other, e1)
 
@@ -275,6 +276,7 @@ def test_link_blackholed_by_the_fault_proxy(
                 # servers could expire it (nothing crosses the link: LOST cannot come yet).
                 reason = await until(lambda: trace.loss_heard(e1), "loss heard", LOSS_WAIT)
                 assert reason in ("lease_expired", "suspended"), reason
+                print(f"black-holed: revoked ({reason})")
                 assert KazooState.LOST not in states
                 await until(lambda: other.election.is_leader, "a's session expired", LOSS_WAIT)
             finally:
