@@ -2,8 +2,9 @@
 
 The in-process twin of ``zkelect run`` (ops/supervisor.py), with the same ordering:
 
-1. elected: ``work(lead)`` starts as a task (a term), unless the previous term's work still
-   runs: never two at once (it is awaited for up to ``grace``; then this term is resigned);
+1. elected: ``work(lead)`` starts as a task (a term), unless the last work still runs:
+   never two at once (a work still draining is awaited for the rest of its ``grace``; one
+   already abandoned, or still running then, makes this term resign at once);
 2. leadership lost (any reason): the task is cancelled before anything else on the loop
    hears of the loss (``LoopSide``), then awaited up to ``grace``; a task still running
    then ignored its cancellation: logged (``work_abandoned``) and left to itself (its
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -60,6 +62,9 @@ class WorkRunner:
         # so the next one must still wait for this one's (it may ignore its cancellation).
         self._worked: asyncio.Task[Any] | None = None
         self._lead: AsyncLeadership | None = None
+        # Tasks that ignored their cancellation past ``grace`` (weakly held: once one ends
+        # and is dropped, it is forgotten).
+        self._abandoned: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._paused = False
         #: Set when the work ended on its own while leading: its exception, or None.
         self.finished: asyncio.Future[BaseException | None] = loop.create_future()
@@ -71,15 +76,6 @@ class WorkRunner:
         if self._paused or self.finished.done():
             return
         previous, self._lead = self._worked, lead
-        emit(
-            "work_started",
-            "zkelect %s: leader-only work started (epoch %d)",
-            self._path,
-            lead.epoch,
-            election=self._path,
-            candidate=self._candidate_id,
-            epoch=lead.epoch,
-        )
         task = self._loop.create_task(self._term(lead, previous))
         task.add_done_callback(lambda done: self._ended(done, lead))
         self.task = task
@@ -116,8 +112,11 @@ class WorkRunner:
 
     async def _term(self, lead: AsyncLeadership, previous: asyncio.Task[Any] | None) -> None:
         if previous is not None and not previous.done():
-            done, _ = await asyncio.wait({previous}, timeout=self.grace)
-            if not done:
+            # Still draining: wait for the rest of its grace. Already abandoned: resign now
+            # (holding leadership without the work would only delay the others).
+            if previous not in self._abandoned:
+                await asyncio.wait({previous}, timeout=self.grace)
+            if not previous.done():
                 emit(
                     "work_not_restarted",
                     "zkelect %s: elected again while the previous work still runs (it ignored "
@@ -131,13 +130,22 @@ class WorkRunner:
                 await self._resign_now()
                 return
         self._worked = asyncio.current_task()
+        emit(
+            "work_started",
+            "zkelect %s: leader-only work started (epoch %d)",
+            self._path,
+            lead.epoch,
+            election=self._path,
+            candidate=self._candidate_id,
+            epoch=lead.epoch,
+        )
         await self._work(lead)
 
     def _ended(self, task: asyncio.Task[Any], lead: AsyncLeadership) -> None:
         """4. The work's own end while leading releases leadership; after a loss it is
         only logged (the candidate campaigns on)."""
-        if task.cancelled():
-            return
+        if task.cancelled() or task is not self._worked:
+            return  # cancelled, or a term that resigned instead of running the work
         error = task.exception()
         if lead.lost.is_set() or self._paused or self._lead is not lead:
             if error is not None and not isinstance(error, _LOSS_ERRORS):
@@ -165,6 +173,7 @@ class WorkRunner:
         done, _ = await asyncio.wait({task}, timeout=self.grace)
         if done:
             return
+        self._abandoned.add(task)
         emit(
             "work_abandoned",
             "zkelect %s: the work ignored its cancellation for %gs; left running (its "
