@@ -11,71 +11,29 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import sqlite3
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from json_child import JsonChild, event
 from kazoo.client import KazooClient
 from pg_support import LocalPostgres
 
 from zkelect.testing.ensemble import LocalEnsemble
 
 CHILD = Path(__file__).with_name("fencing_child.py")
-REPO = Path(__file__).resolve().parents[2]
 SESSION_TIMEOUT = 2.0
 
 
-class Child:
-    """A candidate process; its JSON events are collected by a reader thread."""
+class Child(JsonChild):
+    """A candidate process (fencing_child.py); its JSON events are collected as they come."""
 
     def __init__(self, args: list[str]) -> None:
-        env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-        self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.events: list[dict[str, Any]] = []
-        self._inbox: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._inbox.put(json.loads(line))
-        self._inbox.put(None)
-
-    def expect(
-        self, match: Callable[[dict[str, Any]], bool], timeout: float = 20.0
-    ) -> dict[str, Any]:
-        """The first event (seen now or arriving before the deadline) that matches."""
-        for event in self.events:
-            if match(event):
-                return event
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                event = self._inbox.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if event is None:
-                stderr = self.proc.stderr.read() if self.proc.stderr else ""
-                raise AssertionError(f"candidate exited; events {self.events}; stderr {stderr}")
-            self.events.append(event)
-            if match(event):
-                return event
-        raise AssertionError(f"no matching event within {timeout}s; events so far: {self.events}")
+        super().__init__(CHILD, args)
 
     def poll_status(
         self, match: Callable[[dict[str, Any]], bool], timeout: float = 20.0
@@ -93,27 +51,6 @@ class Child:
                 raise AssertionError(f"status never matched; last: {status}")
             time.sleep(0.1)
 
-    def send(self, command: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-
-    def signal(self, sig: int) -> None:
-        os.kill(self.proc.pid, sig)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGCONT)
-                self.send("quit")
-                self.proc.wait(15)
-            except (OSError, subprocess.TimeoutExpired, ValueError):
-                self.proc.kill()
-                self.proc.wait(15)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-
 
 @pytest.fixture
 def spawn() -> Iterator[Callable[[list[str]], Child]]:
@@ -129,10 +66,6 @@ def spawn() -> Iterator[Callable[[list[str]], Child]]:
         child.stop()
     for child in children:
         assert child.proc.poll() is not None, "a candidate process was left running"
-
-
-def event(kind: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
-    return lambda e: e["event"] == kind and all(e.get(k) == v for k, v in fields.items())
 
 
 @pytest.mark.parametrize("run", range(5))
