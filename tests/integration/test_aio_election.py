@@ -70,7 +70,13 @@ def test_start_wait_resign_observe_read_and_stop(
 
     async def scenario() -> None:
         a = candidate(ensemble.hosts, zk_path, "a", on_elected=elected, on_revoked=revoked)
-        b = candidate(ensemble.hosts, zk_path, "b")
+        changes: list[str | None] = []
+
+        async def leader_changed(info: LeaderInfo | None) -> None:
+            await asyncio.sleep(0)
+            changes.append(None if info is None else info.candidate_id)
+
+        b = candidate(ensemble.hosts, zk_path, "b", on_leader_change=leader_changed)
         try:
             assert a.lifecycle is Lifecycle.LATENT
             assert await within(a.start()) is a
@@ -100,6 +106,8 @@ def test_start_wait_resign_observe_read_and_stop(
             assert b_lead is not None and b_lead.epoch > lead.epoch
             while not seen or seen[-1] is None or seen[-1].candidate_id != "b":
                 seen.append(await within(anext(observed)))
+            await until(lambda: changes[-1:] == ["b"])  # a coroutine, run on the loop
+            assert changes[0] == "a"
             assert await within(a.resign()) is False  # not leading: at once
             assert not a.is_leader and a.lifecycle is Lifecycle.STARTED
 
