@@ -6,8 +6,9 @@ Election and AsyncElection, kazoo and a real Curator LeaderLatch driver compiled
 fenced writes with a real PostgreSQL, crash failover with real SIGKILL/SIGSTOP, idle CPU,
 scale in subprocesses) on one real 3-member ensemble, writing everything under a temporary
 directory, never to bench/results or docs/. The targets are not asserted (tiny sizes prove
-nothing about performance); what is asserted is that every benchmark ran, measured what it claims, recorded
-its machine, versions and ensemble settings, and that the report states each target.
+nothing about performance); what is asserted is that every benchmark ran, measured what it
+claims, recorded its machine, versions and ensemble settings, and that the report states each
+target.
 """
 
 # ruff: noqa: RUF001  (the multiplication sign and the en dash are meant: typography)
