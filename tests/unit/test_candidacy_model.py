@@ -219,7 +219,7 @@ class CandidacyModel(RuleBasedStateMachine):
         self.current[slot] = actor
         self.actors.append(actor)
         if batched and actor.session.join_slots.acquire(blocking=False):
-            actor.mailbox.append(Start(None))  # start(wait=False)
+            actor.mailbox.append(Start(None, batched=True))  # start(wait=False)
         else:
             actor.mailbox.append(Start(Future()))
 

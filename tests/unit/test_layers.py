@@ -1,6 +1,6 @@
 """The package's layers, kept by static analysis of every module under zkelect/.
 
-    foundation  <  _zookeeper  <  fencing  <  _election  <  zkelect/__init__  <  ops, testing
+    foundation  <  _zookeeper  <  fencing  <  _election  <  zkelect/__init__, aio  <  ops, testing
 
 * no import cycles between modules (imports at module level and inside functions; those
   under ``if TYPE_CHECKING:`` never run, so they may close a cycle);
@@ -47,6 +47,7 @@ LAYERS = {
     "zkelect.fencing": 2,
     "zkelect._election": 3,
     "zkelect": 4,  # the public API, zkelect/__init__.py
+    "zkelect.aio": 4,  # the public API for asyncio: AsyncElection wraps an Election
     "zkelect.ops": 5,
     "zkelect.testing": 5,
 }
@@ -55,7 +56,7 @@ LAYER_NAMES = {
     1: "_zookeeper",
     2: "fencing",
     3: "_election",
-    4: "zkelect/__init__",
+    4: "zkelect/__init__, aio",
     5: "ops/testing",
 }
 KAZOO_ALLOWED = ("zkelect._zookeeper", "zkelect.testing")

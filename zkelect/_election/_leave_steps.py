@@ -44,6 +44,7 @@ class LeaveSteps(abc.ABC):
     _watches: Watches
     _observer: ObserverPort
     _recheck: bool
+    _first_answer: Future[None] | None
 
     @abc.abstractmethod
     def _adopt(self, name: str, stat: NodeStat) -> None:
@@ -87,6 +88,9 @@ class LeaveSteps(abc.ABC):
             post(REJOIN)
 
     def _stop(self, done: Future[None]) -> None:
+        first, self._first_answer = self._first_answer, None
+        if first is not None:  # a batched first join still in flight: its start() is over
+            first.set_result(None)
         with contextlib.suppress(Exception):
             taken = self._joiner.take()  # a create still in flight: wait, so it is deleted too
             if taken is not None:

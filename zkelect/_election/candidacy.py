@@ -115,6 +115,7 @@ class Candidacy(LeaveSteps):
         # read the children after a sync (a lagging member must not show a stale queue) and
         # confirm the session with a round trip sent after deciding to lead (R7).
         self._recheck = False
+        self._first_answer: Future[None] | None = None  # of a batched first join
 
     def attach(self, post: Callable[[Message], None], run_here: Callable[[Message], None]) -> None:
         """Start taking messages: ``post`` puts one in the actor's mailbox; ``run_here``
@@ -150,12 +151,12 @@ class Candidacy(LeaveSteps):
                     self._waiting_since = self._clock()
                     self._looks.prefetched = children
                     self._reconcile()
-            case Start(first, joined):
+            case Start(first, joined, batched):
                 self._waiting_since = self._clock()
                 if joined is not None:
                     self._took_first(joined, first)
-                elif first is None:
-                    self._send_join()
+                elif batched:
+                    self._send_join(first)
                 else:
                     self._reconcile(first)
                 self._observe()
@@ -187,8 +188,11 @@ class Candidacy(LeaveSteps):
 
     def _refuse(self, message: Message) -> None:
         """A message that arrives once stopping or failed: give back what it holds."""
-        if isinstance(message, Start) and message.first is None:
-            self._session.join_slots.release()
+        if isinstance(message, Start):
+            if message.batched:
+                self._session.join_slots.release()
+            if message.first is not None:
+                message.first.set_result(None)  # start() then sees the stop or the failure
         elif isinstance(message, Resign):
             message.done.set_result(False)
 
@@ -219,31 +223,42 @@ class Candidacy(LeaveSteps):
         if first is not None:
             first.set_result(None)
 
-    def _send_join(self) -> None:
-        """The first join of ``start(wait=False)``: hand the create to the session's batcher;
-        its answer comes back as a ``Joined`` message with the children already known."""
+    def _send_join(self, first: Future[None] | None) -> None:
+        """A batched first join: hand the create to the session's batcher; its answer comes
+        back as a ``Joined`` message with the children already known. ``first`` is answered
+        once that answer is taken."""
         if self._session.state is not ConnectionState.CONNECTED or self.node is not None:
             self._session.join_slots.release()
-            self._reconcile()  # nothing to pipeline; the usual path retries as needed
+            self._reconcile(first)  # nothing to pipeline; the usual path retries as needed
             return
+        self._first_answer = first
         post = self.post
         self._joiner.send(lambda guid, ticket, children: post(Joined(guid, ticket, children)))
 
     def _joined(self, guid: str, ticket: TicketPort, children: Children) -> None:
+        first, self._first_answer = self._first_answer, None
         if not self._joiner.owns(guid, ticket):
-            return  # already taken by another step, or reset by a lost session
+            # Already taken by another step, or reset by a lost session: the first attempt
+            # is over, the candidacy goes on trying.
+            if first is not None:
+                first.set_result(None)
+            return
         try:
             taken = self._joiner.take()
         except (Retryable, SessionGone, NoNode):
             self._schedule_retry()
+            if first is not None:
+                first.set_result(None)
             return
         except ZkElectError as exc:
             self._fail(exc)
+            if first is not None:
+                first.set_exception(exc)
             return
         if taken is not None:
             self._adopt(*taken)
         self._looks.prefetched = children
-        self._reconcile()
+        self._reconcile(first)
 
     def _adopt(self, name: str, stat: NodeStat) -> None:
         self.node = name

@@ -42,6 +42,7 @@ from zkelect._dispatch import Actor
 from zkelect._election._setup import check_arguments, check_path_acl, checked_config, open_session
 from zkelect._election.candidacy import Candidacy
 from zkelect._election.messages import (
+    Inbox,
     Lifecycle,
     Message,
     ObserverFired,
@@ -80,11 +81,12 @@ from zkelect.security import (
     TlsOptions,
 )
 
-__all__ = ["Election", "Lifecycle"]
+__all__ = ["END", "Election", "Lifecycle"]
 
 log = logging.getLogger("zkelect")
 
-_END = object()
+#: What observe()'s inboxes get last, when the election stops.
+END = object()
 
 
 class Election:
@@ -129,7 +131,7 @@ class Election:
         #: Set at start() when an ElectionAcl was given and the existing election path has
         #: another ACL (left as it is): what differs. None otherwise.
         self.acl_mismatch: str | None = None
-        self._subscribers: list[queue.SimpleQueue[object]] = []  # guarded by _cond
+        self._subscribers: list[Inbox] = []  # guarded by _cond
         self._clock = clock
         self._leader_seen: tuple[LeaderInfo | None, float] | None = None  # see leader_seen()
         self._candidacy = self._candidacy_of(data, clock, on_elected, on_revoked)
@@ -224,20 +226,11 @@ class Election:
         except BaseException:
             self._standing.enter_closed()
             raise
-        self.acl_mismatch = check_path_acl(self._session, self.path, self._acl)
-        pool = self._session.pool
-        assert pool is not None  # acquired
-        actor: Actor[Message] = Actor(pool, self._candidacy.handle)
-        self._candidacy.attach(actor.post, actor.run_here)
-        self._metrics.election_started(self.path)
-        self._metrics.session_state(self.path, self._session.state.value)
-        self._metrics.lease_source(self.path, self._standing.lease_remaining)
-        # After the metrics: newer states win.
-        self._session.add_state_listener(self._standing.on_session_state)
+        self._attach()
         first: Future[None] = Future()
         if not wait:
             if self._session.join_slots.acquire(timeout=self.config.request_timeout):
-                self._post(Start(None))  # the candidacy gives the slot back
+                self._post(Start(None, batched=True))  # the candidacy gives the slot back
             else:
                 self._post(Start(first))  # no slot in time: join the usual way
             return self
@@ -247,7 +240,7 @@ class Election:
             ):
                 # Nothing the servers could answer is terminal here (JoinBatcher.proven):
                 # the create is batched, and consecutive start() calls overlap.
-                self._post(Start(None))
+                self._post(Start(None, batched=True))
                 return self
             # The first join's round trip on this thread (not sent from a pool thread); the
             # candidacy's actor takes the answer, so ``node`` is set when start() returns.
@@ -271,13 +264,39 @@ class Election:
         """Leave the election: revoke (``on_revoked('stopped')``), delete our node,
         release threads (and the client, if this election owns it). Idempotent."""
         timeout = check_timeout("timeout", timeout)
-        standing = self._standing
-        if not standing.enter_closing():
+        done = self._begin_stop()
+        if done is None:
             return
-        done: Future[None] = Future()
-        self._post(Stop(done))
         with contextlib.suppress(TimeoutError):
             done.result(timeout=timeout if timeout is not None else self.config.request_timeout)
+        self._finish_stop()
+
+    def _attach(self) -> None:
+        """start()'s steps between acquiring the session and joining: the path's ACL
+        compared, the candidacy's actor, the metrics, the session's listener."""
+        self.acl_mismatch = check_path_acl(self._session, self.path, self._acl)
+        pool = self._session.pool
+        assert pool is not None  # acquired
+        actor: Actor[Message] = Actor(pool, self._candidacy.handle)
+        self._candidacy.attach(actor.post, actor.run_here)
+        self._metrics.election_started(self.path)
+        self._metrics.session_state(self.path, self._session.state.value)
+        self._metrics.lease_source(self.path, self._standing.lease_remaining)
+        # After the metrics: newer states win.
+        self._session.add_state_listener(self._standing.on_session_state)
+
+    def _begin_stop(self) -> Future[None] | None:
+        """stop()'s first half, which never blocks: the candidacy is told to leave; its
+        answer comes on the future (None: nothing to stop)."""
+        if not self._standing.enter_closing():
+            return None
+        done: Future[None] = Future()
+        self._post(Stop(done))
+        return done
+
+    def _finish_stop(self) -> None:
+        """stop()'s second half, once the candidacy left (or did not answer in time)."""
+        standing = self._standing
         self._session.remove_state_listener(self._standing.on_session_state)
         standing.revoke("stopped")  # in case the actor never got to it
         with self._cond:
@@ -285,7 +304,7 @@ class Election:
             subscribers, self._subscribers = self._subscribers, []
             self._cond.notify_all()
         for subscriber in subscribers:
-            subscriber.put(_END)
+            subscriber.put(END)
         self._metrics.election_stopped(self.path)
         self._session.release()
 
@@ -365,19 +384,26 @@ class Election:
         """
         self._require_started()
         inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
-        with self._cond:
-            self._subscribers.append(inbox)
-        self._post(Subscribe(inbox))
+        self._subscribe(inbox)
         try:
             while True:
                 item = inbox.get()
-                if item is _END:
+                if item is END:
                     return
                 yield item  # type: ignore[misc]
         finally:
-            with self._cond:
-                if inbox in self._subscribers:
-                    self._subscribers.remove(inbox)
+            self._unsubscribe(inbox)
+
+    def _subscribe(self, inbox: Inbox) -> None:
+        """``inbox.put`` gets the leader now, then each change, then ``END`` at stop()."""
+        with self._cond:
+            self._subscribers.append(inbox)
+        self._post(Subscribe(inbox))
+
+    def _unsubscribe(self, inbox: Inbox) -> None:
+        with self._cond:
+            if inbox in self._subscribers:
+                self._subscribers.remove(inbox)
 
     def __enter__(self) -> Election:
         return self.start()

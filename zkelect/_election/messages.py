@@ -10,10 +10,9 @@ classes below, posted to its actor and handled in order by ``Candidacy.handle``,
 from __future__ import annotations
 
 import enum
-import queue
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import NoReturn, TypeAlias
+from typing import NoReturn, Protocol, TypeAlias
 
 from zkelect._election._joining import FirstJoin
 from zkelect._election.ports import Children, PendingPort, TicketPort
@@ -23,6 +22,7 @@ __all__ = [
     "RECHECK",
     "REJOIN",
     "RETRY",
+    "Inbox",
     "Joined",
     "Lifecycle",
     "MarkerSeen",
@@ -60,17 +60,26 @@ class Phase(enum.Enum):
     STOPPED = "stopped"  # stopping, stopped, or failed: every message but Stop is refused
 
 
+class Inbox(Protocol):
+    """Where an observer of the election gets the leader, then each change (``observe()``:
+    a queue; an AsyncElection's: a hand-over to its event loop)."""
+
+    def put(self, item: object) -> None: ...
+
+
 # -- messages: one class per kind; fields are what the step needs ------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """``start()``: join. ``first`` is answered after the first attempt; None when the
-    join is batched (``start(wait=False)``), holding one of the session's join slots.
-    ``joined``: the first attempt, made already on the caller's thread."""
+    """``start()``: join. ``first`` (if any) is answered after the first attempt.
+    ``joined``: the first attempt, made already on the caller's thread. ``batched``: the
+    create goes to the session's batcher (``start(wait=False)``, ``AsyncElection.start``),
+    holding one of the session's join slots."""
 
     first: Future[None] | None
     joined: FirstJoin | None = None
+    batched: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +158,7 @@ class Stop:
 class Subscribe:
     """An ``observe()`` began: send it the last leader seen, and start observing."""
 
-    inbox: queue.SimpleQueue[object]
+    inbox: Inbox
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from zkelect._election.messages import RECHECK, Lifecycle, Message, SessionChanged
 from zkelect._election.nodes import election_order
@@ -28,13 +28,26 @@ from zkelect.metrics import MetricsRecorder
 if TYPE_CHECKING:
     from zkelect._zookeeper.session import Session
 
-__all__ = ["Standing"]
+__all__ = ["FlipListener", "Standing"]
 
 log = logging.getLogger("zkelect")
 _T = TypeVar("_T")
 # Revocations after which our node (and so the session) may still be alive on the servers.
 _SESSION_MAY_LIVE = frozenset({"suspended", "lease_expired"})
 _RETRY_PAUSE = 0.05  # between reads of a fenced write's error path while ZooKeeper is away
+
+
+class FlipListener(Protocol):
+    """Told of each flip under the standing's lock, right after it happens and before any
+    callback is posted (an AsyncElection hands it to its event loop from here, so that its
+    leader-only work is cancelled before any callback or waiter on the loop hears of it).
+    Called from any thread; it must only hand the news over, never block."""
+
+    def elected(self, lead: Leadership) -> None: ...
+
+    def revoked(self, lead: Leadership) -> None: ...
+
+    def failed(self, error: ZkElectError) -> None: ...
 
 
 class Standing:
@@ -70,6 +83,7 @@ class Standing:
         self._on_revoked = on_revoked
         self._request_timeout = request_timeout
         self.key = id(self)  # ours among the session's lease listeners
+        self.listener: FlipListener | None = None
 
     # -- the lifecycle (for Election's public methods) ------------------------------------------
 
@@ -159,6 +173,8 @@ class Standing:
             # Recorded under the lock, so metrics see flips in the order they happen.
             waited = max(0.0, self._clock() - waiting_since)
             self._metrics.leadership_acquired(self._path, lead.epoch, waited)
+            if self.listener is not None:
+                self.listener.elected(lead)
             self._notify(None if callback is None else lambda: callback(lead))
         if log.isEnabledFor(logging.INFO):  # the hot path: build nothing unseen
             emit(
@@ -187,6 +203,8 @@ class Standing:
             self._session.unwatch_lease(self.key)
             callback = self._on_revoked
             self._metrics.leadership_lost(self._path, reason)
+            if self.listener is not None:
+                self.listener.revoked(current)
             self._notify(None if callback is None else lambda: callback(reason))
         if log.isEnabledFor(logging.INFO):  # the hot path: build nothing unseen
             emit(
@@ -212,6 +230,8 @@ class Standing:
     def fail(self, error: ZkElectError) -> None:
         with self.cond:
             self.failure = error
+            if self.listener is not None:
+                self.listener.failed(error)
             self.cond.notify_all()
 
     def _stop_by(self, reason: str) -> float:

@@ -436,9 +436,16 @@ class Transaction:
 
     def commit(self) -> list[object]:
         """Results per operation; raises ``TransactionFailed`` naming the failing op."""
-        results = cast(
-            list[object], self._session._call(self._request.commit_async, via_leader=True)
-        )
+        return self.results(self.send())
+
+    def send(self) -> Pending:
+        """The commit, sent now; its outcome from ``results`` (an event loop waits for it
+        with ``Pending.when_done`` instead of a thread)."""
+        return self._session.send(self._request.commit_async, via_leader=True)
+
+    def results(self, pending: Pending) -> list[object]:
+        """The results of ``send``'s commit (waiting for them if need be)."""
+        results = cast(list[object], pending.result())
         failures = [
             (index, result)
             for index, result in enumerate(results)

@@ -33,6 +33,7 @@ from zkelect._logs import emit, protect_kazoo_logs
 from zkelect._zookeeper.connect import start_client
 from zkelect._zookeeper.heartbeat import Heartbeat
 from zkelect._zookeeper.hooks import ConnectionTap, requested_timeout
+from zkelect._zookeeper.join_slots import JoinSlots
 from zkelect._zookeeper.joins import JoinBatcher
 from zkelect._zookeeper.outcomes import (
     ConnectionState,
@@ -84,11 +85,8 @@ class Session(Requests):
             clock, config.lease_margin_ratio, lambda: self.session_timeout, self.report_delay
         )
         self._lock = threading.RLock()
-        # At most this many start(wait=False) creates in flight: kazoo's connection thread
-        # writes and reads on one thread, and with thousands of requests outstanding the
-        # server stops reading (its outstanding limit) while kazoo is blocked writing, until
-        # the connection drops. Callers of start(wait=False) wait here for a slot instead.
-        self.join_slots = threading.BoundedSemaphore(JOIN_WINDOW)
+        # At most JOIN_WINDOW batched creates in flight (join_slots.py says why).
+        self.join_slots = JoinSlots(JOIN_WINDOW)
         self._refs = 0
         # A dict as an ordered set: thousands of elections may share one session, and each
         # one's stop() removes its listener (a list would make that quadratic).
@@ -169,6 +167,15 @@ class Session(Requests):
             # (zkelect/_lease.py); learn how short that may be, and send the first one now.
             self._min_session = self.tap.probe_min_session(min(2.0, self.config.request_timeout))
         self._heartbeat.start(beats, beat_now=beat_now)
+
+    def acquire_if_running(self) -> bool:
+        """``acquire()`` if it cannot block (another election holds the session: no connect,
+        no thread to start); False, having done nothing, otherwise."""
+        with self._lock:
+            if self._refs == 0:
+                return False
+            self._refs += 1
+            return True
 
     def release(self) -> None:
         """Unregister one user; the last one stops the threads (and an owned client)."""

@@ -39,11 +39,14 @@ from zkelect.errors import (
 from zkelect.fencing.token import FencingToken, describe_epoch
 
 if TYPE_CHECKING:
-    from zkelect._zookeeper.requests import Transaction
+    from zkelect._zookeeper.requests import Pending, Transaction
     from zkelect._zookeeper.session import Session
 
 # FencingToken and describe_epoch are re-exported for code that imports them from here.
-__all__ = ["FencedTransaction", "FencingToken", "Leadership", "describe_epoch"]
+__all__ = ["COMMIT_FAILURES", "FencedTransaction", "FencingToken", "Leadership", "describe_epoch"]
+
+#: How a fenced commit's request fails (``FencedTransaction.results``).
+COMMIT_FAILURES = (TransactionFailed, SessionGone, Retryable)
 
 
 class Leadership:
@@ -187,36 +190,52 @@ class FencedTransaction:
         LeadershipLostError (our session ended), ConnectionFailedError (no answer: the
         outcome is unknown; check before retrying), or the failing operation's error.
         """
-        lead = self._leadership
+        pending = self.send()
         try:
-            results = self._txn.commit()[1:]
-        except TransactionFailed as failed:
-            if failed.index == 0 and isinstance(failed.error, (NoNode, BadVersion)):
-                raise self._rejected("fence_failed", "its candidate node is gone") from None
-            lead._record_write("rejected")
-            if isinstance(failed.error, ZkElectError):
-                raise failed.error from None
-            raise WriteFailedError(
-                f"fenced write to {lead.token.path}: operation {failed.index} ({failed.op}) "
-                f"failed with {type(failed.error).__name__}; nothing was applied"
-            ) from None
-        except SessionGone:
-            raise self._rejected("session_lost", "its ZooKeeper session ended") from None
-        except Retryable:
-            # The connection dropped with the write in flight. If our node is gone, we no
-            # longer lead: the write was refused, or landed while we still led.
-            if lead._node_gone(lead.node_path):
-                raise self._rejected(
-                    "session_lost",
-                    "its session ended while the write was in flight: the write was refused, "
-                    "or landed before that",
-                ) from None
-            raise ConnectionFailedError(
-                f"no answer to a fenced write for {lead.token.path} within the request timeout:"
-                " its outcome is unknown; read the data back before retrying"
-            ) from None
-        lead._record_write("accepted")
+            return self.results(pending)
+        except COMMIT_FAILURES as exc:
+            raise self.failure(exc) from None
+
+    def send(self) -> Pending:
+        """The commit, sent now (``commit()`` in two halves, for an event loop)."""
+        return self._txn.send()
+
+    def results(self, pending: Pending) -> list[object]:
+        """The results of ``send``'s commit, recorded as accepted; raises one of
+        ``COMMIT_FAILURES`` (hand it to ``failure``) if it did not apply."""
+        results = self._txn.results(pending)[1:]
+        self._leadership._record_write("accepted")
         return results
+
+    def failure(self, exc: BaseException) -> ZkElectError:
+        """What a commit that failed with ``exc`` (one of ``COMMIT_FAILURES``) raises. May
+        block for up to the request timeout: it reads who leads now, or whether our node is
+        gone; ``lost`` is set first when the failure says we were deposed."""
+        lead = self._leadership
+        if isinstance(exc, TransactionFailed):
+            if exc.index == 0 and isinstance(exc.error, (NoNode, BadVersion)):
+                return self._rejected("fence_failed", "its candidate node is gone")
+            lead._record_write("rejected")
+            if isinstance(exc.error, ZkElectError):
+                return exc.error
+            return WriteFailedError(
+                f"fenced write to {lead.token.path}: operation {exc.index} ({exc.op}) "
+                f"failed with {type(exc.error).__name__}; nothing was applied"
+            )
+        if isinstance(exc, SessionGone):
+            return self._rejected("session_lost", "its ZooKeeper session ended")
+        # Retryable: the connection dropped with the write in flight. If our node is gone, we
+        # no longer lead: the write was refused, or landed while we still led.
+        if lead._node_gone(lead.node_path):
+            return self._rejected(
+                "session_lost",
+                "its session ended while the write was in flight: the write was refused, "
+                "or landed before that",
+            )
+        return ConnectionFailedError(
+            f"no answer to a fenced write for {lead.token.path} within the request timeout:"
+            " its outcome is unknown; read the data back before retrying"
+        )
 
     def _rejected(self, reason: str, why: str) -> StaleEpochError:
         lead = self._leadership
