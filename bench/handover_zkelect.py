@@ -2,8 +2,9 @@
 
 Each implementation's N candidates join their own path; candidate i of each is on session
 i mod S (the same sessions for both, so both see the same clients, threads and servers).
-When both are measured, their rounds alternate (threaded, async, threaded, ...) and the
-floors are sampled after every measured round of each: the two rows differ by the API only.
+When both are measured, their rounds alternate (one of each in turn, which goes first
+alternating too) and the floors are sampled after every measured round of each: the two
+rows differ by the API only.
 
 * ``zkelect``: from just before ``resign()`` (the main thread) to the moment the
   successor's ``on_elected`` starts (the session's callback thread).
@@ -340,7 +341,8 @@ def run_zkelect(
             group.recorder.wait_beyond(0, f"first {group.impl} leader")
             wait_children(observer, group.path, n)
         for round_no in range(warmup + rounds):
-            for group in groups:
+            # Who goes first alternates too: neither row always follows the other's round.
+            for group in groups if round_no % 2 == 0 else groups[::-1]:
                 group.play(round_no, round_no >= warmup, observer)
                 if round_no >= warmup:
                     probe.between_rounds()
