@@ -8,11 +8,12 @@ rows differ by the API only.
 
 * ``zkelect``: from just before ``resign()`` (the main thread) to the moment the
   successor's ``on_elected`` starts (the session's callback thread).
-* ``zkelect-async``: every candidate is an ``AsyncElection`` on one event loop (one loop
-  for the process, in a thread of its own, as an asyncio service has one). From just before
-  ``await leader.resign()`` on the loop to the moment the successor's ``on_elected``
-  coroutine starts running on the loop: the first moment code on the loop can act as the
-  leader.
+* ``zkelect-async``: every candidate is an ``AsyncElection`` on an event loop of its
+  session's (one loop per session, each in a thread of its own, as the threaded row has a
+  callback thread per session: the successor's loop is not the leaver's, as in a real
+  deployment, where each service has its loop). From just before ``await leader.resign()``
+  on the leader's loop to the moment the successor's ``on_elected`` coroutine starts
+  running on its loop: the first moment code on that loop can act as the leader.
 
 Both record the successor's flip to leader (the metrics hook ``leadership_acquired``, on
 the worker thread), which splits each handover into ZooKeeper's part and the hop from the
@@ -250,30 +251,35 @@ class Threaded(Group):
 
 
 class Async(Group):
-    """AsyncElections on one event loop: started, resigned and stopped there."""
+    """AsyncElections, one event loop per session (candidate i on session i and loop i mod S,
+    as the threaded row's candidate i has that session's callback thread): each candidate
+    is started, resigned and stopped on its loop."""
 
     impl = ASYNC
+
+    def loop(self, index: int) -> LoopThread:
+        return self.loops[index % len(self.loops)]
 
     def start_all(self) -> None:
         from zkelect.aio import AsyncElection  # only this row needs it
 
         self.elections: list[AsyncElection] = []
-        self.loop = LoopThread()
+        self.loops = [LoopThread() for _ in self.clients]
 
-        async def join_all() -> None:
-            for index in range(self.n):
-                election = AsyncElection(
-                    self.client(index),
-                    self.path,
-                    candidate_id=self.candidate_id(index),
-                    config=self.config,
-                    on_elected=self._elected(index),
-                    metrics=FlipClock(index, self.flipped),
-                )
-                self.elections.append(election)
-                await election.start()
+        async def join(index: int) -> None:
+            election = AsyncElection(
+                self.client(index),
+                self.path,
+                candidate_id=self.candidate_id(index),
+                config=self.config,
+                on_elected=self._elected(index),
+                metrics=FlipClock(index, self.flipped),
+            )
+            self.elections.append(election)
+            await election.start()
 
-        self.loop.call(join_all(), f"{self.n} AsyncElections joining", STEP_TIMEOUT + self.n * 0.05)
+        for index in range(self.n):  # one after another, as the threaded row's
+            self.loop(index).call(join(index), f"AsyncElection {index} joining")
 
     def _elected(self, index: int) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def on_elected(lead: Any) -> None:
@@ -292,23 +298,24 @@ class Async(Group):
             done = await election.resign()
             return done, started, time.perf_counter()
 
-        done, started, resigned = self.loop.call(resign(), f"candidate {index} resigning")
+        done, started, resigned = self.loop(index).call(resign(), f"candidate {index} resigning")
         if not done:
             raise BenchError(f"async candidate {index} refused to resign")
         return started, resigned
 
     def stoppers(self) -> dict[str, Callable[[], None]]:
-        def stopper(election: Any) -> Callable[[], None]:
-            return lambda: self.loop.call(election.stop(), f"stopping {election.candidate_id}")
+        def stopper(index: int) -> Callable[[], None]:
+            election = self.elections[index]
+            return lambda: self.loop(index).call(election.stop(), f"stopping {index}")
 
-        return {e.candidate_id: stopper(e) for e in getattr(self, "elections", [])}
+        return {e.candidate_id: stopper(i) for i, e in enumerate(getattr(self, "elections", []))}
 
     def close(self, observer: KazooClient) -> None:
         try:
             super().close(observer)
         finally:
-            if hasattr(self, "loop"):
-                self.loop.close()
+            for loop in getattr(self, "loops", []):
+                loop.close()
 
 
 def run_zkelect(
