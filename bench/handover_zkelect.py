@@ -142,8 +142,9 @@ class Group:
     def is_leader(self, index: int) -> bool:
         raise NotImplementedError
 
-    def resign(self, index: int) -> tuple[float, float]:
-        """(just before resign was called, when it returned); BenchError if it refused."""
+    def resign(self, index: int) -> Callable[[], tuple[float, float]]:
+        """Have the leader resign; returns what tells, once the successor leads, (just
+        before resign was called, when it returned), or raises BenchError if it refused."""
         raise NotImplementedError
 
     def stoppers(self) -> dict[str, Callable[[], None]]:
@@ -166,8 +167,9 @@ class Group:
             if again != leader:
                 raise BenchError(f"candidate {leader} was elected but {again} leads")
             mark = self.recorder.count()
-        started, resigned = self.resign(leader)
+        resigned_at = self.resign(leader)
         successor, at = self.recorder.wait_beyond(mark, f"{self.impl} handover")
+        started, resigned = resigned_at()
         if successor == leader:
             raise BenchError(f"{self.impl}: the resigned leader was elected again at once")
         if measured:
@@ -224,11 +226,12 @@ class Threaded(Group):
     def is_leader(self, index: int) -> bool:
         return self.elections[index].is_leader
 
-    def resign(self, index: int) -> tuple[float, float]:
+    def resign(self, index: int) -> Callable[[], tuple[float, float]]:
         started = time.perf_counter()
         if not self.elections[index].resign():
             raise BenchError(f"candidate {index} refused to resign")
-        return started, time.perf_counter()
+        resigned = time.perf_counter()
+        return lambda: (started, resigned)
 
     def stoppers(self) -> dict[str, Callable[[], None]]:
         return {e.candidate_id: e.stop for e in getattr(self, "elections", [])}
@@ -290,7 +293,10 @@ class Async(Group):
     def is_leader(self, index: int) -> bool:
         return bool(self.elections[index].is_leader)
 
-    def resign(self, index: int) -> tuple[float, float]:
+    def resign(self, index: int) -> Callable[[], tuple[float, float]]:
+        """Resigns on the leader's loop; this thread asks how it went only after the
+        successor led (a thread woken by the leaver's loop meanwhile would be the
+        benchmark's, not the API's: an asyncio service has no such thread)."""
         election = self.elections[index]
 
         async def resign() -> tuple[bool, float, float]:
@@ -298,10 +304,20 @@ class Async(Group):
             done = await election.resign()
             return done, started, time.perf_counter()
 
-        done, started, resigned = self.loop(index).call(resign(), f"candidate {index} resigning")
-        if not done:
-            raise BenchError(f"async candidate {index} refused to resign")
-        return started, resigned
+        pending = asyncio.run_coroutine_threadsafe(resign(), self.loop(index).loop)
+
+        def outcome() -> tuple[float, float]:
+            try:
+                done, started, resigned = pending.result(STEP_TIMEOUT)
+            except concurrent.futures.TimeoutError:
+                raise BenchError(
+                    f"candidate {index}: resign() not within {STEP_TIMEOUT:g}s"
+                ) from None
+            if not done:
+                raise BenchError(f"async candidate {index} refused to resign")
+            return started, resigned
+
+        return outcome
 
     def stoppers(self) -> dict[str, Callable[[], None]]:
         def stopper(index: int) -> Callable[[], None]:
