@@ -171,16 +171,18 @@ def section(h: dict[str, Any], img: str | None) -> str:
         "the same for all three), so the re-join does not compete with the handover.",
         "",
         "zkelect `AsyncElection` (`zkelect.aio`, issue 16): the same N candidates as "
-        "`AsyncElection`s, all on one asyncio event loop (a thread of the benchmark's process, "
-        "as an asyncio service has one loop), each on the same session as its `Election` "
-        "twin, on a path of their own; their rounds alternate with `Election`'s (one of each, "
-        "in turn, which goes first alternating too), so both rows see the same machine, load and "
-        "sessions. Measured: from just "
-        "before `await leader.resign()` on the loop to the moment the successor's `on_elected` "
-        "*coroutine* starts running on the loop: the first moment code on the loop can act as "
-        "the leader. Its difference to `Election`'s median is the price of the asyncio API "
-        "(the hop from the election's threads to the loop); the per-round difference pairs "
-        "each async round with the `Election` round just before it.",
+        "`AsyncElection`s on a path of their own, each on the same session as its `Election` "
+        "twin and on that session's asyncio event loop (one loop per session, each in a "
+        "thread of its own, as `Election` has a callback thread per session: the successor's "
+        "loop is not the leaver's, as in a deployment, where each service has its own). "
+        "Their rounds alternate with `Election`'s (one of each in turn, which goes first "
+        "alternating too), so both rows see the same machine, load and sessions. Measured: "
+        "from just before `await leader.resign()` on the leaver's loop to the moment the "
+        "successor's `on_elected` *coroutine* starts running on its loop: the first moment "
+        "code on that loop can act as the leader. The difference to `Election`'s median is "
+        "the price of the asyncio API (chiefly the hop from the election's threads to the "
+        "loop); the per-round differences pair each `AsyncElection` round with the `Election` "
+        "round next to it.",
         "",
         "Two references, sampled in the same run on the same ensemble, at a handover's pace "
         "(after the same 20 ms quiet time), from one client per member, before the rounds and "
