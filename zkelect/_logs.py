@@ -50,7 +50,8 @@ __all__ = [
 
 #: The lifecycle events, in the order an incident usually shows them. The library logs
 #: ``connecting`` to ``revoked``; ``zkelect run``'s supervisor ``elected``, ``revoked`` and
-#: the rest (docs/logging.md lists them all, with their fields).
+#: the ``child_*`` events; ``AsyncElection.run_while_leader`` the ``work_*`` ones
+#: (docs/logging.md lists them all, with their fields).
 EVENTS = (
     "connecting",
     "connected",
@@ -69,6 +70,10 @@ EVENTS = (
     "child_exited",
     "child_failed",
     "child_restarting",
+    "work_started",
+    "work_cancelled",
+    "work_abandoned",
+    "work_not_restarted",
     "releasing",
     "serving",
     "stopping",

@@ -36,6 +36,7 @@ def test_fenced_writes_land_while_leading(
     created = lead.create(data, b"v1")
     assert created == data
     lead.set_data(data, b"v2")
+    kazoo_client.sync(data)  # another session, maybe on a member that has not applied it yet
     assert kazoo_client.get(data)[0] == b"v2"
     results = (
         lead.transaction()
@@ -43,8 +44,10 @@ def test_fenced_writes_land_while_leading(
         .set_data(data, b"v3")
         .commit()
     )
+    kazoo_client.sync(data)
     assert str(results[0]).startswith(f"{zk_path}/log-") and kazoo_client.get(data)[0] == b"v3"
     lead.delete(data)
+    kazoo_client.sync(zk_path)
     assert kazoo_client.exists(data) is None
     assert counter.results == {"accepted": 4}
     assert not lead.lost.is_set()

@@ -40,14 +40,16 @@ def free_port() -> int:
 class Brokers:
     """Broker processes, each stopped by PID at teardown (thawed first if frozen)."""
 
-    def __init__(self, hosts: str, root: str, logs: Path, count: int) -> None:
+    def __init__(
+        self, hosts: str, root: str, logs: Path, count: int, script: Path = BROKER
+    ) -> None:
         self.ports = {i: free_port() for i in range(1, count + 1)}
         peers = ",".join(f"{i}=127.0.0.1:{port}" for i, port in self.ports.items())
         env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.logs = logs
         for i, port in self.ports.items():
-            args = [sys.executable, str(BROKER), "--id", str(i), "--port", str(port)]
+            args = [sys.executable, str(script), "--id", str(i), "--port", str(port)]
             args += ["--peers", peers, "--hosts", hosts, "--root", root, "--tick", "0.2"]
             args += ["--session-timeout", str(SESSION_TIMEOUT)]
             with open(logs / f"broker-{i}.log", "wb") as out:

@@ -155,9 +155,10 @@ class AsyncElection:
             await asyncio.to_thread(election._attach)  # reads the path's ACL
         else:
             election._attach()
-        await self._join_slot()
         first: Future[None] = Future()
-        election._post(Start(first, batched=True))
+        # The create is posted by whichever thread frees a join slot (join_slots.py), not
+        # from the loop: a burst of starts then reaches the batcher as fast as slots free.
+        session.join_slots.when_free(lambda: election._post(Start(first, batched=True)))
         try:
             await waited(first, self.config.request_timeout + self.config.connect_timeout)
         except ZkElectError:
@@ -165,21 +166,10 @@ class AsyncElection:
             raise
         except asyncio.TimeoutError:
             pass  # still trying in the background
+        except asyncio.CancelledError:
+            await asyncio.shield(self.stop())  # a start cancelled leaves nothing behind
+            raise
         return self
-
-    async def _join_slot(self) -> None:
-        """One of the session's join slots (join_slots.py), waited for without a thread."""
-        loop, slots = asyncio.get_running_loop(), self.session.join_slots
-        slot: asyncio.Future[None] = loop.create_future()
-
-        def taken() -> None:  # on the loop
-            if slot.cancelled():
-                slots.release()  # nobody took it: give it back
-            else:
-                slot.set_result(None)
-
-        slots.when_free(lambda: call_soon(loop, taken))
-        await slot
 
     async def stop(self, timeout: float | None = None) -> None:
         """Leave the election: the ``run_while_leader`` work is cancelled and drained
@@ -198,7 +188,7 @@ class AsyncElection:
     async def _leave(self, timeout: float | None) -> None:
         election, runner = self.election, self._runner
         if runner is not None:
-            await runner.quiesce()
+            await runner.quiesce("stop")
         done = election._begin_stop()
         if done is not None:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -223,7 +213,7 @@ class AsyncElection:
         runner = self._runner
         if runner is None:
             return await self._resign_now(timeout)
-        await runner.quiesce()
+        await runner.quiesce("resign")
         try:
             return await self._resign_now(timeout)
         finally:

@@ -68,6 +68,15 @@ class WorkRunner:
         if self._paused or self.finished.done():
             return
         previous, self._lead = self.task, lead
+        emit(
+            "work_started",
+            "zkelect %s: leader-only work started (epoch %d)",
+            self._path,
+            lead.epoch,
+            election=self._path,
+            candidate=self._candidate_id,
+            epoch=lead.epoch,
+        )
         task = self._loop.create_task(self._term(lead, previous))
         task.add_done_callback(lambda done: self._ended(done, lead))
         self.task = task
@@ -78,16 +87,19 @@ class WorkRunner:
         if task is None or task.done() or self._lead is not lead:
             return
         task.cancel()
+        self._cancelled(lead, lead.reason or "lost")
         self._loop.create_task(self._drained(task, lead))
 
     # -- planned steps down -----------------------------------------------------------------------
 
-    async def quiesce(self) -> None:
-        """3. Cancel the work and wait for it (up to ``grace``); none starts until ``resume``."""
+    async def quiesce(self, why: str) -> None:
+        """3. Cancel the work and wait for it (up to ``grace``); none starts until ``resume``.
+        ``why``: ``resign`` or ``stop`` (the work sees ``lead.lost`` not set yet)."""
         self._paused = True
         task = self.task
         if task is not None and not task.done():
             task.cancel()
+            self._cancelled(self._lead, why)
             await self._drained(task, self._lead)
 
     def resume(self, leading: AsyncLeadership | None) -> None:
@@ -132,6 +144,18 @@ class WorkRunner:
                 )
             return
         resolve(self.finished, error)
+
+    def _cancelled(self, lead: AsyncLeadership | None, reason: str) -> None:
+        emit(
+            "work_cancelled",
+            "zkelect %s: leader-only work cancelled (%s)",
+            self._path,
+            reason,
+            election=self._path,
+            candidate=self._candidate_id,
+            epoch=None if lead is None else lead.epoch,
+            reason=reason,
+        )
 
     async def _drained(self, task: asyncio.Task[Any], lead: AsyncLeadership | None) -> None:
         done, _ = await asyncio.wait({task}, timeout=self.grace)
