@@ -500,7 +500,11 @@ def main(argv: list[str] | None = None) -> int:
                     lambda: elections("zkelect-elections", args.zkelect_elections, "--no-wait")
                 )
             if supports_async():  # alternated with the row it is compared with
-                compared.append(lambda: elections("zkelect-async-elections", args.async_elections))
+                # A smoke run's idle window proves nothing: kept short (the test suite's time).
+                brief = ("--idle-seconds", "0.3") if args.smoke else ()
+                compared.append(
+                    lambda: elections("zkelect-async-elections", args.async_elections, *brief)
+                )
             per_session = alternated(compared, args.join_trials if len(compared) > 1 else 1)
             per_session += [
                 elections("zkelect-elections", args.blocking_elections),
