@@ -8,6 +8,10 @@ machine are noise.
 * zkelect: N ``Election`` objects. Per round the leader calls ``resign()`` (it re-queues at
   the back by itself, ``requeue_delay`` = 10 ms later). Measured: from just before
   ``resign()`` to the moment the successor's ``on_elected`` callback starts.
+* zkelect-async: N ``zkelect.aio.AsyncElection`` objects on one event loop (a thread of
+  this process), on the same sessions as zkelect's, their rounds alternated with zkelect's
+  (bench/handover_zkelect.py). Measured: from just before ``await resign()`` on the loop to
+  the moment the successor's ``on_elected`` coroutine starts running on the loop.
 * kazoo: N ``kazoo.recipe.election.Election`` objects, each blocking a thread in
   ``run(func)``. The leader's ``func`` waits on an Event; per round it is told to return
   (which releases the lock); 10 ms later its thread calls ``run`` again (back of the queue).
@@ -35,11 +39,12 @@ with the handover being measured, for all three alike.
 
 Targets (issue 14), at every N: zkelect's median handover <= 0.85x the re-reading floor;
 <= 0.8x both kazoo's and Curator's medians (at least 20% below each); <= 1.2x the
-notification floor.
+notification floor. Issue 16, at N <= 100: zkelect-async's median within +0.3 ms of zkelect's.
 
 Run: ``python bench/handover.py [--sizes 10,100,1000] [--rounds 60]``; ``--quick`` for the
 old smoke run (N=5, 5 rounds, zkelect and kazoo only); ``--smoke`` (N=5, 3 rounds, all
-three). Results: bench/results/handover.json.
+four). ``--impls zkelect,zkelect-async`` for the two zkelect rows alone. Results:
+bench/results/handover.json.
 """
 
 from __future__ import annotations
@@ -49,10 +54,7 @@ import sys
 import tempfile
 import threading
 import time
-import timeit
-from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +68,6 @@ from common import (
     JavaProgram,
     Recorder,
     base_parser,
-    candidate_names,
     curator_driver,
     default_output,
     ensemble_for,
@@ -79,163 +80,23 @@ from common import (
     write_result,
 )
 from floor import SETTLE, Floor, FloorProbe, Notification, median
-from kazoo.client import KazooClient
+from handover_zkelect import ASYNC, THREADED, ZKELECT_IMPLS, Run, run_zkelect
 from kazoo.exceptions import CancelledError
 
-from zkelect import Election, ElectionConfig, Leadership, NoopRecorder, ZkElectError
-from zkelect._election.nodes import election_order, parse_node, serial_order
+from zkelect import ZkElectError
 
 # Issue 14's targets for zkelect's median handover, at every N, in one run.
 TARGET_FLOOR_RATIO = 0.85  # <= this x the re-reading floor (delete + get_children)
 TARGET_PEER_RATIO = 0.8  # <= this x kazoo's and Curator's medians (at least 20% below each)
 TARGET_NOTIFICATION_RATIO = 1.2  # <= this x the notification floor
+# Issue 16: zkelect-async's median handover <= zkelect's + this, at N <= ASYNC_TARGET_MAX_N.
+TARGET_ASYNC_EXTRA_MS = 0.3
+ASYNC_TARGET_MAX_N = 100
 CLIENT_TIMEOUT = 10.0  # requested session timeout (s) of every candidate's session
 REQUEUE_DELAY = 0.01  # every implementation re-joins this long after leaving (zkelect default)
-IMPLEMENTATIONS = ("zkelect", "kazoo", "curator")
+IMPLEMENTATIONS = (THREADED, ASYNC, "kazoo", "curator")
 
 log = logging.getLogger("bench.handover")
-
-
-# --------------------------------------------------------------------------- zkelect
-
-
-@dataclass
-class Run:
-    samples: list[float] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def run_zkelect(
-    ensemble: Ensemble, n: int, sessions: int, rounds: int, warmup: int, probe: FloorProbe
-) -> Run:
-    path = f"/bench/handover/zkelect-n{n}"
-    recorder = Recorder()
-    run = Run()
-    resign_calls: list[float] = []
-    flips: list[float] = []  # resign() called -> the successor's flip to leader (worker thread)
-    hops: list[float] = []  # that flip -> its on_elected starts (callback thread)
-    flipped: dict[int, float] = {}
-    config = ElectionConfig(session_timeout=CLIENT_TIMEOUT, requeue_delay=REQUEUE_DELAY)
-
-    class FlipClock(NoopRecorder):
-        """zkelect's metrics hook ``leadership_acquired`` runs at the flip, under the lock."""
-
-        def __init__(self, index: int) -> None:
-            self.index = index
-
-        def leadership_acquired(self, election: str, epoch: int, waited: float) -> None:
-            flipped[self.index] = time.perf_counter()
-
-    with started_clients([ensemble.hosts] * (sessions + 1), CLIENT_TIMEOUT) as clients:
-        observer, candidate_clients = clients[0], clients[1:]
-        elections: list[Election] = []
-
-        def elected(index: int) -> Callable[[Leadership], None]:
-            def on_elected(lead: Leadership) -> None:
-                recorder.record(index)
-
-            return on_elected
-
-        try:
-            for index in range(n):
-                election = Election(
-                    candidate_clients[index % sessions],
-                    path,
-                    candidate_id=f"cand-{index:04d}",
-                    config=config,
-                    on_elected=elected(index),
-                    metrics=FlipClock(index),
-                )
-                elections.append(election)
-                election.start()
-            recorder.wait_beyond(0, "first zkelect leader")
-            wait_children(observer, path, n)
-            lapses = 0
-            for round_no in range(warmup + rounds):
-                mark = recorder.count()
-                leader, _ = recorder.events[-1]
-                if not elections[leader].is_leader:
-                    # Its lease ran out meanwhile (R7): on this 2-core machine the join storm
-                    # of N=1,000 can leave a session unanswered for longer than the lease. It
-                    # leads again once the lease is proven; a round starts from a leader.
-                    lapses += 1
-                    print(f"N={n}: zkelect's leader lost its lease before round {round_no}")
-                    again, _ = recorder.wait_beyond(mark, "the leader leading again")
-                    if again != leader:
-                        raise BenchError(f"candidate {leader} was elected but {again} leads")
-                    mark = recorder.count()
-                started = time.perf_counter()
-                if not elections[leader].resign():
-                    raise BenchError(f"candidate {leader} refused to resign")
-                resigned = time.perf_counter()
-                successor, at = recorder.wait_beyond(mark, "zkelect handover")
-                if successor == leader:
-                    raise BenchError("the resigned leader was elected again at once")
-                if round_no >= warmup:
-                    run.samples.append(at - started)
-                    resign_calls.append(resigned - started)
-                    flip = flipped.get(successor, 0.0)
-                    if started < flip <= at:
-                        flips.append(flip - started)
-                        hops.append(at - flip)
-                wait_children(observer, path, n)
-                if round_no >= warmup:
-                    probe.between_rounds()
-                time.sleep(SETTLE)
-            # In this run, on this machine: what ordering the election's children costs zkelect
-            # on every look (the successor does it once per handover).
-            # And what it would cost with the parsed names cached (not zkelect's code).
-            names = candidate_names(observer.get_children(path))
-            run.extra["election_order_ms"] = ms(
-                min(timeit.repeat(lambda: election_order(names), number=20, repeat=5)) / 20
-            )
-            parsed = {name: parse_node(name) for name in names}
-            run.extra["election_order_cached_ms"] = ms(
-                min(
-                    timeit.repeat(
-                        lambda: serial_order([parsed[n] for n in names if parsed[n]]),
-                        number=20,
-                        repeat=5,
-                    )
-                )
-                / 20
-            )
-        finally:
-            stop_in_queue_order(elections, observer, path)
-    run.extra["resign_call_median_ms"] = ms(median(resign_calls)) if resign_calls else None
-    run.extra["leases_lost_between_rounds"] = lapses
-    run.extra["breakdown"] = {
-        "what": (
-            "resign_returned: resign() returns (the actor deleted the node); flipped: the "
-            "successor's election step flips to leader (worker thread); callback_hop: from "
-            "that flip to on_elected starting (callback thread); medians, ms"
-        ),
-        "resign_returned_median_ms": ms(median(resign_calls)) if resign_calls else None,
-        "flipped_median_ms": ms(median(flips)) if flips else None,
-        "callback_hop_median_ms": ms(median(hops)) if hops else None,
-    }
-    return run
-
-
-def stop_in_queue_order(elections: list[Election], observer: KazooClient, path: str) -> None:
-    """Stop the last in the queue first, so no stop wakes anybody (and nobody is elected)."""
-    by_id = {e.candidate_id: e for e in elections}
-    order: list[Election] = []
-    with suppress(Exception):
-        children = candidate_names(observer.get_children(path))
-        names = [node.name for node in election_order(children)]
-        pending = [observer.get_async(f"{path}/{name}") for name in names]
-        for result in pending:
-            data, _ = result.get(timeout=STEP_TIMEOUT)
-            election = by_id.pop(bytes(data).decode(), None)
-            if election is not None:
-                order.append(election)
-    order = list(reversed(order)) + list(by_id.values())
-    for election in order:
-        try:
-            election.stop()
-        except ZkElectError as exc:
-            log.warning("stopping %s: %s", election.candidate_id, exc)
 
 
 # --------------------------------------------------------------------------- kazoo
@@ -418,7 +279,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def parse_args(argv: list[str] | None) -> Any:
     parser = base_parser(
-        "Leader handover latency of zkelect, kazoo and Curator vs the ZooKeeper floor."
+        "Leader handover latency of zkelect (threaded and asyncio), kazoo and Curator vs the "
+        "ZooKeeper floor."
     )
     parser.add_argument("--sizes", default="10,100,1000", help="candidate counts")
     parser.add_argument("--rounds", type=int, default=60, help="measured rounds, N <= 100")
@@ -458,6 +320,88 @@ def parse_args(argv: list[str] | None) -> Any:
     return args
 
 
+def measure_at(
+    n: int,
+    args: Any,
+    ensemble: Ensemble,
+    java: JavaProgram | None,
+    children: Children,
+    logs: Path,
+) -> list[dict[str, Any]]:
+    """Every implementation's row at one N, with both floors sampled between their rounds."""
+    rounds = args.rounds if n <= 100 else args.rounds_large
+    sessions = min(n, args.max_sessions)
+    members = ensemble.members
+    runs: dict[str, Run] = {}
+    with started_clients(members, CLIENT_TIMEOUT) as floor_clients:
+        probe = FloorProbe(floor_clients, n)
+        probe.sample(args.floor_samples)
+        for impl in args.impl_list:
+            if impl in runs:
+                continue  # measured with the other zkelect row, rounds alternated
+            if impl in ZKELECT_IMPLS:
+                pair = [i for i in args.impl_list if i in ZKELECT_IMPLS]
+                print(f"N={n}: {' + '.join(pair)} ({sessions} sessions) ...", flush=True)
+                runs.update(
+                    run_zkelect(
+                        ensemble.hosts,
+                        n,
+                        sessions,
+                        rounds,
+                        args.warmup,
+                        probe,
+                        pair,
+                        CLIENT_TIMEOUT,
+                        REQUEUE_DELAY,
+                    )
+                )
+                continue
+            print(f"N={n}: {impl} ({sessions} sessions) ...", flush=True)
+            if impl == "kazoo":
+                runs[impl] = run_kazoo(ensemble, n, sessions, rounds, args.warmup, probe)
+            else:
+                assert java is not None
+                runs[impl] = run_curator(
+                    ensemble, n, sessions, rounds, args.warmup, probe, java, children, logs
+                )
+    floor, hot, notice = probe.paced, probe.back_to_back, probe.notification
+    rows = [
+        {
+            "implementation": "floor",
+            "n": n,
+            "sessions": len(members),
+            **floor.summary(),
+            "median_ratio": 1.0,
+            "p90_ratio": 1.0,
+            "p99_ratio": 1.0,
+            "back_to_back": hot.summary(),
+        },
+        {
+            "implementation": "notification",
+            "n": n,
+            "sessions": len(members),
+            **notice.summary(floor),
+            "median_ratio_to_notification": 1.0,
+        },
+    ]
+    for impl, run in runs.items():
+        rows.append({"n": n, "sessions": sessions, **summarize(impl, run, floor, hot, notice)})
+    if THREADED in runs and ASYNC in runs:
+        extra = over_threaded(runs[ASYNC].samples, runs[THREADED].samples)
+        next(r for r in rows if r["implementation"] == ASYNC).update(extra)
+    return rows
+
+
+def over_threaded(async_samples: list[float], threaded: list[float]) -> dict[str, Any]:
+    """zkelect-async's median over zkelect's, and the median of the per-round differences
+    (their rounds alternate: round i of each ran back to back, under the same load)."""
+    pairs = [a - t for a, t in zip(async_samples, threaded, strict=False)]
+    return {
+        "median_over_zkelect_ms": ms(median(async_samples) - median(threaded)),
+        "paired_difference_median_ms": ms(median(pairs)) if pairs else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_on_sigterm()
@@ -477,66 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             java = java_ctx.__enter__() if java_ctx is not None else None
             try:
                 for n in args.size_list:
-                    rounds = args.rounds if n <= 100 else args.rounds_large
-                    sessions = min(n, args.max_sessions)
-                    members = ensemble.members
-                    with started_clients(members, CLIENT_TIMEOUT) as floor_clients:
-                        probe = FloorProbe(floor_clients, n)
-                        probe.sample(args.floor_samples)
-                        runs: dict[str, Run] = {}
-                        for impl in args.impl_list:
-                            print(f"N={n}: {impl} ({sessions} sessions) ...", flush=True)
-                            if impl == "zkelect":
-                                runs[impl] = run_zkelect(
-                                    ensemble, n, sessions, rounds, args.warmup, probe
-                                )
-                            elif impl == "kazoo":
-                                runs[impl] = run_kazoo(
-                                    ensemble, n, sessions, rounds, args.warmup, probe
-                                )
-                            else:
-                                assert java is not None
-                                runs[impl] = run_curator(
-                                    ensemble,
-                                    n,
-                                    sessions,
-                                    rounds,
-                                    args.warmup,
-                                    probe,
-                                    java,
-                                    children,
-                                    Path(logs),
-                                )
-                    floor, hot, notice = probe.paced, probe.back_to_back, probe.notification
-                    rows.append(
-                        {
-                            "implementation": "floor",
-                            "n": n,
-                            "sessions": len(members),
-                            **floor.summary(),
-                            "median_ratio": 1.0,
-                            "p90_ratio": 1.0,
-                            "p99_ratio": 1.0,
-                            "back_to_back": hot.summary(),
-                        }
-                    )
-                    rows.append(
-                        {
-                            "implementation": "notification",
-                            "n": n,
-                            "sessions": len(members),
-                            **notice.summary(floor),
-                            "median_ratio_to_notification": 1.0,
-                        }
-                    )
-                    for impl, run in runs.items():
-                        rows.append(
-                            {
-                                "n": n,
-                                "sessions": sessions,
-                                **summarize(impl, run, floor, hot, notice),
-                            }
-                        )
+                    rows += measure_at(n, args, ensemble, java, children, Path(logs))
             finally:
                 children.stop_all()
                 if java_ctx is not None:
@@ -556,9 +441,12 @@ def main(argv: list[str] | None = None) -> int:
                 benchmark="handover",
                 description=(
                     "leader resigns -> successor starts leading (zkelect: resign() -> "
-                    "on_elected; kazoo: leader func told to return -> next func starts; "
-                    "curator: LeaderLatch.close() -> next isLeader()); floor = median delete "
-                    "+ median get_children with N children (the re-reading floor); "
+                    "on_elected; zkelect-async: await resign() on the loop -> the successor's "
+                    "on_elected coroutine starts on the loop, rounds alternated with "
+                    "zkelect's on the same sessions; kazoo: leader func told to return -> "
+                    "next func starts; curator: LeaderLatch.close() -> next isLeader()); "
+                    "floor = median delete + median get_children with N children (the "
+                    "re-reading floor); "
                     "notification = delete on one session -> data-watch notice on another "
                     "session on another member (the notification floor); same run, same "
                     "ensemble, sampled interleaved"
@@ -590,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
                     "met": target["met"],
                     "below_peers": target["below_peers"],
                     "near_notification": target["near_notification"],
+                    "async_extra_max_ms": TARGET_ASYNC_EXTRA_MS,
+                    "async_target_max_n": ASYNC_TARGET_MAX_N,
+                    "async_within": target["async_within"],
                 },
             )
     except KeyboardInterrupt:
@@ -648,7 +539,35 @@ def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 f"N={n}: zkelect median over {ratios} (target <= {TARGET_PEER_RATIO}x each): "
                 f"{met_text(below[n])}"
             )
-    return {"met": met, "below_peers": below, "near_notification": near, "lines": lines}
+    within, async_lines = async_verdicts(rows)
+    return {
+        "met": met,
+        "below_peers": below,
+        "near_notification": near,
+        "async_within": within,
+        "lines": lines + async_lines,
+    }
+
+
+def async_verdicts(rows: list[dict[str, Any]]) -> tuple[dict[str, bool], list[str]]:
+    """Issue 16's target per N <= 100: zkelect-async's median <= zkelect's + 0.3 ms."""
+    within: dict[str, bool] = {}
+    lines: list[str] = []
+    for row in rows:
+        if row["implementation"] != ASYNC or row.get("median_over_zkelect_ms") is None:
+            continue
+        n, extra = str(row["n"]), row["median_over_zkelect_ms"]
+        text = (
+            f"N={n}: zkelect-async median {row['median_ms']:.2f} ms, {extra:+.2f} ms over "
+            f"zkelect's (per-round differences: median {row['paired_difference_median_ms']:+.2f}"
+            f" ms; target <= +{TARGET_ASYNC_EXTRA_MS} ms at N <= {ASYNC_TARGET_MAX_N}): "
+        )
+        if row["n"] <= ASYNC_TARGET_MAX_N:
+            within[n] = extra <= TARGET_ASYNC_EXTRA_MS
+            lines.append(text + met_text(within[n]))
+        else:
+            lines.append(text + "no target at this N")
+    return within, lines
 
 
 def met_text(ok: bool) -> str:

@@ -9,6 +9,7 @@ nothing and ``UNAVAILABLE`` says why, so the report can still be generated.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ COLORS = {
     "floor": "#9e9e9e",
     "notification": "#616161",
     "zkelect": "#1565c0",
+    "zkelect-async": "#64b5f6",
     "kazoo": "#ef6c00",
     "curator": "#2e7d32",
     "naive": "#c62828",
@@ -47,11 +49,12 @@ def handover(h: dict[str, Any], path: Path) -> Path:
     sizes = h["params"]["sizes"]
     impls = [
         i
-        for i in ("floor", "notification", "zkelect", "kazoo", "curator")
+        for i in ("floor", "notification", "zkelect", "zkelect-async", "kazoo", "curator")
         if any(r["implementation"] == i for r in rows)
     ]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     width = 0.8 / len(impls)
+    small = 7 if len(impls) <= 5 else 5.5  # the ratios' labels must fit their bars
     for k, impl in enumerate(impls):
         xs, med, p90, p99, ratio = [], [], [], [], []
         for j, n in enumerate(sizes):
@@ -73,7 +76,7 @@ def handover(h: dict[str, Any], path: Path) -> Path:
         left.scatter(xs, p99, marker="_", color="black", s=60, zorder=3)
         right.bar(xs, ratio, width, color=color, label=name)
         for x, v in zip(xs, ratio, strict=True):
-            right.text(x, v + 0.03, f"{v:.2f}", ha="center", va="bottom", fontsize=7)
+            right.text(x, v + 0.03, f"{v:.2f}", ha="center", va="bottom", fontsize=small)
     for ax in (left, right):
         ax.set_xticks(range(len(sizes)))
         ax.set_xticklabels([f"N = {n:,}" for n in sizes])
@@ -135,7 +138,11 @@ def herd(data: dict[str, Any], path: Path) -> Path:
 
 def scale(data: dict[str, Any], path: Path) -> Path:
     per = data["results"]["elections_per_session"]
-    labels = [f"{r['impl']} {r.get('variant', '')}\n{r['elections']:,} elections" for r in per]
+    labels = [
+        f"{r['impl']}\n{textwrap.fill(r.get('variant', ''), 16, break_long_words=False)}"
+        f"\n× {r['elections']:,}"
+        for r in per
+    ]
     colors = [COLORS.get(r["impl"], "#555") for r in per]
     fig, axes = plt.subplots(1, 4, figsize=(15, 4.2))
     panels = [
@@ -150,7 +157,7 @@ def scale(data: dict[str, Any], path: Path) -> Path:
             text = f"{v:,}" if isinstance(v, int) else f"{v:,.0f}" if v >= 10 else f"{v:.1f}"
             ax.text(i, v, text, ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(values)))
-        ax.set_xticklabels(labels, fontsize=8)
+        ax.set_xticklabels(labels, fontsize=7)
         ax.set_title(title, fontsize=10)
         if log:
             ax.set_yscale("log")

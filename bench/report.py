@@ -557,8 +557,8 @@ def generate(out: Path, docs: Path, images: Path) -> None:
         parts += [
             "## Targets at a glance",
             "",
-            "The targets are the issues' (DESIGN §7, issue 14); each verdict is computed "
-            "from this run's results.",
+            "The targets are the issues' (DESIGN §7, issue 14; issue 16 for `AsyncElection`); "
+            "each verdict is computed from this run's results.",
             "",
             table(["target", "measured", "verdict"], summary, "lll"),
             "",

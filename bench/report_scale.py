@@ -3,7 +3,10 @@
 Issue 14's targets, in one run: 10,000 elections joined with ``start(wait=False)`` on one
 session all led in less time than kazoo's ``Election`` takes for 2,000 with a thread each,
 with at most 10 threads; a loop of 2,000 plain blocking ``start()`` calls all led no slower
-than kazoo's 2,000 threads. Every verdict is computed here from bench/results/scale.json.
+than kazoo's 2,000 threads. Issue 16's: 10,000 ``AsyncElection``s joined from one event loop
+with ``await asyncio.gather(*(e.start() for e in elections))`` all led within 1.1x the time of
+the 10,000 ``start(wait=False)``, with at most 10 threads. Every verdict is computed here from
+bench/results/scale.json.
 """
 
 # ruff: noqa: RUF001  (the multiplication sign and the en dash are meant: typography)
@@ -14,13 +17,15 @@ from typing import Any
 
 from markdown import f, table, verdict
 
-__all__ = ["MAX_THREADS", "limits", "rows_by_label", "section", "summary_rows"]
+__all__ = ["ASYNC_MAX_RATIO", "MAX_THREADS", "limits", "rows_by_label", "section", "summary_rows"]
 
 MAX_THREADS = 10
+ASYNC_MAX_RATIO = 1.1
 
 
 def rows_by_label(scale: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Elections-per-session rows: 'zkelect' (blocking start()), 'zkelect-nowait', 'kazoo'."""
+    """Elections-per-session rows: 'zkelect' (blocking start()), 'zkelect-nowait',
+    'zkelect-async' (AsyncElections, starts gathered), 'kazoo'."""
     out: dict[str, dict[str, Any]] = {}
     for r in scale["results"]["elections_per_session"]:
         key = r["impl"] + ("-nowait" if r.get("variant") == "start(wait=False)" else "")
@@ -29,6 +34,8 @@ def rows_by_label(scale: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def label(r: dict[str, Any]) -> str:
+    if r["impl"] == "zkelect-async":
+        return f"zkelect `AsyncElection` `{r['variant']}`"
     return f"{r['impl']} `{r['variant']}`" if r.get("variant") else r["impl"]
 
 
@@ -41,9 +48,27 @@ def _blocking_ok(blocking: dict[str, Any], kazoo: dict[str, Any]) -> bool:
     return bool(blocking["time_to_all_resolved_s"] <= kazoo["time_to_all_resolved_s"])
 
 
+def _async_ratio(gathered: dict[str, Any], nowait: dict[str, Any]) -> float:
+    return float(gathered["time_to_all_resolved_s"] / nowait["time_to_all_resolved_s"])
+
+
+def _async_ok(gathered: dict[str, Any], nowait: dict[str, Any]) -> bool:
+    ratio_ok = _async_ratio(gathered, nowait) <= ASYNC_MAX_RATIO
+    return bool(ratio_ok and gathered["threads"] <= MAX_THREADS)
+
+
+def _async_text(gathered: dict[str, Any], nowait: dict[str, Any]) -> str:
+    return (
+        f"{gathered['time_to_all_resolved_s']:.2f} s with {gathered['threads']} threads: "
+        f"{_async_ratio(gathered, nowait):.2f}× `start(wait=False)`'s "
+        f"{nowait['time_to_all_resolved_s']:.2f} s"
+    )
+
+
 def summary_rows(scale: dict[str, Any]) -> list[list[str]]:
     by = rows_by_label(scale)
     nowait, blocking, kazoo = by.get("zkelect-nowait"), by.get("zkelect"), by.get("kazoo")
+    gathered = by.get("zkelect-async")
     out: list[list[str]] = []
     if nowait and kazoo:
         out.append(
@@ -64,6 +89,17 @@ def summary_rows(scale: dict[str, Any]) -> list[list[str]]:
                 f"{blocking['time_to_all_resolved_s']:.2f} s; kazoo "
                 f"{kazoo['time_to_all_resolved_s']:.2f} s",
                 verdict(_blocking_ok(blocking, kazoo)),
+            ]
+        )
+    if gathered and nowait:
+        out.append(
+            [
+                f"4 · joins: {gathered['elections']:,} `AsyncElection`s, `await "
+                "asyncio.gather(*(e.start() …))` from one loop, all led within "
+                f"{ASYNC_MAX_RATIO}× the time of {nowait['elections']:,} `start(wait=False)`, "
+                f"≤ {MAX_THREADS} threads",
+                _async_text(gathered, nowait),
+                verdict(_async_ok(gathered, nowait)),
             ]
         )
     for r in scale["results"]["join"]:
@@ -92,6 +128,12 @@ def section(scale: dict[str, Any], img: str | None) -> str:
         "pipeline the joins, and a loop of E plain blocking `start()` calls, each returning "
         "after its election's first attempt to join. kazoo: E `Election.run(func)` calls, a "
         "thread each (kazoo's recipe blocks a thread while it waits and while it leads). "
+        "zkelect `AsyncElection` (issue 16): E `AsyncElection`s on one event loop (the "
+        "worker's main thread), joined with `await asyncio.gather(*(e.start() for e in "
+        "elections))`; each has led when its `on_elected` (a plain function, run on the "
+        "loop) ran; its idle CPU is taken with the loop free. It and the `start(wait=False)` "
+        f"row it is compared with run {scale['params'].get('join_trials', 1)} times each, "
+        "alternated, and their time until all led is the median of those runs. "
         "Measured: from the first start until every election has led (`on_elected` / `func` "
         "called); requests per election are `zk_packets_received` deltas; idle CPU is the "
         "process's over a few seconds with every election held.",
@@ -168,6 +210,7 @@ def section(scale: dict[str, Any], img: str | None) -> str:
 def _verdicts(scale: dict[str, Any]) -> list[str]:
     by = rows_by_label(scale)
     nowait, blocking, kazoo = by.get("zkelect-nowait"), by.get("zkelect"), by.get("kazoo")
+    gathered = by.get("zkelect-async")
     if kazoo is None:
         return []
     lines = ["Verdicts:", ""]
@@ -190,6 +233,16 @@ def _verdicts(scale: dict[str, Any]) -> list[str]:
             f"{kazoo['time_to_all_resolved_s']:.2f} s for kazoo's {kazoo['elections']:,} "
             f"threads (target: no slower): {verdict(_blocking_ok(blocking, kazoo))}."
         )
+    if gathered and nowait:
+        lines.append(
+            f"- {gathered['elections']:,} `AsyncElection`s joined from one event loop "
+            f"(`await asyncio.gather(*(e.start() …))`) all led in "
+            f"{_async_text(gathered, nowait)} for {nowait['elections']:,} (target: ≤ "
+            f"{ASYNC_MAX_RATIO}×, ≤ {MAX_THREADS} threads): "
+            f"{verdict(_async_ok(gathered, nowait))}; "
+            f"{gathered['requests_per_election']:.1f} requests and "
+            f"{gathered['rss_per_election_kb']:.1f} kB per election."
+        )
     return [*lines, ""]
 
 
@@ -200,6 +253,13 @@ def limits(scale: dict[str, Any]) -> str | None:
     if kazoo is None:
         return None
     missed = []
+    gathered = by.get("zkelect-async")
+    if gathered and nowait and not _async_ok(gathered, nowait):
+        missed.append(
+            f"`AsyncElection` × {gathered['elections']:,}, starts gathered: "
+            f"{_async_text(gathered, nowait)}, {gathered['requests_per_election']:.1f} "
+            "requests per election"
+        )
     for r, ok in ((nowait, _pipelined_ok), (blocking, _blocking_ok)):
         if r is not None and not ok(r, kazoo):
             missed.append(

@@ -8,8 +8,11 @@ to it alone; the parent starts it, reads one ``RESULT {json}`` line, and stops i
   so every election resolves to a leader. zkelect, default ``ElectionConfig`` (the session's
   2 worker threads, one timer and one callback thread), from the main thread: 10,000
   ``Election.start(wait=False)`` calls, and a loop of 2,000 plain blocking ``start()`` calls.
-  kazoo: 2,000 ``Election.run(func)`` calls, a thread each (that is how kazoo's recipe works:
-  ``run`` blocks while leading). Measured: time from the first start until every election
+  zkelect-async: 10,000 ``AsyncElection``s on one event loop (the worker's main thread),
+  joined with ``await asyncio.gather(*(e.start() for e in elections))``; each has led when
+  its ``on_elected`` (a plain function, run on the loop) ran. kazoo: 2,000
+  ``Election.run(func)`` calls, a thread each (that is how kazoo's recipe works: ``run``
+  blocks while leading). Measured: time from the first start until every election
   has a leader (``on_elected`` / ``func`` called), threads and peak RSS (VmHWM) of the
   process at rest, its idle CPU with all elections held, and ZooKeeper requests per election.
 * Candidates per election: C candidates (1,000) on one path, over S sessions (100), joining
@@ -20,18 +23,23 @@ to it alone; the parent starts it, reads one ``RESULT {json}`` line, and stops i
 
 Targets (issue 14), in one run: the 10,000 ``start(wait=False)`` elections all led in less
 time than kazoo's 2,000 with a thread each, with <= 10 threads; the loop of 2,000 blocking
-``start()`` calls all led no slower than kazoo's 2,000 threads.
+``start()`` calls all led no slower than kazoo's 2,000 threads. Issue 16: the 10,000
+AsyncElections all led within 1.1x the time of the 10,000 ``start(wait=False)`` (the two
+run ``--join-trials`` times each, alternated; medians), with <= 10 threads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import statistics
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +68,9 @@ from kazoo.client import KazooClient
 SESSION_TIMEOUT = 10.0
 WORKER_TIMEOUT = 600.0
 MAX_THREADS = 10  # issue 14: the 10,000 pipelined elections' process, at rest
+ASYNC_MAX_RATIO = 1.1  # issue 16: the AsyncElections' join time <= this x start(wait=False)'s
+KAZOO_VARIANT = "run(func), a thread each"
+ASYNC_VARIANT = "await gather(start())"
 
 log = logging.getLogger("bench.scale")
 
@@ -92,6 +103,13 @@ def idle_cpu(seconds: float) -> float:
     before = cpu_ticks(os.getpid())
     time.sleep(seconds)
     return round((cpu_ticks(os.getpid()) - before) / seconds, 3)
+
+
+def supports_async() -> bool:
+    """Whether this zkelect has ``zkelect.aio`` (AsyncElection)."""
+    import importlib.util
+
+    return importlib.util.find_spec("zkelect.aio") is not None
 
 
 def supports_no_wait() -> bool:
@@ -152,14 +170,29 @@ def worker_elections(
     after = ensemble.mntr_all()
     own = ensemble.fourlw_calls - calls
     time.sleep(0.5)  # let in-flight watch registrations land before counting threads
-    rest = proc_status()
+    variant = "start(wait=False)" if no_wait else "start()" if impl == "zkelect" else KAZOO_VARIANT
     return {
         "impl": impl,
-        "variant": "start(wait=False)"
-        if no_wait
-        else "start()"
-        if impl == "zkelect"
-        else "run(func), a thread each",
+        "variant": variant,
+        **per_session_row(count, began, started, resolved, rest_before, proc_status()),
+        "requests_per_election": round(
+            (after["zk_packets_received"] - before["zk_packets_received"] - own) / count, 2
+        ),
+        "idle_cpu_ticks_per_s": idle_cpu(idle_s),
+        "idle_window_s": idle_s,
+    }
+
+
+def per_session_row(
+    count: int,
+    began: float,
+    started: float,
+    resolved: float,
+    rest_before: dict[str, int],
+    rest: dict[str, int],
+) -> dict[str, Any]:
+    """The figures every elections-per-session row has: times, threads, memory."""
+    return {
         "elections": count,
         "sessions": 1,
         "time_to_all_resolved_s": round(resolved - began, 3),
@@ -172,10 +205,61 @@ def worker_elections(
         "rss_before_mb": round(rest_before["VmRSS"] / 1024, 1),
         "rss_mb": round(rest["VmRSS"] / 1024, 1),
         "rss_per_election_kb": round((rest["VmRSS"] - rest_before["VmRSS"]) / count, 2),
+    }
+
+
+async def worker_async_elections(hosts: str, count: int, idle_s: float) -> dict[str, Any]:
+    """``count`` AsyncElections on one session, from one event loop (this thread):
+    ``await asyncio.gather(*(e.start() for e in elections))``, each on a fresh path. An
+    election has led when its ``on_elected`` (a plain function: it runs on the loop) ran."""
+    from zkelect import ElectionConfig
+    from zkelect.aio import AsyncElection
+
+    ensemble = Ensemble(hosts)
+    client = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT)
+    client.start(timeout=30)  # blocks the loop, before anything runs on it
+    base = f"/bench/scale/zkelect-async-{uuid.uuid4().hex[:12]}"
+    config = ElectionConfig(session_timeout=SESSION_TIMEOUT)
+    led = 0
+    all_led = asyncio.Event()
+
+    def on_elected(lead: Any) -> None:
+        nonlocal led
+        led += 1
+        if led >= count:
+            all_led.set()
+
+    rest_before = proc_status()
+    before = ensemble.mntr_all()
+    calls = ensemble.fourlw_calls
+    began = time.perf_counter()
+    elections = [
+        AsyncElection(
+            client, f"{base}/e{i:05d}", candidate_id=f"c{i}", config=config, on_elected=on_elected
+        )
+        for i in range(count)
+    ]
+    await asyncio.gather(*(e.start() for e in elections))
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(all_led.wait(), WORKER_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise BenchError(f"only {led}/{count} AsyncElections led") from None
+    resolved = time.perf_counter()  # as the threaded worker: when the waiter wakes
+    after = ensemble.mntr_all()
+    own = ensemble.fourlw_calls - calls
+    await asyncio.sleep(0.5)  # let in-flight watch registrations land before counting threads
+    rest = proc_status()
+    ticks = cpu_ticks(os.getpid())
+    await asyncio.sleep(idle_s)  # idle with every election held, the loop free to serve
+    return {
+        "impl": "zkelect-async",
+        "variant": ASYNC_VARIANT,
+        **per_session_row(count, began, started, resolved, rest_before, rest),
         "requests_per_election": round(
             (after["zk_packets_received"] - before["zk_packets_received"] - own) / count, 2
         ),
-        "idle_cpu_ticks_per_s": idle_cpu(idle_s),
+        "idle_cpu_ticks_per_s": round((cpu_ticks(os.getpid()) - ticks) / idle_s, 3),
         "idle_window_s": idle_s,
     }
 
@@ -289,7 +373,13 @@ def worker_join(impl: str, hosts: str, count: int, sessions: int) -> dict[str, A
 def run_worker(args: Any) -> int:
     logging.basicConfig(level=logging.ERROR)
     try:
-        if args.worker in ("zkelect-elections", "kazoo-elections"):
+        if args.worker == "zkelect-async-elections":
+            # Not asyncio.run: its clean-up would unwind every election; we exit at once.
+            loop = asyncio.new_event_loop()
+            result = loop.run_until_complete(
+                worker_async_elections(args.hosts, args.count, args.idle_seconds)
+            )
+        elif args.worker in ("zkelect-elections", "kazoo-elections"):
             result = worker_elections(
                 args.worker.split("-")[0],
                 args.hosts,
@@ -311,6 +401,25 @@ def run_worker(args: Any) -> int:
 
 
 # --------------------------------------------------------------------------- parent
+
+
+def alternated(runs: list[Callable[[], dict[str, Any]]], trials: int) -> list[dict[str, Any]]:
+    """Each of ``runs`` ``trials`` times, alternated (which goes first alternating too), so
+    load from elsewhere weighs on both alike. A row is its first trial's, with its time
+    until all led the median over its trials (each listed)."""
+    done: list[list[dict[str, Any]]] = [[] for _ in runs]
+    for k in range(trials):
+        for i in range(len(runs)) if k % 2 == 0 else reversed(range(len(runs))):
+            done[i].append(runs[i]())
+    rows = []
+    for mine in done:
+        times = [t["time_to_all_resolved_s"] for t in mine]
+        row = dict(mine[0])
+        row["time_to_all_resolved_s"] = round(statistics.median(times), 3)
+        row["elections_per_s"] = round(row["elections"] / row["time_to_all_resolved_s"], 1)
+        row["trials_time_to_all_resolved_s"] = times
+        rows.append(row)
+    return rows
 
 
 def spawn_worker(
@@ -336,9 +445,18 @@ def main(argv: list[str] | None = None) -> int:
         "--zkelect-elections", type=int, default=10_000, help="start(wait=False) elections"
     )
     parser.add_argument(
+        "--async-elections", type=int, default=10_000, help="AsyncElections, starts gathered"
+    )
+    parser.add_argument(
         "--blocking-elections", type=int, default=2_000, help="blocking start() elections"
     )
     parser.add_argument("--kazoo-elections", type=int, default=2_000)
+    parser.add_argument(
+        "--join-trials",
+        type=int,
+        default=2,
+        help="start(wait=False) and AsyncElection runs, alternated; the median is reported",
+    )
     parser.add_argument("--join-candidates", type=int, default=1_000)
     parser.add_argument("--join-sessions", type=int, default=100)
     parser.add_argument("--idle-seconds", type=float, default=5.0)
@@ -347,10 +465,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=1, help=argparse_hidden())
     parser.add_argument("--no-wait", action="store_true", help=argparse_hidden())
     args = parser.parse_args(argv)
+    if args.join_trials < 1:
+        parser.error("--join-trials must be >= 1")
     if args.worker:
         return run_worker(args)
     if args.smoke:
         args.zkelect_elections, args.blocking_elections, args.kazoo_elections = 200, 100, 100
+        args.async_elections, args.join_trials = 200, 1
         args.join_candidates, args.join_sessions, args.idle_seconds = 20, 5, 1.0
     output = args.output or default_output("scale", args.smoke)
     exit_on_sigterm()
@@ -373,11 +494,18 @@ def main(argv: list[str] | None = None) -> int:
                     *extra,
                 )
 
-            per_session = []
+            compared: list[Callable[[], dict[str, Any]]] = []
             if supports_no_wait():
-                per_session.append(
-                    elections("zkelect-elections", args.zkelect_elections, "--no-wait")
+                compared.append(
+                    lambda: elections("zkelect-elections", args.zkelect_elections, "--no-wait")
                 )
+            if supports_async():  # alternated with the row it is compared with
+                # A smoke run's idle window proves nothing: kept short (the test suite's time).
+                brief = ("--idle-seconds", "0.3") if args.smoke else ()
+                compared.append(
+                    lambda: elections("zkelect-async-elections", args.async_elections, *brief)
+                )
+            per_session = alternated(compared, args.join_trials if len(compared) > 1 else 1)
             per_session += [
                 elections("zkelect-elections", args.blocking_elections),
                 elections("kazoo-elections", args.kazoo_elections),
@@ -401,16 +529,19 @@ def main(argv: list[str] | None = None) -> int:
                 output,
                 benchmark="scale",
                 description=(
-                    "elections per session (zkelect 10,000 start(wait=False) and 2,000 "
-                    "blocking start() vs kazoo 2,000 threads on one session: time to all "
-                    "led, threads, peak RSS) and candidates per election (1,000 joining at "
-                    "once: time to first leader, requests per candidate)"
+                    "elections per session (zkelect 10,000 start(wait=False), 10,000 "
+                    "AsyncElections started with await asyncio.gather(*(e.start() ...)) on one "
+                    "loop, and 2,000 blocking start() vs kazoo 2,000 threads on one session: "
+                    "time to all led, threads, peak RSS) and candidates per election (1,000 "
+                    "joining at once: time to first leader, requests per candidate)"
                 ),
                 ensemble=ensemble,
                 machine=machine,
                 params={
                     "zkelect_elections": args.zkelect_elections,
+                    "async_elections": args.async_elections,
                     "blocking_elections": args.blocking_elections,
+                    "join_trials": args.join_trials,
                     "kazoo_elections": args.kazoo_elections,
                     "join_candidates": args.join_candidates,
                     "join_sessions": args.join_sessions,
@@ -461,10 +592,24 @@ def verdicts(per_session: list[dict[str, Any]]) -> dict[str, Any]:
             f"{kazoo['time_to_all_resolved_s']:.2f} s (target: no slower): "
             f"{'target met' if blocked else 'target NOT met'}"
         )
+    gathered = by.get(("zkelect-async", ASYNC_VARIANT))
+    async_met = None
+    if gathered and nowait:
+        ratio = gathered["time_to_all_resolved_s"] / nowait["time_to_all_resolved_s"]
+        async_met = ratio <= ASYNC_MAX_RATIO and gathered["threads"] <= MAX_THREADS
+        lines.append(
+            f"{gathered['elections']} AsyncElections, starts gathered on one loop: all led in "
+            f"{gathered['time_to_all_resolved_s']:.2f} s with {gathered['threads']} threads, "
+            f"{ratio:.2f}x start(wait=False)'s {nowait['time_to_all_resolved_s']:.2f} s for "
+            f"{nowait['elections']} (target: <= {ASYNC_MAX_RATIO}x, <= {MAX_THREADS} threads): "
+            f"{'target met' if async_met else 'target NOT met'}"
+        )
     return {
         "max_threads": MAX_THREADS,
         "pipelined_met": pipelined,
         "blocking_met": blocked,
+        "async_max_ratio": ASYNC_MAX_RATIO,
+        "async_met": async_met,
         "lines": lines,
     }
 

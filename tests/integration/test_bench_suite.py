@@ -2,12 +2,13 @@
 
 Nobody runs ``make bench`` in CI (it takes about ten minutes), so without this the scripts
 would rot silently. ``bench/run_all.py --smoke`` runs all six benchmarks (handover with
-kazoo and a real Curator LeaderLatch driver compiled here, herd, fenced writes with a real
-PostgreSQL, crash failover with real SIGKILL/SIGSTOP, idle CPU, scale in subprocesses) on
-one real 3-member ensemble, writing everything under a temporary directory, never to
-bench/results or docs/. The targets are not asserted (tiny sizes prove nothing about
-performance); what is asserted is that every benchmark ran, measured what it claims, recorded
-its machine, versions and ensemble settings, and that the report states each target.
+Election and AsyncElection, kazoo and a real Curator LeaderLatch driver compiled here, herd,
+fenced writes with a real PostgreSQL, crash failover with real SIGKILL/SIGSTOP, idle CPU,
+scale in subprocesses) on one real 3-member ensemble, writing everything under a temporary
+directory, never to bench/results or docs/. The targets are not asserted (tiny sizes prove
+nothing about performance); what is asserted is that every benchmark ran, measured what it
+claims, recorded its machine, versions and ensemble settings, and that the report states each
+target.
 """
 
 # ruff: noqa: RUF001  (the multiplication sign and the en dash are meant: typography)
@@ -104,6 +105,8 @@ def test_every_benchmark_runs_and_the_report_is_written(smoke: dict[str, Any]) -
         "session timeout + 10%",
         "(`start(wait=False)`) all led sooner than kazoo's",
         "blocking `start()` all led no slower than kazoo's",
+        "`AsyncElection` median ≤ `Election`'s + 0.3 ms",
+        "`AsyncElection`s, `await asyncio.gather(*(e.start() …))` from one loop, all led within",
         "≤ 1.2× plain",
         "near zero CPU",
     ):
@@ -138,6 +141,7 @@ def test_handover_compares_zkelect_kazoo_and_curator_with_both_floors(
         "floor",
         "notification",
         "zkelect",
+        "zkelect-async",
         "kazoo",
         "curator",
     }
@@ -152,9 +156,14 @@ def test_handover_compares_zkelect_kazoo_and_curator_with_both_floors(
     assert handover["machine"]["curator"]
     # Every target has a computed verdict for every N (a bool, whatever the tiny run measured).
     target = handover["target"]
-    for key in ("met", "below_peers", "near_notification"):
+    for key in ("met", "below_peers", "near_notification", "async_within"):
         assert set(target[key]) == {str(n) for n in handover["params"]["sizes"]}, key
         assert all(isinstance(ok, bool) for ok in target[key].values()), key
+    # zkelect-async's rounds alternated with zkelect's: as many of each, paired differences.
+    by = {r["implementation"]: r for r in rows}
+    assert by["zkelect-async"]["rounds"] == by["zkelect"]["rounds"]
+    assert by["zkelect-async"]["paired_difference_median_ms"] is not None
+    assert by["zkelect-async"]["breakdown"]["flipped_median_ms"] is not None
 
 
 def test_herd_counts_wakeups_on_the_servers_and_the_clients(smoke: dict[str, Any]) -> None:
@@ -200,11 +209,14 @@ def test_crash_fenced_scale_and_idle_measured_what_they_claim(smoke: dict[str, A
     per = {(r["impl"], r["variant"]): r for r in scale["results"]["elections_per_session"]}
     assert set(per) == {
         ("zkelect", "start(wait=False)"),
+        ("zkelect-async", "await gather(start())"),
         ("zkelect", "start()"),
         ("kazoo", "run(func), a thread each"),
     }
     params = scale["params"]
     assert per["zkelect", "start(wait=False)"]["elections"] == params["zkelect_elections"]
+    assert per["zkelect-async", "await gather(start())"]["elections"] == params["async_elections"]
+    assert per["zkelect-async", "await gather(start())"]["threads"] <= 16
     assert per["zkelect", "start()"]["elections"] == params["blocking_elections"]
     kazoo = per["kazoo", "run(func), a thread each"]
     assert kazoo["threads"] >= kazoo["elections"]  # a thread per election
@@ -212,6 +224,7 @@ def test_crash_fenced_scale_and_idle_measured_what_they_claim(smoke: dict[str, A
         assert per["zkelect", variant]["threads"] <= 16  # a handful, whatever the count
     assert isinstance(scale["target"]["pipelined_met"], bool)
     assert isinstance(scale["target"]["blocking_met"], bool)
+    assert isinstance(scale["target"]["async_met"], bool)
     assert {r["impl"] for r in scale["results"]["join"]} == {"zkelect", "kazoo"}
     assert all(r["time_to_first_leader_s"] > 0 for r in scale["results"]["join"])
 
