@@ -12,8 +12,10 @@ rows differ by the API only.
   session's (one loop per session, each in a thread of its own, as the threaded row has a
   callback thread per session: the successor's loop is not the leaver's, as in a real
   deployment, where each service has its loop). From just before ``await leader.resign()``
-  on the leader's loop to the moment the successor's ``on_elected`` coroutine starts
-  running on its loop: the first moment code on that loop can act as the leader.
+  on the leader's loop to the moment the successor's ``on_elected`` starts running on its
+  loop: the first moment code on that loop can act as the leader. It is a plain function,
+  the twin of the threaded row's callback; a coroutine callback, a ``wait_for_leadership``
+  waiter or ``run_while_leader``'s work task starts one loop turn later.
 
 Both record the successor's flip to leader (the metrics hook ``leadership_acquired``, on
 the worker thread), which splits each handover into ZooKeeper's part and the hop from the
@@ -285,7 +287,7 @@ class Async(Group):
             self.loop(index).call(join(index), f"AsyncElection {index} joining")
 
     def _elected(self, index: int) -> Callable[[Any], Coroutine[Any, Any, None]]:
-        async def on_elected(lead: Any) -> None:
+        def on_elected(lead: Any) -> None:
             self.recorder.record(index)  # first thing on the loop: the end of the measurement
 
         return on_elected

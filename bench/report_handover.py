@@ -178,8 +178,10 @@ def section(h: dict[str, Any], img: str | None) -> str:
         "Their rounds alternate with `Election`'s (one of each in turn, which goes first "
         "alternating too), so both rows see the same machine, load and sessions. Measured: "
         "from just before `await leader.resign()` on the leaver's loop to the moment the "
-        "successor's `on_elected` *coroutine* starts running on its loop: the first moment "
-        "code on that loop can act as the leader. The difference to `Election`'s median is "
+        "successor's `on_elected` starts running on its loop: the first moment code on that "
+        "loop can act as the leader (a plain function, the twin of `Election`'s callback; a "
+        "coroutine callback, a `wait_for_leadership()` waiter or `run_while_leader`'s work "
+        "starts one loop turn later). The difference to `Election`'s median is "
         "the price of the asyncio API (chiefly the hop from the election's threads to the "
         "loop); the per-round differences pair each `AsyncElection` round with the `Election` "
         "round next to it.",
@@ -379,6 +381,6 @@ def _async_limits(h: dict[str, Any]) -> str | None:
         f"+{ASYNC_EXTRA_MS} ms over `Election`'s median at "
         + "; ".join(parts)
         + ". The difference is the hop from the election's threads to the event loop (the "
-        "loop must wake up and run the callback coroutine); see *Where zkelect's handover "
+        "loop must wake up and run the callback); see *Where zkelect's handover "
         "time goes* above."
     )

@@ -338,9 +338,9 @@ def test_many_elections_on_one_session_from_one_loop(
         ]
         try:
             await within(asyncio.gather(*(e.start() for e in elections)), 60)
-            assert all(e.node is not None for e in elections)
             leads = await within(asyncio.gather(*(e.wait_for_leadership() for e in elections)), 60)
             assert all(lead is not None and lead.is_valid() for lead in leads)
+            assert all(e.node is not None for e in elections)
             # The session's threads only (pool, timers, notifier, heartbeat): none per election.
             assert threading.active_count() - threads_before <= 12
         finally:

@@ -16,8 +16,8 @@ from zkelect._election._joining import Joiner
 from zkelect._election._leaving import Leaving
 from zkelect._election._marking import Marker
 from zkelect._election._watching import Watches
-from zkelect._election.messages import REJOIN, Message
-from zkelect._election.ports import ObserverPort, SessionPort
+from zkelect._election.messages import REJOIN, Message, ResignSent
+from zkelect._election.ports import ObserverPort, PendingPort, SessionPort
 from zkelect._election.standing import Standing
 from zkelect._zookeeper.outcomes import NodeStat
 from zkelect.config import ElectionConfig
@@ -59,6 +59,9 @@ class LeaveSteps(abc.ABC):
         """Look again and act on it (candidacy.py)."""
 
     def _resign(self, done: Future[bool]) -> None:
+        """Resign's first half: lost, then our node's delete sent. It may run on the caller's
+        thread (``Actor.run_here``: an event loop's, too), so it never waits for the answer:
+        ``_resign_sent`` takes it, in a step of its own."""
         node, stat = self.node, self.node_stat
         if self.standing.leadership is None or node is None or stat is None:
             done.set_result(False)
@@ -67,8 +70,13 @@ class LeaveSteps(abc.ABC):
         # Forgotten before the delete: our own watch then fires as a stale generation and
         # sends no read, which would land on the servers just as the successor needs them.
         self._forget_node(marker=False)
+        self.post(ResignSent(node, stat, self._leaving.send_delete(node), done))
+
+    def _resign_sent(
+        self, node: str, stat: NodeStat, answer: PendingPort, done: Future[bool]
+    ) -> None:
         try:
-            self._leaving.delete(node)
+            self._leaving.deleted(node, answer)
             self._marker.remove()  # after the node: its delete is on the handover's path
         except PermissionDeniedError as exc:
             # We may create here but not delete: the node stays first, so we lead again

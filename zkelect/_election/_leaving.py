@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 
 from zkelect._election._joining import Joiner
-from zkelect._election.ports import SessionPort
+from zkelect._election.ports import PendingPort, SessionPort
 from zkelect._zookeeper.outcomes import ConnectionState, NoNode, Retryable, SessionGone
 from zkelect.clock import Clock
 from zkelect.errors import PermissionDeniedError, ZkElectError
@@ -25,12 +25,16 @@ class Leaving:
         self._clock = clock
         self.abandoned: list[str] = []  # our nodes still to delete (failed deletes)
 
-    def delete(self, node: str) -> None:
-        """Delete our node now (resign); if ZooKeeper cannot answer, the next step does.
-        Raises PermissionDeniedError if we may not delete it."""
+    def send_delete(self, node: str) -> PendingPort:
+        """Our node's delete (resign), sent now; its answer goes to ``deleted``."""
+        return self._session.send_delete(self._child(node))
+
+    def deleted(self, node: str, answer: PendingPort) -> None:
+        """The answer of ``send_delete``: if ZooKeeper could not answer, the next step
+        deletes the node. Raises PermissionDeniedError if we may not delete it."""
         try:
             with contextlib.suppress(NoNode):
-                self._session.delete(self._child(node))
+                answer.result()
         except (Retryable, SessionGone):
             self.abandoned.append(node)  # the re-join step deletes it first
 

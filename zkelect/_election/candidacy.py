@@ -22,6 +22,7 @@ Leadership itself flips only in ``Standing`` (standing.py), which other threads 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -47,6 +48,7 @@ from zkelect._election.messages import (
     Recheck,
     Rejoin,
     Resign,
+    ResignSent,
     Retry,
     SessionChanged,
     Start,
@@ -176,6 +178,8 @@ class Candidacy(LeaveSteps):
                 self._session_changed(state)
             case Resign(done):
                 self._resign(done)
+            case ResignSent(node, stat, answer, done):
+                self._resign_sent(node, stat, answer, done)
             case Subscribe(inbox):
                 if self._observer.last is not UNSET:
                     inbox.put(self._observer.last)
@@ -195,6 +199,14 @@ class Candidacy(LeaveSteps):
                 message.first.set_result(None)  # start() then sees the stop or the failure
         elif isinstance(message, Resign):
             message.done.set_result(False)
+        elif isinstance(message, ResignSent):
+            # Stopped with our node's delete in flight: stop() no longer knows the node,
+            # so a delete that got no answer is left to the session (R11).
+            with contextlib.suppress(ZkElectError):
+                self._leaving.deleted(message.node, message.answer)
+            if self._leaving.abandoned:
+                self._leaving.abandon_all()
+            message.done.set_result(True)
 
     # -- 1. join --------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import NoReturn, Protocol, TypeAlias
 
 from zkelect._election._joining import FirstJoin
 from zkelect._election.ports import Children, PendingPort, TicketPort
-from zkelect._zookeeper.outcomes import ConnectionState
+from zkelect._zookeeper.outcomes import ConnectionState, NodeStat
 
 __all__ = [
     "RECHECK",
@@ -35,6 +35,7 @@ __all__ = [
     "Recheck",
     "Rejoin",
     "Resign",
+    "ResignSent",
     "Retry",
     "SessionChanged",
     "Start",
@@ -150,6 +151,16 @@ class Resign:
 
 
 @dataclass(frozen=True, slots=True)
+class ResignSent:
+    """Resign's second half: our node's delete was sent (``answer``); settle ``done``."""
+
+    node: str
+    stat: NodeStat
+    answer: PendingPort
+    done: Future[bool]
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     done: Future[None]
 
@@ -180,6 +191,7 @@ Message: TypeAlias = (
     | Recheck
     | SessionChanged
     | Resign
+    | ResignSent
     | Stop
     | Subscribe
     | ObserverFired

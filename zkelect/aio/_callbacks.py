@@ -1,6 +1,7 @@
 """An AsyncElection's callbacks, run on its event loop one at a time, in order.
 
-Plain functions are called; coroutine functions are awaited before the next callback runs,
+Plain functions are called (at once when nothing is queued before them); coroutine
+functions are awaited before the next callback runs,
 so ``on_elected`` is done before the ``on_revoked`` that follows it starts (the order
 ``Election`` guarantees on its callback thread). A callback that raises is logged; the
 others still run.
@@ -28,9 +29,17 @@ class LoopCallbacks:
         self._queue: collections.deque[tuple[Callable[[Any], Any], Any]] = collections.deque()
         self._drainer: asyncio.Task[None] | None = None
 
-    def post(self, callback: Callable[[Any], Any] | None, argument: Any) -> None:
-        """Run ``callback(argument)`` after those posted before it (on the loop)."""
+    def post(
+        self, callback: Callable[[Any], Any] | None, argument: Any, *, now_if_idle: bool = True
+    ) -> None:
+        """Run ``callback(argument)`` after those posted before it (on the loop): a plain
+        function with nothing before it at once (``now_if_idle``), else in the drainer's
+        turn, which comes after the steps already scheduled (a cancelled work's)."""
         if callback is None:
+            return
+        idle = not self._queue and (self._drainer is None or self._drainer.done())
+        if now_if_idle and idle and not inspect.iscoroutinefunction(callback):
+            self._call(callback, argument)  # no loop turn: the handover's last hop
             return
         self._queue.append((callback, argument))
         if self._drainer is None or self._drainer.done():
@@ -44,9 +53,16 @@ class LoopCallbacks:
     async def _drain(self) -> None:
         while self._queue:
             callback, argument = self._queue.popleft()
-            try:
-                result = callback(argument)
-                if inspect.isawaitable(result):
+            result = self._call(callback, argument)
+            if inspect.isawaitable(result):
+                try:
                     await result
-            except Exception:
-                log.exception("zkelect %s: callback %r failed", self._path, callback)
+                except Exception:
+                    log.exception("zkelect %s: callback %r failed", self._path, callback)
+
+    def _call(self, callback: Callable[[Any], Any], argument: Any) -> Any:
+        try:
+            return callback(argument)
+        except Exception:
+            log.exception("zkelect %s: callback %r failed", self._path, callback)
+            return None

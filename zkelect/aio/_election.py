@@ -19,6 +19,7 @@ from zkelect._election._setup import check_arguments
 from zkelect._election.election import END, Election
 from zkelect._election.messages import Lifecycle, Resign, Start
 from zkelect._election.nodes import LeaderInfo
+from zkelect._zookeeper.outcomes import ConnectionState
 from zkelect._zookeeper.session import Session
 from zkelect.aio._callbacks import LoopCallbacks
 from zkelect.aio._leadership import AsyncLeadership
@@ -126,7 +127,9 @@ class AsyncElection:
     # -- start, stop, resign ----------------------------------------------------------------------
 
     async def start(self) -> AsyncElection:
-        """Join as a candidate; returns once the first attempt to join is answered.
+        """Join as a candidate; returns once the first attempt to join is answered, as
+        ``Election.start()`` does (and as soon as the create is handed over where this
+        session has proven that no answer can be a refusal: see ``Election.start``).
 
         Raises ConnectionFailedError / ChrootMissingError / PermissionDeniedError (nothing
         is left behind); a connection problem after that is retried. The create goes to the
@@ -155,9 +158,15 @@ class AsyncElection:
             await asyncio.to_thread(election._attach)  # reads the path's ACL
         else:
             election._attach()
-        first: Future[None] = Future()
         # The create is posted by whichever thread frees a join slot (join_slots.py), not
         # from the loop: a burst of starts then reaches the batcher as fast as slots free.
+        if session.state is ConnectionState.CONNECTED and session.joins.proven(self.path):
+            # As Election.start: no answer could be a refusal here (JoinBatcher.proven), so
+            # return at once; a permission changed meanwhile surfaces from
+            # wait_for_leadership(). The loop is not woken once per election for nothing.
+            session.join_slots.when_free(lambda: election._post(Start(None, batched=True)))
+            return self
+        first: Future[None] = Future()
         session.join_slots.when_free(lambda: election._post(Start(first, batched=True)))
         try:
             await waited(first, self.config.request_timeout + self.config.connect_timeout)

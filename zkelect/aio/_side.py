@@ -83,7 +83,8 @@ class LoopSide:
         if self.lost is not None:
             self.lost(current)  # 1. the work is cancelled first
         current.lost._set()  # 2. then lost.wait() returns
-        self._callbacks.post(self._on_revoked, lead.reason)  # 3. then on_revoked
+        # 3. then on_revoked, in the drainer's turn: after the work's cancelled step
+        self._callbacks.post(self._on_revoked, lead.reason, now_if_idle=False)
 
     def _replay_failed(self, error: ZkElectError) -> None:
         self.failure = error
