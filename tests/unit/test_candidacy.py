@@ -156,6 +156,36 @@ def test_resign_deletes_the_node_and_rejoins_at_the_back(
     assert a.watched() == [b.node_path]
 
 
+@pytest.mark.parametrize("answered", ["deleted", "no answer"])
+def test_a_stop_between_the_halves_of_a_resign_settles_its_delete(
+    zk: FakeZooKeeper, clock: ManualClock, answered: str
+) -> None:
+    """Resign sends the delete and leaves its answer to a step of its own (ResignSent); a
+    Stop already queued runs in between: the node is not the candidacy's any more, so the
+    refused ResignSent settles it (an unanswered delete goes to the session, R11)."""
+    a, b = queue_of(zk, 2, clock)
+    old = a.node_path
+    if answered == "no answer":
+        a.session.fail("delete", Retryable("connection lost"))
+    resigned: Future[bool] = Future()
+    stopped: Future[None] = Future()
+    a.candidacy.handle(Resign(resigned))  # the first half: the delete sent, ResignSent posted
+    assert [type(m).__name__ for m in a.mailbox] == ["ResignSent"]
+    a.standing.closing = True  # stop(), before its Stop is handled
+    a.mailbox.appendleft(Stop(stopped))
+
+    a.pump()
+
+    assert resigned.result(0) is True and stopped.result(0) is None
+    assert a.revoked == ["resigned"]
+    if answered == "deleted":
+        assert old not in zk.nodes and a.session.abandoned == []
+        b.pump()
+        assert b.candidacy.phase is Phase.LEADING
+    else:
+        assert a.session.abandoned == [old]  # the session deletes it once it can
+
+
 def test_stop_while_leading_revokes_deletes_and_hands_over(
     zk: FakeZooKeeper, clock: ManualClock
 ) -> None:
