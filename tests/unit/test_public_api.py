@@ -5,12 +5,25 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import pytest
+
 import zkelect
+import zkelect.aio
 
 
-def test_all_names_exist() -> None:
-    for name in zkelect.__all__:
-        assert hasattr(zkelect, name), name
+@pytest.mark.parametrize("package", [zkelect, zkelect.aio], ids=["zkelect", "zkelect.aio"])
+def test_all_names_exist(package: object) -> None:
+    for name in package.__all__:  # type: ignore[attr-defined]
+        assert hasattr(package, name), name
+
+
+def test_aio_lists_every_public_name() -> None:
+    public = {
+        name
+        for name in vars(zkelect.aio)
+        if not name.startswith("_") and not inspect.ismodule(getattr(zkelect.aio, name))
+    }
+    assert public == set(zkelect.aio.__all__)
 
 
 def test_all_lists_every_public_name() -> None:
