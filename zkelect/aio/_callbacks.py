@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import logging
 from collections.abc import Callable
@@ -38,7 +39,7 @@ class LoopCallbacks:
         if callback is None:
             return
         idle = not self._queue and (self._drainer is None or self._drainer.done())
-        if now_if_idle and idle and not inspect.iscoroutinefunction(callback):
+        if now_if_idle and idle and not _is_coroutine_function(callback):
             self._call(callback, argument)  # no loop turn: the handover's last hop
             return
         self._queue.append((callback, argument))
@@ -66,3 +67,10 @@ class LoopCallbacks:
         except Exception:
             log.exception("zkelect %s: callback %r failed", self._path, callback)
             return None
+
+
+@functools.lru_cache(maxsize=256)
+def _is_coroutine_function(callback: Callable[[Any], Any]) -> bool:
+    # Asked once per callback, not once per call: inspect's answer is not free, and 10,000
+    # elections usually share one callback.
+    return inspect.iscoroutinefunction(callback)

@@ -126,7 +126,7 @@ class AsyncElection:
 
     # -- start, stop, resign ----------------------------------------------------------------------
 
-    async def start(self) -> AsyncElection:
+    async def start(self, *, wait: bool = True) -> AsyncElection:
         """Join as a candidate; returns once the first attempt to join is answered, as
         ``Election.start()`` does (and as soon as the create is handed over where this
         session has proven that no answer can be a refusal: see ``Election.start``).
@@ -135,6 +135,10 @@ class AsyncElection:
         is left behind); a connection problem after that is retried. The create goes to the
         session's batcher, as ``Election.start(wait=False)``'s does, so many elections
         started together join in a pipelined burst, without a thread each.
+
+        ``wait=False`` returns as soon as the session is acquired, as
+        ``Election.start(wait=False)``: the loop is not woken for each election's first
+        answer, and a terminal error surfaces from ``wait_for_leadership()``.
         """
         election, loop = self.election, asyncio.get_running_loop()
         side = LoopSide(
@@ -160,9 +164,10 @@ class AsyncElection:
             election._attach()
         # The create is posted by whichever thread frees a join slot (join_slots.py), not
         # from the loop: a burst of starts then reaches the batcher as fast as slots free.
-        if session.state is ConnectionState.CONNECTED and session.joins.proven(self.path):
-            # As Election.start: no answer could be a refusal here (JoinBatcher.proven), so
-            # return at once; a permission changed meanwhile surfaces from
+        proven = session.state is ConnectionState.CONNECTED and session.joins.proven(self.path)
+        if not wait or proven:
+            # As Election.start: asked not to wait, or no answer could be a refusal here
+            # (JoinBatcher.proven): return at once; a terminal error surfaces from
             # wait_for_leadership(). The loop is not woken once per election for nothing.
             session.join_slots.when_free(lambda: election._post(Start(None, batched=True)))
             return self

@@ -37,18 +37,24 @@ class LostSignal:
 
     def __init__(self, event: threading.Event) -> None:
         self.event = event
-        self._on_loop = asyncio.Event()
+        self._on_loop: asyncio.Event | None = None  # made by the first wait(): most never do
+        self._replayed = False
 
     def is_set(self) -> bool:
         return self.event.is_set()
 
     async def wait(self) -> bool:
-        await self._on_loop.wait()
+        if not self._replayed:
+            if self._on_loop is None:
+                self._on_loop = asyncio.Event()
+            await self._on_loop.wait()
         return True
 
     def _set(self) -> None:
         """On the loop, when the AsyncElection replays the loss there."""
-        self._on_loop.set()
+        self._replayed = True
+        if self._on_loop is not None:
+            self._on_loop.set()
 
     def __repr__(self) -> str:
         return f"<LostSignal {'set' if self.is_set() else 'unset'}>"
