@@ -244,7 +244,10 @@ class AsyncElection:
         """Our leadership once elected; None after ``timeout``. Raises the election's
         failure, or ElectionStoppedError once it is stopped."""
         timeout = check_timeout("timeout", timeout)
-        self.election._standing.wait(0)  # raises if never started, stopped or failed
+        failure = self.election._standing.failure  # known here before the loop hears of it
+        if failure is not None:
+            raise failure
+        self.election._require_started()  # never started, stopping or stopped: raises
         assert self._side is not None  # started
         return await self._side.wait(timeout)
 
