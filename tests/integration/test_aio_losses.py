@@ -288,6 +288,50 @@ def test_link_blackholed_by_the_fault_proxy(
     asyncio.run(scenario())
 
 
+def test_at_the_defaults_a_silent_link_cancels_the_work_before_a_successor_leads(
+    ensemble: LocalEnsemble, zk_path: str, candidates: Make, proxy: FaultProxy
+) -> None:
+    """What users run: ElectionConfig() (10 s sessions), the default grace, and a member
+    that goes silent rather than one that dies. The work is cancelled on the lease running
+    out (or the suspension), before the servers could expire the session and elect "b"."""
+
+    async def scenario() -> tuple[float, Candidate]:
+        trace = Trace()
+        cancelled_at: list[float] = []
+
+        async def work(lead: AsyncLeadership) -> None:
+            try:
+                await trace.work(lead)
+            finally:
+                cancelled_at.append(time.monotonic())
+
+        client = KazooClient(hosts=proxy.address, timeout=ElectionConfig().session_timeout)
+        await asyncio.to_thread(client.start, WAIT)
+        election = AsyncElection(client, zk_path, candidate_id="a", on_revoked=trace.on_revoked)
+        try:
+            async with running(election, work, grace=10.0):
+                e1 = await first_work(trace)
+                other = await asyncio.to_thread(
+                    candidates, ensemble.hosts, zk_path, "b", config=ElectionConfig()
+                )
+                proxy.blackhole(True)
+                try:
+                    await until(lambda: cancelled_at, "a's work cancelled", 3 * WAIT)
+                    await until(lambda: other.election.is_leader, "b leads", 3 * WAIT)
+                finally:
+                    proxy.blackhole(False)
+                assert ("work_cancelled", e1) in trace.events
+                return cancelled_at[0], other
+        finally:
+            await asyncio.to_thread(client.stop)
+            await asyncio.to_thread(client.close)
+
+    cancelled, other = asyncio.run(scenario())
+    elected = other.recorder.time_of("elected")
+    assert cancelled < elected, (cancelled, elected)
+    print(f"defaults: work cancelled {elected - cancelled:.2f} s before b led")
+
+
 def test_frozen_process_is_cancelled_on_waking_and_its_late_write_refused(
     ensemble: LocalEnsemble, zk_path: str, target: str, kazoo_client: KazooClient, candidates: Make
 ) -> None:
