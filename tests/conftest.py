@@ -81,6 +81,24 @@ def zk_path(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def kazoo_clients() -> Iterator[Callable[..., KazooClient]]:
+    """``kazoo_clients(hosts, timeout=10.0, **kazoo_options)``: started kazoo clients, each
+    stopped and closed at teardown, pass or fail."""
+    made: list[KazooClient] = []
+
+    def make(hosts: str, *, timeout: float = 10.0, **kw: Any) -> KazooClient:
+        client = KazooClient(hosts=hosts, timeout=timeout, **kw)
+        made.append(client)
+        client.start(timeout=30)
+        return client
+
+    yield make
+    for client in made:
+        client.stop()
+        client.close()
+
+
+@pytest.fixture
 def kazoo_client(ensemble: LocalEnsemble) -> Iterator[KazooClient]:
     """A started kazoo client on the session ensemble; stopped and closed at teardown."""
     client = KazooClient(hosts=ensemble.hosts, timeout=10.0)

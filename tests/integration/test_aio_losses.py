@@ -157,20 +157,9 @@ def session_of(client: KazooClient) -> int | None:
 
 
 @pytest.fixture
-def make_client() -> Iterator[Callable[[str], KazooClient]]:
-    """Started KazooClients (the session timeout of these tests); stopped at teardown."""
-    made: list[KazooClient] = []
-
-    def make(hosts: str) -> KazooClient:
-        client = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT)
-        made.append(client)
-        client.start(timeout=WAIT)
-        return client
-
-    yield make
-    for client in made:
-        client.stop()
-        client.close()
+def make_client(kazoo_clients: Callable[..., KazooClient]) -> Callable[[str], KazooClient]:
+    """Clients with these tests' session timeout (conftest's ``kazoo_clients``)."""
+    return lambda hosts: kazoo_clients(hosts, timeout=SESSION_TIMEOUT)
 
 
 @pytest.fixture
@@ -289,7 +278,11 @@ def test_link_blackholed_by_the_fault_proxy(
 
 
 def test_at_the_defaults_a_silent_link_cancels_the_work_before_a_successor_leads(
-    ensemble: LocalEnsemble, zk_path: str, candidates: Make, proxy: FaultProxy
+    ensemble: LocalEnsemble,
+    zk_path: str,
+    candidates: Make,
+    proxy: FaultProxy,
+    kazoo_clients: Callable[..., KazooClient],
 ) -> None:
     """What users run: ElectionConfig() (10 s sessions), the default grace, and a member
     that goes silent rather than one that dies. The work is cancelled on the lease running
@@ -305,26 +298,22 @@ def test_at_the_defaults_a_silent_link_cancels_the_work_before_a_successor_leads
             finally:
                 cancelled_at.append(time.monotonic())
 
-        client = KazooClient(hosts=proxy.address, timeout=ElectionConfig().session_timeout)
-        await asyncio.to_thread(client.start, WAIT)
         election = AsyncElection(client, zk_path, candidate_id="a", on_revoked=trace.on_revoked)
-        try:
-            async with running(election, work, grace=10.0):
-                e1 = await first_work(trace)
-                other = await asyncio.to_thread(
-                    candidates, ensemble.hosts, zk_path, "b", config=ElectionConfig()
-                )
-                proxy.blackhole(True)
-                try:
-                    await until(lambda: cancelled_at, "a's work cancelled", 3 * WAIT)
-                    await until(lambda: other.election.is_leader, "b leads", 3 * WAIT)
-                finally:
-                    proxy.blackhole(False)
-                assert ("work_cancelled", e1) in trace.events
-                return cancelled_at[0], other
-        finally:
-            await asyncio.to_thread(client.stop)
-            await asyncio.to_thread(client.close)
+        async with running(election, work, grace=10.0):
+            e1 = await first_work(trace)
+            other = await asyncio.to_thread(
+                candidates, ensemble.hosts, zk_path, "b", config=ElectionConfig()
+            )
+            proxy.blackhole(True)
+            try:
+                await until(lambda: cancelled_at, "a's work cancelled", 3 * WAIT)
+                await until(lambda: other.election.is_leader, "b leads", 3 * WAIT)
+            finally:
+                proxy.blackhole(False)
+            assert ("work_cancelled", e1) in trace.events
+            return cancelled_at[0], other
+
+    client = kazoo_clients(proxy.address, timeout=ElectionConfig().session_timeout)
 
     cancelled, other = asyncio.run(scenario())
     elected = other.recorder.time_of("elected")

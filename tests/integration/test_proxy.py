@@ -55,20 +55,9 @@ class StateLog:
 
 
 @pytest.fixture
-def make_client() -> Iterator[Callable[..., KazooClient]]:
-    """Factory for started KazooClients; every one is stopped and closed at teardown."""
-    clients: list[KazooClient] = []
-
-    def make(hosts: str, timeout: float = SESSION_TIMEOUT) -> KazooClient:
-        client = KazooClient(hosts=hosts, timeout=timeout)
-        clients.append(client)
-        client.start(timeout=STATE_WAIT)
-        return client
-
-    yield make
-    for client in clients:
-        client.stop()
-        client.close()
+def make_client(kazoo_clients: Callable[..., KazooClient]) -> Callable[..., KazooClient]:
+    """Clients with this file's session timeout (conftest's ``kazoo_clients``)."""
+    return lambda hosts, timeout=SESSION_TIMEOUT: kazoo_clients(hosts, timeout=timeout)
 
 
 @pytest.fixture

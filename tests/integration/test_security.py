@@ -99,22 +99,6 @@ def elections() -> Iterator[Callable[..., Election]]:
         election.stop()
 
 
-@pytest.fixture
-def clients() -> Iterator[Callable[..., KazooClient]]:
-    made: list[KazooClient] = []
-
-    def make(hosts: str, **kw: Any) -> KazooClient:
-        client = KazooClient(hosts=hosts, timeout=10.0, **kw)
-        made.append(client)
-        client.start(timeout=WAIT)
-        return client
-
-    yield make
-    for client in made:
-        client.stop()
-        client.close()
-
-
 def _refused(election: Election) -> PermissionDeniedError:
     """start() raises a terminal PermissionDeniedError and the election is closed."""
     with pytest.raises(PermissionDeniedError) as caught:
@@ -133,7 +117,7 @@ def test_only_authorised_candidates_join_a_digest_acl_path(
     secure: LocalEnsemble,
     zk_path: str,
     elections: Callable[..., Election],
-    clients: Callable[..., KazooClient],
+    kazoo_clients: Callable[..., KazooClient],
     others_may_read: bool,
 ) -> None:
     acl = ElectionAcl([ALICE], others_may_read=others_may_read)
@@ -143,7 +127,7 @@ def test_only_authorised_candidates_join_a_digest_acl_path(
     assert leader.wait_for_leadership(WAIT) is not None
 
     # The path, its parents zkelect created, and the candidate node carry the ACL.
-    admin = clients(secure.hosts, auth_data=[ALICE.auth_data()])
+    admin = kazoo_clients(secure.hosts, auth_data=[ALICE.auth_data()])
     for node in (zk_path, f"{zk_path}/locked", path, leader.node):
         entries = {(a.id.scheme, a.id.id, a.perms) for a in admin.get_acls(node)[0]}
         assert entries == set(acl.entries()), node
@@ -155,7 +139,7 @@ def test_only_authorised_candidates_join_a_digest_acl_path(
     assert len(candidate_children(admin, path)) == 1
 
     # Plain kazoo with the wrong password cannot delete the leader's node.
-    intruder = clients(secure.hosts, auth_data=[("digest", "alice:guess")])
+    intruder = kazoo_clients(secure.hosts, auth_data=[("digest", "alice:guess")])
     assert leader.node is not None
     with pytest.raises(NoAuthError):
         intruder.delete(leader.node)
@@ -164,7 +148,7 @@ def test_only_authorised_candidates_join_a_digest_acl_path(
     assert leader.is_leader
 
     # Others may read, or nothing, as asked.
-    anonymous = clients(secure.hosts)
+    anonymous = kazoo_clients(secure.hosts)
     if others_may_read:
         assert candidate_children(anonymous, path) == candidate_children(admin, path)
     else:
@@ -176,9 +160,9 @@ def test_an_existing_path_with_another_acl_is_left_alone_and_reported(
     secure: LocalEnsemble,
     zk_path: str,
     elections: Callable[..., Election],
-    clients: Callable[..., KazooClient],
+    kazoo_clients: Callable[..., KazooClient],
 ) -> None:
-    admin = clients(secure.hosts)
+    admin = kazoo_clients(secure.hosts)
     admin.ensure_path(zk_path)  # world:anyone:cdrwa
     election = elections(secure.hosts, zk_path, "a", auth=ALICE, acl=ElectionAcl([ALICE]))
     election.start()
@@ -212,7 +196,7 @@ def test_a_sasl_authenticated_candidate_leads_and_a_sasl_acl_blocks_others(
     secure: LocalEnsemble,
     zk_path: str,
     elections: Callable[..., Election],
-    clients: Callable[..., KazooClient],
+    kazoo_clients: Callable[..., KazooClient],
 ) -> None:
     alice = SaslOptions("alice", USERS["alice"])
     leader = elections(secure.hosts, zk_path, "alice", sasl=alice, acl=ElectionAcl(["sasl:alice"]))
@@ -222,7 +206,7 @@ def test_a_sasl_authenticated_candidate_leads_and_a_sasl_acl_blocks_others(
     bob = SaslOptions("bob", USERS["bob"])
     _refused(elections(secure.hosts, zk_path, "bob", sasl=bob))
     _refused(elections(secure.hosts, zk_path, "anonymous"))
-    other = clients(secure.hosts, **kazoo_options(sasl=bob))
+    other = kazoo_clients(secure.hosts, **kazoo_options(sasl=bob))
     assert leader.node is not None
     with pytest.raises(NoAuthError):
         other.delete(leader.node)
