@@ -71,7 +71,7 @@ def runs() -> Iterator[Callable[[list[str]], Run]]:
 class Events:
     """The JSON lines of one ``zkelect run --log-format json``, parsed as they come."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: CliProcess) -> None:
         self.run = run
 
     def all(self) -> list[dict[str, Any]]:

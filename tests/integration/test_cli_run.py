@@ -38,6 +38,7 @@ SESSION_TIMEOUT = "2"
 
 # The command `zkelect run` supervises. argv: OUT_DIR MODE, MODE one of
 #   normal       on SIGTERM: record it, linger LINGER seconds, exit 0
+#   linger:S     as normal, lingering S seconds (a child that takes its time to drain)
 #   ignore-term  on SIGTERM: record it and keep running (only SIGKILL ends it)
 #   exit:N       record the start, exit N at once
 # Times are time.monotonic(): CLOCK_MONOTONIC, the same clock in every process on Linux.
@@ -46,7 +47,7 @@ import json, os, signal, sys, time
 
 out, mode = sys.argv[1], sys.argv[2]
 pid = os.getpid()
-LINGER = 0.3
+LINGER = float(mode[7:]) if mode.startswith("linger:") else 0.3
 
 def dump(name, value):
     tmp = os.path.join(out, f".{name}.tmp")
@@ -56,7 +57,7 @@ def dump(name, value):
 
 def on_term(signum, frame):
     dump(f"term-{pid}.json", {"at": time.monotonic()})
-    if mode == "normal":
+    if mode == "normal" or mode.startswith("linger:"):
         time.sleep(LINGER)
         os._exit(0)
 
