@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from zkelect._election._leaving import Leaving
+from zkelect._election._request_watch import RequestWatch
 from zkelect._election._watching import Watches
-from zkelect._election.messages import PRIORITY_CHECK, Drained, Message, RequestSeen, ResignSent
+from zkelect._election.messages import Drained, Message, ResignSent
 from zkelect._election.nodes import election_order, node_priority
 from zkelect._election.ports import SessionPort
 from zkelect._election.standing import Standing
-from zkelect._election.switchover import REQUEST_NODE, State, SwitchoverRequest
+from zkelect._election.switchover import State, SwitchoverRequest, log_fields
 from zkelect._logs import emit
 from zkelect._zookeeper.outcomes import (
     BadVersion,
@@ -41,7 +42,6 @@ from zkelect._zookeeper.outcomes import (
     Retryable,
     SessionGone,
 )
-from zkelect._zookeeper.requests import stat_of
 from zkelect.clock import Clock
 from zkelect.config import ElectionConfig
 from zkelect.errors import ZkElectError
@@ -52,68 +52,6 @@ __all__ = ["RequestWatch", "SwitchSteps"]
 
 log = logging.getLogger("zkelect")
 _ZK_ERRORS = (NoNode, BadVersion, NodeExists, Retryable, SessionGone, ZkElectError)
-#: How long a priority request may wait for its switchover before its maker withdraws it.
-_PRIORITY_REQUEST_TIMEOUT = 60.0
-
-
-class RequestWatch:
-    """The one ``exists`` watch on the request's path, held while leading or deputy. Its
-    fields belong to the candidacy's actor; kazoo's threads only post ``RequestSeen``."""
-
-    def __init__(self, session: SessionPort, path: str) -> None:
-        self._session = session
-        self.path = f"{path}/{REQUEST_NODE}"
-        self.post: Callable[[Message], None] = lambda message: None  # the actor's, at start
-        self.held = False
-        self.generation = 0
-
-    def hold(self) -> None:
-        """Watch the request's path (once): told when it is made, moved or deleted."""
-        if self.held:
-            return
-        self.held = True
-        self.generation += 1
-        generation, post = self.generation, self.post
-        pending = self._session.send_watching_exists(
-            self.path, lambda _event: post(RequestSeen(generation))
-        )
-
-        def answered() -> None:
-            if not pending.succeeded() or stat_of(pending.result()) is not None:
-                post(RequestSeen(generation))  # there already (or unknown): read it
-
-        pending.when_done(answered)
-
-    def read(self, generation: int) -> tuple[SwitchoverRequest | None, int] | None:
-        """After watch ``generation`` spoke: the request and its version, with the watch left
-        again; None if the news is stale. A request that is not ours to read is ``(None,
-        version)``: ignored."""
-        if generation != self.generation:
-            return None
-        self.held = False
-        self.generation += 1
-        generation, post = self.generation, self.post
-        try:
-            data, stat = self._session.get(self.path, watch=lambda: post(RequestSeen(generation)))
-        except NoNode:
-            self.hold()
-            return None
-        self.held = True
-        return SwitchoverRequest.decode(data), stat.version
-
-    def drop(self) -> None:
-        """Neither leader nor deputy any more: the watch's news is for nobody now. It is not
-        removed from the server: another election or a requester on the same session may
-        watch the same path (a removeWatches drops every watch of the path on the session).
-        Left stale, it fires once at the next request and is ignored without a read."""
-        if self.held:
-            self.held = False
-            self.generation += 1
-
-    def lost(self) -> None:
-        """The session ended: its watches went with it."""
-        self.held = False
-        self.generation += 1
 
 
 @dataclass
@@ -138,6 +76,7 @@ class SwitchSteps(abc.ABC):
     _leaving: Leaving
     _watches: Watches
     _request_watch: RequestWatch
+    _steady_since: float | None
     _on_draining: Callable[[Leadership, float], None] | None
 
     def _init_switching(self) -> None:
@@ -146,16 +85,14 @@ class SwitchSteps(abc.ABC):
         self._led: Leadership | None = None  # the leadership _led_since is about
         self._led_since = 0.0
         self._steady_since: float | None = None  # connected without a break since then
-        self._my_request: str | None = None  # the priority request we made, until tidied
-        self._not_before = 0.0  # no priority request before then (refused: retry_after)
 
     @abc.abstractmethod
     def _forget_node(self, *, marker: bool = True) -> None:
         """We have no node any more (candidacy.py)."""
 
     @abc.abstractmethod
-    def _schedule_priority_check(self) -> None:
-        """The next ``_priority_check`` (candidacy.py)."""
+    def _tidy_request(self) -> None:
+        """Delete our own priority request once it is over (_priority_steps.py)."""
 
     @abc.abstractmethod
     def _resign(self, done: Future[bool], reason: str = "resigned") -> None:
@@ -246,8 +183,8 @@ class SwitchSteps(abc.ABC):
                 )
         elif request.state is State.READY and request.frm == node and self._drain is None:
             self._begin_drain(request, version)
-        elif request.to == node and request.frm != node and request.id == self._my_request:
-            self.post(PRIORITY_CHECK)  # we asked, and lead: tidy our request away
+        elif request.to == node and request.frm != node and request.reason == "priority":
+            self._tidy_request()  # we asked, and lead now: our request is done
 
     def _refusal(self, request: SwitchoverRequest) -> tuple[str | None, float | None]:
         """Why the leader will not take ``request`` (and, for priority, when to ask again)."""
@@ -381,74 +318,6 @@ class SwitchSteps(abc.ABC):
         )
         self._resign(Future(), reason="switchover")
 
-    # -- priority -------------------------------------------------------------------------------
-
-    def _priority_check(self) -> None:
-        """Every ``priority_settle`` seconds, for a candidate with a priority: tidy our own
-        request away once it is settled, and ask for leadership when we should have it: the
-        best candidate (highest priority, earliest of equals), higher than the leader, and
-        connected for ``priority_settle`` seconds (never during a faulty period)."""
-        self._schedule_priority_check()
-        try:
-            self._tidy_or_ask()
-        except _ZK_ERRORS as exc:
-            log.debug("zkelect %s: priority check: %r", self.path, exc)
-
-    def _tidy_or_ask(self) -> None:
-        children = self._session.children(self.path)
-        if REQUEST_NODE in children:
-            self._tidy_request()
-            return
-        self._my_request = None
-        node, now, steady = self.node, self._clock(), self._steady_since
-        if node is None or self.standing.leadership is not None or now < self._not_before:
-            return
-        if steady is None or now - steady < self._config.priority_settle:
-            return
-        order = election_order(children)
-        if not order or node not in (c.name for c in order):
-            return
-        leader = order[0]
-        best = max(order, key=lambda c: node_priority(c.name))  # max keeps the earliest
-        if best.name != node or node_priority(node) <= node_priority(leader.name):
-            return
-        request = SwitchoverRequest.new(
-            to=node,
-            to_id=self.standing.candidate_id,
-            frm=leader.name,
-            reason="priority",
-            by=f"candidate {self.standing.candidate_id} (priority {self._config.priority})",
-            now=time.time(),
-            timeout=_PRIORITY_REQUEST_TIMEOUT,
-        )
-        self._session.create(self._request_watch.path, request.encode(), ephemeral=True)
-        self._my_request = request.id
-        emit(
-            "switchover_requested",
-            "%s: asking for leadership by priority: %s",
-            self.path,
-            request.describe(),
-            **self._fields(request),
-        )
-
-    def _tidy_request(self) -> None:
-        """Delete our own priority request once it is over: refused (ask again after its
-        retry_after), done (we lead), or stale."""
-        if self._my_request is None:
-            return
-        data, stat = self._session.get(self._request_watch.path)
-        request = SwitchoverRequest.decode(data)
-        if request is None or request.id != self._my_request:
-            self._my_request = None
-            return
-        leading = self.standing.leadership is not None
-        stale = time.time() - request.requested_at > request.timeout
-        if request.state is State.REFUSED or leading or stale:
-            if request.state is State.REFUSED:
-                self._not_before = self._clock() + (request.retry_after or 0.0)
-            self._session.delete(self._request_watch.path, stat.version)
-            self._my_request = None
-
     # -- small helpers --------------------------------------------------------------------------
 
     def _move(
@@ -472,12 +341,4 @@ class SwitchSteps(abc.ABC):
             record(self.path, value)
 
     def _fields(self, request: SwitchoverRequest | None) -> dict[str, Any]:
-        """The fields of our switchover log records."""
-        fields: dict[str, Any] = {
-            "election": self.path,
-            "candidate": self.standing.candidate_id,
-            "node": f"{self.path}/{self.node}",
-        }
-        if request is not None:
-            fields["target"] = f"{self.path}/{request.to}"
-        return fields
+        return log_fields(self.path, self.standing.candidate_id, self.node, request)

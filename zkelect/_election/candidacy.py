@@ -17,7 +17,8 @@ below need no lock. They read top to bottom:
               in _leave_steps.py, mixed in.
 5. switch     a planned switchover (R14): the leader and its deputy watch the request; the
               deputy steps back or says it is ready, the leader drains, then resigns; a
-              candidate with a priority asks for leadership: in _switch_steps.py, mixed in.
+              candidate with a priority asks for leadership: in _switch_steps.py and
+              _priority_steps.py, mixed in.
 
 A transient error anywhere schedules a retry on the session's timers (``_schedule_retry``).
 Leadership itself flips only in ``Standing`` (standing.py), which other threads share.
@@ -36,7 +37,9 @@ from zkelect._election._leave_steps import LeaveSteps
 from zkelect._election._leaving import Leaving
 from zkelect._election._looking import Looks
 from zkelect._election._marking import Marker
-from zkelect._election._switch_steps import RequestWatch, SwitchSteps
+from zkelect._election._priority_steps import PrioritySteps
+from zkelect._election._request_watch import RequestWatch
+from zkelect._election._switch_steps import SwitchSteps
 from zkelect._election._watching import Watches
 from zkelect._election.messages import (
     PRIORITY_CHECK,
@@ -81,7 +84,7 @@ log = logging.getLogger("zkelect")
 _MAX_PASSES = 16  # re-reads in one step before backing off (a churning election)
 
 
-class Candidacy(LeaveSteps, SwitchSteps):
+class Candidacy(LeaveSteps, PrioritySteps, SwitchSteps):
     """One election's candidacy; ``handle`` is its actor's handler."""
 
     def __init__(
@@ -115,6 +118,7 @@ class Candidacy(LeaveSteps, SwitchSteps):
         self._request_watch = RequestWatch(session, path)
         self._on_draining = on_draining
         self._init_switching()
+        self._init_priority()
         # Our node elected at our join with nobody behind: it never gets a marker, even when
         # it leads again after a reconnection with others behind (a marker made then would
         # say it was elected then: zkelect status reads the marker's ctime as that time).

@@ -41,6 +41,7 @@ __all__ = [
     "REQUEST_NODE",
     "State",
     "SwitchoverRequest",
+    "log_fields",
     "node_priority",
 ]
 
@@ -143,3 +144,13 @@ def _number(value: object) -> float:
 
 def _optional_number(value: object) -> float | None:
     return None if value is None else _number(value)
+
+
+def log_fields(
+    path: str, candidate: str, node: str | None, request: SwitchoverRequest | None
+) -> dict[str, Any]:
+    """The fields of a candidate's switchover log records (zkelect/_logs.py)."""
+    fields: dict[str, Any] = {"election": path, "candidate": candidate, "node": f"{path}/{node}"}
+    if request is not None:
+        fields["target"] = f"{path}/{request.to}"
+    return fields

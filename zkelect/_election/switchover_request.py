@@ -49,6 +49,8 @@ class RequestSession(Reads, Protocol):
 
     def delete(self, path: str, version: int = -1) -> None: ...
 
+    def sync(self, path: str = "/") -> None: ...
+
 
 @dataclass(frozen=True)
 class SwitchoverResult:
@@ -80,6 +82,7 @@ def request_switchover(
     if to is not None and not to:
         raise UnknownCandidateError("the target must be a candidate id or a node name, not ''")
     started = clock()
+    session.sync(path)  # a member behind the others must not hide a candidate that joined
     snapshot = read_election(session, path, order=election_order)
     leader, target = _leader_and_target(path, list(snapshot.contenders), to)
     request = SwitchoverRequest.new(
