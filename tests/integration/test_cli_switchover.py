@@ -66,7 +66,7 @@ def test_refusals_are_one_line_exit_1_and_leave_no_request(
     kazoo_client.create(request_path, pending.encode(), ephemeral=True)
     busy = zkelect(hosts, "switchover", zk_path, "--to", "h-b", "--json", "--timeout", "5")
     assert busy.returncode == 1, busy.stderr
-    assert "in progress" in one_line(busy.stderr)
+    assert "another switchover is pending" in one_line(busy.stderr)
     assert one_line(busy.stderr).startswith("zkelect: switchover: ")
     report = loads_strict(busy.stdout)
     assert (report["result"], report["error"]["type"]) == ("failed", "SwitchoverInProgressError")

@@ -161,6 +161,7 @@ def _ask(
     session: Session, path: str, to: str | None, timeout: float, progress: Progress
 ) -> SwitchoverResult:
     by = f"zkelect-cli pid {os.getpid()} on {socket.gethostname()}"
+    progress.started = time.monotonic()  # steps count from the request, as result.seconds
     try:
         return request_switchover(
             session, path, to=to, timeout=timeout, by=by, on_step=progress.step
