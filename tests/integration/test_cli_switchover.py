@@ -83,6 +83,14 @@ def test_refusals_are_one_line_exit_1_and_leave_no_request(
     assert kazoo_client.exists(request_path) is None
     assert sorted(kazoo_client.get_children(zk_path)) == sorted([leader, target])
 
+    # SIGTERM while it waits: exit 130, and its request goes with its session at once.
+    with streaming(hosts, "switchover", zk_path, "--to", "h-b", "--timeout", "60") as waiting:
+        wait_for(lambda: kazoo_client.exists(request_path), WAIT, message="the request")
+        code, stderr = waiting.stop()
+    assert code == 130
+    assert one_line(stderr) == "zkelect: switchover: interrupted; no request is left behind"
+    assert kazoo_client.exists(request_path) is None
+
     # --force: the leader's node deleted undrained, the next in line leads.
     forced = zkelect(hosts, "switchover", zk_path, "--to", "h-b", "--timeout", "1", "--force")
     assert forced.returncode == 0, forced.stderr

@@ -140,16 +140,21 @@ def switchover(
             "for the next in line"
         )
     progress = Progress(json_output)
-    with _sigterm_interrupts(), reader_session(hosts, timeout, security, path) as session:
-        try:
-            result = _ask(session, path, to, switchover_timeout, progress)
-        except LeaderNotAnsweringError as exc:
-            if not force:
+    try:
+        with _sigterm_interrupts(), reader_session(hosts, timeout, security, path) as session:
+            try:
+                result = _ask(session, path, to, switchover_timeout, progress)
+            except LeaderNotAnsweringError as exc:
+                if not force:
+                    _fail(path, progress, exc)
+                _force(session, path, switchover_timeout, progress, exc)
+                return
+            except SwitchoverError as exc:
                 _fail(path, progress, exc)
-            _force(session, path, switchover_timeout, progress, exc)
-            return
-        except SwitchoverError as exc:
-            _fail(path, progress, exc)
+    except KeyboardInterrupt:
+        # The session is closed by now, and the request with it.
+        sys.stderr.write("zkelect: switchover: interrupted; no request is left behind\n")
+        raise typer.Exit(130) from None
     if json_output:
         echo_json(outcome_json(path, "handed_over", progress, result))
         return
@@ -206,7 +211,7 @@ def _force(
 
 @contextlib.contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM as SIGINT (KeyboardInterrupt: 'zkelect: interrupted', exit 130), so that the
+    """SIGTERM as SIGINT (a KeyboardInterrupt: one line, exit 130), so that the
     command ends its session on the way out and its request goes with it at once, rather
     than when the session expires."""
     if threading.current_thread() is not threading.main_thread():
