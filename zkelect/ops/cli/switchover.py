@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -179,7 +179,7 @@ def _ask(
         ) from None
 
 
-def _fail(path: str, progress: Progress, error: SwitchoverError) -> None:
+def _fail(path: str, progress: Progress, error: SwitchoverError) -> NoReturn:
     """The refusal as one line (and with --json, the outcome object too): exit 1."""
     if progress.json_output:
         leader = error.leader if isinstance(error, SwitchoverInterruptedError) else None
