@@ -78,7 +78,7 @@ def test_refusals_are_one_line_exit_1_and_leave_no_request(
     silent = zkelect(hosts, "switchover", zk_path, "--to", "h-b", "--timeout", "1")
     assert silent.returncode == 1, silent.stderr
     line = one_line(silent.stderr)
-    assert line.startswith("zkelect: switchover: ")
+    assert line.startswith("zkelect: switchover: the leader 'h-a'") and "did not answer" in line
     assert re.search(r"\+\d+\.\d{3}s requested: hand over from node " + leader, silent.stdout)
     assert kazoo_client.exists(request_path) is None
     assert sorted(kazoo_client.get_children(zk_path)) == sorted([leader, target])
