@@ -101,6 +101,8 @@ def request_switchover(
         raise SwitchoverInProgressError(_pending(session, request_path)) from None
     emit("switchover_requested", "%s: %s", path, request.describe(), election=path)
     try:
+        if on_step is not None:
+            on_step(request)  # the first state the requester sees is the one it wrote
         follower = _Follower(session, path, request, leader, target, clock, on_step)
         result = follower.follow(started + timeout)
     except SwitchoverError as exc:
