@@ -24,6 +24,7 @@ from zkelect._election.candidacy import Candidacy
 from zkelect._election.messages import Lifecycle, Message, SessionChanged, Start
 from zkelect._election.nodes import LEADER_MARKER_PREFIX
 from zkelect._election.standing import Standing
+from zkelect._election.switchover import REQUEST_NODE
 from zkelect._lease import LeaseFigures
 from zkelect._zookeeper.joins import JoinOutcome
 from zkelect._zookeeper.outcomes import (
@@ -490,7 +491,15 @@ class Candidate:
 
     def watched(self) -> list[str]:
         """The candidate nodes this candidate's session holds a data watch on."""
-        return [path for path in self._watches() if LEADER_MARKER_PREFIX not in path]
+        return [
+            path
+            for path in self._watches()
+            if LEADER_MARKER_PREFIX not in path and not path.endswith(REQUEST_NODE)
+        ]
+
+    def request_watched(self) -> bool:
+        """Whether this candidate holds the switchover request's watch (leader, deputy: R14)."""
+        return any(path.endswith(f"/{REQUEST_NODE}") for path in self._watches())
 
     def marker_watches(self) -> list[str]:
         """The leader markers this candidate's session holds an exists watch on (R13)."""

@@ -1,0 +1,482 @@
+"""Planned switchovers, the candidacy's side (R14; the request: switchover.py), mixed into
+``Candidacy``: the leader takes a request, the deputy (the candidate just behind it) steps
+back or says it is ready, the leader drains, then resigns; and a candidate with a priority
+asks for leadership when it should have it.
+
+Only two candidates hold a watch on the request, both an ``exists`` watch on its one path
+(``RequestWatch``): the leader and its deputy. The deputy is the follower whose predecessor
+is known to lead (``Watches.ahead_first``, R13): the target, once it is the deputy, leads on
+the leader's deletion notice without a read. A candidate that steps back deletes its node
+and re-joins at the back, as a follower; the candidate behind it becomes the deputy and acts
+in turn, so candidates ahead of the target leave the way one by one, in order.
+
+These steps run on the candidacy's actor, like every other; every write of the request is
+version-checked, so two parties never both move it from one state.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from zkelect._election._leaving import Leaving
+from zkelect._election._watching import Watches
+from zkelect._election.messages import PRIORITY_CHECK, Drained, Message, RequestSeen, ResignSent
+from zkelect._election.nodes import election_order, node_priority
+from zkelect._election.ports import SessionPort
+from zkelect._election.standing import Standing
+from zkelect._election.switchover import REQUEST_NODE, State, SwitchoverRequest
+from zkelect._logs import emit
+from zkelect._zookeeper.outcomes import (
+    BadVersion,
+    ConnectionState,
+    NodeExists,
+    NodeStat,
+    NoNode,
+    Retryable,
+    SessionGone,
+)
+from zkelect._zookeeper.requests import stat_of
+from zkelect.clock import Clock
+from zkelect.config import ElectionConfig
+from zkelect.errors import ZkElectError
+from zkelect.fencing.leadership import Leadership
+from zkelect.metrics import MetricsRecorder
+
+__all__ = ["RequestWatch", "SwitchSteps"]
+
+log = logging.getLogger("zkelect")
+_ZK_ERRORS = (NoNode, BadVersion, NodeExists, Retryable, SessionGone, ZkElectError)
+#: How long a priority request may wait for its switchover before its maker withdraws it.
+_PRIORITY_REQUEST_TIMEOUT = 60.0
+
+
+class RequestWatch:
+    """The one ``exists`` watch on the request's path, held while leading or deputy. Its
+    fields belong to the candidacy's actor; kazoo's threads only post ``RequestSeen``."""
+
+    def __init__(self, session: SessionPort, path: str) -> None:
+        self._session = session
+        self.path = f"{path}/{REQUEST_NODE}"
+        self.post: Callable[[Message], None] = lambda message: None  # the actor's, at start
+        self.held = False
+        self.generation = 0
+
+    def hold(self) -> None:
+        """Watch the request's path (once): told when it is made, moved or deleted."""
+        if self.held:
+            return
+        self.held = True
+        self.generation += 1
+        generation, post = self.generation, self.post
+        pending = self._session.send_watching_exists(
+            self.path, lambda _event: post(RequestSeen(generation))
+        )
+
+        def answered() -> None:
+            if not pending.succeeded() or stat_of(pending.result()) is not None:
+                post(RequestSeen(generation))  # there already (or unknown): read it
+
+        pending.when_done(answered)
+
+    def read(self, generation: int) -> tuple[SwitchoverRequest | None, int] | None:
+        """After watch ``generation`` spoke: the request and its version, with the watch left
+        again; None if the news is stale. A request that is not ours to read is ``(None,
+        version)``: ignored."""
+        if generation != self.generation:
+            return None
+        self.held = False
+        self.generation += 1
+        generation, post = self.generation, self.post
+        try:
+            data, stat = self._session.get(self.path, watch=lambda: post(RequestSeen(generation)))
+        except NoNode:
+            self.hold()
+            return None
+        self.held = True
+        return SwitchoverRequest.decode(data), stat.version
+
+    def drop(self) -> None:
+        """Neither leader nor deputy any more: the watch's news is for nobody now. It is not
+        removed from the server: another election or a requester on the same session may
+        watch the same path (a removeWatches drops every watch of the path on the session).
+        Left stale, it fires once at the next request and is ignored without a read."""
+        if self.held:
+            self.held = False
+            self.generation += 1
+
+    def lost(self) -> None:
+        """The session ended: its watches went with it."""
+        self.held = False
+        self.generation += 1
+
+
+@dataclass
+class _Drain:
+    request_id: str
+    started: float
+    lead: Leadership
+
+
+class SwitchSteps(abc.ABC):
+    """The switchover steps of the candidacy (fields declared here, set by ``Candidacy``)."""
+
+    path: str
+    node: str | None
+    node_stat: NodeStat | None
+    standing: Standing
+    post: Callable[[Message], None]
+    _session: SessionPort
+    _config: ElectionConfig
+    _clock: Clock
+    _metrics: MetricsRecorder
+    _leaving: Leaving
+    _watches: Watches
+    _request_watch: RequestWatch
+    _on_draining: Callable[[Leadership, float], None] | None
+
+    def _init_switching(self) -> None:
+        self._accepted: str | None = None  # the request we accepted, until drained or gone
+        self._drain: _Drain | None = None
+        self._led: Leadership | None = None  # the leadership _led_since is about
+        self._led_since = 0.0
+        self._steady_since: float | None = None  # connected without a break since then
+        self._my_request: str | None = None  # the priority request we made, until tidied
+        self._not_before = 0.0  # no priority request before then (refused: retry_after)
+
+    @abc.abstractmethod
+    def _forget_node(self, *, marker: bool = True) -> None:
+        """We have no node any more (candidacy.py)."""
+
+    @abc.abstractmethod
+    def _schedule_priority_check(self) -> None:
+        """The next ``_priority_check`` (candidacy.py)."""
+
+    @abc.abstractmethod
+    def _resign(self, done: Future[bool], reason: str = "resigned") -> None:
+        """Revoke and delete our node, then re-join (_leave_steps.py)."""
+
+    # -- who watches ----------------------------------------------------------------------------
+
+    def _watch_requests(self) -> None:
+        """Hold the request's watch if we lead or are the deputy; drop it otherwise."""
+        if self._role() is None:
+            self._request_watch.drop()
+        else:
+            self._request_watch.hold()
+
+    def _role(self) -> str | None:
+        if self.node is None:
+            return None
+        lead = self.standing.leadership
+        if lead is not None:
+            if lead is not self._led:
+                self._led, self._led_since = lead, self._clock()
+            return "leader"
+        watches = self._watches
+        return "deputy" if watches.watched is not None and watches.ahead_first else None
+
+    def _session_steady(self, state: ConnectionState) -> None:
+        self._steady_since = self._clock() if state is ConnectionState.CONNECTED else None
+        if state is ConnectionState.LOST:
+            self._request_watch.lost()
+
+    # -- a request seen -------------------------------------------------------------------------
+
+    def _request_seen(self, generation: int) -> None:
+        role = self._role()
+        if role is None:
+            self._request_watch.drop()
+            return
+        try:
+            got = self._request_watch.read(generation)
+        except _ZK_ERRORS as exc:
+            log.debug("zkelect %s: could not read the switchover request: %r", self.path, exc)
+            self._request_watch.held = False
+            return  # the next look holds the watch again
+        if got is None:
+            self._request_gone()
+            return
+        request, version = got
+        if request is None:
+            return  # not a request we can read: ignored, never acted on
+        if role == "leader":
+            self._as_leader(request, version)
+        else:
+            self._as_deputy(request, version)
+
+    def _request_gone(self) -> None:
+        if self._accepted is not None and self._drain is None:
+            log.info("zkelect %s: switchover request withdrawn before the drain", self.path)
+            self._count("withdrawn")
+        self._accepted = None
+
+    def _as_leader(self, request: SwitchoverRequest, version: int) -> None:
+        node = self.node
+        if request.state is State.REQUESTED:
+            refusal, retry_after = self._refusal(request)
+            if refusal is not None:
+                self._move(
+                    request, version, State.REFUSED, refusal=refusal, retry_after=retry_after
+                )
+                self._count("refused")
+                emit(
+                    "switchover_refused",
+                    "%s: refused %s: %s",
+                    self.path,
+                    request.describe(),
+                    refusal,
+                    **self._fields(request),
+                )
+                return
+            if self._move(request, version, State.ACCEPTED, frm=node):
+                self._accepted = request.id
+                emit(
+                    "switchover_accepted",
+                    "%s: accepted %s",
+                    self.path,
+                    request.describe(),
+                    **self._fields(request),
+                )
+        elif request.state is State.READY and request.frm == node and self._drain is None:
+            self._begin_drain(request, version)
+        elif request.to == node and request.frm != node and request.id == self._my_request:
+            self.post(PRIORITY_CHECK)  # we asked, and lead: tidy our request away
+
+    def _refusal(self, request: SwitchoverRequest) -> tuple[str | None, float | None]:
+        """Why the leader will not take ``request`` (and, for priority, when to ask again)."""
+        node = self.node
+        assert node is not None
+        if request.to == node:
+            return "the target leads already", None
+        names = [c.name for c in election_order(self._session.children(self.path))]
+        if request.to not in names or names.index(request.to) <= names.index(node):
+            return f"{request.to} is not a candidate behind the leader (any more)", None
+        if request.reason != "priority":
+            return None, None
+        config, now = self._config, self._clock()
+        if node_priority(request.to) <= node_priority(node):
+            return "the target's priority is not higher than the leader's", None
+        wait = config.priority_interval - (now - self._led_since)
+        if wait > 0:
+            return f"this leader was elected less than {config.priority_interval:g}s ago", wait
+        steady = self._steady_since
+        if steady is None or now - steady < config.priority_settle or not self._lease_ok():
+            return "this leader's connection has not been steady", config.priority_settle
+        return None, None
+
+    def _lease_ok(self) -> bool:
+        return self._session.lease_remaining() > 0
+
+    def _as_deputy(self, request: SwitchoverRequest, version: int) -> None:
+        """Just behind the leader: say we are ready if we are the target, else step back if
+        the target is behind us."""
+        if request.state is not State.ACCEPTED or request.frm != self._watches.watched:
+            return
+        node = self.node
+        assert node is not None
+        if request.to == node:
+            if self._move(request, version, State.READY):
+                emit(
+                    "switchover_ready",
+                    "%s: ready to take over: %s",
+                    self.path,
+                    request.describe(),
+                    **self._fields(request),
+                )
+            return
+        names = [c.name for c in election_order(self._session.children(self.path))]
+        if request.to in names and node in names and names.index(request.to) > names.index(node):
+            self._step_back(request)
+
+    def _step_back(self, request: SwitchoverRequest) -> None:
+        """Leave the way: delete our node and re-join at the back (resign's second half)."""
+        node, stat = self.node, self.node_stat
+        assert node is not None and stat is not None
+        emit(
+            "stepping_back",
+            "%s: stepping back for %s",
+            self.path,
+            request.describe(),
+            **self._fields(request),
+        )
+        self._forget_node()
+        done: Future[bool] = Future()
+        self.post(ResignSent(node, stat, self._leaving.send_delete(node), done))
+
+    # -- the drain ------------------------------------------------------------------------------
+
+    def _begin_drain(self, request: SwitchoverRequest, version: int) -> None:
+        lead = self.standing.leadership
+        timeout = self._config.drain_timeout
+        if lead is None:
+            return
+        draining = self._move(request, version, State.DRAINING, deadline=time.time() + timeout)
+        if not draining:
+            return  # withdrawn at this very moment: nothing drained, we lead on
+        deadline = self._clock() + timeout
+        self._drain = _Drain(request.id, self._clock(), lead)
+        emit(
+            "draining",
+            "%s: draining for %s, for at most %gs",
+            self.path,
+            request.describe(),
+            timeout,
+            **self._fields(request),
+        )
+        post, request_id = self.post, request.id
+        timers, notifier = self._session.timers, self._session.notifier
+        if timers is not None:
+            timers.call_later(timeout, lambda: post(Drained(request_id, timed_out=True)))
+        callback = self._on_draining
+        if callback is None or notifier is None:
+            post(Drained(request_id, timed_out=False))
+            return
+
+        def drain() -> None:
+            try:
+                callback(lead, deadline)
+            except Exception:  # a user's callback: logged, the switchover goes on
+                log.exception("zkelect %s: on_draining raised", self.path)
+            finally:
+                post(Drained(request_id, timed_out=False))
+
+        notifier.post(drain)  # the callback thread: in order with on_elected/on_revoked
+
+    def _drained(self, request_id: str, timed_out: bool) -> None:
+        drain = self._drain
+        if drain is None or drain.request_id != request_id:
+            return  # the second of the callback's end and the deadline
+        self._drain = self._accepted = None
+        seconds = self._clock() - drain.started
+        self._metrics_call("switchover_drained", seconds)
+        level = logging.WARNING if timed_out else logging.INFO
+        emit(
+            "drained",
+            "%s: drained in %.3fs%s",
+            self.path,
+            seconds,
+            " (cut short at the deadline: on_draining had not returned)" if timed_out else "",
+            level=level,
+            election=self.path,
+            candidate=self.standing.candidate_id,
+            seconds=round(seconds, 3),
+            cut_short=timed_out,
+        )
+        if self.standing.leadership is not drain.lead:
+            log.warning("zkelect %s: leadership was lost during the drain", self.path)
+            return
+        self._count("handed_over")
+        emit(
+            "handed_over",
+            "%s: handing over: deleting our node after the drain",
+            self.path,
+            **self._fields(None),
+        )
+        self._resign(Future(), reason="switchover")
+
+    # -- priority -------------------------------------------------------------------------------
+
+    def _priority_check(self) -> None:
+        """Every ``priority_settle`` seconds, for a candidate with a priority: tidy our own
+        request away once it is settled, and ask for leadership when we should have it: the
+        best candidate (highest priority, earliest of equals), higher than the leader, and
+        connected for ``priority_settle`` seconds (never during a faulty period)."""
+        self._schedule_priority_check()
+        try:
+            self._tidy_or_ask()
+        except _ZK_ERRORS as exc:
+            log.debug("zkelect %s: priority check: %r", self.path, exc)
+
+    def _tidy_or_ask(self) -> None:
+        children = self._session.children(self.path)
+        if REQUEST_NODE in children:
+            self._tidy_request()
+            return
+        self._my_request = None
+        node, now, steady = self.node, self._clock(), self._steady_since
+        if node is None or self.standing.leadership is not None or now < self._not_before:
+            return
+        if steady is None or now - steady < self._config.priority_settle:
+            return
+        order = election_order(children)
+        if not order or node not in (c.name for c in order):
+            return
+        leader = order[0]
+        best = max(order, key=lambda c: node_priority(c.name))  # max keeps the earliest
+        if best.name != node or node_priority(node) <= node_priority(leader.name):
+            return
+        request = SwitchoverRequest.new(
+            to=node,
+            to_id=self.standing.candidate_id,
+            frm=leader.name,
+            reason="priority",
+            by=f"candidate {self.standing.candidate_id} (priority {self._config.priority})",
+            now=time.time(),
+            timeout=_PRIORITY_REQUEST_TIMEOUT,
+        )
+        self._session.create(self._request_watch.path, request.encode(), ephemeral=True)
+        self._my_request = request.id
+        emit(
+            "switchover_requested",
+            "%s: asking for leadership by priority: %s",
+            self.path,
+            request.describe(),
+            **self._fields(request),
+        )
+
+    def _tidy_request(self) -> None:
+        """Delete our own priority request once it is over: refused (ask again after its
+        retry_after), done (we lead), or stale."""
+        if self._my_request is None:
+            return
+        data, stat = self._session.get(self._request_watch.path)
+        request = SwitchoverRequest.decode(data)
+        if request is None or request.id != self._my_request:
+            self._my_request = None
+            return
+        leading = self.standing.leadership is not None
+        stale = time.time() - request.requested_at > request.timeout
+        if request.state is State.REFUSED or leading or stale:
+            if request.state is State.REFUSED:
+                self._not_before = self._clock() + (request.retry_after or 0.0)
+            self._session.delete(self._request_watch.path, stat.version)
+            self._my_request = None
+
+    # -- small helpers --------------------------------------------------------------------------
+
+    def _move(
+        self, request: SwitchoverRequest, version: int, state: State, **changes: object
+    ) -> bool:
+        """Write ``request`` moved to ``state``, if nobody moved it first."""
+        moved = request.moved(state, **changes)
+        try:
+            self._session.set_data(self._request_watch.path, moved.encode(), version)
+        except (NoNode, BadVersion):
+            return False
+        return True
+
+    def _count(self, result: str) -> None:
+        self._metrics_call("switchover", result)
+
+    def _metrics_call(self, name: str, value: object) -> None:
+        # Optional methods: a recorder written before switchovers existed has neither.
+        record = getattr(self._metrics, name, None)
+        if record is not None:
+            record(self.path, value)
+
+    def _fields(self, request: SwitchoverRequest | None) -> dict[str, Any]:
+        """The fields of our switchover log records."""
+        fields: dict[str, Any] = {
+            "election": self.path,
+            "candidate": self.standing.candidate_id,
+            "node": f"{self.path}/{self.node}",
+        }
+        if request is not None:
+            fields["target"] = f"{self.path}/{request.to}"
+        return fields
