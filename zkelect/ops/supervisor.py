@@ -499,9 +499,8 @@ class Supervisor:
             self.say(
                 "draining for a switchover: "
                 + (f"stopping child pid={child.pid}, " if child is not None else "")
-                + f"then our node is deleted (within {left:.1f}s)",
+                + f"then our node is deleted (deadline in {left:.1f}s)",
                 "draining",
-                deadline=round(time.time() + left, 3),
             )
             if child is not None:
                 self._stop_child("", kill_by=self._drain_kill_by(deadline))
