@@ -61,8 +61,9 @@ DRAIN = 1.0
 class Run(CliProcess):
     """One ``zkelect run --log-format json`` process; its log lines as objects."""
 
-    def __init__(self, ensemble: LocalEnsemble, path: str, out: Path, name: str, *opts: str):
-        mode = "slow" if name == "a" else "ignore"
+    def __init__(
+        self, ensemble: LocalEnsemble, path: str, out: Path, name: str, mode: str, *opts: str
+    ) -> None:
         child = [sys.executable, str(out.parent / "child.py"), str(out), mode]
         run = ["run", path, "--id", name, "--hosts", ensemble.hosts, "--log-format", "json"]
         super().__init__([*run, *opts, "--", *child])
@@ -125,10 +126,10 @@ def test_the_old_leaders_child_exits_before_the_new_leaders_starts(
     out = tmp_path / "out"
     # a's child takes DRAIN s to stop on SIGTERM (its --grace is longer); b's ignores SIGTERM
     # and --grace 1 SIGKILLs it.
-    a = Run(ensemble, zk_path, out, "a", "--grace", "5")
+    a = Run(ensemble, zk_path, out, "a", "slow", "--grace", "5")
     runs.append(a)
     a_child = a.wait_event("child_started")["pid"]
-    b = Run(ensemble, zk_path, out, "b", "--grace", "1")
+    b = Run(ensemble, zk_path, out, "b", "ignore", "--grace", "1")
     runs.append(b)
     b.wait_event("joined")
 
@@ -170,3 +171,24 @@ def test_the_old_leaders_child_exits_before_the_new_leaders_starts(
         assert 1.0 <= drained["seconds"] < 3.0 and drained["cut_short"] is False
         start = _record(out, "start", a_again["pid"])
         assert start["epoch"] == result.leader.epoch > result.previous.epoch
+
+
+def test_a_higher_priority_takes_over_drained(
+    ensemble: LocalEnsemble, zk_path: str, tmp_path: Path, runs: list[Run]
+) -> None:
+    """--priority and its settle and interval reach the election: a candidate of higher
+    priority asks for leadership by itself, through the same drained switchover."""
+    out = tmp_path / "out"
+    quick = ["--priority-settle", "0.5", "--priority-interval", "0"]
+    low = Run(ensemble, zk_path, out, "low", "slow", "--grace", "5", *quick)
+    runs.append(low)
+    low_child = low.wait_event("child_started")["pid"]
+    high = Run(ensemble, zk_path, out, "high", "slow", "--priority", "5", *quick)
+    runs.append(high)
+    assert "-p5-latch-" in high.wait_event("joined")["node"]  # the priority is in its name
+    started = high.wait_event("child_started")
+    exited = low.wait_event("child_exited")
+    assert exited["pid"] == low_child and _at(exited) <= _at(started)
+    assert _record(out, "exit", low_child)["at"] < _record(out, "start", started["pid"])["at"]
+    assert DRAIN <= low.wait_event("drained")["seconds"] < DRAIN + 2
+    assert low.wait_event("revoked")["reason"] == "switchover"
