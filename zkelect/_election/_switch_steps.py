@@ -195,20 +195,21 @@ class SwitchSteps(abc.ABC):
             return
         try:
             got = self._request_watch.read(generation)
+            if got is None:
+                self._request_gone()
+                return
+            request, version = got
+            if request is None:
+                return  # not a request we can read: ignored, never acted on
+            if role == "leader":
+                self._as_leader(request, version)
+            else:
+                self._as_deputy(request, version)
         except _ZK_ERRORS as exc:
-            log.debug("zkelect %s: could not read the switchover request: %r", self.path, exc)
-            self._request_watch.held = False
-            return  # the next look holds the watch again
-        if got is None:
-            self._request_gone()
-            return
-        request, version = got
-        if request is None:
-            return  # not a request we can read: ignored, never acted on
-        if role == "leader":
-            self._as_leader(request, version)
-        else:
-            self._as_deputy(request, version)
+            # A switchover is never worth the election: a request we may not read or move
+            # (its ACL, R11), or ZooKeeper away, leaves the candidacy as it was.
+            log.warning("zkelect %s: could not act on the switchover request: %r", self.path, exc)
+            self._request_watch.held = False  # the next look holds the watch again
 
     def _request_gone(self) -> None:
         if self._accepted is not None and self._drain is None:
