@@ -30,6 +30,7 @@ from zkelect.aio import AsyncElection, AsyncLeadership
 from zkelect.metrics import NoopRecorder
 from zkelect.testing import wait_for
 from zkelect.testing.ensemble import LocalEnsemble
+from zkelect.testing.proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 WAIT = 10.0
@@ -331,3 +332,29 @@ def test_async_election_drains_its_work_before_the_switchover(
 async def _until(condition: Callable[[], bool]) -> None:
     while not condition():
         await asyncio.sleep(0.01)
+
+
+def test_a_target_whose_session_is_not_connected_is_refused_and_nothing_is_drained(
+    ensemble: LocalEnsemble,
+    zk_path: str,
+    candidates: Callable[..., Candidate],
+    kazoo_clients: Callable[..., KazooClient],
+) -> None:
+    drains = Drains()
+    (c0, m0), (c1, _) = _queue(ensemble.hosts, zk_path, candidates, 2, drains)
+    with FaultProxy(ensemble.member_hosts(0)) as proxy:
+        # The target's only way to the ensemble is the proxy; its session timeout is longer
+        # than the test, so its node stays while its connection is black-holed.
+        client = kazoo_clients(proxy.address, timeout=20.0)
+        target = candidates(client, zk_path, "far", config=ElectionConfig(session_timeout=20.0))
+        wait_for(lambda: _ids(c0) == ["c0", "c1", "far"], WAIT)
+        proxy.blackhole(True)
+        try:
+            with pytest.raises(TargetNotReadyError, match="not connected"):
+                c1.election.request_switchover(to="far", timeout=2)
+        finally:
+            proxy.blackhole(False)
+        assert c0.election.is_leader and drains.events == []  # never drained
+        assert _no_request(kazoo_clients(ensemble.hosts), zk_path)
+        wait_for(lambda: m0.results == ["withdrawn"], WAIT, message="counted as withdrawn")
+        target.election.stop()
