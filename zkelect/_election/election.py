@@ -4,9 +4,10 @@ What it guarantees
 ------------------
 * At most one candidate *per ZooKeeper's view* leads a path: the one whose
   EPHEMERAL_SEQUENTIAL node is first in order (R4), owned by its current session (R2).
-* Each candidate holds exactly one watch: a follower on its immediate predecessor
-  (R3), the leader on its own node (so a forced resign is seen at once). Nobody
-  watches the children list, so a leader change wakes one candidate, not all.
+* Each candidate holds exactly one watch on a candidate node: a follower on its
+  immediate predecessor (R3), the leader on its own node (so a forced resign is seen at
+  once); the leader and the next in line also watch for a switchover request (R14).
+  Nobody watches the children list, so a leader change wakes one candidate, not all.
 * ``Leadership.lost`` is set as soon as this process stops leading: its node went
   away, the connection was suspended (default policy), the session was lost, or the
   local lease ran out (R6, R7).
