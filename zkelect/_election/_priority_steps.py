@@ -74,7 +74,7 @@ class PrioritySteps(abc.ABC):
     def _tidy_or_ask(self) -> None:
         children = self._session.children(self.path)
         if REQUEST_NODE in children:
-            self._tidy_request()
+            self._tidy_request(children)
             return
         self._my_request = None
         node, now, steady = self.node, self._clock(), self._steady_since
@@ -108,9 +108,10 @@ class PrioritySteps(abc.ABC):
             **log_fields(self.path, self.standing.candidate_id, self.node, request),
         )
 
-    def _tidy_request(self) -> None:
+    def _tidy_request(self, children: list[str] | None = None) -> None:
         """Delete our own priority request once it is over: refused (ask again after its
-        retry_after), done (we lead), or stale."""
+        retry_after), done (we lead), or stale: too old, or taken by a leader that has left
+        since (``children``, when known, tells)."""
         if self._my_request is None:
             return
         data, stat = self._session.get(self._request_watch.path)
@@ -119,7 +120,11 @@ class PrioritySteps(abc.ABC):
             self._my_request = None
             return
         leading = self.standing.leadership is not None
-        stale = time.time() - request.requested_at > request.timeout
+        stale = time.time() - request.requested_at > request.timeout or (
+            children is not None
+            and request.state is not State.REQUESTED
+            and request.frm not in children
+        )
         if request.state is State.REFUSED or leading or stale:
             if request.state is State.REFUSED:
                 self._not_before = self._clock() + (request.retry_after or 0.0)
