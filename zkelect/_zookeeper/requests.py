@@ -270,6 +270,16 @@ class Requests(abc.ABC):
     def delete(self, path: str, version: int = -1) -> None:
         self._call(lambda: self.client.delete_async(path, version), via_leader=True)
 
+    def create(self, path: str, data: bytes = b"", *, ephemeral: bool = False) -> str:
+        """A plain create, waited for (``NodeExists`` if it is there): the path made."""
+        return str(self.send_create(path, data, ephemeral=ephemeral).result())
+
+    def set_data(self, path: str, value: bytes, version: int = -1) -> NodeStat:
+        """Set a node's data, checked against ``version`` (-1: any); ``BadVersion`` if it
+        moved on, ``NoNode`` if it is gone. The node's new stat."""
+        raw = self._call(lambda: self.client.set_async(path, value, version), via_leader=True)
+        return node_stat(raw)
+
     def get_many(self, paths: list[str]) -> list[tuple[bytes, NodeStat] | None]:
         """Data and stat of many nodes in one pipelined burst; None where a node is gone."""
         try:
