@@ -10,6 +10,7 @@ process is stopped by PID at teardown, pass or fail (switchover_support.Fleet.cl
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -82,6 +83,7 @@ def test_switchover_to_the_last_in_line_then_to_the_next_in_line(fleet: Fleet) -
     # then re-queues at the back.
     answer = succeeded(fleet.switchover("--to", last, "--json"))
     new = fleet.leading(last)
+    assert answer["result"] == "handed_over", answer
     assert answer["leader"]["id"] == last and answer["previous"]["id"] == leader, answer
     assert int(answer["leader"]["epoch"]) == new.epoch
     assert int(answer["previous"]["epoch"]) == old.epoch
@@ -154,23 +156,23 @@ def test_a_frozen_leader_does_not_answer_and_nothing_changes(fleet: Fleet) -> No
     fleet.start("frozen-a", session_timeout=None)
     fleet.leading("frozen-a")
     fleet.start("frozen-b")
-    fleet.wait_order(["frozen-a", "frozen-b"])
     fleet.start("frozen-c")
-    fleet.wait_order(["frozen-a", "frozen-b", "frozen-c"])
+    wait_for(lambda: len(fleet.order()) == 3, WAIT, message="3 candidates to join")
+    target = fleet.order()[-1]
     before = [(c.name, c.epoch) for c in fleet.contenders()]
     leader = fleet.supervisor("frozen-a")
 
     os.kill(leader.pid, signal.SIGSTOP)
     try:
-        done = fleet.switchover("--to", "frozen-c", "--timeout", "3")
+        done = fleet.switchover("--to", target, "--timeout", "3")
         frozen = [(c.name, c.epoch) for c in fleet.contenders()]
         left = fleet.request_left()
     finally:
         os.kill(leader.pid, signal.SIGCONT)
     assert "did not answer" in failed(done), done
     assert not left  # the request node was deleted before the command failed
-    # Nothing changed: the same leader with the same epoch, and frozen-b (ahead of the
-    # target) did not step back for a request the leader never accepted.
+    # Nothing changed: the same leader with the same epoch, and the one ahead of the target
+    # did not step back for a request the leader never accepted.
     assert frozen == before
     assert [(c.name, c.epoch) for c in fleet.contenders()] == before
     assert fleet.count("stepping_back") == fleet.count("draining") == 0
@@ -204,7 +206,10 @@ def test_the_target_dying_mid_switchover_leaves_another_leader_within_a_session_
 
     line = failed(fleet.finish(command))
     new = fleet.leading("dies-c")
-    assert "dies-c" in line, line  # interrupted, naming who leads
+    # Interrupted, naming who led when the target went: the old leader, still draining (it
+    # deletes its node once drained all the same), or already its successor.
+    assert "'dies-b'" in line and "left during the switchover" in line, line
+    assert re.search(r"'dies-[ac]' \(\S+\) leads now$", line), line
     assert_drained(fleet, old, new, gone)
     wait_for(lambda: deleted, WAIT, message="the old leader's node to go")
     no_leader = at(fleet.events("dies-c").named("elected")[0]) - deleted[0]
