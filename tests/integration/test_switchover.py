@@ -93,6 +93,7 @@ def test_switchover_to_the_last_in_line_then_to_the_next_in_line(fleet: Fleet) -
     assert fleet.count("stepping_back", leader, last) == 0
     assert fleet.count("child_started") == 2  # the ones that stepped back never led
     assert not fleet.request_left()
+    print(f"to the last of 4: {answer['seconds']:.3f}s, drain {answer['drain_seconds']:.3f}s")
 
     # 2. No --to: the next in line takes over, drained all the same; nobody steps back.
     gone = death_watch(new.pid)
@@ -104,6 +105,7 @@ def test_switchover_to_the_last_in_line_then_to_the_next_in_line(fleet: Fleet) -
     assert fleet.count("stepping_back") == 2
     assert fleet.count("child_started") == 3
     assert not fleet.request_left()
+    print(f"to the next in line: {answer['seconds']:.3f}s, drain {answer['drain_seconds']:.3f}s")
 
 
 def test_a_child_that_takes_its_time_is_awaited_and_nobody_leads_twice(fleet: Fleet) -> None:
@@ -127,6 +129,7 @@ def test_a_child_that_takes_its_time_is_awaited_and_nobody_leads_twice(fleet: Fl
     # One term each: the old leader is not elected again once drained (it re-queued).
     assert [fleet.count("elected", c) for c in ("slow-a", "slow-b")] == [1, 1]
     assert fleet.count("child_started") == 2
+    print(f"a child that drains in {linger:g}s: drain {answer['drain_seconds']:.3f}s")
 
 
 def test_a_child_that_ignores_sigterm_is_killed_at_grace_then_the_node_goes(
@@ -149,6 +152,7 @@ def test_a_child_that_ignores_sigterm_is_killed_at_grace_then_the_node_goes(
     term_at = fleet.runs.term_at(old.pid)
     assert term_at is not None and gone[0] - term_at >= grace * 0.9, (term_at, gone)
     assert grace * 0.9 <= answer["drain_seconds"] <= grace + SLACK, answer
+    print(f"SIGKILLed at --grace {grace:g}s: drain {answer['drain_seconds']:.3f}s")
 
 
 def test_a_frozen_leader_does_not_answer_and_nothing_changes(fleet: Fleet) -> None:
@@ -182,7 +186,9 @@ def test_a_frozen_leader_does_not_answer_and_nothing_changes(fleet: Fleet) -> No
 def test_the_target_dying_mid_switchover_leaves_another_leader_within_a_session_timeout(
     fleet: Fleet, kazoo_client: KazooClient
 ) -> None:
-    # The old leader's child drains for 3 s; the target's session (1 s) ends meanwhile.
+    # The old leader's child drains for 3 s; the target's session (1 s) ends meanwhile. (Had
+    # it outlived the drain, the dead target's node would be first when the old leader's went:
+    # the command exits 0 naming it, and the next one leads when its session expires.)
     fleet.start("dies-a", "linger:3")
     old = fleet.leading("dies-a")
     fleet.start("dies-b", session_timeout="1")
