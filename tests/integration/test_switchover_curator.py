@@ -193,7 +193,7 @@ def test_curator_behind_a_zkelect_leader_sees_ids_and_a_switchover_through_it_ti
         assert peer.leader() == "z0" and peer.transitions() == []
 
         # c. Curator as the target: it cannot say ready either.
-        with pytest.raises(TargetNotReadyError):
+        with pytest.raises(TargetNotReadyError, match="did not become ready"):
             z2.election.request_switchover(to="curator-a", timeout=2.0)
         assert mixed.no_request() and mixed.children() == before
         assert peer.participants() == steady and peer.transitions() == []
