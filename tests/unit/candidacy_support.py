@@ -361,7 +361,7 @@ class FakeSession:
     def send_delete(self, path: str) -> FakePending:
         return FakePending(lambda: self.delete(path))
 
-    def forget_watch(self, path: str) -> None:
+    def forget_watch(self, path: str, *, if_alone: bool = False) -> None:
         self.sent.append(("forget_watch", path))
         watches = self.zk.data_watches.get(path, [])
         watches[:] = [(owner, w) for owner, w in watches if owner != (self.session_id or 0)]

@@ -62,13 +62,15 @@ class RequestWatch:
         return SwitchoverRequest.decode(data), stat.version
 
     def drop(self) -> None:
-        """Neither leader nor deputy any more: the watch's news is for nobody now. It is not
-        removed from the server: another election or a requester on the same session may
-        watch the same path (a removeWatches drops every watch of the path on the session).
-        Left stale, it fires once at the next request and is ignored without a read."""
+        """Neither leader nor deputy any more: the watch's news is for nobody now, so it is
+        removed (R3: a former deputy must not be woken by the next request), unless another
+        election or a requester on the same session watches the path too (a removeWatches
+        drops every watch of the path on the session): then ours fires once, stale, and is
+        ignored without a read."""
         if self.held:
             self.held = False
             self.generation += 1
+            self._session.forget_watch(self.path, if_alone=True)
 
     def lost(self) -> None:
         """The session ended: its watches went with it."""

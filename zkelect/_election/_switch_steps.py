@@ -126,6 +126,8 @@ class SwitchSteps(abc.ABC):
     # -- a request seen -------------------------------------------------------------------------
 
     def _request_seen(self, generation: int) -> None:
+        if generation != self._request_watch.generation:
+            return  # a watch we moved on from (stale): nothing to read
         role = self._role()
         if role is None:
             self._request_watch.drop()

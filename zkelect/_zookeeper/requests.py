@@ -51,7 +51,12 @@ from zkelect._zookeeper.outcomes import (
     Watcher,
     WatchEvent,
 )
-from zkelect._zookeeper.raw_requests import call_raw, create_multi, forget_data_watch
+from zkelect._zookeeper.raw_requests import (
+    call_raw,
+    create_multi,
+    data_watchers,
+    forget_data_watch,
+)
 from zkelect.errors import ConfigurationError, PermissionDeniedError
 
 if TYPE_CHECKING:
@@ -199,10 +204,14 @@ class Requests(abc.ABC):
         """``delete(path)`` sent now; ``result()`` raises ``NoNode`` if it was gone."""
         return self.send(lambda: self.client.delete_async(path, -1), via_leader=True)
 
-    def forget_watch(self, path: str) -> None:
+    def forget_watch(self, path: str, *, if_alone: bool = False) -> None:
         """Drop our data watch on ``path`` (set by ``send_watching_exists`` on a node that
-        was never created): best effort, not waited for."""
+        was never created): best effort, not waited for. ``if_alone``: only if no other
+        user of this session watches the path too (a removeWatches drops them all); else
+        ours is left to fire once, stale."""
         try:
+            if if_alone and data_watchers(self.client, path) > 1:
+                return
             forget_data_watch(self.client, path)
         except Exception:  # a lost connection drops it with the session
             return
