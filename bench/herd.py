@@ -68,6 +68,7 @@ from kazoo.client import KazooClient
 
 from zkelect import Election, ElectionConfig, Leadership, NoopRecorder, ZkElectError
 from zkelect._election.nodes import election_order
+from zkelect._election.switchover import REQUEST_NODE
 from zkelect.testing import FIRED_WATCH_KEYS, parse_wchp
 
 SESSION_TIMEOUT = 20.0  # long: fewer background pings in the request counts
@@ -365,6 +366,9 @@ def watches_at_rest(
             if watched.startswith(path + "/"):
                 sessions.setdefault(watched, []).extend(ids)
     markers = {p: ids for p, ids in sessions.items() if _is_marker(p)}
+    # The switchover request's path is no candidate node: the leader and the next in line
+    # watch it (R14), reported apart.
+    request = sessions.pop(f"{path}/{REQUEST_NODE}", [])
     ours = {p: ids for p, ids in sessions.items() if p not in markers}
     foreign = {}
     for node, ids in ours.items():
@@ -382,6 +386,7 @@ def watches_at_rest(
         "max_watches_per_follower_node": max(followers, default=0),
         "data_watches_on_candidate_nodes": sum(len(i) for i in ours.values()),
         "data_watches_on_leader_markers": sum(len(i) for i in markers.values()),
+        "data_watches_on_switchover_request": len(request),
     }
 
 

@@ -92,8 +92,9 @@ def silent_member_bound(
     return bound + (session_timeout / members if retried else 0.0)
 
 
-# A candidate watches its predecessor, and the leader also watches its own node (so a forced
-# resign by an operator is seen at once): two paths at most.
+# A candidate watches its predecessor (and, until it appears, the predecessor's leader marker);
+# the leader watches its own node (so a forced resign by an operator is seen at once); the
+# leader and the next in line also watch a switchover request's path (R14): two paths at most.
 MAX_WATCHED_PATHS_PER_SESSION = 2
 
 Process = tuple[str, int]  # (candidate slot, incarnation)

@@ -24,10 +24,17 @@ from zkelect.errors import (
     ElectionStoppedError,
     ElectionTimeoutError,
     InvalidTokenError,
+    LeaderNotAnsweringError,
     LeadershipLostError,
     PermissionDeniedError,
     StaleEpochError,
+    SwitchoverError,
+    SwitchoverInProgressError,
+    SwitchoverInterruptedError,
+    SwitchoverRefusedError,
+    TargetNotReadyError,
     TLSError,
+    UnknownCandidateError,
     WriteFailedError,
     ZkElectError,
     ZooKeeperNotFoundError,
@@ -42,6 +49,7 @@ from zkelect.security import DigestAuth, ElectionAcl, SaslOptions, TlsOptions
 if typing.TYPE_CHECKING:  # what mypy and IDEs see; at run time see __getattr__
     from zkelect._election.election import Election, Lifecycle
     from zkelect._election.nodes import LeaderInfo
+    from zkelect._election.switchover_request import SwitchoverResult
     from zkelect._zookeeper.options import kazoo_options
 
 __all__ = [
@@ -64,6 +72,7 @@ __all__ = [
     "FencingToken",
     "InvalidTokenError",
     "LeaderInfo",
+    "LeaderNotAnsweringError",
     "Leadership",
     "LeadershipLostError",
     "Lifecycle",
@@ -77,8 +86,15 @@ __all__ = [
     "SaslOptions",
     "StaleEpochError",
     "SuspendedPolicy",
+    "SwitchoverError",
+    "SwitchoverInProgressError",
+    "SwitchoverInterruptedError",
+    "SwitchoverRefusedError",
+    "SwitchoverResult",
     "TLSError",
+    "TargetNotReadyError",
     "TlsOptions",
+    "UnknownCandidateError",
     "WriteFailedError",
     "ZkElectError",
     "ZooKeeperNotFoundError",
@@ -92,6 +108,7 @@ _LAZY = {
     "Election": "zkelect._election.election",
     "Lifecycle": "zkelect._election.election",
     "LeaderInfo": "zkelect._election.nodes",
+    "SwitchoverResult": "zkelect._election.switchover_request",
     "kazoo_options": "zkelect._zookeeper.options",
 }
 

@@ -19,6 +19,9 @@ node       a candidate node's path
 pid        a child process (``zkelect run``)
 code       an exit code (``zkelect run``)
 signal     a signal's name (``zkelect run``)
+target     a switchover's target node (docs/switchover.md)
+seconds    how long a step took (a switchover's drain)
+cut_short  whether a drain was cut short at its deadline
 =========  =====================================================================
 
 An event is never formatted when nothing would print it (:func:`emit` asks
@@ -74,6 +77,16 @@ EVENTS = (
     "work_cancelled",
     "work_abandoned",
     "work_not_restarted",
+    "switchover_requested",
+    "switchover_accepted",
+    "switchover_refused",
+    "stepping_back",
+    "switchover_ready",
+    "draining",
+    "drained",
+    "handed_over",
+    "switchover_done",
+    "switchover_failed",
     "releasing",
     "serving",
     "stopping",
@@ -91,6 +104,9 @@ FIELDS = (
     "pid",
     "code",
     "signal",
+    "target",
+    "seconds",
+    "cut_short",
 )
 REDACTED = "<redacted>"
 

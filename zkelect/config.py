@@ -20,6 +20,7 @@ from zkelect.errors import ConfigurationError
 __all__ = [
     "DEFAULT_PORT",
     "MAX_CANDIDATE_ID_BYTES",
+    "MAX_PRIORITY",
     "MAX_SECONDS",
     "ElectionConfig",
     "SuspendedPolicy",
@@ -32,6 +33,9 @@ __all__ = [
     "validate_connect_string",
     "validate_path",
 ]
+
+#: Priorities are integers in [-MAX_PRIORITY, MAX_PRIORITY] (written in node names).
+MAX_PRIORITY = 1_000_000
 
 # ZooKeeper drops the whole connection on a request over jute.maxbuffer (~1 MiB),
 # which would look like a network fault and flap leadership. Candidate ids are
@@ -117,12 +121,37 @@ class ElectionConfig:
     #: After resign(), wait this long before re-joining at the back, so the successor's
     #: reads do not compete with our create on the servers (0: re-join at once).
     requeue_delay: float = 0.01
+    #: A planned switchover (docs/switchover.md): the longest the leader waits for its
+    #: ``on_draining`` callback before deleting its node anyway.
+    drain_timeout: float = 10.0
+    #: This candidate's priority, in [-1000000, 1000000]: a candidate with a higher one,
+    #: connected for ``priority_settle`` seconds, asks the leader to hand over to it (a
+    #: drained switchover); 0 (the default) never asks. Written in the node's name.
+    priority: int = 0
+    #: How long a candidate must have been connected before it asks for leadership by
+    #: priority, and a leader's connection steady before it hands over on one.
+    priority_settle: float = 10.0
+    #: A leader hands over on priority no sooner than this after it was elected: at most one
+    #: automatic switchover per interval, whoever leads.
+    priority_interval: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("session_timeout", "connect_timeout", "request_timeout"):
             check_seconds(name, getattr(self, name))
         check_seconds("retry_initial_delay", self.retry_initial_delay)
         check_seconds("requeue_delay", self.requeue_delay, allow_zero=True, at_most=60)
+        check_seconds("drain_timeout", self.drain_timeout)
+        check_seconds("priority_settle", self.priority_settle, allow_zero=True)
+        check_seconds("priority_interval", self.priority_interval, allow_zero=True)
+        priority = self.priority
+        if (
+            isinstance(priority, bool)
+            or not isinstance(priority, int)
+            or not -MAX_PRIORITY <= priority <= MAX_PRIORITY
+        ):
+            raise ConfigurationError(
+                f"priority must be an int in [-{MAX_PRIORITY}, {MAX_PRIORITY}], got {priority!r}"
+            )
         check_seconds("retry_max_delay", self.retry_max_delay)
         if self.retry_max_delay < self.retry_initial_delay:
             raise ConfigurationError(

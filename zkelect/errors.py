@@ -13,8 +13,15 @@
     ├── ElectionStoppedError      the election is not running (not started, or stopped)
     ├── ElectionTimeoutError      not elected within the time you gave
     ├── WriteFailedError          an operation of a fenced write failed; nothing was applied
-    └── LeadershipLostError       this process does not (or no longer) lead
-        └── StaleEpochError       a fenced write carried an epoch lower than one already seen
+    ├── LeadershipLostError       this process does not (or no longer) lead
+    │   └── StaleEpochError       a fenced write carried an epoch lower than one already seen
+    └── SwitchoverError           a planned switchover did not happen (nothing left behind)
+        ├── UnknownCandidateError      the target names no candidate (or several)
+        ├── SwitchoverInProgressError  another switchover is pending
+        ├── SwitchoverRefusedError     the leader refused (or there is nothing to switch)
+        ├── LeaderNotAnsweringError    the leader did not take the request in time
+        ├── TargetNotReadyError        the target never became ready behind the leader
+        └── SwitchoverInterruptedError leadership moved another way meanwhile
 
 Every message says what went wrong and what to do about it.
 """
@@ -28,10 +35,17 @@ __all__ = [
     "ElectionStoppedError",
     "ElectionTimeoutError",
     "InvalidTokenError",
+    "LeaderNotAnsweringError",
     "LeadershipLostError",
     "PermissionDeniedError",
     "StaleEpochError",
+    "SwitchoverError",
+    "SwitchoverInProgressError",
+    "SwitchoverInterruptedError",
+    "SwitchoverRefusedError",
     "TLSError",
+    "TargetNotReadyError",
+    "UnknownCandidateError",
     "WriteFailedError",
     "ZkElectError",
     "ZooKeeperNotFoundError",
@@ -112,3 +126,46 @@ class StaleEpochError(LeadershipLostError):
         self.resource = resource
         self.epoch = epoch
         self.current_epoch = current_epoch
+
+
+class SwitchoverError(ZkElectError):
+    """A planned switchover did not happen. Its request node was deleted before this was
+    raised, and the leader's work was not drained unless the message says so."""
+
+
+class UnknownCandidateError(SwitchoverError):
+    """The target names no candidate of the election (or several: name its node instead)."""
+
+
+class SwitchoverInProgressError(SwitchoverError):
+    """Another switchover of the same election is pending: one at a time."""
+
+
+class SwitchoverRefusedError(SwitchoverError):
+    """The leader refused the request (``refusal`` says why), or there is nothing to switch:
+    no leader, or the target leads already."""
+
+    def __init__(self, message: str, *, refusal: str = "") -> None:
+        super().__init__(message)
+        self.refusal = refusal
+
+
+class LeaderNotAnsweringError(SwitchoverError, TimeoutError):
+    """The leader did not take the request within the timeout (frozen, partitioned, or a
+    recipe that knows no switchover): nothing changed. ``zkelect switchover --force`` falls
+    back to a forced resign, which is not drained."""
+
+
+class TargetNotReadyError(SwitchoverError, TimeoutError):
+    """The leader took the request but the target never said it was ready behind it: its
+    session is not connected, it is frozen, or a candidate ahead of it cannot step back (a
+    Curator LeaderLatch, an older zkelect). The leader was not drained and still leads."""
+
+
+class SwitchoverInterruptedError(SwitchoverError):
+    """Leadership moved another way during the switchover (the target or the leader went).
+    ``leader`` is who leads now (a ``zkelect.LeaderInfo``), or None."""
+
+    def __init__(self, message: str, *, leader: object | None = None) -> None:
+        super().__init__(message)
+        self.leader = leader

@@ -258,6 +258,7 @@ def test_status_reads_a_kazoo_election_and_a_missing_path(
         "path": f"{zk_path}/nothing-here",
         "leader": None,
         "candidates": [],
+        "switchover": None,
         "exists": False,
         "ignored": [],
         "sequence_wrap": {"wrapped": False, "orders_differ": False, "string_order_first": None},
@@ -358,8 +359,8 @@ def test_status_shows_when_a_leader_that_waited_was_elected_and_wide_hosts(
     assert wide.returncode == 0 and wide.stderr == "", wide.stderr
     lines = wide.stdout.splitlines()
     assert lines[1].startswith("  elected: ") and "(joined " in lines[1]
-    assert lines[3].split()[:8] == [
-        "#", "id", "role", "czxid", "session", "host", "member", "joined",
+    assert lines[3].split()[:9] == [
+        "#", "id", "role", "czxid", "session", "host", "member", "priority", "joined",
     ]  # fmt: skip
     row = next(ln.split() for ln in lines if re.match(r"^1\s", ln))
     assert row[1] == "e-b" and row[5] == "127.0.0.1" and row[6] == leader["member"]

@@ -12,6 +12,7 @@ from election_support import Candidate, candidate_children
 from kazoo.client import KazooClient
 
 from zkelect._election.nodes import LEADER_MARKER_PREFIX, election_order, leader_marker
+from zkelect._election.switchover import REQUEST_NODE
 from zkelect.metrics import NoopRecorder
 from zkelect.testing import data_watches_by_session, fired_watch_counts, total_watches, wait_for
 from zkelect.testing.ensemble import LocalEnsemble
@@ -50,10 +51,11 @@ def test_fifty_candidates_hold_one_watch_each_and_a_change_wakes_one(
         return ours if len(ours) == N else None
 
     watches = wait_for(settled, 10, message="every candidate to hold its watch")
+    request = f"{zk_path}/{REQUEST_NODE}"
     markers = 0
     for session_id, paths in watches.items():
         cand = sessions[session_id]
-        nodes = [p for p in paths if LEADER_MARKER_PREFIX not in p]
+        nodes = [p for p in paths if LEADER_MARKER_PREFIX not in p and p != request]
         assert len(nodes) == 1, (cand.election.candidate_id, paths)  # one node watched each
         node = cand.election.node
         assert node is not None
@@ -66,9 +68,11 @@ def test_fifty_candidates_hold_one_watch_each_and_a_change_wakes_one(
         expected_markers = [] if index <= 1 else [f"{zk_path}/{marker}"]
         assert [p for p in paths if LEADER_MARKER_PREFIX in p] == expected_markers
         markers += len(expected_markers)
+        # The switchover request (R14): watched by the leader and its deputy only.
+        assert (request in paths) == (index <= 1), (cand.election.candidate_id, paths)
     # zk_watch_count includes child watches: N data watches on nodes, the markers' watches,
-    # and nothing else means no candidate watches the children of the election path.
-    assert total_watches(ensemble.hosts) - watches_before == N + markers
+    # the request's two, and nothing else means no candidate watches the children.
+    assert total_watches(ensemble.hosts) - watches_before == N + markers + 2
 
     leader = next(c for c in cands if c.election.is_leader)
     looks_before = [r.looks for r in recorders]

@@ -33,6 +33,7 @@ from kazoo.exceptions import NoNodeError
 
 from zkelect import Election, Leadership
 from zkelect._election.nodes import election_order
+from zkelect._election.switchover import REQUEST_NODE
 from zkelect.testing import data_watches_by_session, expire_session, wait_for
 from zkelect.testing.ensemble import LocalEnsemble
 
@@ -50,9 +51,13 @@ def leader_of(cands: list[Candidate]) -> Candidate:
 
 
 def watched_by(hosts: str, cand: Candidate) -> list[str]:
-    """The paths ``cand``'s session holds a data watch on, as the servers report them."""
+    """The paths ``cand``'s session holds a data watch on, as the servers report them (but
+    the switchover request's, which the leader's deputy holds too: R14)."""
     session_id = cand.election.session.session_id
-    return [] if session_id is None else data_watches_by_session(hosts).get(session_id, [])
+    if session_id is None:
+        return []
+    paths = data_watches_by_session(hosts).get(session_id, [])
+    return [path for path in paths if not path.endswith(f"/{REQUEST_NODE}")]
 
 
 def leave_behind(

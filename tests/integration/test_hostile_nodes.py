@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from zkelect import LeaderInfo
 from zkelect._election.nodes import LEADER_MARKER_PREFIX
+from zkelect._election.switchover import REQUEST_NODE
 from zkelect.ops.exporter import ElectionExporter
 from zkelect.testing import data_watches_by_session, wait_for
 
@@ -186,8 +187,13 @@ def test_garbage_never_crashes_anyone_nor_changes_the_leader(
         message="followers watch their predecessors",
     )
     for x in (a, b, c, d):
-        others = {p for p in _watched_by(hosts, x) if LEADER_MARKER_PREFIX not in p}
-        assert others - set(node.values()) <= set(persistent)  # markers' watches aside (R13)
+        others = {
+            p
+            for p in _watched_by(hosts, x)
+            if LEADER_MARKER_PREFIX not in p and not p.endswith(f"/{REQUEST_NODE}")
+        }
+        # The markers' watches (R13) and the switchover request's (R14) aside.
+        assert others - set(node.values()) <= set(persistent)
     assert node["a"] in _watched_by(hosts, a)  # and the leader its own node
 
     # Observers: c's on_leader_change, the exporter, the CLI.

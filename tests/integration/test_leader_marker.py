@@ -11,6 +11,7 @@ from election_support import Candidate, candidate_children
 from kazoo.client import KazooClient
 
 from zkelect._election.nodes import election_order, leader_marker, new_node_prefix
+from zkelect._election.switchover import REQUEST_NODE
 from zkelect.metrics import NoopRecorder
 from zkelect.testing import data_watches_by_session, wait_for
 from zkelect.testing.ensemble import LocalEnsemble
@@ -135,10 +136,10 @@ def test_a_middle_candidate_leaving_never_elects_its_successor(
     assert not c.election.is_leader and a.election.is_leader and not lead.lost.is_set()
     # ... and drops its watch on the marker that never came (no watch outlives its use).
     session_id = c.election.session.session_id or 0
+    # c's one watch on a node now: on a (and, a's deputy now, on a switchover's request: R14).
+    now_watched = {f"{zk_path}/{_name(a)}", f"{zk_path}/{REQUEST_NODE}"}
     wait_for(
-        lambda: (
-            data_watches_by_session(ensemble.hosts).get(session_id, []) == [f"{zk_path}/{_name(a)}"]
-        ),  # c's one watch now: on a
+        lambda: set(data_watches_by_session(ensemble.hosts).get(session_id, [])) == now_watched,
         WAIT,
         message="c's watch on b's marker dropped",
     )

@@ -24,9 +24,11 @@ from zkelect._election.candidacy import Candidacy
 from zkelect._election.messages import Lifecycle, Message, SessionChanged, Start
 from zkelect._election.nodes import LEADER_MARKER_PREFIX
 from zkelect._election.standing import Standing
+from zkelect._election.switchover import REQUEST_NODE
 from zkelect._lease import LeaseFigures
 from zkelect._zookeeper.joins import JoinOutcome
 from zkelect._zookeeper.outcomes import (
+    BadVersion,
     ConnectionState,
     EventWatcher,
     Listing,
@@ -82,16 +84,31 @@ class FakeZooKeeper:
         self._fire_children()
         return path, stat
 
-    def create_plain(self, path: str, owner: int) -> None:
-        """A node created by name (a leader marker): fires the exists watches on it."""
+    def create_plain(self, path: str, owner: int, data: bytes = b"") -> None:
+        """A node created by name (a leader marker, a switchover request): fires the exists
+        watches on it."""
         if path in self.nodes:
             raise NodeExists(path)
         self.zxid += 1
-        self.nodes[path] = (b"", NodeStat(self.zxid, self.zxid, 0, owner))
+        self.nodes[path] = (data, NodeStat(self.zxid, self.zxid, 0, owner))
         self.pzxid = self.zxid
         for _, watch in self.data_watches.pop(path, []):
             watch(WatchEvent.CREATED)
         self._fire_children()
+
+    def set_data(self, path: str, data: bytes, version: int = -1) -> NodeStat:
+        """A version-checked write: fires the data watches on the node."""
+        if path not in self.nodes:
+            raise NoNode(path)
+        old = self.nodes[path][1]
+        if version not in (-1, old.version):
+            raise BadVersion(path)
+        self.zxid += 1
+        stat = NodeStat(old.czxid, self.zxid, old.version + 1, old.ephemeral_owner)
+        self.nodes[path] = (data, stat)
+        for _, watch in self.data_watches.pop(path, []):
+            watch(WatchEvent.CHANGED)
+        return stat
 
     def delete(self, path: str) -> None:
         if path not in self.nodes:
@@ -344,7 +361,7 @@ class FakeSession:
     def send_delete(self, path: str) -> FakePending:
         return FakePending(lambda: self.delete(path))
 
-    def forget_watch(self, path: str) -> None:
+    def forget_watch(self, path: str, *, if_alone: bool = False) -> None:
         self.sent.append(("forget_watch", path))
         watches = self.zk.data_watches.get(path, [])
         watches[:] = [(owner, w) for owner, w in watches if owner != (self.session_id or 0)]
@@ -368,6 +385,15 @@ class FakeSession:
 
     def sync(self, path: str = "/") -> None:
         self._request("sync", path)
+
+    def create(self, path: str, data: bytes = b"", *, ephemeral: bool = False) -> str:
+        self._request("create_plain", path)
+        self.zk.create_plain(path, self.session_id or 0, data)
+        return path
+
+    def set_data(self, path: str, value: bytes, version: int = -1) -> NodeStat:
+        self._request("set_data", path)
+        return self.zk.set_data(path, value, version)
 
     def abandon(self, paths: list[str]) -> None:
         self.abandoned.extend(paths)
@@ -490,7 +516,15 @@ class Candidate:
 
     def watched(self) -> list[str]:
         """The candidate nodes this candidate's session holds a data watch on."""
-        return [path for path in self._watches() if LEADER_MARKER_PREFIX not in path]
+        return [
+            path
+            for path in self._watches()
+            if LEADER_MARKER_PREFIX not in path and not path.endswith(REQUEST_NODE)
+        ]
+
+    def request_watched(self) -> bool:
+        """Whether this candidate holds the switchover request's watch (leader, deputy: R14)."""
+        return any(path.endswith(f"/{REQUEST_NODE}") for path in self._watches())
 
     def marker_watches(self) -> list[str]:
         """The leader markers this candidate's session holds an exists watch on (R13)."""

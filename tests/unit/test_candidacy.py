@@ -55,6 +55,7 @@ def test_the_first_node_leads_and_watches_its_own_node(
     assert lead.node_path == first.node_path
     assert lead.epoch == zk.nodes[lead.node_path][1].czxid
     assert first.watched() == [first.node_path]  # its one watch: its own node
+    assert first.request_watched()  # and the switchover request's path (R14)
     assert ("sync", "/") not in first.session.sent  # a first election needs no recheck
 
 
@@ -65,7 +66,9 @@ def test_a_follower_watches_only_its_immediate_predecessor(
 
     assert [x.candidacy.phase for x in (a, b, c)] == [Phase.LEADING, Phase.WAITING, Phase.WAITING]
     assert b.watched() == [a.node_path]
+    assert b.request_watched()  # the leader's deputy watches for a switchover (R14)
     assert c.watched() == [b.node_path]  # not the leader's: one watch, on the one ahead (R3)
+    assert not c.request_watched()  # only the leader and its deputy watch the request
     assert not zk.child_watches  # nobody watches the children
     assert not b.elected and not c.elected
 

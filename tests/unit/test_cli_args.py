@@ -222,7 +222,8 @@ def _snapshot(*ids: str) -> Snapshot:
 def test_status_json_shape() -> None:
     report = status_json(_snapshot("a", "b"), now_ms=4_500)
     assert list(report) == [
-        "path", "leader", "candidates", "exists", "ignored", "sequence_wrap", "members",
+        "path", "leader", "candidates", "switchover", "exists", "ignored", "sequence_wrap",
+        "members",
     ]  # fmt: skip
     unknown_where = {"host": None, "client": None, "member": None, "session_connected": None}
     assert report["leader"] == {
@@ -232,6 +233,7 @@ def test_status_json_shape() -> None:
         "node": _NAMES[0],
         "session": hex(0x1000 + 100),
         "kind": "latch",
+        "priority": 0,
         "joined_ms_ago": 3_500,
         "elected_ms_ago": None,
         "elected_known": False,
@@ -246,6 +248,7 @@ def test_status_json_shape() -> None:
         "kind": "latch",
         "epoch": "101",
         "epoch_hex": "0x65",
+        "priority": 0,
         "joined_ms_ago": 3_500,
         **unknown_where,
     }
@@ -260,6 +263,7 @@ def test_status_json_shape() -> None:
         "path": "/e",
         "leader": None,
         "candidates": [],
+        "switchover": None,
         "exists": False,
         "ignored": [],
         "sequence_wrap": {"wrapped": False, "orders_differ": False, "string_order_first": None},

@@ -39,7 +39,9 @@ def test_alone_on_a_fresh_path_it_leads_without_reading_the_children(
     assert a.candidacy.phase is Phase.LEADING
     assert a.elected and a.elected[0].node_path == a.node_path
     # No listing, no children read, no leader marker (nobody behind: R13); the own-node watch.
-    assert [op for op, _ in a.session.sent] == ["create", "get"]
+    # The create, the get that watches our own node, the exists that watches for a
+    # switchover request (R14): no read of the children.
+    assert [op for op, _ in a.session.sent] == ["create", "get", "exists"]
 
 
 def test_behind_another_it_uses_the_read_sent_with_its_create(

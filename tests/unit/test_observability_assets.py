@@ -62,6 +62,8 @@ CANDIDATE_METRICS = frozenset(
         "zkelect_fenced_writes_total",
         "zkelect_build_info",
         "zkelect_session_transitions_total",
+        "zkelect_switchovers_total",
+        "zkelect_switchover_drain_seconds",
     }
 )
 # ``zkelect run`` (PrometheusRecorder(supervisor=True)) adds its command's:
@@ -86,7 +88,7 @@ EXPORTER_METRICS = frozenset(
     }
 )
 KNOWN_METRICS = CANDIDATE_METRICS | SUPERVISOR_METRICS | EXPORTER_METRICS
-HISTOGRAMS = frozenset({"zkelect_election_duration_seconds"})
+HISTOGRAMS = frozenset({"zkelect_election_duration_seconds", "zkelect_switchover_drain_seconds"})
 
 CANDIDATE_COMMAND = "run"  # zkelect run PATH ... -- CMD: a candidate with its HTTP endpoints
 EXPORTER_COMMAND = "exporter"

@@ -174,7 +174,7 @@ def test_the_summary_and_the_wide_table() -> None:
         "  host:    10.0.0.7, session 0x300023ff9790000 connected to member zk1:2181"
     )
     assert lines[3].split() == [
-        "#", "id", "role", "czxid", "session", "host", "member", "joined", "node",
+        "#", "id", "role", "czxid", "session", "host", "member", "priority", "joined", "node",
     ]  # fmt: skip
     rows = [line.split() for line in lines[5:]]
     assert rows[0][5:7] == ["10.0.0.7", "zk1:2181"]

@@ -598,7 +598,7 @@ class ModelSession:
     def send_delete(self, path: str) -> ModelPending:
         return self.send(lambda answered: self.server.delete(path))
 
-    def forget_watch(self, path: str) -> None:
+    def forget_watch(self, path: str, *, if_alone: bool = False) -> None:
         self.data_watchers.pop(path, None)  # kazoo drops its record at once (removeWatches)
 
     def delete(self, path: str, version: int = -1) -> None:

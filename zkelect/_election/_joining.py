@@ -44,13 +44,14 @@ class FirstJoin:
     error: BaseException | None = None
 
 
-def join_first(session: SessionPort, path: str, data: bytes) -> FirstJoin:
+def join_first(session: SessionPort, path: str, data: bytes, priority: int = 0) -> FirstJoin:
     """Create our node now, on the calling thread (see the module docstring). The read of
     the children sent with the create is waited for too, so a refused read is reported by
     ``start()`` at once, as a refused create is."""
     guid = str(uuid.uuid4())
     try:
-        outcome, listing = session.joins.join(path, f"{path}/{new_node_prefix(guid)}", data)
+        prefix = new_node_prefix(guid, priority)
+        outcome, listing = session.joins.join(path, f"{path}/{prefix}", data)
     except Exception as exc:  # handed to the actor, which sorts it out
         return FirstJoin(guid, None, None, exc)
     name = outcome.node_path.rsplit("/", 1)[1]
@@ -68,11 +69,14 @@ def join_first(session: SessionPort, path: str, data: bytes) -> FirstJoin:
 class Joiner:
     """One candidacy's create attempts; its fields belong to the candidacy's actor."""
 
-    def __init__(self, session: SessionPort, path: str, data: bytes, timeout: float) -> None:
+    def __init__(
+        self, session: SessionPort, path: str, data: bytes, timeout: float, priority: int = 0
+    ) -> None:
         self._session = session
         self._path = path
         self._data = data
         self._timeout = timeout
+        self._priority = priority  # in our nodes' names (switchover.py)
         self.guid: str | None = None  # the GUID of the attempt not yet answered
         self.uncertain = False  # a create of that attempt was sent: it may have landed
         self.ticket: TicketPort | None = None  # a create batched by start(wait=False)
@@ -94,7 +98,7 @@ class Joiner:
     def first(self) -> FirstJoin:
         """``join_first`` for this candidacy: safe on any thread (it reads only what was
         fixed when the Joiner was made, and answers through a new ``FirstJoin``)."""
-        return join_first(self._session, self._path, self._data)
+        return join_first(self._session, self._path, self._data, self._priority)
 
     def took_first(self, attempt: FirstJoin) -> Created | None:
         """Take the first join made on the caller's thread: its node, or None (the attempt
@@ -118,7 +122,7 @@ class Joiner:
         if self.guid is None:
             self.guid = str(uuid.uuid4())
             self.uncertain = False
-        prefix = new_node_prefix(self.guid)
+        prefix = new_node_prefix(self.guid, self._priority)
         if self.uncertain:
             found = self.find_own(prefix, session_id)
             if found is not None:
@@ -136,7 +140,7 @@ class Joiner:
         self.guid = guid
         self.uncertain = True  # R1: a lost reply is found again by its prefix
         ticket = self._session.joins.submit(
-            self._path, self._child(new_node_prefix(guid)), self._data
+            self._path, self._child(new_node_prefix(guid, self._priority)), self._data
         )
         slots = self._session.join_slots
 
@@ -198,7 +202,7 @@ class Joiner:
         """Delete the node of an uncertain create, if it landed (on leaving)."""
         if self.guid is None:
             return
-        found = self.find_own(new_node_prefix(self.guid), self._session.session_id)
+        found = self.find_own(new_node_prefix(self.guid, self._priority), self._session.session_id)
         if found is not None:
             with contextlib.suppress(NoNode):
                 self._session.delete(self._child(found[0]))

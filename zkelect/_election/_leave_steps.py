@@ -58,15 +58,16 @@ class LeaveSteps(abc.ABC):
     def _reconcile(self, first: Future[None] | None = None) -> None:
         """Look again and act on it (candidacy.py)."""
 
-    def _resign(self, done: Future[bool]) -> None:
+    def _resign(self, done: Future[bool], reason: str = "resigned") -> None:
         """Resign's first half: lost, then our node's delete sent. It may run on the caller's
         thread (``Actor.run_here``: an event loop's, too), so it never waits for the answer:
-        ``_resign_sent`` takes it, in a step of its own."""
+        ``_resign_sent`` takes it, in a step of its own. ``reason``: "resigned", or
+        "switchover" at the end of a planned switchover's drain."""
         node, stat = self.node, self.node_stat
         if self.standing.leadership is None or node is None or stat is None:
             done.set_result(False)
             return
-        self.standing.revoke("resigned")  # lost is set before the node goes (R9)
+        self.standing.revoke(reason)  # lost is set before the node goes (R9)
         # Forgotten before the delete: our own watch then fires as a stale generation and
         # sends no read, which would land on the servers just as the successor needs them.
         self._forget_node(marker=False)

@@ -15,6 +15,10 @@ below need no lock. They read top to bottom:
 4. leave      ``_resign`` (delete our node, rejoin at the back) or ``_stop`` (delete, done);
               ``_fail`` on a terminal error (leave, so nobody waits behind us for ever):
               in _leave_steps.py, mixed in.
+5. switch     a planned switchover (R14): the leader and its deputy watch the request; the
+              deputy steps back or says it is ready, the leader drains, then resigns; a
+              candidate with a priority asks for leadership: in _switch_steps.py and
+              _priority_steps.py, mixed in.
 
 A transient error anywhere schedules a retry on the session's timers (``_schedule_retry``).
 Leadership itself flips only in ``Standing`` (standing.py), which other threads share.
@@ -33,10 +37,15 @@ from zkelect._election._leave_steps import LeaveSteps
 from zkelect._election._leaving import Leaving
 from zkelect._election._looking import Looks
 from zkelect._election._marking import Marker
+from zkelect._election._priority_steps import PrioritySteps
+from zkelect._election._request_watch import RequestWatch
+from zkelect._election._switch_steps import SwitchSteps
 from zkelect._election._watching import Watches
 from zkelect._election.messages import (
+    PRIORITY_CHECK,
     REJOIN,
     RETRY,
+    Drained,
     Joined,
     MarkerSeen,
     Message,
@@ -45,8 +54,10 @@ from zkelect._election.messages import (
     Phase,
     PredecessorFired,
     PredecessorGone,
+    PriorityCheck,
     Recheck,
     Rejoin,
+    RequestSeen,
     Resign,
     ResignSent,
     Retry,
@@ -64,6 +75,7 @@ from zkelect._zookeeper.outcomes import ConnectionState, NodeStat, NoNode, Retry
 from zkelect.clock import Clock
 from zkelect.config import ElectionConfig
 from zkelect.errors import PermissionDeniedError, ZkElectError
+from zkelect.fencing.leadership import Leadership
 from zkelect.metrics import MetricsRecorder
 
 __all__ = ["Candidacy"]
@@ -72,7 +84,7 @@ log = logging.getLogger("zkelect")
 _MAX_PASSES = 16  # re-reads in one step before backing off (a churning election)
 
 
-class Candidacy(LeaveSteps):
+class Candidacy(LeaveSteps, PrioritySteps, SwitchSteps):
     """One election's candidacy; ``handle`` is its actor's handler."""
 
     def __init__(
@@ -87,6 +99,7 @@ class Candidacy(LeaveSteps):
         standing: Standing,
         observer: ObserverPort,
         observing: bool,
+        on_draining: Callable[[Leadership, float], None] | None = None,
     ) -> None:
         self.path = path
         self._session = session
@@ -96,12 +109,16 @@ class Candidacy(LeaveSteps):
         self.standing = standing
         self._observer = observer
         self._observing = observing
-        self._joiner = Joiner(session, path, data, config.request_timeout)
+        self._joiner = Joiner(session, path, data, config.request_timeout, config.priority)
         self._watches = Watches(session, path)
         self._looks = Looks(session, path, metrics, self._watches)
         self._leaving = Leaving(session, path, config.request_timeout, clock)
         self._backoff = Backoff(session, config)
         self._marker = Marker(session, path)
+        self._request_watch = RequestWatch(session, path)
+        self._on_draining = on_draining
+        self._init_switching()
+        self._init_priority()
         # Our node elected at our join with nobody behind: it never gets a marker, even when
         # it leads again after a reconnection with others behind (a marker made then would
         # say it was elected then: zkelect status reads the marker's ctime as that time).
@@ -122,7 +139,7 @@ class Candidacy(LeaveSteps):
     def attach(self, post: Callable[[Message], None], run_here: Callable[[Message], None]) -> None:
         """Start taking messages: ``post`` puts one in the actor's mailbox; ``run_here``
         handles one on the calling thread when the actor is idle (``Actor.run_here``)."""
-        self.post = self._watches.post = self.standing.post = post
+        self.post = self._watches.post = self.standing.post = self._request_watch.post = post
         self.run_here = self._watches.run_here = run_here
 
     @property
@@ -147,6 +164,7 @@ class Candidacy(LeaveSteps):
                 self._predecessor_gone(generation)
             case MarkerSeen(generation, owner, czxid):
                 self._watches.marker_seen(generation, owner, czxid)
+                self._watch_requests()  # our predecessor leads: we are its deputy
             case PredecessorFired(generation, children):
                 if generation == self._watches.generation:
                     self._watches.watched = None
@@ -154,7 +172,8 @@ class Candidacy(LeaveSteps):
                     self._looks.prefetched = children
                     self._reconcile()
             case Start(first, joined, batched):
-                self._waiting_since = self._clock()
+                self._waiting_since = self._steady_since = self._clock()
+                self._schedule_priority_check()
                 if joined is not None:
                     self._took_first(joined, first)
                 elif batched:
@@ -187,6 +206,12 @@ class Candidacy(LeaveSteps):
                 self._observe()
             case ObserverFired(generation):
                 self._observer.on_fired(generation)
+            case RequestSeen(generation):
+                self._request_seen(generation)
+            case Drained(request_id, timed_out):
+                self._drained(request_id, timed_out)
+            case PriorityCheck():
+                self._priority_check()
             case _:
                 assert_never(message)
 
@@ -297,6 +322,7 @@ class Candidacy(LeaveSteps):
         self.node = None
         self.node_stat = None
         self._watches.forget()
+        self._request_watch.drop()
         if marker:
             self._marker.remove()
 
@@ -355,6 +381,7 @@ class Candidacy(LeaveSteps):
             # real candidate can never be created ahead of the leader: sequences only grow).
             self.standing.revoke("not_first")
             self._recheck = False
+            self._watch_requests()  # the deputy's, if our predecessor is known to lead
             return
         self._schedule_retry()
 
@@ -401,6 +428,7 @@ class Candidacy(LeaveSteps):
         self._watches.on_own_node(node)
         if announce and self.standing.leadership is not None:
             self._marker.leave(node)
+        self._watch_requests()  # after the handover's own requests
 
     def _predecessor_gone(self, generation: int) -> None:
         """Our predecessor's node was deleted. If it was first (a look showed it, or its
@@ -457,6 +485,7 @@ class Candidacy(LeaveSteps):
 
     def _session_changed(self, state: ConnectionState) -> None:
         self._looks.prefetched = None
+        self._session_steady(state)
         if state is ConnectionState.LOST:
             if self._joined_anew():
                 return  # a step ran on the new session first: what it made is ours (R2)
@@ -490,6 +519,14 @@ class Candidacy(LeaveSteps):
             and session.state is ConnectionState.CONNECTED
             and stat.ephemeral_owner == session.session_id
         )
+
+    def _schedule_priority_check(self) -> None:
+        """A candidate with a priority looks, ``priority_settle`` seconds from now and then
+        every as long, whether it should lead (``_priority_check``)."""
+        timers, post = self._session.timers, self.post
+        if self._config.priority != 0 and timers is not None:
+            delay = max(self._config.priority_settle, 0.5)
+            timers.call_later(delay, lambda: post(PRIORITY_CHECK))
 
     def _schedule_retry(self) -> None:
         post = self.post

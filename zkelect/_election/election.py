@@ -4,9 +4,10 @@ What it guarantees
 ------------------
 * At most one candidate *per ZooKeeper's view* leads a path: the one whose
   EPHEMERAL_SEQUENTIAL node is first in order (R4), owned by its current session (R2).
-* Each candidate holds exactly one watch: a follower on its immediate predecessor
-  (R3), the leader on its own node (so a forced resign is seen at once). Nobody
-  watches the children list, so a leader change wakes one candidate, not all.
+* Each candidate holds exactly one watch on a candidate node: a follower on its
+  immediate predecessor (R3), the leader on its own node (so a forced resign is seen at
+  once); the leader and the next in line also watch for a switchover request (R14).
+  Nobody watches the children list, so a leader change wakes one candidate, not all.
 * ``Leadership.lost`` is set as soon as this process stops leading: its node went
   away, the connection was suspended (default policy), the session was lost, or the
   local lease ran out (R6, R7).
@@ -55,6 +56,7 @@ from zkelect._election.nodes import LeaderInfo, election_order
 from zkelect._election.observer import LeaderObserver
 from zkelect._election.reader import read_election, read_leader
 from zkelect._election.standing import Standing
+from zkelect._election.switchover_request import SwitchoverResult, request_switchover
 from zkelect._zookeeper.outcomes import ConnectionState, Retryable, SessionGone
 from zkelect._zookeeper.session import Session
 from zkelect.clock import Clock, monotonic_clock
@@ -67,6 +69,7 @@ from zkelect.config import (
     validate_path,
 )
 from zkelect.errors import (
+    ConfigurationError,
     ConnectionFailedError,
     ElectionStoppedError,
     ElectionTimeoutError,
@@ -111,6 +114,7 @@ class Election:
         on_elected: Callable[[Leadership], None] | None = None,
         on_revoked: Callable[[str], None] | None = None,
         on_leader_change: Callable[[LeaderInfo | None], None] | None = None,
+        on_draining: Callable[[Leadership, float], None] | None = None,
         metrics: MetricsRecorder | None = None,
         clock: Clock = monotonic_clock,
         auth: DigestAuth | Sequence[DigestAuth] | None = None,
@@ -123,6 +127,8 @@ class Election:
         data = validate_candidate_id(self.candidate_id)
         self.config = checked_config(config)
         check_arguments(on_elected, on_revoked, on_leader_change, metrics, clock)
+        if on_draining is not None and not callable(on_draining):
+            raise ConfigurationError(f"on_draining must be callable, got {on_draining!r}")
         self._on_leader_change = on_leader_change
         self._metrics: MetricsRecorder = metrics or NoopRecorder()
         self._session, self._acl = open_session(
@@ -134,7 +140,7 @@ class Election:
         self._subscribers: list[Inbox] = []  # guarded by _cond
         self._clock = clock
         self._leader_seen: tuple[LeaderInfo | None, float] | None = None  # see leader_seen()
-        self._candidacy = self._candidacy_of(data, clock, on_elected, on_revoked)
+        self._candidacy = self._candidacy_of(data, clock, on_elected, on_revoked, on_draining)
         self._standing = self._candidacy.standing
         self._cond = self._standing.cond  # guards the standing's fields and _subscribers
 
@@ -144,6 +150,7 @@ class Election:
         clock: Clock,
         on_elected: Callable[[Leadership], None] | None,
         on_revoked: Callable[[str], None] | None,
+        on_draining: Callable[[Leadership, float], None] | None,
     ) -> Candidacy:
         """The state machine on our session, its shared standing, and the leader observer
         (which watches only once someone observes)."""
@@ -175,6 +182,7 @@ class Election:
             standing=standing,
             observer=observer,
             observing=self._on_leader_change is not None,
+            on_draining=on_draining,
         )
 
     # -- public API ---------------------------------------------------------------------------
@@ -322,6 +330,19 @@ class Election:
         # handover's first step); in order with the candidacy's other steps all the same.
         self._candidacy.run_here(Resign(done))
         return done.result(timeout=timeout if timeout is not None else self.config.request_timeout)
+
+    def request_switchover(self, to: str | None = None, timeout: float = 30.0) -> SwitchoverResult:
+        """Hand leadership to candidate ``to`` (a candidate id or a node name; None: the
+        next in line), the leader's work drained first (docs/switchover.md). Any candidate
+        may ask, the leader too. Returns once ``to`` leads; raises a ``SwitchoverError``
+        (nothing left behind) if it cannot: unknown target, another switchover pending,
+        refused, the leader or the target not answering within ``timeout``, or leadership
+        moving another way meanwhile. Blocks: call it from a thread of your own."""
+        self._require_started()
+        by = f"candidate {self.candidate_id!r} ({self.node or 'no node'})"
+        return request_switchover(
+            self._session, self.path, to=to, timeout=timeout, by=by, clock=self._clock
+        )
 
     @overload
     def wait_for_leadership(self, timeout: None = None) -> Leadership: ...

@@ -19,9 +19,11 @@ from zkelect._election.ports import Children, PendingPort, TicketPort
 from zkelect._zookeeper.outcomes import ConnectionState, NodeStat
 
 __all__ = [
+    "PRIORITY_CHECK",
     "RECHECK",
     "REJOIN",
     "RETRY",
+    "Drained",
     "Inbox",
     "Joined",
     "Lifecycle",
@@ -32,8 +34,10 @@ __all__ = [
     "Phase",
     "PredecessorFired",
     "PredecessorGone",
+    "PriorityCheck",
     "Recheck",
     "Rejoin",
+    "RequestSeen",
     "Resign",
     "ResignSent",
     "Retry",
@@ -179,6 +183,27 @@ class ObserverFired:
     generation: int
 
 
+@dataclass(frozen=True, slots=True)
+class RequestSeen:
+    """The switchover request's watch ``generation`` fired, or found the request there."""
+
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """The leader's drain for switchover ``request_id`` is over: the callback returned, or
+    (``timed_out``) its deadline passed."""
+
+    request_id: str
+    timed_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityCheck:
+    """Time to see whether to ask for leadership by priority (and to tidy our request)."""
+
+
 Message: TypeAlias = (
     Start
     | Joined
@@ -195,12 +220,16 @@ Message: TypeAlias = (
     | Stop
     | Subscribe
     | ObserverFired
+    | RequestSeen
+    | Drained
+    | PriorityCheck
 )
 
 # The messages without fields are posted as these instances: nothing to allocate.
 RETRY = Retry()
 REJOIN = Rejoin()
 RECHECK = Recheck()
+PRIORITY_CHECK = PriorityCheck()
 
 
 def assert_never(value: NoReturn) -> NoReturn:

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, TypeVar
 
+from zkelect.config import MAX_PRIORITY
+
 __all__ = [
     "LATCH_MARKER",
     "LEADER_MARKER_PREFIX",
@@ -40,6 +42,7 @@ __all__ = [
     "election_order",
     "leader_marker",
     "new_node_prefix",
+    "node_priority",
     "parse_node",
     "parse_sequence",
     "predecessor_of",
@@ -131,13 +134,16 @@ def _unread(name: str, sequence: int, kind: ContenderKind, guid: str | None) -> 
     return tuple.__new__(Contender, (name, sequence, kind, guid, *_NOT_READ))
 
 
-def new_node_prefix(guid: str | None = None) -> str:
-    """The name to create (ZooKeeper appends the sequence): ``_c_<guid>-latch-``.
+def new_node_prefix(guid: str | None = None, priority: int = 0) -> str:
+    """The name to create (ZooKeeper appends the sequence): ``_c_<guid>-latch-``, or
+    ``_c_<guid>-p<priority>-latch-`` for a candidate with a priority (switchover.py):
+    Curator orders by what follows the last ``latch-``, so both sort alike.
 
     The GUID lets a candidate find its own node again after a create whose reply
     was lost (R1): one GUID per creation attempt, reused across its retries.
     """
-    return f"{_PROTECTED_PREFIX}{guid or uuid.uuid4()}{LATCH_MARKER}"
+    middle = f"-p{priority}" if priority else ""
+    return f"{_PROTECTED_PREFIX}{guid or uuid.uuid4()}{middle}{LATCH_MARKER}"
 
 
 def parse_sequence(text: str) -> int | None:
@@ -192,11 +198,42 @@ def leader_marker(name: str) -> str | None:
     for a name zkelect does not make (only zkelect's own candidates create markers)."""
     head, marker, digits = name.rpartition(_MARKER)
     guid = protected_guid(head)
-    if not marker or guid is None or head != f"{_PROTECTED_PREFIX}{guid}-":
+    if not marker or guid is None or not _zkelect_head(head, guid):
         return None
     if parse_sequence(digits) is None:
         return None
     return f"{LEADER_MARKER_PREFIX}{guid}-{digits}"
+
+
+def node_priority(name: str) -> int:
+    """The priority a node's name carries (new_node_prefix): 0 for a name without one
+    (Curator's, kazoo's, zkelect's at priority 0, anything hand-made)."""
+    head = name.rpartition(_MARKER)[0]
+    guid = protected_guid(head)
+    if guid is None or not _zkelect_head(head, guid):
+        return 0
+    middle = head[len(_PROTECTED_PREFIX) + len(guid) + 1 : -1]  # "p<N>" or ""
+    if not middle:
+        return 0
+    value = int(middle[1:])
+    return value if -MAX_PRIORITY <= value <= MAX_PRIORITY else 0
+
+
+def _zkelect_head(head: str, guid: str) -> bool:
+    """Whether ``head`` (a name before ``latch-``) is one zkelect makes: ``_c_<guid>-``, or
+    ``_c_<guid>-p<priority>-`` (new_node_prefix)."""
+    plain = f"{_PROTECTED_PREFIX}{guid}-"
+    if head == plain:
+        return True
+    middle = head[len(plain) :]
+    number = middle[1:-1].removeprefix("-")
+    return (
+        head.startswith(plain)
+        and middle.startswith("p")
+        and middle.endswith("-")
+        and number.isascii()
+        and number.isdigit()
+    )
 
 
 class ParsedNames:

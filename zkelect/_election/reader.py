@@ -44,6 +44,7 @@ from zkelect._election.nodes import (
     leader_marker,
     sequence_wrap,
 )
+from zkelect._election.switchover import REQUEST_NODE
 from zkelect._zookeeper.outcomes import NodeStat, NoNode, Retryable, Watcher
 from zkelect.errors import ZkElectError
 
@@ -182,9 +183,12 @@ def read_election(
             return Snapshot(path, exists=False)
         listed = order(children)
         got = source.get_many([f"{path}/{c.name}" for c in listed])
-        # Leader markers (R13) are zkelect's own, not foreign nodes to report.
+        # Leader markers (R13) and a switchover's request are zkelect's own, not foreign
+        # nodes to report.
         ignored = {
-            name for name in children if not name.startswith(LEADER_MARKER_PREFIX)
+            name
+            for name in children
+            if not name.startswith(LEADER_MARKER_PREFIX) and name != REQUEST_NODE
         }.difference(c.name for c in listed)
         found: list[Contender] = []
         for contender, item in zip(listed, got, strict=True):

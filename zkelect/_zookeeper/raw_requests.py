@@ -27,7 +27,7 @@ from kazoo.protocol.serialization import (
 from kazoo.protocol.serialization import Transaction as KazooMulti
 from kazoo.security import OPEN_ACL_UNSAFE
 
-__all__ = ["call_raw", "create_multi", "forget_data_watch"]
+__all__ = ["call_raw", "create_multi", "data_watchers", "forget_data_watch"]
 
 # -- a multi-op of creates that says its zxid (batched joins) --------------------------------
 
@@ -116,6 +116,12 @@ class _RemoveWatches:
     @classmethod
     def deserialize(cls, data: bytes, offset: int) -> None:
         return None  # the answer has no body
+
+
+def data_watchers(client: Any, path: str) -> int:
+    """How many callbacks kazoo keeps for this client's data watch on ``path`` (several
+    users of one session may watch one path: the server holds one watch for them all)."""
+    return len(client._data_watchers.get(_prefix_root(client.chroot, path), ()))
 
 
 def forget_data_watch(client: Any, path: str) -> Any:

@@ -51,7 +51,12 @@ from zkelect._zookeeper.outcomes import (
     Watcher,
     WatchEvent,
 )
-from zkelect._zookeeper.raw_requests import call_raw, create_multi, forget_data_watch
+from zkelect._zookeeper.raw_requests import (
+    call_raw,
+    create_multi,
+    data_watchers,
+    forget_data_watch,
+)
 from zkelect.errors import ConfigurationError, PermissionDeniedError
 
 if TYPE_CHECKING:
@@ -199,10 +204,14 @@ class Requests(abc.ABC):
         """``delete(path)`` sent now; ``result()`` raises ``NoNode`` if it was gone."""
         return self.send(lambda: self.client.delete_async(path, -1), via_leader=True)
 
-    def forget_watch(self, path: str) -> None:
+    def forget_watch(self, path: str, *, if_alone: bool = False) -> None:
         """Drop our data watch on ``path`` (set by ``send_watching_exists`` on a node that
-        was never created): best effort, not waited for."""
+        was never created): best effort, not waited for. ``if_alone``: only if no other
+        user of this session watches the path too (a removeWatches drops them all); else
+        ours is left to fire once, stale."""
         try:
+            if if_alone and data_watchers(self.client, path) > 1:
+                return
             forget_data_watch(self.client, path)
         except Exception:  # a lost connection drops it with the session
             return
@@ -269,6 +278,16 @@ class Requests(abc.ABC):
 
     def delete(self, path: str, version: int = -1) -> None:
         self._call(lambda: self.client.delete_async(path, version), via_leader=True)
+
+    def create(self, path: str, data: bytes = b"", *, ephemeral: bool = False) -> str:
+        """A plain create, waited for (``NodeExists`` if it is there): the path made."""
+        return str(self.send_create(path, data, ephemeral=ephemeral).result())
+
+    def set_data(self, path: str, value: bytes, version: int = -1) -> NodeStat:
+        """Set a node's data, checked against ``version`` (-1: any); ``BadVersion`` if it
+        moved on, ``NoNode`` if it is gone. The node's new stat."""
+        raw = self._call(lambda: self.client.set_async(path, value, version), via_leader=True)
+        return node_stat(raw)
 
     def get_many(self, paths: list[str]) -> list[tuple[bytes, NodeStat] | None]:
         """Data and stat of many nodes in one pipelined burst; None where a node is gone."""

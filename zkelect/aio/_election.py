@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -19,6 +20,7 @@ from zkelect._election._setup import check_arguments
 from zkelect._election.election import END, Election
 from zkelect._election.messages import Lifecycle, Resign, Start
 from zkelect._election.nodes import LeaderInfo
+from zkelect._election.switchover_request import SwitchoverResult
 from zkelect._zookeeper.outcomes import ConnectionState
 from zkelect._zookeeper.session import Session
 from zkelect.aio._callbacks import LoopCallbacks
@@ -29,6 +31,7 @@ from zkelect.aio._work import Work, WorkRunner
 from zkelect.clock import Clock, monotonic_clock
 from zkelect.config import ElectionConfig, check_seconds, check_timeout
 from zkelect.errors import ConfigurationError, ElectionTimeoutError, ZkElectError
+from zkelect.fencing.leadership import Leadership
 from zkelect.metrics import MetricsRecorder
 from zkelect.security import DigestAuth, ElectionAcl, SaslOptions, TlsOptions
 
@@ -56,6 +59,7 @@ class AsyncElection:
         on_elected: Callable[[AsyncLeadership], Any] | None = None,
         on_revoked: Callable[[str], Any] | None = None,
         on_leader_change: Callable[[LeaderInfo | None], Any] | None = None,
+        on_draining: Callable[[AsyncLeadership, float], Any] | None = None,
         metrics: MetricsRecorder | None = None,
         clock: Clock = monotonic_clock,
         auth: DigestAuth | Sequence[DigestAuth] | None = None,
@@ -71,6 +75,8 @@ class AsyncElection:
             config=config,
             # Ours run on the loop (LoopSide), not on the election's callback thread.
             on_leader_change=None if on_leader_change is None else self._leader_changed,
+            # Always: run_while_leader's work is drained before a switchover's delete.
+            on_draining=self._draining,
             metrics=metrics,
             clock=clock,
             auth=auth,
@@ -80,6 +86,9 @@ class AsyncElection:
         )
         self._on_elected, self._on_revoked = on_elected, on_revoked
         self._on_leader_change = on_leader_change
+        if on_draining is not None and not callable(on_draining):
+            raise ConfigurationError(f"on_draining must be callable, got {on_draining!r}")
+        self._on_draining = on_draining
         self._callbacks = LoopCallbacks(self.election.path)
         self._side: LoopSide | None = None
         self._runner: WorkRunner | None = None
@@ -232,6 +241,34 @@ class AsyncElection:
             return await self._resign_now(timeout)
         finally:
             runner.resume(self.leading)
+
+    async def request_switchover(
+        self, to: str | None = None, timeout: float = 30.0
+    ) -> SwitchoverResult:
+        """``Election.request_switchover`` (docs/switchover.md), awaited: it runs in a worker
+        thread, the loop free meanwhile."""
+        return await asyncio.to_thread(self.election.request_switchover, to, timeout)
+
+    def _draining(self, lead: Leadership, deadline: float) -> None:
+        """Election's on_draining, on its callback thread: drain on the loop (the work
+        first, then ours), waited for up to the deadline (the node goes after it)."""
+        side = self._side
+        if side is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._drain(deadline), side.loop)
+        with contextlib.suppress(Exception):  # ours raised, or the deadline came: go on
+            future.result(timeout=max(0.0, deadline - self.election._clock()))
+
+    async def _drain(self, deadline: float) -> None:
+        runner, leading = self._runner, self.leading
+        if runner is not None:
+            await runner.quiesce("switchover")
+            runner.resume(None)  # no new term until the next election (this one is ending)
+        callback = self._on_draining
+        if callback is not None and leading is not None:
+            outcome = callback(leading, deadline)
+            if inspect.isawaitable(outcome):
+                await outcome
 
     async def _resign_now(self, timeout: float | None = None) -> bool:
         done: Future[bool] = Future()

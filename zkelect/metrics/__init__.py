@@ -80,6 +80,13 @@ class MetricsRecorder(Protocol):
     def election_stopped(self, election: str) -> None:
         """The candidate left ``election``: drop or zero its series."""
 
+    def switchover(self, election: str, result: str) -> None:
+        """This leader ended a planned switchover with ``result``: 'handed_over', 'refused'
+        or 'withdrawn'. (Optional: a recorder without it is not told.)"""
+
+    def switchover_drained(self, election: str, seconds: float) -> None:
+        """This leader's work took ``seconds`` to drain for a switchover. (Optional.)"""
+
 
 class NoopRecorder:
     """The default: records nothing."""
@@ -109,4 +116,10 @@ class NoopRecorder:
         pass
 
     def election_stopped(self, election: str) -> None:
+        pass
+
+    def switchover(self, election: str, result: str) -> None:
+        pass
+
+    def switchover_drained(self, election: str, seconds: float) -> None:
         pass

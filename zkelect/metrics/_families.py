@@ -44,6 +44,13 @@ TRANSITION_EVENTS: tuple[str, ...] = ("acquired", "lost", "resigned")
 SESSION_STATES: tuple[str, ...] = ("connected", "suspended", "lost")
 #: Values of the ``result`` label of the fenced-writes counter.
 WRITE_RESULTS: tuple[str, ...] = ("accepted", "rejected")
+#: Values of the ``result`` label of the switchovers counter, as the leader counts them:
+#: handed over (drained, then its node deleted), refused, or withdrawn by the requester
+#: before the drain began.
+SWITCHOVER_RESULTS: tuple[str, ...] = ("handed_over", "refused", "withdrawn")
+#: Upper bounds of the switchover drain histogram: a no-op drain, a quick flush, a child
+#: stopped within --grace (10 s by default), a slow drain cut at its deadline.
+DRAIN_BUCKETS: tuple[float, ...] = (0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: The ``election`` label value of every series in aggregate mode.
 AGGREGATE_LABEL = "*"
 #: Values the ``code`` label of the child-exits counter can take: an exit status as a shell
@@ -60,10 +67,17 @@ class Totals:
         self.writes = dict.fromkeys(WRITE_RESULTS, 0.0)
         self.bucket_counts = [0] * (len(DURATION_BUCKETS) + 1)  # the last one is +Inf
         self.duration_sum = 0.0
+        self.switchovers = dict.fromkeys(SWITCHOVER_RESULTS, 0.0)
+        self.drain_counts = [0] * (len(DRAIN_BUCKETS) + 1)
+        self.drain_sum = 0.0
 
     def observe(self, seconds: float) -> None:
         self.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
         self.duration_sum += seconds
+
+    def observe_drain(self, seconds: float) -> None:
+        self.drain_counts[bisect.bisect_left(DRAIN_BUCKETS, seconds)] += 1
+        self.drain_sum += seconds
 
     def snapshot(self) -> Totals:
         copy = Totals()
@@ -72,6 +86,9 @@ class Totals:
         copy.writes = dict(self.writes)
         copy.bucket_counts = list(self.bucket_counts)
         copy.duration_sum = self.duration_sum
+        copy.switchovers = dict(self.switchovers)
+        copy.drain_counts = list(self.drain_counts)
+        copy.drain_sum = self.drain_sum
         return copy
 
 
@@ -123,6 +140,7 @@ def families(
     yield from (by_gauge["is_leader"], by_gauge["epoch"], transitions, duration)
     yield from (by_gauge["candidates"], by_gauge["wrapped"], by_gauge["session"])
     yield from (by_gauge["lease"], writes, build, sessions)
+    yield from _switchover_families(namespace, totals)
     if child is not None:
         yield from _child_families(namespace, child)
 
@@ -219,6 +237,28 @@ def _counter_families(
     return transitions, writes, duration, sessions
 
 
+def _switchover_families(ns: str, totals: dict[str, Totals]) -> Iterator[Metric]:
+    switchovers = CounterMetricFamily(
+        f"{ns}_switchovers",
+        "Planned switchovers this process's leader took part in, by result: handed_over "
+        "(drained, then its node deleted), refused, withdrawn (the request went before the "
+        "drain began).",
+        labels=["election", "result"],
+    )
+    drain = HistogramMetricFamily(
+        f"{ns}_switchover_drain_seconds",
+        "How long the leader's work took to drain in a planned switchover (on_draining; "
+        "zkelect run: the child's stop), up to the deadline.",
+        labels=["election"],
+    )
+    for name, total in sorted(totals.items()):
+        for result in SWITCHOVER_RESULTS:
+            switchovers.add_metric([name, result], total.switchovers[result])
+        buckets = _buckets(total.drain_counts, DRAIN_BUCKETS)
+        drain.add_metric([name], buckets, total.drain_sum)
+    yield from (switchovers, drain)
+
+
 def _child_families(ns: str, child: ChildTotals) -> Iterator[Metric]:
     up = GaugeMetricFamily(
         f"{ns}_child_up",
@@ -246,10 +286,12 @@ def _child_families(ns: str, child: ChildTotals) -> Iterator[Metric]:
     yield from (up, starts, exits, last)
 
 
-def _buckets(counts: Sequence[int]) -> list[tuple[str, float]]:
+def _buckets(
+    counts: Sequence[int], bounds: Sequence[float] = DURATION_BUCKETS
+) -> list[tuple[str, float]]:
     """Cumulative (le, count) pairs, +Inf last, as the exposition format wants them."""
     rows, running = [], 0
-    for bound, count in zip((*DURATION_BUCKETS, math.inf), counts, strict=True):
+    for bound, count in zip((*bounds, math.inf), counts, strict=True):
         running += count
         rows.append(("+Inf" if math.isinf(bound) else repr(bound), float(running)))
     return rows

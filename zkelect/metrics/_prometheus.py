@@ -23,6 +23,7 @@ from zkelect.metrics._families import (
     AGGREGATE_LABEL,
     EXIT_CODES,
     SESSION_STATES,
+    SWITCHOVER_RESULTS,
     WRITE_RESULTS,
     ChildTotals,
     Row,
@@ -35,7 +36,7 @@ __all__ = ["PrometheusRecorder"]
 log = logging.getLogger("zkelect")
 
 # Loss reasons that were this process's own choice; every other reason is an involuntary loss.
-_VOLUNTARY = frozenset({"resigned", "stopped"})
+_VOLUNTARY = frozenset({"resigned", "stopped", "switchover"})
 _NAMESPACE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -179,6 +180,17 @@ class PrometheusRecorder:
             log.warning("zkelect: unknown fenced-write result %r counted as %r", result, key)
         with self._lock:
             self._totals_for(election).writes[key] += 1
+
+    def switchover(self, election: str, result: str) -> None:
+        if result not in SWITCHOVER_RESULTS:
+            log.warning("zkelect: unknown switchover result %r ignored", result)
+            return
+        with self._lock:
+            self._totals_for(election).switchovers[result] += 1
+
+    def switchover_drained(self, election: str, seconds: float) -> None:
+        with self._lock:
+            self._totals_for(election).observe_drain(max(0.0, seconds))
 
     def session_state(self, election: str, state: str) -> None:
         if state not in SESSION_STATES:

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TextIO
 
-from zkelect._logs import SecretFilter, redact
+from zkelect._logs import FIELDS, SecretFilter, redact
 from zkelect.ops.json_ids import epoch_fields, session_text
 from zkelect.security import ClientSecurity
 
@@ -50,7 +50,9 @@ LOG_FORMATS = ("text", "json")
 #: Environment variables whose values are secrets wherever they appear.
 _SECRET_ENV = ("ZKELECT_SASL_PASSWORD", "ZKELECT_AUTH", "ZKELECT_TLS_KEY_PASSWORD")
 #: The event fields (zkelect/_logs.py FIELDS) a JSON line has only when the record does.
-_OPTIONAL = ("member", "node", "pid", "code", "signal")
+_OPTIONAL = tuple(
+    name for name in FIELDS if name not in ("election", "candidate", "epoch", "session", "reason")
+)
 
 
 def iso_time(created: float) -> str:

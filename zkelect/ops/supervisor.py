@@ -24,6 +24,11 @@ The order of things is the point of this module:
 * SIGKILL to the supervisor: nothing can run, so the kernel does it: the child is started
   with PR_SET_PDEATHSIG(SIGKILL) (Linux), so it dies with the supervisor. The session
   expires on the servers after the session timeout and a successor is elected.
+* A planned switchover (``zkelect switchover``, ``Election.request_switchover``, or a
+  candidate of higher ``--priority``) asks this leader to drain: the child is stopped as for
+  a chosen stop (SIGTERM, --grace, SIGKILL, reaped) *before* the library deletes our node,
+  so the successor's child never overlaps ours. Then it keeps campaigning, re-queued at the
+  back, and starts the child again if it is elected again.
 * The child exits on its own while leading: ``OnExit.RELEASE`` (default) leaves the
   election and exits with the child's code (128+N if a signal N ended it);
   ``OnExit.RESTART`` starts it again after a short backoff, while still leading.
@@ -53,7 +58,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from zkelect._logs import emit
-from zkelect.config import ElectionConfig, check_seconds
+from zkelect.config import MAX_SECONDS, ElectionConfig, check_seconds
 from zkelect.errors import ConfigurationError, ZkElectError
 from zkelect.fencing.leadership import Leadership, describe_epoch
 from zkelect.ops._child import (
@@ -95,6 +100,9 @@ class OnExit(str, enum.Enum):
 DEFAULT_GRACE = 10.0
 #: Seconds to wait for a SIGKILLed child to be reaped (only the kernel's D state delays it).
 _STOP_REAP_WAIT = 10.0
+#: Kept before a switchover's deadline for a SIGKILLed child to be reaped (a drain whose
+#: deadline is shorter than --grace; normally reaping takes milliseconds).
+_DRAIN_REAP = 0.5
 #: Beyond a whole child stop, how long the loop may be silent before /livez fails.
 _LOOP_SLACK = 20.0
 
@@ -125,6 +133,12 @@ class SupervisorOptions:
     restart_reset_after: float = 10.0
     #: Digest credentials, election-path ACL, TLS and SASL for the candidate's session.
     security: ClientSecurity | None = None
+    #: A connected candidate of higher priority is handed leadership by a drained switchover
+    #: once connected for ``priority_settle`` s, at most once per ``priority_interval`` s
+    #: (ElectionConfig's, which checks them).
+    priority: int = 0
+    priority_settle: float = 10.0
+    priority_interval: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.command or not all(isinstance(arg, str) for arg in self.command):
@@ -174,8 +188,17 @@ class Supervisor:
         self._child: Child | None = None
         self._quick_exits = 0
         self._restart_at: float | None = None
+        self._drained: Leadership | None = None  # drained for a switchover: no child till lost
+        self._closing = threading.Event()  # the loop is done: nobody will answer a drain
         self.config = ElectionConfig(
-            session_timeout=options.session_timeout, connect_timeout=options.connect_timeout
+            session_timeout=options.session_timeout,
+            connect_timeout=options.connect_timeout,
+            priority=options.priority,
+            priority_settle=options.priority_settle,
+            priority_interval=options.priority_interval,
+            # A whole chosen stop (grace, then the reap wait): the library's deadline must
+            # never delete our node while the child may still run.
+            drain_timeout=min(MAX_SECONDS, options.grace + _STOP_REAP_WAIT),
         )
         self.election: Election | None = None
         self.server: StatusServer | None = None
@@ -223,6 +246,7 @@ class Supervisor:
             config=self.config,
             on_elected=lambda lead: self._events.put(("elected", lead)),
             on_revoked=lambda reason: self._events.put(("revoked", reason)),
+            on_draining=self._on_draining,
             # Observed (a watch on the leader's node) so that a follower's /leader names it.
             on_leader_change=(lambda info: None) if options.http_port is not None else None,
             metrics=self._recorder,
@@ -257,6 +281,7 @@ class Supervisor:
                     if self._child is not None:
                         self._stop_child("")
                 finally:
+                    self._release_drains()  # the child is gone: nothing left to drain
                     election.stop()
                     if self._joined:
                         self.say(f"left the election {options.path}", "left")
@@ -331,6 +356,8 @@ class Supervisor:
             elif kind == "revoked":
                 if value == "failed":
                     self._failed()
+            elif kind == "draining":
+                self._drain(*value)
             elif kind == "exited":
                 code = self._exited(value)
                 if code is not None:
@@ -342,7 +369,7 @@ class Supervisor:
             ):
                 self._restart_at = None
                 lead = self._lead
-                if lead is not None and not lead.lost.is_set():
+                if lead is not None and not lead.lost.is_set() and lead is not self._drained:
                     code = self._start(lead)
                     if code is not None:
                         self._events.put(("exited", code))  # under the --on-exit policy
@@ -432,6 +459,8 @@ class Supervisor:
         """Leadership ``lead`` is gone: stop the child (if it runs) before anything else."""
         if self._lead is lead:
             self._lead = None
+        if self._drained is lead:
+            self._drained = None
         self._restart_at = None
         reason = lead.reason
         self.say(
@@ -443,6 +472,69 @@ class Supervisor:
         )
         if self._child is not None:
             self._stop_child("", kill_by=lead.stop_by)
+
+    # -- a planned switchover: drain, then the library deletes our node -----------------------
+
+    def _on_draining(self, lead: Leadership, deadline: float) -> None:
+        """The election's callback thread: this leader hands over. Our node is deleted
+        when this returns, so it waits for the loop to have stopped the child, at most until
+        ``deadline`` (time.monotonic; the library deletes the node then anyway)."""
+        done = threading.Event()
+        self._events.put(("draining", (lead, deadline, done)))
+        # Put first, then look: _release_drains sets _closing before it empties the queue,
+        # so either it finds this event or this sees _closing.
+        if not self._closing.is_set():
+            done.wait(max(0.0, deadline - time.monotonic()))
+
+    def _drain(self, lead: Leadership, deadline: float, done: threading.Event) -> None:
+        """Stop the child as for a chosen stop (TERM, --grace, KILL, reaped), then let the
+        library delete our node (``done``)."""
+        try:
+            if lead is not self._lead or lead.lost.is_set():
+                return  # lost meanwhile: _lost stopped the child already
+            self._drained = lead
+            self._restart_at = None  # no restart while handing over
+            began, child = time.monotonic(), self._child
+            left = deadline - began
+            self.say(
+                "draining for a switchover: "
+                + (f"stopping child pid={child.pid}, " if child is not None else "")
+                + f"then our node is deleted (deadline in {left:.1f}s)",
+                "draining",
+            )
+            if child is not None:
+                self._stop_child("", kill_by=self._drain_kill_by(deadline))
+            seconds = time.monotonic() - began
+            late = time.monotonic() > deadline
+            self.say(
+                f"drained in {seconds:.2f}s"
+                + (" (past the deadline: our node was deleted meanwhile)" if late else "")
+                + ": our node is deleted now; campaigning again",
+                "drained",
+                seconds=round(seconds, 3),
+                cut_short=late,
+            )
+        finally:
+            done.set()
+
+    def _drain_kill_by(self, deadline: float) -> float | None:
+        """When the child must be SIGKILLed at the latest so that it is reaped before the
+        library's deadline deletes our node; None while --grace fits (drain_timeout is grace
+        plus the reap wait: only a shorter deadline than asked gets here)."""
+        kill_by = deadline - _DRAIN_REAP
+        return kill_by if kill_by < time.monotonic() + self.options.grace - _DRAIN_REAP else None
+
+    def _release_drains(self) -> None:
+        """The loop is done: answer every drain still queued (their child is stopped), and
+        any asked later at once (_on_draining)."""
+        self._closing.set()
+        while True:
+            try:
+                kind, value = self._events.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "draining":
+                value[2].set()
 
     def _stop_child(self, why: str, kill_by: float | None = None) -> None:
         """Stop the running child (see ``_terminate``) and forget it."""

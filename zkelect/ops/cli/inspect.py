@@ -1,4 +1,4 @@
-"""``zkelect status``, ``watch``, ``resign`` and ``exporter``: see and change who leads.
+"""``zkelect status``, ``watch`` and ``resign``: see and change who leads.
 
 All of them read election paths through the one reader of an election
 (zkelect/_election/reader.py, over a Session of the ZooKeeper boundary that wraps the
@@ -6,13 +6,15 @@ command's client without acquiring it: no heartbeat), which parses the node name
 Curator LeaderLatch/LeaderSelector and kazoo Lock/Election (contenders.py) and orders them
 like zkelect's candidates, so they work on any of those recipes' paths:
 
-* ``status`` reads once, sets no watch, creates nothing;
-* ``watch`` holds one watch at a time (the leader's node; the path's children only while it
-  has no contender; an ``exists`` watch only while the path is missing), like the exporter,
-  and prints one line per leader change;
+* ``status`` reads once, sets no watch, creates nothing; it shows a pending switchover (the
+  request node ``PATH/zkelect-switchover``, zkelect/_election/switchover.py) too;
+* ``watch`` holds one watch at a time on the leader (the leader's node; the path's children
+  only while it has no contender; an ``exists`` watch only while the path is missing), like
+  the exporter, and one ``exists`` watch on the switchover request; it prints one line per
+  leader change, and one when a request appears, changes state or goes;
 * ``resign`` deletes one contender's node with the version it read (so it never deletes a
-  node that changed meanwhile), then waits for the next leader;
-* ``exporter`` runs zkelect.ops.exporter (Prometheus metrics for every observed path).
+  node that changed meanwhile), then waits for the next leader (:func:`force_out`, which
+  ``zkelect switchover --force`` falls back to);
 
 When the leader was elected: a node's ctime is when its candidate joined; it led from the
 moment its predecessor's node went away, which leaves no trace. zkelect leaves one: a leader
@@ -32,6 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 import typer
@@ -45,24 +48,31 @@ from zkelect._election.reader import (
     watch_always,
     watch_leader,
 )
-from zkelect._zookeeper.options import client_options
-from zkelect._zookeeper.outcomes import BadVersion, ConnectionState, NoNode, Retryable, SessionGone
+from zkelect._election.switchover import REQUEST_NODE, SwitchoverRequest
+from zkelect._zookeeper.outcomes import (
+    BadVersion,
+    ConnectionState,
+    NoNode,
+    Retryable,
+    SessionGone,
+    Watcher,
+)
 from zkelect._zookeeper.session import Session
 from zkelect._zookeeper.tools import (
     credentials_were_refused,
     listen_to_states,
     sasl_was_required,
 )
-from zkelect.config import MAX_SECONDS
 from zkelect.errors import PermissionDeniedError
-from zkelect.ops import exporter as _exporter
 from zkelect.ops.cli._election_view import (
     KIND_LABEL,
+    PendingSwitchover,
     describe,
     leader_json,
     leader_session_note,
     print_change,
     print_status,
+    print_switchover_change,
     status_json,
 )
 from zkelect.ops.cli._where import Whereabouts, ask_members, configured_members
@@ -71,8 +81,6 @@ from zkelect.ops.cli.common import (
     CliError,
     HostsOption,
     JsonOption,
-    LogFormat,
-    LogFormatOption,
     TimeoutOption,
     UsageError,
     connected_reader,
@@ -80,14 +88,24 @@ from zkelect.ops.cli.common import (
     valid_path,
 )
 from zkelect.ops.cli.security_options import with_security
-from zkelect.ops.logs import configure, secrets_of
 from zkelect.security import ClientSecurity
 
-__all__ = ["app"]
+__all__ = [
+    "IDLE_WAKE",
+    "Forced",
+    "PathArgument",
+    "StopSignals",
+    "app",
+    "force_out",
+    "print_forced",
+    "read_pending",
+    "reader_session",
+    "zk_errors",
+]
 
 app = typer.Typer()
 
-_IDLE_WAKE = 0.2  # how often a waiting watch checks for SIGINT/SIGTERM (seconds)
+IDLE_WAKE = 0.2  # how often a waiting watch checks for SIGINT/SIGTERM (seconds)
 
 PathArgument = Annotated[
     str,
@@ -103,29 +121,38 @@ _STATUS_HELP = (
     "known); the host its session comes from and the member it is connected to, from each "
     "member's 'cons' four-letter word. A leader whose session no member serves gets a "
     "warning on stderr: a SIGKILLed or partitioned leader keeps its node until its session "
-    "expires. Then one row per candidate: its id (the node's data), role, czxid (the "
-    "leader's is its fencing epoch), session, when it joined and its node; --output wide "
-    "adds each candidate's host and member. Works on zkelect, Curator LeaderLatch / "
+    "expires. A pending switchover is one more line: 'switchover pending: to ID (NODE), "
+    "STATE, asked by WHO AGE ago'. Then one row per candidate: its id (the node's data), "
+    "role, czxid (the leader's is its fencing epoch), session, when it joined and its node; "
+    "--output wide adds each candidate's host, member and priority. Works on zkelect, "
+    "Curator LeaderLatch / "
     "LeaderSelector and kazoo Election / Lock paths. Read-only: sets no watch, creates "
     "nothing.\n\n"
     "--output json (or --json) prints one object: {path, leader: {id, epoch, epoch_hex, "
-    "node, session, kind, joined_ms_ago, elected_ms_ago, elected_known, elected_from, host, "
-    "client, member, session_connected} or null, candidates: [{id, node, sequence, session, "
-    "kind, epoch, epoch_hex, joined_ms_ago, host, client, member, session_connected}, ...], "
-    "exists, ignored, sequence_wrap: {wrapped, orders_differ, string_order_first}, members: "
-    "[{member, cons, detail}, ...]}; session ids are '0x...' strings, epochs decimal strings "
+    "node, session, kind, priority, joined_ms_ago, elected_ms_ago, elected_known, "
+    "elected_from, host, client, member, session_connected} or null, candidates: [{id, node, "
+    "sequence, session, kind, epoch, epoch_hex, priority, joined_ms_ago, host, client, "
+    "member, session_connected}, ...], switchover: {id, state, to, to_id, from, reason, by, "
+    "requested_at, timeout, deadline, refusal, retry_after, readable, session, "
+    "requested_ms_ago} or null, exists, ignored, sequence_wrap: {wrapped, orders_differ, "
+    "string_order_first}, members: [{member, cons, detail}, ...]}; session ids are '0x...' "
+    "strings, epochs decimal strings "
     "(docs/cli-inspect.md). A path that does not exist is an empty election: exit 0, a note "
     "on stderr. After ZooKeeper's sequence counter wraps (a negative sequence number), a "
     "warning on stderr says whether Curator and kazoo now elect another node "
     "(docs/safety.md)."
 )
 _WATCH_HELP = (
-    "Print one line per leader change, the current leader first, until SIGINT/SIGTERM.\n\n"
+    "Print one line per leader change, the current leader first, until SIGINT/SIGTERM; and "
+    "one when a switchover request appears, changes state or goes.\n\n"
     "Each line: the local ISO time, the leader's id, epoch (hex), session and node, or "
-    "'no leader'. --json prints one object per line: {time, leader: {id, epoch, epoch_hex, "
-    "node, session, kind} or null} (session '0x...', epoch a decimal string). Holds one "
-    "watch (on the leader's node), so candidates joining and leaving print nothing. Exit 0 "
-    "when interrupted (or after --count lines)."
+    "'no leader'; or 'switchover STATE to ID (node NODE) asked by WHO', 'switchover ended'. "
+    "--json prints one object per line: {time, leader: {id, epoch, epoch_hex, node, session, "
+    "kind} or null} (session '0x...', epoch a decimal string), or {time, event: "
+    "'switchover', state (or 'ended'), switchover (as in status --json, or null), leader}. "
+    "Holds one watch on the leader's node and one on the switchover request, so candidates "
+    "joining and leaving print nothing. Exit 0 when interrupted (or after --count leader "
+    "lines)."
 )
 _RESIGN_HELP = (
     "Force the leader (or the candidate --id) out by deleting its node.\n\n"
@@ -138,12 +165,6 @@ _RESIGN_HELP = (
     "prints {path, removed, was_leader, old_leader, new_leader}, each candidate as in "
     "watch --json."
 )
-_EXPORTER_HELP = (
-    "Export the leaders of election paths as Prometheus metrics, read-only.\n\n"
-    "Serves http://BIND:PORT/metrics for zkelect, Curator and kazoo elections until "
-    "SIGINT/SIGTERM, and prints 'listening on URL' once serving. See docs/exporter.md for "
-    "the metrics."
-)
 
 
 # -- shared plumbing -------------------------------------------------------------------------
@@ -155,19 +176,21 @@ def _quiet_kazoo() -> None:
 
 
 @contextlib.contextmanager
-def _session(hosts: str, timeout: float, security: ClientSecurity, path: str) -> Iterator[Session]:
+def reader_session(
+    hosts: str, timeout: float, security: ClientSecurity, path: str
+) -> Iterator[Session]:
     """A connected (and authenticated) session to read through (reader.py), used without
     acquire(): no heartbeat, no threads of its own; failures become one-line CliErrors."""
     _quiet_kazoo()
     with contextlib.ExitStack() as stack:
-        with _zk_errors(hosts, path, connecting=True):
+        with zk_errors(hosts, path, connecting=True):
             session = stack.enter_context(connected_reader(hosts, timeout, security))
-        with _zk_errors(hosts, path):
+        with zk_errors(hosts, path):
             yield session
 
 
 @contextlib.contextmanager
-def _zk_errors(hosts: str, path: str, *, connecting: bool = False) -> Iterator[None]:
+def zk_errors(hosts: str, path: str, *, connecting: bool = False) -> Iterator[None]:
     """ZooKeeper's failures as one-line CliErrors. ``connecting``: while the session is
     opened, where a refusal is about the credentials, not about a permission on ``path``."""
     try:
@@ -245,9 +268,10 @@ def status(
 ) -> None:
     path = valid_path(path)
     shape = _output(output, json_output)
-    with _session(hosts, timeout, security, path) as session:
+    with reader_session(hosts, timeout, security, path) as session:
         snap = read_election(session, path)
         elected = read_elected(session, path, snap.leader) if snap.leader is not None else None
+        pending = read_pending(session, path) if snap.exists else None
         # Every member at once, each within its own short deadline (after the reads, so a
         # refused read leaves no thread behind to wait for).
         tls = security.tls.ssl_context() if security.tls else None
@@ -256,9 +280,25 @@ def status(
     now = _now_ms()
     _status_notes(snap, where)
     if shape is Output.JSON:
-        echo_json(status_json(snap, now, elected, where))
+        echo_json(status_json(snap, now, elected, where, pending))
         return
-    print_status(snap, now, elected, where, wide=shape is Output.WIDE)
+    print_status(snap, now, elected, where, wide=shape is Output.WIDE, pending=pending)
+
+
+def read_pending(
+    session: Session, path: str, watch: Watcher | None = None
+) -> PendingSwitchover | None:
+    """The switchover request of ``path`` (its node ``PATH/zkelect-switchover``), or None.
+    With ``watch``: an ``exists`` watch is left on the request's path, which fires when a
+    request appears, changes state or goes."""
+    node = f"{path}/{REQUEST_NODE}"
+    if watch is not None and session.exists(node, watch=watch) is None:
+        return None
+    try:
+        data, stat = session.get(node)
+    except NoNode:
+        return None  # gone meanwhile (the watch, if any, fires for it)
+    return PendingSwitchover(SwitchoverRequest.decode(data), stat.ephemeral_owner, stat.ctime)
 
 
 def _status_notes(snap: Snapshot, where: Whereabouts) -> None:
@@ -285,9 +325,11 @@ def _status_notes(snap: Snapshot, where: Whereabouts) -> None:
 
 
 class _LeaderWatch:
-    """Reads the leader and leaves exactly one watch that fires at its next change.
+    """Reads the leader and leaves exactly one watch that fires at its next change, and
+    the switchover request with one ``exists`` watch on its path.
 
-    Every wake-up re-reads; a line is printed only when the leader (its node and id) differs
+    Every wake-up re-reads the leader (the request only when its watch fired); a line is
+    printed only when the leader (its node and id) or the request (its id and state) differs
     from the last one printed, so spurious wake-ups (a children watch that fires because a
     candidate joined, a reconnection) print nothing.
     """
@@ -299,25 +341,52 @@ class _LeaderWatch:
         self.connected = True
         self._watches = watch_always(self.wake.set)
         self._ignored: set[str] = set()  # persistent nodes named like contenders
+        self._request_armed = False  # our watch on the request is set and has not fired
+        self._pending: PendingSwitchover | None = None
         # The session is not acquired (no heartbeat): its client tells us its state.
         listen_to_states(session, self._on_state)
 
     def _on_state(self, state: ConnectionState) -> None:
         self.connected = state is ConnectionState.CONNECTED
+        self._request_armed = False
         self.wake.set()  # re-read on reconnection (a new session has no watches)
+
+    def _request_changed(self) -> None:
+        self._request_armed = False
+        self.wake.set()
 
     def read(self) -> Contender | None:
         return watch_leader(self._session, self._path, self._watches, self._ignored).leader
 
+    def read_switchover(self) -> PendingSwitchover | None:
+        """The request as last read, re-read (leaving a new watch) once its watch fired."""
+        if not self._request_armed:
+            self._request_armed = True  # before the read: a watch that fires during it wins
+            try:
+                self._pending = read_pending(self._session, self._path, self._request_changed)
+            except BaseException:
+                self._request_armed = False
+                raise
+        return self._pending
 
-class _Stop:
+
+class _Printed:
+    """What ``watch`` printed last: a line is printed when what it reads differs."""
+
+    def __init__(self) -> None:
+        self.leader: object = object()  # nothing printed yet
+        self.switchover: tuple[str, str] | None = None  # no request
+        self.leader_lines = 0
+
+
+class StopSignals:
     """SIGINT/SIGTERM set a flag (a handler must not take locks the main thread may hold)."""
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> _Stop:
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -341,21 +410,24 @@ def watch(
     count: Annotated[
         int | None,
         typer.Option(
-            "--count", min=1, help="Exit 0 after this many lines (default: until interrupted)."
+            "--count",
+            min=1,
+            help="Exit 0 after this many leader lines (switchover lines do not count; "
+            "default: until interrupted).",
         ),
     ] = None,
     *,
     security: ClientSecurity,
 ) -> None:
     path = valid_path(path)
-    with _Stop() as stop, _session(hosts, timeout, security, path) as session:
+    with StopSignals() as stop, reader_session(hosts, timeout, security, path) as session:
         _follow(_LeaderWatch(session, path), stop, json_output, count)
 
 
-def _follow(watcher: _LeaderWatch, stop: _Stop, json_output: bool, count: int | None) -> None:
-    """Print the leader, then a line at each change, until stopped (or ``count`` lines)."""
-    printed = 0
-    last: object = object()  # nothing printed yet
+def _follow(watcher: _LeaderWatch, stop: StopSignals, json_output: bool, count: int | None) -> None:
+    """Print the leader, then a line at each change, until stopped (or ``count`` leader
+    lines)."""
+    printed = _Printed()
     retry_at: float | None = None
     noted_loss = False
     while not stop.requested:
@@ -370,24 +442,39 @@ def _follow(watcher: _LeaderWatch, stop: _Stop, json_output: bool, count: int | 
             )
         if watcher.connected:
             try:
-                leader = watcher.read()
+                if not _print_changes(watcher, printed, json_output, count):
+                    return  # enough lines, or the reader went away (a closed pipe)
             except ChangedTooFast:
                 raise
             except (Retryable, SessionGone):
                 retry_at = time.monotonic() + 0.5  # or on reconnection, if sooner
             else:
                 retry_at = None
-                key = None if leader is None else (leader.name, leader.candidate_id)
-                if key != last:
-                    last = key
-                    if not print_change(leader, json_output):
-                        return  # the reader went away (a closed pipe): done
-                    printed += 1
-                    if count is not None and printed >= count:
-                        return
-        while not stop.requested and not watcher.wake.wait(_IDLE_WAKE):
+        while not stop.requested and not watcher.wake.wait(IDLE_WAKE):
             if retry_at is not None and time.monotonic() >= retry_at:
                 break
+
+
+def _print_changes(
+    watcher: _LeaderWatch, printed: _Printed, json_output: bool, count: int | None
+) -> bool:
+    """Read the leader and the request; print what changed (the leader first). False once
+    done: ``count`` leader lines printed, or stdout closed."""
+    leader = watcher.read()
+    key = None if leader is None else (leader.name, leader.candidate_id)
+    if key != printed.leader:
+        printed.leader = key
+        if not print_change(leader, json_output):
+            return False
+        printed.leader_lines += 1
+        if count is not None and printed.leader_lines >= count:
+            return False
+    pending = watcher.read_switchover()
+    switch_key = None if pending is None else pending.key
+    if switch_key != printed.switchover:
+        printed.switchover = switch_key
+        return print_switchover_change(pending, leader, json_output)
+    return True
 
 
 # -- resign ------------------------------------------------------------------------------------
@@ -417,36 +504,72 @@ def resign(
     path = valid_path(path)
     if candidate is not None and not candidate:
         raise UsageError("--id must not be empty")
-    with _session(hosts, timeout, security, path) as session:
-        before = read_election(session, path)
-        target = _target(before, candidate)
-        _delete(session, f"{path}/{target.name}", target)
-        was_leader = target.name == before.contenders[0].name
-        after = (
-            _wait_for_leader(session, path, target.name, timeout)
-            if was_leader
-            else read_election(session, path).leader
-        )
+    with reader_session(hosts, timeout, security, path) as session:
+        forced = force_out(session, path, candidate, timeout)
     if json_output:
         echo_json(
             {
                 "path": path,
-                "removed": leader_json(target),
-                "was_leader": was_leader,
-                "old_leader": leader_json(before.contenders[0]),
-                "new_leader": None if after is None else leader_json(after),
+                "removed": leader_json(forced.removed),
+                "was_leader": forced.was_leader,
+                "old_leader": leader_json(forced.before),
+                "new_leader": None if forced.after is None else leader_json(forced.after),
             }
         )
         return
-    if was_leader:
-        sys.stdout.write(f"old leader: {describe(target)}: node deleted\n")
-        if after is None:
+    print_forced(forced, timeout)
+
+
+@dataclass(frozen=True)
+class Forced:
+    """What :func:`force_out` did: deleted the node of ``removed``; ``before``, the leader
+    then; ``after``, the leader after it (None: none appeared in time)."""
+
+    removed: Contender
+    before: Contender
+    after: Contender | None
+
+    @property
+    def was_leader(self) -> bool:
+        return self.removed.name == self.before.name
+
+
+def force_out(
+    session: Session,
+    path: str,
+    candidate: str | None,
+    timeout: float,
+    *,
+    leader_node: str | None = None,
+) -> Forced:
+    """Delete the node of the leader (or of ``candidate``: an id or a node name) with the
+    version read, then read who leads (waiting up to ``timeout`` for a new leader when it
+    was the leader). ``leader_node``: only if the leader's node is still that one, else a
+    CliError and nothing is deleted."""
+    before = read_election(session, path)
+    target = _target(before, candidate)
+    if leader_node is not None and target.name != leader_node:
+        raise CliError(
+            f"the leader of {path} changed meanwhile (now {describe(target)}); nothing was forced"
+        )
+    _delete(session, f"{path}/{target.name}", target)
+    forced = Forced(target, before.contenders[0], None)
+    if forced.was_leader:
+        return replace(forced, after=_wait_for_leader(session, path, target.name, timeout))
+    return replace(forced, after=read_election(session, path).leader)
+
+
+def print_forced(forced: Forced, timeout: float) -> None:
+    """``resign``'s lines: the old leader and the new one (or the candidate removed)."""
+    if forced.was_leader:
+        sys.stdout.write(f"old leader: {describe(forced.removed)}: node deleted\n")
+        if forced.after is None:
             sys.stdout.write(f"new leader: no leader yet (waited {timeout:g}s)\n")
         else:
-            sys.stdout.write(f"new leader: {describe(after)}\n")
+            sys.stdout.write(f"new leader: {describe(forced.after)}\n")
     else:
-        sys.stdout.write(f"removed candidate: {describe(target)}: node deleted\n")
-        sys.stdout.write(f"leader (unchanged): {describe(after)}\n")
+        sys.stdout.write(f"removed candidate: {describe(forced.removed)}: node deleted\n")
+        sys.stdout.write(f"leader (unchanged): {describe(forced.after)}\n")
 
 
 def _target(snap: Snapshot, wanted: str | None) -> Contender:
@@ -512,141 +635,3 @@ def _wait_for_leader(
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not changed.wait(remaining):
             return None
-
-
-# -- exporter ----------------------------------------------------------------------------------
-
-_Paths = Annotated[
-    list[str],
-    typer.Option(
-        "--path",
-        envvar="ZKELECT_EXPORTER_PATHS",
-        show_envvar=True,
-        help="An election path to observe (repeat for more; in the environment variable, "
-        "separated by blanks).",
-        show_default=False,
-    ),
-]
-_Port = Annotated[
-    int,
-    typer.Option(
-        "--port",
-        envvar="ZKELECT_EXPORTER_PORT",
-        show_envvar=True,
-        min=0,
-        max=65535,
-        help="HTTP port for /metrics (0: any).",
-    ),
-]
-_Bind = Annotated[
-    str,
-    typer.Option(
-        "--bind", envvar="ZKELECT_EXPORTER_BIND", show_envvar=True, help="Address to serve on."
-    ),
-]
-_RefreshInterval = Annotated[
-    float,
-    typer.Option(
-        "--refresh-interval",
-        envvar="ZKELECT_REFRESH_INTERVAL",
-        show_envvar=True,
-        min=0.1,
-        max=MAX_SECONDS,
-        help="Seconds between re-reads without watches.",
-    ),
-]
-_SessionTimeout = Annotated[
-    float,
-    typer.Option(
-        "--session-timeout",
-        envvar="ZKELECT_SESSION_TIMEOUT",
-        show_envvar=True,
-        min=0.1,
-        max=MAX_SECONDS,
-        help="ZooKeeper session timeout.",
-    ),
-]
-_LogLevel = Annotated[
-    str,
-    typer.Option(
-        "--log-level",
-        envvar="ZKELECT_LOG_LEVEL",
-        show_envvar=True,
-        help="debug, info, warning or error.",
-    ),
-]
-# --connect-timeout: the name the exporter's own command line had (docs/exporter.md).
-_ConnectTimeout = Annotated[
-    float,
-    typer.Option(
-        "--timeout",
-        "--connect-timeout",
-        envvar="ZKELECT_TIMEOUT",
-        show_envvar=True,
-        min=0.1,
-        max=MAX_SECONDS,
-        help="Seconds to wait for ZooKeeper before giving up.",
-    ),
-]
-
-
-def _paths(values: list[str]) -> list[str]:
-    return [valid_path(p) for p in values]
-
-
-@app.command("exporter", help=_EXPORTER_HELP)
-@with_security
-def exporter(
-    paths: _Paths,
-    hosts: HostsOption = DEFAULT_HOSTS,
-    port: _Port = 8090,
-    bind: _Bind = "127.0.0.1",
-    refresh_interval: _RefreshInterval = _exporter.DEFAULT_REFRESH_INTERVAL,
-    timeout: _ConnectTimeout = 15.0,
-    session_timeout: _SessionTimeout = 10.0,
-    log_level: _LogLevel = "warning",
-    log_format: LogFormatOption = LogFormat.TEXT,
-    *,
-    security: ClientSecurity,
-) -> None:
-    checked = _paths(paths)
-    level = getattr(logging, log_level.upper(), None)
-    if log_level.lower() not in ("debug", "info", "warning", "error") or not isinstance(level, int):
-        raise UsageError(f"--log-level must be debug, info, warning or error; got {log_level!r}")
-    # Timestamped text or JSON lines, no secret in any (docs/logging.md); --log-level then
-    # says how much of the exporter's own lines (and at debug, kazoo's) to show.
-    configure(
-        log_format=log_format.value,
-        verbosity=2 if level <= logging.DEBUG else 0,
-        prefix="zkelect exporter",
-        secrets=secrets_of(security),
-    )
-    logging.getLogger("zkelect").setLevel(level)
-    stop = threading.Event()
-    # run() waits on ``stop``; a signal handler must not take its lock, so a helper thread
-    # turns the handler's flag into stop.set().
-    with _Stop() as stopper:
-        relay = threading.Thread(
-            target=_relay, args=(stopper, stop), name="zkelect-exporter-stop", daemon=True
-        )
-        relay.start()
-        code = _exporter.run(
-            hosts,
-            checked,
-            port,
-            bind=bind,
-            refresh_interval=refresh_interval,
-            connect_timeout=timeout,
-            session_timeout=session_timeout,
-            stop=stop,
-            client_options=client_options(security),
-        )
-        stop.set()
-    if code:
-        raise typer.Exit(code)
-
-
-def _relay(stopper: _Stop, stop: threading.Event) -> None:
-    while not stopper.requested and not stop.wait(_IDLE_WAKE):
-        pass
-    stop.set()

@@ -1,10 +1,11 @@
 """The ``zkelect`` command: operators and scripts drive elections from a shell.
 
 Commands live in small modules beside this one (each a Typer app merged into this one): run
-and demo in run.py; serve in serve.py; status, watch, resign and exporter in inspect.py;
-ensemble in ensemble.py; doctor in doctor.py. Their security options are declared once, in
-security_options.py. This module owns the entry point and the error conventions: one line
-on stderr, exit 2 for usage errors, 1 for operational failures, never a traceback.
+and demo in run.py; serve in serve.py; status, watch and resign in inspect.py; switchover in
+switchover.py; exporter in exporter.py; ensemble in ensemble.py; doctor in doctor.py. Their
+security options are declared once, in security_options.py. This module owns the entry point
+and the error conventions: one line on stderr, exit 2 for usage errors, 1 for operational
+failures, never a traceback.
 
 Every zkelect program runs through here, the processes zkelect starts itself too (the
 demo's workers, the ensemble's keeper: hidden commands), as ``zkelect ...`` or
@@ -26,7 +27,16 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from zkelect._version import __version__
 from zkelect._zookeeper.connect import command_line_audience
 from zkelect.errors import ConfigurationError, ZkElectError
-from zkelect.ops.cli import assets, doctor, ensemble, inspect, run, serve
+from zkelect.ops.cli import (
+    assets,
+    doctor,
+    ensemble,
+    exporter,
+    inspect,
+    run,
+    serve,
+    switchover,
+)
 from zkelect.ops.cli.common import CliError
 from zkelect.ops.cli.run import RUN_USAGE
 
@@ -58,7 +68,7 @@ def _root(
     """zkelect: leader election on Apache ZooKeeper."""
 
 
-for _commands in (run, serve, inspect, ensemble, doctor, assets):
+for _commands in (run, serve, inspect, switchover, exporter, ensemble, doctor, assets):
     app.add_typer(_commands.app)
 
 

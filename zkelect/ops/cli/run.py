@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from zkelect.config import MAX_SECONDS, default_candidate_id
-from zkelect.errors import ZkElectError
+from zkelect.errors import ConfigurationError, ZkElectError
 from zkelect.ops._child import command_problem
 from zkelect.ops.cli.common import (
     DEFAULT_HOSTS,
@@ -47,7 +47,9 @@ _RUN_HELP = (
     "When elected, CMD starts in its own process group with ZKELECT_EPOCH, ZKELECT_PATH, "
     "ZKELECT_ID and ZKELECT_TOKEN in its environment. On leadership loss the group gets "
     "SIGTERM, then SIGKILL after --grace seconds (sooner if a successor could be elected "
-    "sooner), and the candidate keeps campaigning. "
+    "sooner), and the candidate keeps campaigning. A planned switchover (zkelect switchover, "
+    "or a candidate of higher --priority) stops CMD the same way, within --grace, before "
+    "the next leader is elected. "
     "On SIGTERM/SIGINT: CMD is stopped first, then the election is left, then exit 0. "
     "If this process is SIGKILLed, CMD dies with it (PR_SET_PDEATHSIG). Put CMD after '--'."
 )
@@ -100,10 +102,55 @@ _StartTimeout = Annotated[
     ),
 ]
 
+_Priority = Annotated[
+    int,
+    typer.Option(
+        "--priority",
+        envvar="ZKELECT_PRIORITY",
+        show_envvar=True,
+        min=-1_000_000,
+        max=1_000_000,
+        help="This candidate's priority: a connected candidate of higher priority is handed "
+        "leadership by a drained switchover (CMD stopped first), once settled; equal "
+        "priorities keep their order. In its node's name, so every candidate sees it.",
+    ),
+]
+_PrioritySettle = Annotated[
+    float,
+    typer.Option(
+        "--priority-settle",
+        envvar="ZKELECT_PRIORITY_SETTLE",
+        show_envvar=True,
+        min=0,
+        max=MAX_SECONDS,
+        help="Seconds a higher-priority candidate must have been connected before it asks "
+        "for leadership, and a leader's connection steady before it hands over.",
+    ),
+]
+_PriorityInterval = Annotated[
+    float,
+    typer.Option(
+        "--priority-interval",
+        envvar="ZKELECT_PRIORITY_INTERVAL",
+        show_envvar=True,
+        min=0,
+        max=MAX_SECONDS,
+        help="A leader refuses a priority switchover within this many seconds of its own "
+        "election: at most one automatic switchover per interval (no flapping).",
+    ),
+]
+#: ElectionConfig's names for the settings these options set, in the options' words.
+_CONFIG_FLAGS = {
+    "priority_settle": "--priority-settle",
+    "priority_interval": "--priority-interval",
+    "priority": "--priority",
+    "drain_timeout": "--grace",
+}
+
 
 # The supervisor says these itself, with what it did to the child: the library's own
 # records of them would print each twice.
-_SAID_BY_SUPERVISOR = ("elected", "revoked")
+_SAID_BY_SUPERVISOR = ("elected", "revoked", "draining", "drained")
 
 
 def _configure_logging(
@@ -133,6 +180,9 @@ def run(
     on_exit: _OnExitOption = OnExit.RELEASE,
     session_timeout: SessionTimeoutOption = 10.0,
     timeout: _StartTimeout = 15.0,
+    priority: _Priority = 0,
+    priority_settle: _PrioritySettle = 10.0,
+    priority_interval: _PriorityInterval = 60.0,
     verbose: VerboseOption = 0,
     log_format: LogFormatOption = LogFormat.TEXT,
     *,
@@ -159,9 +209,27 @@ def run(
         http_port=http_port,
         http_bind=http_bind,
         security=security,
+        priority=priority,
+        priority_settle=priority_settle,
+        priority_interval=priority_interval,
     )
+    supervisor = _supervisor(options)
     _configure_logging(verbose, log_format, path, candidate_id, security)
-    raise typer.Exit(Supervisor(options).run())
+    raise typer.Exit(supervisor.run())
+
+
+def _supervisor(options: SupervisorOptions) -> Supervisor:
+    """The supervisor, or a usage error naming the option when the election's
+    configuration refuses a value (priority_settle -> --priority-settle)."""
+    try:
+        return Supervisor(options)
+    except ConfigurationError as exc:
+        message = str(exc)
+        for name, flag in _CONFIG_FLAGS.items():
+            if message.startswith(name):
+                message = flag + message.removeprefix(name)
+                break
+        raise UsageError(message) from None
 
 
 @app.command("demo")
