@@ -67,7 +67,7 @@ from common import (
 from handover_zkelect import stop_in_queue_order
 from kazoo.client import KazooClient
 
-from zkelect import Election, ElectionConfig, Leadership, NoopRecorder, ZkElectError
+from zkelect import Election, ElectionConfig, LeaderInfo, Leadership, NoopRecorder, ZkElectError
 from zkelect._election.switchover import REQUEST_NODE, State, SwitchoverRequest
 from zkelect._election.switchover_request import SwitchoverResult, request_switchover
 from zkelect._zookeeper.session import Session
@@ -138,7 +138,10 @@ class Events:
 
     def add(self, item: Elected | Drained) -> None:
         with self._cond:
-            (self.elected if isinstance(item, Elected) else self.drained).append(item)
+            if isinstance(item, Elected):
+                self.elected.append(item)
+            else:
+                self.drained.append(item)
             self._cond.notify_all()
 
     def marks(self) -> tuple[int, int]:
@@ -251,11 +254,11 @@ class Group:
         """Candidate indices in election order (the leader first), read now."""
         return [int(info.candidate_id.rsplit("-", 1)[1]) for info in self._candidates()]
 
-    def _candidates(self) -> list[Any]:
+    def _candidates(self) -> list[LeaderInfo]:
         return self.elections[0].candidates()
 
     def close(self) -> None:
-        stoppers = {e.candidate_id: e.stop for e in self.elections}
+        stoppers: dict[str, Callable[[], None]] = {e.candidate_id: e.stop for e in self.elections}
         stop_in_queue_order(stoppers, self.observer, self.path)
 
     # -- a round -------------------------------------------------------------------------------
