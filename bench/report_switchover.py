@@ -100,10 +100,12 @@ def section(s: dict[str, Any], img: str | None = None) -> str:
         _results_table(_rounds(s)),
         "",
         "*drain*: `on_draining`'s own run time (the requester's view, from `draining` to the "
-        "old node's deletion, is in the results file as `requester_drain_ms`). A switchover "
-        "costs a resign's handover plus its protocol's round trips (the request's create, "
-        "`accepted`, `ready`, `draining`, each a write the next one waits to hear of) plus "
-        "the drain; to the last in line, plus one step back per candidate ahead of it.",
+        "old node's deletion, is in the results file as `requester_drain_ms`). A `resign()` "
+        "is one write (the delete) and its notice; a switchover is five writes in turn (the "
+        "request's create, `accepted`, `ready`, `draining`, the old leader's delete), each "
+        "committed by a quorum (default fsync) and heard of by the next party through a "
+        "watch and a read, plus the drain; to the last in line, plus one step back (a "
+        "delete, a re-join, and the next deputy's look) per candidate ahead of the target.",
         "",
         *_breakdown(s),
         "Verdict:",
@@ -163,9 +165,12 @@ def _breakdown(s: dict[str, Any]) -> list[str]:
         for r in rows
     ]
     return [
-        "Where the time goes (medians from the request, ms; each step as the requester or "
-        "the callbacks saw it; * = not seen in every round: the requester sees a state only "
-        "if it is still there when its read of the request lands):",
+        "Where the time goes (medians from the request, ms). *accepted*, *ready* and "
+        "*draining* are the states as the requester saw them, each a read after a watch "
+        "notice: after a no-op drain *draining* can be seen after `on_draining` has "
+        "returned, and * marks a state not seen in every round (it had moved on when the "
+        "read landed). `on_draining` returned, `on_elected` and the first fenced write are "
+        "the candidates' own callbacks, on the same clock:",
         "",
         table(["N", "round", *(STEP_NAMES[step] for step in steps)], table_rows, "rl" + "r" * 6),
         "",
@@ -180,7 +185,9 @@ def _leader_metrics(s: dict[str, Any]) -> list[str]:
         drained = r.get("drained_ms") or {}
         lines.append(
             f"- N={r['n']}: the leaders' own metrics counted {counted or 'nothing'} "
-            f"(`zkelect_switchovers_total`, warm-up included); their drain median "
-            f"{f(drained.get('median'))} ms (`zkelect_switchover_drain_seconds`)."
+            f"(`zkelect_switchovers_total`, warm-up included); their drains "
+            f"(`zkelect_switchover_drain_seconds`, no-op and {s['params']['drain_s'] * 1000:g} "
+            f"ms together): median {f(drained.get('median'))} ms, max "
+            f"{f(drained.get('max'))} ms."
         )
     return lines
