@@ -17,6 +17,7 @@ from typing import Any
 import plots
 import report_handover
 import report_scale
+import report_switchover
 from markdown import f, table, verdict
 
 FENCE_TARGET = 1.2
@@ -203,6 +204,9 @@ def summary_rows(data: dict[str, dict[str, Any] | None]) -> list[list[str]]:
                         verdict(r["ticks_per_s"] <= IDLE_TARGET),
                     ]
                 )
+    switchover = data.get("switchover")
+    if switchover:
+        out += report_switchover.summary_rows(switchover)
     return out
 
 
@@ -530,7 +534,7 @@ def section_limits(data: dict[str, dict[str, Any] | None]) -> str:
 
 
 def generate(out: Path, docs: Path, images: Path) -> None:
-    names = ["handover", "herd", "crash", "scale", "fenced_write", "idle_cpu"]
+    names = ["handover", "herd", "crash", "scale", "fenced_write", "idle_cpu", "switchover"]
     data = {name: load(out, name) for name in names}
     run = load(out, "run")
     images.mkdir(parents=True, exist_ok=True)
@@ -557,8 +561,8 @@ def generate(out: Path, docs: Path, images: Path) -> None:
         parts += [
             "## Targets at a glance",
             "",
-            "The targets are the issues' (DESIGN §7, issue 14; issue 16 for `AsyncElection`); "
-            "each verdict is computed from this run's results.",
+            "The targets are the issues' (DESIGN §7, issue 14; issue 16 for `AsyncElection`, "
+            "issue 17 for the switchover); each verdict is computed from this run's results.",
             "",
             table(["target", "measured", "verdict"], summary, "lll"),
             "",
@@ -570,6 +574,7 @@ def generate(out: Path, docs: Path, images: Path) -> None:
         ("scale", report_scale.section),
         ("fenced_write", section_fenced),
         ("idle_cpu", section_idle),
+        ("switchover", report_switchover.section),
     ]
     for name, render in sections:
         item = data.get(name)

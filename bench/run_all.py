@@ -49,6 +49,7 @@ BENCHMARKS: list[tuple[str, str, float, float]] = [
     ("crash", "crash.py", 300, 60),
     ("idle_cpu", "idle_cpu.py", 150, 60),
     ("scale", "scale.py", 360, 90),
+    ("switchover", "switchover.py", 240, 60),
 ]
 DOCS = ROOT / "docs" / "benchmarks.md"
 IMAGES = ROOT / "docs" / "img"

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from curator_support import build_latch_peer
 from election_support import FAST, Candidate, Recorder
 from pg_support import LocalPostgres, PostgresUnavailable
 
@@ -64,3 +65,10 @@ def postgres() -> Iterator[LocalPostgres]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def latch_peer(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The java command of a real Curator LeaderLatch peer (tests/java/LatchPeer.java),
+    compiled once per session; fails (never skips) without javac or Curator."""
+    return build_latch_peer(tmp_path_factory.mktemp("latch-peer"))

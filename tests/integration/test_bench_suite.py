@@ -1,14 +1,14 @@
 """The benchmark suite's smoke run: every benchmark end to end at tiny sizes, then the report.
 
 Nobody runs ``make bench`` in CI (it takes about ten minutes), so without this the scripts
-would rot silently. ``bench/run_all.py --smoke`` runs all six benchmarks (handover with
+would rot silently. ``bench/run_all.py --smoke`` runs all seven benchmarks (handover with
 Election and AsyncElection, kazoo and a real Curator LeaderLatch driver compiled here, herd,
 fenced writes with a real PostgreSQL, crash failover with real SIGKILL/SIGSTOP, idle CPU,
-scale in subprocesses) on one real 3-member ensemble, writing everything under a temporary
-directory, never to bench/results or docs/. The targets are not asserted (tiny sizes prove
-nothing about performance); what is asserted is that every benchmark ran, measured what it
-claims, recorded its machine, versions and ensemble settings, and that the report states each
-target.
+scale in subprocesses, planned switchovers) on one real 3-member ensemble, writing
+everything under a temporary directory, never to bench/results or docs/. The targets are not
+asserted (tiny sizes prove nothing about performance); what is asserted is that every
+benchmark ran, measured what it claims, recorded its machine, versions and ensemble
+settings, and that the report states each target.
 """
 
 # ruff: noqa: RUF001  (the multiplication sign and the en dash are meant: typography)
@@ -31,7 +31,7 @@ from zkelect.testing import wait_for
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ("handover", "herd", "fenced_write", "crash", "idle_cpu", "scale")
+BENCHMARKS = ("handover", "herd", "fenced_write", "crash", "idle_cpu", "scale", "switchover")
 
 
 def alive(pid: int) -> bool:
@@ -94,7 +94,7 @@ def test_every_benchmark_runs_and_the_report_is_written(smoke: dict[str, Any]) -
     report = (out / "benchmarks.md").read_text()
     assert "shared 2-core" in report
     assert "## Targets at a glance" in report
-    for heading in ("Handover", "Herd", "Crash", "Scale", "Fenced write", "idle"):
+    for heading in ("Handover", "Herd", "Crash", "Scale", "Fenced write", "idle", "switchover"):
         assert re.search(rf"^## \d\. .*{heading}", report, re.MULTILINE | re.IGNORECASE), heading
     for target in (
         "≤ 0.85× the re-reading floor",
@@ -109,6 +109,7 @@ def test_every_benchmark_runs_and_the_report_is_written(smoke: dict[str, Any]) -
         "`AsyncElection`s, `await asyncio.gather(*(e.start() …))` from one loop, all led within",
         "≤ 1.2× plain",
         "near zero CPU",
+        "the chosen candidate leads, alone, with a higher epoch, after the old leader drained",
     ):
         assert target in report, target
     assert re.search(r"\*\*(NOT )?met\*\*", report)
@@ -236,3 +237,36 @@ def test_crash_fenced_scale_and_idle_measured_what_they_claim(smoke: dict[str, A
         ("kazoo", "candidate"),
     }
     assert all(r["ticks_per_s"] >= 0 for r in idle)
+
+
+def test_switchover_measured_each_kind_and_kept_its_guarantees(smoke: dict[str, Any]) -> None:
+    data = smoke["results"]["switchover"]
+    rows = [r for r in data["results"] if r["kind"] in ("switchover", "resign")]
+    n = data["params"]["sizes"][0]
+    # Five kinds of round: to the next and to the last in line, each with a no-op and a
+    # 50 ms drain, and the resign reference; each measured as many times as asked.
+    assert {(r["kind"], r["target"], r["drain_s"]) for r in rows} == {
+        ("switchover", "next", 0.0),
+        ("switchover", "last", 0.0),
+        ("switchover", "next", 0.05),
+        ("switchover", "last", 0.05),
+        ("resign", "next", 0.0),
+    }
+    for row in rows:
+        assert row["n"] == n and row["rounds"] == data["params"]["rounds"], row
+        assert not row["failures"] and not row["broken"], row
+        assert 0 < row["first_write_ms"]["median"] <= row["first_write_ms"]["p90"], row
+        assert row["elected_ms"]["median"] <= row["first_write_ms"]["median"], row
+        assert row["ratio_to_resign"] > 0, row
+        if row["kind"] == "switchover":
+            # accepted comes before the new leader's first write; the 50 ms drain held the
+            # handover back for at least its 50 ms (checked per round: drained, then elected).
+            assert row["accepted_ms"]["median"] < row["first_write_ms"]["median"], row
+            assert row["drain_ms"]["median"] >= 1000 * row["drain_s"], row
+            assert row["steps_median_ms"]["drained"] <= row["steps_median_ms"]["elected"], row
+    assert data["checks"]["guarantees_kept"] is True, data["checks"]
+    # The leaders counted their hand-overs (warm-up rounds included).
+    metrics = next(r for r in data["results"] if r["kind"] == "leader_metrics")
+    switchovers = sum(1 for r in rows if r["kind"] == "switchover")
+    total = data["params"]["rounds"] + data["params"]["warmup_rounds"]
+    assert metrics["switchovers_by_result"].get("handed_over") == switchovers * total, metrics

@@ -20,12 +20,10 @@ Every process a test starts is stopped by PID in a ``finally``; waits have deadl
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import queue
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from curator_support import Lines, Peer, _die_with_test, stop_process
 from election_support import Candidate, candidate_children, hand_numbered
 from http_support import call
 from kazoo.client import KazooClient
@@ -46,14 +45,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from zkelect._election.nodes import ContenderKind, leader_marker
 from zkelect.ops.exporter import ElectionExporter, ObservedElection
 from zkelect.testing import data_watches_by_session, expire_session, total_watches, wait_for
-from zkelect.testing.ensemble import LocalEnsemble, find_zookeeper
+from zkelect.testing.ensemble import LocalEnsemble
 from zkelect.testing.proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
-LATCH_PEER_SOURCE = REPO / "tests" / "java" / "LatchPeer.java"
-JAVA_DIR = Path("/usr/share/java")
-CURATOR_JARS = ("curator-recipes.jar", "curator-framework.jar", "curator-client.jar", "guava.jar")
-CURATOR_HINT = "apt-get install libcurator-recipes-java (Debian's Apache Curator 5.x)"
 WAIT = 15.0  # generous deadline for anything that should take well under a second
 CURATOR_NODE = re.compile(r"^_c_[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}-latch-\d{10}$")
 KAZOO_NODE = re.compile(r"^[0-9a-f]{32}__lock__\d{10}$")
@@ -119,48 +114,6 @@ def reads_at_least(exporter: ElectionExporter, path: str, count: int) -> None:
 
 def czxid(client: KazooClient, znode: str) -> int:
     return int(client.get(znode)[1].czxid)
-
-
-class Lines:
-    """Lines of a child's stdout, read by a thread so that waits can have deadlines."""
-
-    def __init__(self, stream: Any) -> None:
-        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-
-    def _pump(self, stream: Any) -> None:
-        for line in stream:
-            self._queue.put(line.rstrip("\n"))
-
-    def expect(self, prefix: str, timeout: float = WAIT) -> str:
-        try:
-            while True:
-                line = self._queue.get(timeout=timeout)
-                self.seen.append(line)
-                if line.startswith(prefix):
-                    return line
-        except queue.Empty:
-            message = f"no line starting {prefix!r} within {timeout}s; saw {self.seen}"
-        raise AssertionError(message)
-
-
-def stop_process(proc: subprocess.Popen[str], grace: float = 10.0) -> int:
-    """SIGTERM, wait, SIGKILL: by PID, whatever state the test left it in."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
-def _die_with_test() -> None:
-    """In the forked child: have the kernel SIGKILL it if this test process dies first."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
 
 
 # --------------------------------------------------------------------------- 1. zkelect
@@ -270,73 +223,6 @@ def test_follows_a_kazoo_election(
 
 
 # --------------------------------------------------------------------------- 3. Curator
-
-
-@pytest.fixture(scope="module")
-def latch_peer(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """Compile LatchPeer.java against Debian's Curator and ZooKeeper jars; the java command.
-
-    Fails (never skips) without javac or Curator: the interoperability claim is only worth
-    something if it is tested on every run.
-    """
-    javac = shutil.which("javac")
-    if javac is None:
-        pytest.fail(
-            "javac is missing: apt-get install default-jdk-headless (the Curator "
-            "interoperability test compiles a Java peer)",
-            pytrace=False,
-        )
-    missing = [jar for jar in CURATOR_JARS if not (JAVA_DIR / jar).is_file()]
-    if missing:
-        pytest.fail(f"Curator jars missing from {JAVA_DIR}: {missing}; {CURATOR_HINT}", False)
-    out = tmp_path_factory.mktemp("latch-peer")
-    # Explicit jars only: "/usr/share/java/*" binds several SLF4J backends (see ensemble.py).
-    classpath = ":".join(
-        [*(str(JAVA_DIR / jar) for jar in CURATOR_JARS), find_zookeeper().classpath]
-    )
-    compiled = subprocess.run(
-        [javac, "-d", str(out), "-cp", classpath, str(LATCH_PEER_SOURCE)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert compiled.returncode == 0, f"javac failed:\n{compiled.stderr}"
-    log4j = out / "log4j.properties"
-    log4j.write_text(
-        "log4j.rootLogger=WARN, ERR\n"
-        "log4j.appender.ERR=org.apache.log4j.ConsoleAppender\n"
-        "log4j.appender.ERR.Target=System.err\n"
-        "log4j.appender.ERR.layout=org.apache.log4j.PatternLayout\n"
-        "log4j.appender.ERR.layout.ConversionPattern=%d %-5p %c{1} - %m%n\n"
-    )
-    java = find_zookeeper().java
-    return [
-        java,
-        "-Xmx64m",
-        "-XX:+UseSerialGC",
-        "-XX:TieredStopAtLevel=1",
-        "-Xshare:auto",
-        f"-Dlog4j.configuration=file:{log4j}",
-        "-cp",
-        f"{out}:{classpath}",
-        "LatchPeer",
-    ]
-
-
-class Peer:
-    def __init__(self, command: list[str], log: Path) -> None:
-        self.log = log
-        with open(log, "w") as stderr:
-            # stdin is a pipe: if this test process dies, EOF makes the peer close and exit.
-            self.proc = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                preexec_fn=_die_with_test,
-            )
-        self.lines = Lines(self.proc.stdout)
 
 
 def test_follows_a_curator_leader_latch(

@@ -8,13 +8,23 @@
 // Prints one line per event, flushed: "STARTED <id>", "LEADER <id> <our node path>" when it
 // gains leadership, "FOLLOWER" when it loses it, "CLOSED" when the latch is closed. Closes the
 // latch (deleting its node) and exits on stdin EOF or SIGTERM, so the test controls its life.
+// Reads stdin lines meanwhile, so the test can ask what Curator itself sees:
+//   "participants" -> "PARTICIPANTS <id>|<isLeader>;<id>|<isLeader>;..." (latch.getParticipants())
+//   "leader"       -> "LEADERID <latch.getLeader().getId()>"
+// Anything else -> "UNKNOWN <line>". Answers go through the same flushed, ordered output as the
+// events, so an event printed before an answer is read before it.
 
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.util.StringJoiner;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.recipes.leader.LeaderLatch;
 import org.apache.curator.framework.recipes.leader.LeaderLatchListener;
+import org.apache.curator.framework.recipes.leader.Participant;
 import org.apache.curator.retry.ExponentialBackoffRetry;
 
 public final class LatchPeer {
@@ -67,10 +77,31 @@ public final class LatchPeer {
         client.start();
         latch.start();
         say("STARTED " + id);
-        while (System.in.read() != -1) {
-            // wait for stdin EOF
+        final BufferedReader in =
+                new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        String line;
+        while ((line = in.readLine()) != null) { // until stdin EOF
+            answer(latch, line.trim());
         }
         close.run();
         System.exit(0);
+    }
+
+    private static void answer(LeaderLatch latch, String command) {
+        try {
+            if (command.equals("participants")) {
+                final StringJoiner all = new StringJoiner(";");
+                for (Participant p : latch.getParticipants()) {
+                    all.add(p.getId() + "|" + p.isLeader());
+                }
+                say("PARTICIPANTS " + all);
+            } else if (command.equals("leader")) {
+                say("LEADERID " + latch.getLeader().getId());
+            } else {
+                say("UNKNOWN " + command);
+            }
+        } catch (Exception e) {
+            say("ERROR " + command + " " + e);
+        }
     }
 }

@@ -5,6 +5,7 @@ tests/integration/test_switchover_core.py."""
 from __future__ import annotations
 
 import uuid
+from typing import Any, cast
 
 import pytest
 
@@ -17,6 +18,8 @@ from zkelect._election.nodes import (
     parse_node,
 )
 from zkelect._election.switchover import REQUEST_NODE, State, SwitchoverRequest
+from zkelect._election.switchover_request import _withdraw as withdraw
+from zkelect._zookeeper.outcomes import BadVersion, NodeStat
 
 
 def _request() -> SwitchoverRequest:
@@ -97,3 +100,34 @@ def test_names_without_a_priority_read_as_zero() -> None:
 def test_switchover_settings_are_checked(field: str, value: object, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         ElectionConfig(**{field: value})  # type: ignore[arg-type]
+
+
+class _Moving:
+    """A session on which a candidate moves the request between each read and delete, twice."""
+
+    def __init__(self, request: SwitchoverRequest) -> None:
+        self.data = request.encode()
+        self.version = 0
+        self.deleted = False
+        self.moves_left = 2
+
+    def get(self, path: str, watch: object = None) -> tuple[bytes, NodeStat]:
+        return self.data, NodeStat(1, 1, self.version, 9)
+
+    def delete(self, path: str, version: int = -1) -> None:
+        if self.moves_left:
+            self.moves_left -= 1
+            self.version += 1  # moved by a candidate meanwhile
+            raise BadVersion(path)
+        assert version == self.version
+        self.deleted = True
+
+
+def test_the_requester_withdraws_its_request_even_while_candidates_move_it() -> None:
+    session = _Moving(_request())
+    withdraw(cast(Any, session), f"/e/{REQUEST_NODE}", _request().id)  # not ours
+    assert not session.deleted and session.moves_left == 2
+    ours = SwitchoverRequest.decode(session.data)
+    assert ours is not None
+    withdraw(cast(Any, session), f"/e/{REQUEST_NODE}", ours.id)
+    assert session.deleted

@@ -40,6 +40,8 @@ __all__ = ["RequestSession", "SwitchoverResult", "request_switchover"]
 
 #: The longest wait between two reads while following (watches wake us sooner).
 _POLL = 0.5
+#: Deletes of our request tried before leaving it to our session's end.
+_WITHDRAW_TRIES = 5
 
 
 class RequestSession(Reads, Protocol):
@@ -260,9 +262,10 @@ class _Follower:
         if state is State.ACCEPTED:
             return TargetNotReadyError(
                 f"the target {self._who(self._target)} did not become ready behind the leader "
-                f"within {timeout:g}s: its session is not connected, it is frozen, or a "
-                "candidate ahead of it cannot step back (a Curator LeaderLatch, an older "
-                "zkelect); the leader was not drained and still leads"
+                f"within {timeout:g}s: its session is not connected, it is frozen, it cannot "
+                "say it is ready (a Curator LeaderLatch), or a candidate ahead of it cannot "
+                "step back (a Curator LeaderLatch, an older zkelect); the leader was not "
+                "drained and still leads"
             )
         return LeaderNotAnsweringError(
             f"the leader {leader} did not finish the switchover ({state.value}) within {timeout:g}s"
@@ -284,9 +287,16 @@ def _pending(session: RequestSession, request_path: str) -> str:
 
 
 def _withdraw(session: RequestSession, request_path: str, request_id: str) -> None:
-    """Delete our request (only ours: checked by its id and version)."""
-    with contextlib.suppress(NoNode, BadVersion, Retryable, SessionGone):
-        data, stat = session.get(request_path)
-        request = SwitchoverRequest.decode(data)
-        if request is not None and request.id == request_id:
-            session.delete(request_path, stat.version)
+    """Delete our request (only ours: checked by its id and version; read again when a
+    candidate moved it between our read and our delete)."""
+    for _ in range(_WITHDRAW_TRIES):
+        with contextlib.suppress(NoNode, Retryable, SessionGone):
+            data, stat = session.get(request_path)
+            request = SwitchoverRequest.decode(data)
+            if request is None or request.id != request_id:
+                return
+            try:
+                session.delete(request_path, stat.version)
+            except BadVersion:
+                continue
+        return
