@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from zkelect._election.nodes import Contender, LeaderInfo, election_order
+from zkelect._election.nodes import Contender, LeaderInfo, election_order, leader_marker
 from zkelect._election.reader import Reads, read_election
 from zkelect._election.switchover import REQUEST_NODE, State, SwitchoverRequest
 from zkelect._logs import emit
@@ -38,8 +39,12 @@ from zkelect.errors import (
 
 __all__ = ["RequestSession", "SwitchoverResult", "request_switchover"]
 
+log = logging.getLogger("zkelect")
+
 #: The longest wait between two reads while following (watches wake us sooner).
 _POLL = 0.5
+#: How long the target's leader marker is waited for, at least, once its node is first.
+_CONFIRM = 2.0
 #: Deletes of our request tried before leaving it to our session's end.
 _WITHDRAW_TRIES = 5
 
@@ -180,6 +185,7 @@ class _Follower:
         self._started = clock()
         self._state = State.REQUESTED
         self._drain_started: float | None = None
+        self._target_left = False
 
     def follow(self, deadline: float) -> SwitchoverResult:
         while True:
@@ -188,9 +194,13 @@ class _Follower:
             leader_there = self._exists(self._leader.name)
             target_there = self._exists(self._target.name)
             if not leader_there:
-                return self._leader_gone()
+                return self._leader_gone(deadline)
             if not target_there:
-                raise self._interrupted(f"the target {self._who(self._target)} left")
+                self._target_left = True
+                if request is None or request.state is not State.DRAINING:
+                    raise self._interrupted(f"the target {self._who(self._target)} left")
+                # The leader is committed: it deletes its node after the drain. Who leads
+                # then is the news worth telling, not who still drains now.
             if request is None:
                 raise self._interrupted("the request was deleted by someone else")
             if request.state is State.REFUSED:
@@ -227,17 +237,45 @@ class _Follower:
     def _exists(self, name: str) -> bool:
         return self._session.exists(f"{self._path}/{name}", watch=self._wake) is not None
 
-    def _leader_gone(self) -> SwitchoverResult:
-        """The leader's node went: done if the target's node is first now."""
+    def _leader_gone(self, deadline: float) -> SwitchoverResult:
+        """The leader's node went: done if the target's node is first now, and the target
+        says it leads (its leader marker, R13)."""
         now = self._clock()
         snapshot = read_election(self._session, self._path, order=election_order)
         first = snapshot.leader
         if first is None or first.name != self._target.name:
-            raise self._interrupted("the leader left", first, read=False)
+            who = f"the target {self._who(self._target)}" if self._target_left else "the leader"
+            raise self._interrupted(f"{who} left", first, read=False)
+        self._confirmed(max(deadline, now + _CONFIRM))
         drained = None if self._drain_started is None else now - self._drain_started
         return SwitchoverResult(
             LeaderInfo.of(first), LeaderInfo.of(self._leader), now - self._started, drained
         )
+
+    def _confirmed(self, until: float) -> None:
+        """Wait for the target's leader marker: its node first proves ZooKeeper's view, the
+        marker that the target itself is alive and leads (a target that died during the
+        drain keeps its node until its session expires). A target that leaves meanwhile
+        is an interruption; no marker in time (it may not create one: its ACL) is logged."""
+        marker = leader_marker(self._target.name)
+        if marker is None:
+            return
+        while True:
+            self._woken.clear()
+            if self._exists(marker):
+                return
+            if not self._exists(self._target.name):
+                raise self._interrupted(f"the target {self._who(self._target)} left")
+            remaining = until - self._clock()
+            if remaining <= 0:
+                log.warning(
+                    "zkelect %s: the target %s is first but left no leader marker: it may "
+                    "not be running",
+                    self._path,
+                    self._who(self._target),
+                )
+                return
+            self._woken.wait(min(remaining, _POLL))
 
     def _interrupted(
         self, what: str, now: Contender | None = None, *, read: bool = True
