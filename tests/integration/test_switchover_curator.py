@@ -22,7 +22,7 @@ Every peer is stopped by PID in a ``finally``; waits have deadlines.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -119,16 +119,28 @@ class Mixed:
         return REQUEST_NODE not in self.client.get_children(self.path)
 
 
-def _starter(
-    latch_peer: list[str], ensemble: LocalEnsemble, zk_path: str, tmp: Path, peers: list[Peer]
-) -> Callable[[], Peer]:
-    """Starts the curator-a peer when called, recorded in ``peers`` for the test to stop."""
+@pytest.fixture
+def mixed(
+    ensemble: LocalEnsemble,
+    zk_path: str,
+    candidates: Callable[..., Candidate],
+    kazoo_client: KazooClient,
+    latch_peer: list[str],
+    tmp_path: Path,
+) -> Iterator[Mixed]:
+    """The mixed election (z0 leading, curator-a, z2); the Curator peer is stopped by PID
+    at teardown, pass or fail, and must have closed cleanly."""
+    peers: list[Peer] = []
 
     def start() -> Peer:
-        peers.append(Peer([*latch_peer, ensemble.hosts, zk_path, "curator-a"], tmp / "a.log"))
+        peers.append(Peer([*latch_peer, ensemble.hosts, zk_path, "curator-a"], tmp_path / "a.log"))
         return peers[-1]
 
-    return start
+    try:
+        yield Mixed(ensemble, zk_path, candidates, kazoo_client, start)
+    finally:
+        codes = [stop_process(peer.proc) for peer in peers]
+    assert all(code in (0, 143) for code in codes), [p.log.read_text()[-2000:] for p in peers]
 
 
 def _ask(
@@ -151,96 +163,60 @@ def _pending_participants(mixed: Mixed, state: State) -> list[tuple[str, bool]]:
 
 
 def test_curator_behind_a_zkelect_leader_sees_ids_and_a_switchover_through_it_times_out(
-    ensemble: LocalEnsemble,
-    zk_path: str,
-    candidates: Callable[..., Candidate],
-    kazoo_client: KazooClient,
-    latch_peer: list[str],
-    tmp_path: Path,
+    mixed: Mixed,
 ) -> None:
-    peers: list[Peer] = []
-    try:
-        mixed = Mixed(
-            ensemble,
-            zk_path,
-            candidates,
-            kazoo_client,
-            _starter(latch_peer, ensemble, zk_path, tmp_path, peers),
-        )
-        peer = mixed.peer
-        z0, z2 = mixed.z0, mixed.z2
-        assert z0.election.node is not None and "-p5-latch-" in z0.election.node
-        # a. The priority is in z0's node name, never in its data: Curator reads "z0". z0's
-        # leader marker (no "latch-" in its name) sorts last; its id is its empty data.
-        steady = [("z0", True), ("curator-a", False), ("z2", False), ("", False)]
-        assert peer.participants() == steady
-        assert peer.leader() == "z0"
-        before = mixed.children()
+    peer = mixed.peer
+    z0, z2 = mixed.z0, mixed.z2
+    assert z0.election.node is not None and "-p5-latch-" in z0.election.node
+    # a. The priority is in z0's node name, never in its data: Curator reads "z0". z0's
+    # leader marker (no "latch-" in its name) sorts last; its id is its empty data.
+    steady = [("z0", True), ("curator-a", False), ("z2", False), ("", False)]
+    assert peer.participants() == steady
+    assert peer.leader() == "z0"
+    before = mixed.children()
 
-        # b. Curator is the deputy: it never steps back, so z2 is never ready.
-        with ThreadPoolExecutor(1) as pool:
-            asked = _ask(pool, z2, "z2", 2.0)
-            pending = _pending_participants(mixed, State.ACCEPTED)
-            with pytest.raises(TargetNotReadyError, match="cannot step back"):
-                asked.result(WAIT)
-        # The request sorts after every candidate; its id is its JSON; it never leads.
-        assert pending[:4] == steady and len(pending) == 5 and pending[4][1] is False
-        request = SwitchoverRequest.decode(pending[4][0].encode())
-        assert request is not None and request.to_id == "z2" and request.state is State.ACCEPTED
-        assert mixed.no_request() and mixed.children() == before
-        assert z0.election.is_leader and z0.recorder.of("revoked") == []
-        assert mixed.drains.names == []  # accepted, but never drained
-        assert peer.leader() == "z0" and peer.transitions() == []
+    # b. Curator is the deputy: it never steps back, so z2 is never ready.
+    with ThreadPoolExecutor(1) as pool:
+        asked = _ask(pool, z2, "z2", 2.0)
+        pending = _pending_participants(mixed, State.ACCEPTED)
+        with pytest.raises(TargetNotReadyError, match="cannot step back"):
+            asked.result(WAIT)
+    # The request sorts after every candidate; its id is its JSON; it never leads.
+    assert pending[:4] == steady and len(pending) == 5 and pending[4][1] is False
+    request = SwitchoverRequest.decode(pending[4][0].encode())
+    assert request is not None and request.to_id == "z2" and request.state is State.ACCEPTED
+    assert mixed.no_request() and mixed.children() == before
+    assert z0.election.is_leader and z0.recorder.of("revoked") == []
+    assert mixed.drains.names == []  # accepted, but never drained
+    assert peer.leader() == "z0" and peer.transitions() == []
 
-        # c. Curator as the target: it cannot say ready either.
-        with pytest.raises(TargetNotReadyError, match="did not become ready"):
-            z2.election.request_switchover(to="curator-a", timeout=2.0)
-        assert mixed.no_request() and mixed.children() == before
-        assert peer.participants() == steady and peer.transitions() == []
-        assert z0.election.is_leader and mixed.drains.names == []
-    finally:
-        codes = [stop_process(peer.proc) for peer in peers]
-    assert all(code in (0, 143) for code in codes), [p.log.read_text()[-2000:] for p in peers]
+    # c. Curator as the target: it cannot say ready either.
+    with pytest.raises(TargetNotReadyError, match="did not become ready"):
+        z2.election.request_switchover(to="curator-a", timeout=2.0)
+    assert mixed.no_request() and mixed.children() == before
+    assert peer.participants() == steady and peer.transitions() == []
+    assert z0.election.is_leader and mixed.drains.names == []
 
 
-def test_curator_leading_never_answers_a_switchover_and_is_never_moved(
-    ensemble: LocalEnsemble,
-    zk_path: str,
-    candidates: Callable[..., Candidate],
-    kazoo_client: KazooClient,
-    latch_peer: list[str],
-    tmp_path: Path,
-) -> None:
-    peers: list[Peer] = []
-    try:
-        mixed = Mixed(
-            ensemble,
-            zk_path,
-            candidates,
-            kazoo_client,
-            _starter(latch_peer, ensemble, zk_path, tmp_path, peers),
-        )
-        peer = mixed.peer
-        # d. z0 stops: Curator's watch on z0's node fires and it leads, as it always did.
-        mixed.z0.election.stop()  # its marker goes with its node
-        leader_line = peer.lines.expect("LEADER curator-a")
-        wait_for(lambda: mixed.marker() is None, WAIT, message="z0's marker gone")
-        steady = [("curator-a", True), ("z2", False)]
-        assert peer.participants() == steady
-        before = mixed.children()
+def test_curator_leading_never_answers_a_switchover_and_is_never_moved(mixed: Mixed) -> None:
+    peer = mixed.peer
+    # d. z0 stops: Curator's watch on z0's node fires and it leads, as it always did.
+    mixed.z0.election.stop()  # its marker goes with its node
+    leader_line = peer.lines.expect("LEADER curator-a")
+    wait_for(lambda: mixed.marker() is None, WAIT, message="z0's marker gone")
+    steady = [("curator-a", True), ("z2", False)]
+    assert peer.participants() == steady
+    before = mixed.children()
 
-        with ThreadPoolExecutor(1) as pool:
-            asked = _ask(pool, mixed.z2, "z2", 1.5)
-            pending = _pending_participants(mixed, State.REQUESTED)
-            with pytest.raises(LeaderNotAnsweringError, match=r"did not answer within 1\.5s"):
-                asked.result(WAIT)
-        assert pending[:2] == steady and len(pending) == 3 and pending[2][1] is False
-        request = SwitchoverRequest.decode(pending[2][0].encode())
-        assert request is not None and request.state is State.REQUESTED
-        assert mixed.no_request() and mixed.children() == before
-        assert peer.leader() == "curator-a" and peer.transitions() == [leader_line]
-        assert peer.participants() == steady
-        assert not mixed.z2.election.is_leader and mixed.drains.names == []
-    finally:
-        codes = [stop_process(peer.proc) for peer in peers]
-    assert all(code in (0, 143) for code in codes), [p.log.read_text()[-2000:] for p in peers]
+    with ThreadPoolExecutor(1) as pool:
+        asked = _ask(pool, mixed.z2, "z2", 1.5)
+        pending = _pending_participants(mixed, State.REQUESTED)
+        with pytest.raises(LeaderNotAnsweringError, match=r"did not answer within 1\.5s"):
+            asked.result(WAIT)
+    assert pending[:2] == steady and len(pending) == 3 and pending[2][1] is False
+    request = SwitchoverRequest.decode(pending[2][0].encode())
+    assert request is not None and request.state is State.REQUESTED
+    assert mixed.no_request() and mixed.children() == before
+    assert peer.leader() == "curator-a" and peer.transitions() == [leader_line]
+    assert peer.participants() == steady
+    assert not mixed.z2.election.is_leader and mixed.drains.names == []
