@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_args_support import UNREACHABLE, clean_cli_env
 
 from zkelect._election.contenders import parse_contender
 from zkelect._election.nodes import Contender
@@ -26,8 +27,6 @@ from zkelect.ops.cli._where import Whereabouts
 from zkelect.ops.cli.common import CliError
 from zkelect.ops.cli.main import main
 
-UNREACHABLE = "127.0.0.1:9"  # never contacted: every case fails before connecting
-
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
@@ -37,11 +36,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("ZKELECT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("ZKELECT_HOSTS", UNREACHABLE)
-    monkeypatch.setenv("ZKELECT_ENSEMBLE_DIR", str(tmp_path / "ensemble"))
+    clean_cli_env(monkeypatch, tmp_path)
 
 
 @pytest.mark.parametrize(

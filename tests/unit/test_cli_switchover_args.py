@@ -6,31 +6,22 @@ The command itself runs against real ZooKeeper in tests/integration/test_cli_swi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
+from cli_args_support import clean_cli_env, run_cli
 
-from zkelect.ops.cli.main import app, main
-
-UNREACHABLE = "127.0.0.1:9"  # never contacted: every case fails before connecting
+from zkelect.ops.cli.main import app
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("ZKELECT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("ZKELECT_HOSTS", UNREACHABLE)
-    monkeypatch.setenv("ZKELECT_ENSEMBLE_DIR", str(tmp_path / "ensemble"))
+    clean_cli_env(monkeypatch, tmp_path)
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+_run = run_cli
 
 
 @pytest.mark.parametrize(

@@ -4,33 +4,23 @@ one line naming the flag (and the variable it came from), exit 2. No ZooKeeper."
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_args_support import UNREACHABLE, clean_cli_env, run_cli
 
 from zkelect.config import ElectionConfig
 from zkelect.ops.cli import run as cli_run
-from zkelect.ops.cli.main import main
 from zkelect.ops.supervisor import Supervisor, SupervisorOptions
-
-UNREACHABLE = "127.0.0.1:9"  # never contacted
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("ZKELECT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("ZKELECT_HOSTS", UNREACHABLE)
-    monkeypatch.setenv("ZKELECT_ENSEMBLE_DIR", str(tmp_path / "ensemble"))
+    clean_cli_env(monkeypatch, tmp_path)
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+_run = run_cli
 
 
 @pytest.fixture
